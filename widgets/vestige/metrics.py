@@ -1,0 +1,120 @@
+"""Per-neuron measures: class selectivity (with a shuffled-label baseline) and ablation effects.
+
+Selectivity is Leavitt & Morcos's class selectivity index (ICLR 2021),
+SI = (mu_max - mu_rest) / (mu_max + mu_rest), from mean activations per class. It is
+meant for non-negative activations (ReLU), where it lies in [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from vestige.hooks import mlp_post, one_neuron_per_copy
+from vestige.task import Batch
+
+EPS = 1e-7
+ABLATIONS = ("mean", "zero", "resample")
+
+
+def class_means(acts: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Mean activation per class: acts [..., d] with labels [...] -> [d, n_classes].
+
+    Differentiable (used live by the selectivity regulariser). A class with no positions
+    gets a mean of 0.
+    """
+    flat = acts.reshape(-1, acts.shape[-1])
+    onehot = F.one_hot(labels.reshape(-1), n_classes).to(flat.dtype)
+    counts = onehot.sum(0).clamp(min=1)
+    return (flat.T @ onehot) / counts
+
+
+def selectivity_index(means: torch.Tensor) -> torch.Tensor:
+    """SI per neuron from class means [d, n_classes] -> [d]; 0 for a silent neuron."""
+    n_classes = means.shape[-1]
+    top = means.max(dim=-1).values
+    rest = (means.sum(dim=-1) - top) / max(n_classes - 1, 1)
+    return (top - rest) / (top + rest + EPS)
+
+
+def shuffled_selectivity(
+    acts: torch.Tensor, labels: torch.Tensor, n_classes: int, n_shuffles: int = 8, seed: int = 0
+) -> torch.Tensor:
+    """SI of every neuron under `n_shuffles` random permutations of the position labels:
+    [n_shuffles, d]. The index is biased upward (more so with many classes or rare
+    classes); its quantiles are the baseline a real neuron must beat."""
+    gen = torch.Generator().manual_seed(seed)
+    flat_labels = labels.reshape(-1)
+    out = []
+    for _ in range(n_shuffles):
+        perm = torch.randperm(flat_labels.numel(), generator=gen)
+        out.append(selectivity_index(class_means(acts, flat_labels[perm].view_as(labels), n_classes)))
+    return torch.stack(out)
+
+
+def per_position_loss(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-token loss and correctness at each position: ([batch, seq], [batch, seq]).
+
+    The last position predicts nothing and gets loss 0."""
+    pred = logits[:, :-1]
+    target = tokens[:, 1:]
+    loss = F.cross_entropy(pred.reshape(-1, pred.shape[-1]), target.reshape(-1), reduction="none")
+    correct = (pred.argmax(-1) == target).to(loss.dtype)
+    pad = torch.zeros(tokens.shape[0], 1, dtype=loss.dtype)
+    return (
+        torch.cat([loss.view_as(target), pad], dim=1),
+        torch.cat([correct.view_as(target), pad], dim=1),
+    )
+
+
+@torch.no_grad()
+def ablation_values(acts: torch.Tensor, mode: str, seed: int = 0) -> torch.Tensor:
+    """What each neuron is replaced by: its mean over all positions [d], zeros [d], or
+    (resample) its activations in other examples of the batch [d, batch, seq]."""
+    if mode == "mean":
+        return acts.reshape(-1, acts.shape[-1]).mean(0)
+    if mode == "zero":
+        return torch.zeros(acts.shape[-1], dtype=acts.dtype)
+    if mode == "resample":
+        gen = torch.Generator().manual_seed(seed)
+        perm = torch.randperm(acts.shape[0], generator=gen)
+        return acts[perm].permute(2, 0, 1)
+    raise ValueError(f"ablation mode must be one of {list(ABLATIONS)}, got {mode!r}")
+
+
+@torch.no_grad()
+def ablated_losses(
+    model,
+    batch: Batch,
+    layer: int,
+    neurons: Sequence[int],
+    values: torch.Tensor,
+    max_sequences: int = 4096,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-position loss and correctness with each neuron ablated alone.
+
+    Returns two [len(neurons), batch, seq] tensors. Batched: the evaluation batch is
+    stacked once per neuron and one hook ablates a different neuron in each copy, so a
+    whole layer takes ceil(len(neurons) * batch / max_sequences) forward passes.
+    `values` is indexed by neuron ([d] or [d, batch, seq]).
+    """
+    neurons = list(neurons)
+    per_pass = max(1, max_sequences // len(batch))
+    losses, corrects = [], []
+    for start in range(0, len(neurons), per_pass):
+        group = neurons[start : start + per_pass]
+        tokens = batch.tokens.repeat(len(group), 1)
+        hook = one_neuron_per_copy(group, values[group])
+        logits = model.run_with_hooks(tokens, fwd_hooks=[(mlp_post(layer), hook)])
+        loss, correct = per_position_loss(logits, tokens)
+        losses.append(loss.view(len(group), *batch.tokens.shape))
+        corrects.append(correct.view(len(group), *batch.tokens.shape))
+    return torch.cat(losses), torch.cat(corrects)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of values [..., batch, seq] over positions where mask [batch, seq] is True."""
+    mask = mask.to(values.dtype)
+    return (values * mask).sum(dim=(-2, -1)) / mask.sum().clamp(min=1)

@@ -1,0 +1,290 @@
+"""Run directories on disk and the `Run` / `Runs` objects that open them.
+
+    runs/<name>/seed-<k>/
+      config.json                          RunConfig + seed, versioned
+      metrics.jsonl                        one line per logged step
+      checkpoints/step-000512.safetensors  weights only
+      state/latest.safetensors             optimiser + RNG state, for resuming
+      analysis/*.parquet                   derived tables, recomputable
+
+Every file is written atomically (temporary file, then `os.replace`), so a run killed at
+any moment leaves only complete files. Weights are safetensors; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections import OrderedDict
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+from vestige.config import FORMAT_VERSION, RunConfig
+from vestige.task import Batch, Task, make_task
+
+CHECKPOINT_RE = re.compile(r"^step-(\d+)\.safetensors$")
+
+
+class RunError(ValueError):
+    """A run directory that cannot be read as asked; the message says what to do."""
+
+
+class CheckpointError(RunError):
+    """A checkpoint file that is missing, truncated or corrupt."""
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"step-{step:06d}.safetensors"
+
+
+def save_safetensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    data = save_tensors(
+        {k: v.detach().contiguous() for k, v in tensors.items()},
+        metadata={"vestige": json.dumps(meta)},
+    )
+    atomic_write(path, data)
+
+
+def load_safetensors(path: Path, retrain_hint: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a safetensors file; a missing or damaged one raises CheckpointError naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint file {path} is missing. {retrain_hint}")
+    data = path.read_bytes()
+    try:
+        tensors = load_tensors(data)
+        header_len = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + header_len])
+        meta = json.loads(header.get("__metadata__", {}).get("vestige", "{}"))
+    except (SafetensorError, ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(
+            f"checkpoint file {path} is truncated or corrupt ({err}). {retrain_hint}"
+        ) from err
+    return tensors, meta
+
+
+def write_config(run_dir: Path, config: RunConfig, seed: int) -> None:
+    from vestige import __version__
+
+    data = {
+        **config.to_dict(),
+        "seed": seed,
+        "provenance": {
+            "vestige": __version__,
+            "torch": torch.__version__,
+            "transformer_lens": _version("transformer-lens"),
+        },
+    }
+    atomic_write(Path(run_dir) / "config.json", json.dumps(data, indent=2, sort_keys=True))
+
+
+def read_config(run_dir: Path) -> tuple[RunConfig, int]:
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise RunError(
+            f"{run_dir} is not a run directory (no config.json); "
+            "create one with `vestige train --preset NAME --seed N --out DIR`"
+        )
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise RunError(f"{path} is not valid JSON ({err}); retrain the run") from err
+    if data.get("format_version") != FORMAT_VERSION:
+        raise RunError(
+            f"{path} has format_version {data.get('format_version')!r}, but this vestige reads "
+            f"version {FORMAT_VERSION}; retrain the run with this version, or open it with the "
+            "vestige version that wrote it"
+        )
+    seed = data.pop("seed")
+    data.pop("provenance", None)
+    return RunConfig.from_dict(data), int(seed)
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_metrics(run_dir: Path, records: list[dict[str, Any]]) -> None:
+    atomic_write(Path(run_dir) / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class Run:
+    """One seed of one config, opened from its directory. Use `Run.open(path)`."""
+
+    def __init__(self, path: Path, config: RunConfig, seed: int, cache_size: int = 4):
+        self.path = Path(path)
+        self.config = config
+        self.seed = seed
+        self._models: OrderedDict[int, Any] = OrderedDict()
+        self._cache_size = cache_size
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> Run:
+        path = Path(path)
+        config, seed = read_config(path)
+        return cls(path, config, seed)
+
+    def __repr__(self) -> str:
+        return (
+            f"Run({str(self.path)!r}, preset={self.config.name!r}, seed={self.seed}, "
+            f"{len(self.steps)}/{len(self.config.checkpoint_steps)} checkpoints)"
+        )
+
+    @property
+    def steps(self) -> list[int]:
+        """The checkpoint steps on disk, ascending."""
+        folder = self.path / "checkpoints"
+        if not folder.is_dir():
+            return []
+        found = (CHECKPOINT_RE.match(p.name) for p in folder.iterdir())
+        return sorted(int(m.group(1)) for m in found if m)
+
+    @property
+    def complete(self) -> bool:
+        """True when training reached its last step."""
+        return self.config.train.steps in self.steps
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """One row per logged step: `split` is "train" (minibatch) or "eval" (checkpoints)."""
+        return pd.DataFrame(read_metrics(self.path))
+
+    @cached_property
+    def task(self) -> Task:
+        return make_task(self.config.task.name, self.config.task.params, self.seed)
+
+    @cached_property
+    def eval_batch(self) -> Batch:
+        return self.task.eval_batch(self.config.task.eval_size)
+
+    def retrain_hint(self) -> str:
+        return (
+            f"Move the run away and retrain it: `vestige train --config {self.path / 'config.json'} "
+            f"--seed {self.seed} --out NEW_DIR`."
+        )
+
+    def model_at(self, step: int):
+        """The model as it was at checkpoint `step` (in eval mode, cached)."""
+        if step in self._models:
+            self._models.move_to_end(step)
+            return self._models[step]
+        steps = self.steps
+        if step not in steps:
+            if not steps:
+                raise RunError(f"{self.path} has no checkpoints yet; train it first")
+            nearest = sorted(steps, key=lambda s: (abs(s - step), s))[:3]
+            raise RunError(
+                f"step {step} is not a checkpoint of {self.path}; nearest checkpoints: "
+                f"{sorted(nearest)} (all: run.steps)"
+            )
+        model = self.load_weights(step)
+        self._models[step] = model
+        if len(self._models) > self._cache_size:
+            self._models.popitem(last=False)
+        return model
+
+    def load_weights(self, step: int):
+        from vestige.model import build_model
+
+        tensors, _ = load_safetensors(checkpoint_path(self.path, step), self.retrain_hint())
+        model = build_model(self.config, self.seed)
+        try:
+            model.load_state_dict(tensors)
+        except RuntimeError as err:
+            raise CheckpointError(
+                f"checkpoint file {checkpoint_path(self.path, step)} does not fit this run's "
+                f"model ({err}). {self.retrain_hint()}"
+            ) from err
+        return model.eval()
+
+
+class Runs:
+    """Several seeds of one config: the `seed-<k>` subdirectories of a directory."""
+
+    def __init__(self, path: Path, runs: dict[int, Run]):
+        self.path = Path(path)
+        self.runs = dict(sorted(runs.items()))
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> Runs:
+        path = Path(path)
+        dirs = sorted(p for p in path.glob("seed-*") if (p / "config.json").exists())
+        if not dirs:
+            if (path / "config.json").exists():
+                run = Run.open(path)
+                return cls(path, {run.seed: run})
+            raise RunError(
+                f"{path} holds no runs (no seed-*/config.json); "
+                "train some with `vestige train --preset NAME --seeds 0-9 --out DIR`"
+            )
+        runs = {}
+        for d in dirs:
+            run = Run.open(d)
+            runs[run.seed] = run
+        first = next(iter(runs.values())).config
+        for run in runs.values():
+            if run.config.replace(interventions=()) != first.replace(interventions=()):
+                raise RunError(
+                    f"{run.path} has a different config from the other seeds in {path}; "
+                    "put runs of different configs in different directories"
+                )
+        return cls(path, runs)
+
+    def __repr__(self) -> str:
+        return f"Runs({str(self.path)!r}, seeds={self.seeds})"
+
+    def __iter__(self):
+        return iter(self.runs.values())
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def __getitem__(self, seed: int) -> Run:
+        if seed not in self.runs:
+            raise KeyError(f"no run for seed {seed} in {self.path}; seeds: {self.seeds}")
+        return self.runs[seed]
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.runs)
+
+    @property
+    def config(self) -> RunConfig:
+        return next(iter(self.runs.values())).config
