@@ -270,7 +270,14 @@ class RunConfig:
 
     @classmethod
     def from_json(cls, text: str) -> RunConfig:
-        return cls.from_dict(json.loads(text))
+        """Read a config, or a run's config.json (its `seed` and `provenance` are ignored)."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"config is not valid JSON: {err}") from err
+        data.pop("seed", None)
+        data.pop("provenance", None)
+        return cls.from_dict(data)
 
 
 def _tuples(data: dict[str, Any]) -> dict[str, Any]:

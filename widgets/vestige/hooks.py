@@ -50,25 +50,6 @@ def set_neurons(neurons: Sequence[int], values: torch.Tensor | float) -> HookFn:
     return hook
 
 
-def one_neuron_per_copy(neurons: Sequence[int], values: torch.Tensor) -> HookFn:
-    """A hook for a batch made of len(neurons) stacked copies of one batch: copy i has
-    neuron neurons[i] replaced by values[i] (a scalar, or a tensor shaped like one copy's
-    activations of that neuron, for resample ablation). All neurons cost one forward pass.
-    """
-    index = torch.as_tensor(list(neurons), dtype=torch.long)
-
-    def hook(act: torch.Tensor, hook=None) -> torch.Tensor:
-        copies = act.reshape(len(index), -1, *act.shape[1:]).clone()
-        copy = torch.arange(len(index))
-        replacement = values.to(act.dtype)
-        if replacement.dim() == 1:
-            replacement = replacement[:, None, None]
-        copies[copy, ..., index] = replacement.expand(copies[copy, ..., index].shape)
-        return copies.reshape(act.shape)
-
-    return hook
-
-
 def suppress_hook(neurons: Sequence[int], mode: str) -> HookFn:
     """Hold neurons at their current-batch mean (detached) or at zero: the training-time
     intervention. Gradients do not flow through the held neurons."""

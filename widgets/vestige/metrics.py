@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from vestige.hooks import mlp_post, one_neuron_per_copy
+from vestige.hooks import cache_activations, mlp_post, resid_post
 from vestige.task import Batch
 
 EPS = 1e-7
@@ -91,23 +91,34 @@ def ablated_losses(
     layer: int,
     neurons: Sequence[int],
     values: torch.Tensor,
-    max_sequences: int = 4096,
+    max_sequences: int = 512,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-position loss and correctness with each neuron ablated alone.
+    """Per-position loss and correctness with each neuron of `layer` ablated alone.
 
-    Returns two [len(neurons), batch, seq] tensors. Batched: the evaluation batch is
-    stacked once per neuron and one hook ablates a different neuron in each copy, so a
-    whole layer takes ceil(len(neurons) * batch / max_sequences) forward passes.
-    `values` is indexed by neuron ([d] or [d, batch, seq]).
+    Returns two [len(neurons), batch, seq] tensors. `values` is what each neuron is set to,
+    indexed by neuron ([d] or [d, batch, seq], see `ablation_values`).
+
+    Batched and exact: a neuron's ablation changes the residual stream after its block by
+    (value - activation) * W_out[:, neuron] and nothing before it, so the stream is cached
+    once and only the later blocks run, for several neurons per forward pass (at most
+    `max_sequences` sequences each).
     """
     neurons = list(neurons)
+    _, acts = cache_activations(model, batch.tokens, [mlp_post(layer), resid_post(layer)])
+    mlp, resid = acts[mlp_post(layer)], acts[resid_post(layer)]
+    w_out = model.blocks[layer].mlp.out.weight  # [d_model, d_mlp]
     per_pass = max(1, max_sequences // len(batch))
     losses, corrects = [], []
     for start in range(0, len(neurons), per_pass):
-        group = neurons[start : start + per_pass]
+        group = torch.as_tensor(neurons[start : start + per_pass])
+        target = values[group].reshape(len(group), 1, 1) if values.dim() == 1 else values[group]
+        change = target - mlp[..., group].permute(2, 0, 1)  # [group, batch, seq]
+        stream = resid[None] + change[..., None] * w_out[:, group].T[:, None, None, :]
+        stream = stream.reshape(-1, *resid.shape[1:])
+        for block in model.blocks[layer + 1 :]:
+            (stream,) = block(stream)
+        logits = model.unembed(model.ln_final(stream))
         tokens = batch.tokens.repeat(len(group), 1)
-        hook = one_neuron_per_copy(group, values[group])
-        logits = model.run_with_hooks(tokens, fwd_hooks=[(mlp_post(layer), hook)])
         loss, correct = per_position_loss(logits, tokens)
         losses.append(loss.view(len(group), *batch.tokens.shape))
         corrects.append(correct.view(len(group), *batch.tokens.shape))

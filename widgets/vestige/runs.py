@@ -120,9 +120,9 @@ def read_config(run_dir: Path) -> tuple[RunConfig, int]:
             f"version {FORMAT_VERSION}; retrain the run with this version, or open it with the "
             "vestige version that wrote it"
         )
-    seed = data.pop("seed")
-    data.pop("provenance", None)
-    return RunConfig.from_dict(data), int(seed)
+    if "seed" not in data:
+        raise RunError(f"{path} has no seed; it is a config, not a run: train it with --config")
+    return RunConfig.from_json(path.read_text()), int(data["seed"])
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -193,6 +193,12 @@ class Run:
     @cached_property
     def eval_batch(self) -> Batch:
         return self.task.eval_batch(self.config.task.eval_size)
+
+    def explorer_tables(self):
+        """Tables for `vestige.CheckpointExplorer` (analysed and cached on first use)."""
+        from vestige.analysis import explorer_tables
+
+        return explorer_tables(self)
 
     def retrain_hint(self) -> str:
         return (
@@ -288,3 +294,9 @@ class Runs:
     @property
     def config(self) -> RunConfig:
         return next(iter(self.runs.values())).config
+
+    def explorer_tables(self):
+        """Tables for `vestige.CheckpointExplorer` over every seed (cached per run)."""
+        from vestige.analysis import explorer_tables
+
+        return explorer_tables(self)

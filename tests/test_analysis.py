@@ -1,0 +1,41 @@
+import os
+
+from vestige.analysis import AnalysisSpec, analyze, iter_activations
+from vestige.hooks import mlp_post
+from vestige.runs import checkpoint_path
+
+
+def test_tables_are_keyed_by_seed_step_layer_neuron(tiny_run):
+    tables = analyze(tiny_run, AnalysisSpec(modes=("mean", "zero")))
+    neurons = tables["neurons"]
+    assert len(neurons) == len(tiny_run.steps) * 8
+    assert not neurons.duplicated(["seed", "step", "layer", "neuron"]).any()
+    assert neurons.selectivity.between(0, 1).all()
+    ablation = tables["ablation"]
+    assert set(ablation["mode"]) == {"mean", "zero"}
+    assert {"all", "trigger", "copy"} <= set(ablation.positions)
+    assert set(tables["class_means"].cls) == {"other", "trigger", "copy"}
+    attention = tables["attention"]
+    assert (attention["key"] <= attention["query"]).all()
+    sums = attention.groupby(["step", "layer", "head", "query"]).weight.sum()
+    assert ((sums - 1).abs() < 1e-4).all()
+
+
+def test_cache_is_reused_and_recomputed_when_stale(tiny_run):
+    spec = AnalysisSpec(modes=("mean",), n_shuffles=3)
+    analyze(tiny_run, spec)
+    manifest = tiny_run.path / "analysis" / "manifest.json"
+    written = manifest.stat().st_mtime_ns
+    analyze(tiny_run, spec)
+    assert manifest.stat().st_mtime_ns == written
+    ckpt = checkpoint_path(tiny_run.path, 60)
+    stat = ckpt.stat()
+    os.utime(ckpt, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    analyze(tiny_run, spec)
+    assert manifest.stat().st_mtime_ns != written
+
+
+def test_activations_across_checkpoints_one_at_a_time(tiny_run):
+    seen = [(step, acts.shape) for step, acts in iter_activations(tiny_run, mlp_post(0))]
+    assert [s for s, _ in seen] == tiny_run.steps
+    assert all(shape == (64, 16, 8) for _, shape in seen)

@@ -1,0 +1,57 @@
+import json
+import shutil
+
+import pytest
+
+import vestige
+from vestige.runs import checkpoint_path
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path):
+    shutil.copytree(tiny_run.path, tmp_path / "run")
+    return vestige.Run.open(tmp_path / "run")
+
+
+def test_truncated_checkpoint_error_names_the_file_and_what_to_do(run_copy):
+    path = checkpoint_path(run_copy.path, 11)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(vestige.CheckpointError) as err:
+        run_copy.model_at(11)
+    assert str(path) in str(err.value) and "retrain" in str(err.value)
+    assert run_copy.model_at(26) is not None  # the others still open
+
+
+def test_corrupt_and_missing_checkpoints(run_copy):
+    path = checkpoint_path(run_copy.path, 5)
+    path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+    with pytest.raises(vestige.CheckpointError, match="corrupt"):
+        run_copy.model_at(5)
+    path.unlink()
+    with pytest.raises(vestige.RunError, match="not a checkpoint.*nearest checkpoints: \\[0, 11, 26\\]"):
+        run_copy.model_at(5)
+
+
+def test_run_from_another_format_version_is_refused(run_copy):
+    config = json.loads((run_copy.path / "config.json").read_text())
+    config["format_version"] = 99
+    (run_copy.path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(vestige.RunError, match="format_version 99"):
+        vestige.Run.open(run_copy.path)
+
+
+def test_not_a_run_directory(tmp_path):
+    with pytest.raises(vestige.RunError, match="vestige train"):
+        vestige.Run.open(tmp_path)
+    with pytest.raises(vestige.RunError, match="--seeds"):
+        vestige.Runs.open(tmp_path)
+
+
+def test_several_seeds_open_together(tmp_path):
+    for seed in (0, 2):
+        vestige.train(vestige.preset("tiny"), seed, tmp_path / f"seed-{seed}", progress=False)
+    runs = vestige.Runs.open(tmp_path)
+    assert runs.seeds == [0, 2] and len(runs) == 2
+    assert runs[2].seed == 2 and runs.config == vestige.preset("tiny")
+    with pytest.raises(KeyError, match="seeds: \\[0, 2\\]"):
+        runs[1]

@@ -1,0 +1,5 @@
+import sys
+
+from vestige.cli import main
+
+sys.exit(main())

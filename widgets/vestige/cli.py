@@ -1,0 +1,93 @@
+"""Command line: `vestige train`, `vestige analyze`, `vestige study`, `vestige course`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vestige.config import PRESETS, RunConfig, preset
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-9' -> 0..9; '0,3,5-7' -> [0, 3, 5, 6, 7]."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            seeds.extend(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"seeds must look like '0-9' or '0,3,5-7', got {text!r}"
+        ) from None
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"seeds must be non-negative integers, got {text!r}")
+    return sorted(set(seeds))
+
+
+def _config(args: argparse.Namespace) -> RunConfig:
+    if args.config:
+        return RunConfig.from_json(Path(args.config).read_text())
+    return preset(args.preset)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from vestige.training import train
+
+    config = _config(args)
+    if args.seeds is None:
+        train(config, args.seed, args.out, resume=args.resume, progress=not args.quiet)
+        return
+    for seed in args.seeds:
+        train(config, seed, Path(args.out) / f"seed-{seed}", resume=args.resume, progress=not args.quiet)
+
+
+def cmd_analyze(args: argparse.Namespace) -> None:
+    from vestige.analysis import AnalysisSpec, analyze
+    from vestige.runs import Runs
+
+    spec = AnalysisSpec(modes=tuple(args.modes.split(",")))
+    for run in Runs.open(args.dir):
+        tables = analyze(run, spec, progress=not args.quiet)
+        print(f"{run.path}: {len(tables['neurons'])} neuron rows in {run.path / 'analysis'}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vestige", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train one seed or several seeds of a config")
+    source = train.add_mutually_exclusive_group()
+    source.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    source.add_argument("--config", help="a config.json (e.g. of an existing run) instead of a preset")
+    seeds = train.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=0, help="train this seed into --out")
+    seeds.add_argument("--seeds", type=parse_seeds, help="e.g. 0-9: one --out/seed-K per seed")
+    train.add_argument("--out", required=True, help="run directory (or parent, with --seeds)")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
+    analyze = sub.add_parser("analyze", help="compute and cache the analysis tables of runs")
+    analyze.add_argument("dir", help="a run directory or a directory of seed-K runs")
+    analyze.add_argument("--modes", default="mean", help="ablations, e.g. mean,zero,resample")
+    analyze.add_argument("--quiet", action="store_true")
+    analyze.set_defaults(func=cmd_analyze)
+
+    from vestige.course import add_course_parser
+
+    add_course_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"vestige {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; resume with --resume", file=sys.stderr)
+        return 130
+    return 0
