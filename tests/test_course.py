@@ -1,0 +1,328 @@
+"""Tests for vestige.course: build, checks, grading (one tiny sample course in a temp dir)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import papermill as pm
+import pytest
+from jupyter_client.kernelspec import find_kernel_specs
+from vestige.course import MIME_TYPE, Checker, CheckFailed, add_course_parser, build, grade
+
+REPO = Path(__file__).resolve().parents[1]
+
+SAMPLE = '''\
+# %% [markdown]
+# # Sample
+# Square numbers.
+
+# %% tags=["parameters"]
+student = ""
+n = 3
+
+# %%
+from vestige.course import Checker
+
+check = Checker("10_sample")
+
+
+# %%
+def square(x):
+    """Return x squared."""
+    ### BEGIN SOLUTION
+    return x * x
+    ### END SOLUTION
+
+
+# %%
+check("ex1", lambda: square(n) == n * n, points=2, hint="Multiply x by itself.")
+
+# %%
+### BEGIN SOLUTION
+total = sum(square(i) for i in range(n))
+### END SOLUTION
+
+# %%
+check("ex2", lambda: total == 5, hint="Add the squares of 0..n-1.", success="Nice!")
+
+# %%
+### BEGIN SOLUTION
+cube = n ** 3
+### END SOLUTION
+
+# %%
+check("ex3", lambda: cube == n ** 3, points=3)
+'''
+
+WELCOME = '''\
+# %% [markdown]
+# Welcome!
+
+# %% tags=["parameters"]
+student = ""
+'''
+
+REGISTRY = {"00_welcome": {}, "10_sample": {"ex1": 2, "ex2": 1, "ex3": 3}}
+
+
+@pytest.fixture
+def course(tmp_path, monkeypatch):
+    """A sample course in a temp dir (cwd), already built."""
+    (tmp_path / "course").mkdir()
+    (tmp_path / "course" / "10_sample.py").write_text(SAMPLE)
+    (tmp_path / "course" / "00_welcome.py").write_text(WELCOME)
+    monkeypatch.chdir(tmp_path)
+    assert build() == []
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def python3_kernel():
+    """papermill runs kernel "python3"; make sure it exists in this environment."""
+    if "python3" not in find_kernel_specs():
+        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix"], check=True)
+    return "python3"
+
+
+def code_cells(path):
+    return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+
+
+def test_build_writes_learner_and_solution_notebooks(course):
+    learner = nbformat.read(course / "notebooks/10_sample.ipynb", as_version=4)
+    solution = nbformat.read(course / "course/solutions/10_sample.ipynb", as_version=4)
+    nbformat.validate(learner)
+    assert learner.metadata.kernelspec.name == "python3"
+    assert learner.metadata.vestige == {"notebook": "10_sample", "variant": "learner",
+                                       "source": "10_sample.py"}
+    assert [c.id for c in learner.cells] == [f"cell-{i}" for i in range(len(learner.cells))]
+    assert learner.cells[0].cell_type == "markdown" and learner.cells[0].source.startswith("# Sample")
+    assert learner.cells[1].metadata.tags == ["parameters"]
+
+    square = learner.cells[3]
+    assert "x * x" not in square.source and "SOLUTION" not in square.source
+    assert '    """Return x squared."""\n    # YOUR CODE HERE\n    raise NotImplementedError(' in square.source
+    assert square.metadata.tags == ["raises-exception"]
+    assert learner.cells[5].source.startswith("# YOUR CODE HERE\nraise NotImplementedError(")
+
+    assert "return x * x" in solution.cells[3].source and "SOLUTION" not in solution.cells[3].source
+    assert "tags" not in solution.cells[3].metadata
+    for cell in code_cells(course / "notebooks/10_sample.ipynb"):
+        assert cell.outputs == [] and cell.execution_count is None
+    assert json.loads((course / "course/solutions/exercises.json").read_text()) == REGISTRY
+
+
+def test_rebuild_is_byte_identical(course):
+    paths = sorted((course / "notebooks").glob("*")) + sorted((course / "course/solutions").glob("*"))
+    before = {p: p.read_bytes() for p in paths}
+    assert build() == []
+    assert {p: p.read_bytes() for p in paths} == before
+    assert build(check=True) == []
+
+
+def test_check_mode_reports_edits_missing_and_extra_files_without_writing(course):
+    source = course / "course/10_sample.py"
+    source.write_text(source.read_text().replace("n = 3", "n = 4"))
+    (course / "notebooks/00_welcome.ipynb").unlink()
+    (course / "notebooks/99_old.ipynb").write_text("{}")
+    problems = build(check=True)
+    assert problems == [
+        ("notebooks/99_old.ipynb: no source for it in the course directory "
+         "(delete it or add its source)"),
+        "notebooks/00_welcome.ipynb: missing (run `vestige course build`)",
+        "notebooks/10_sample.ipynb: out of date (run `vestige course build`)",
+        "course/solutions/10_sample.ipynb: out of date (run `vestige course build`)",
+    ]
+    assert not (course / "notebooks/00_welcome.ipynb").exists()
+    assert build() == problems[:1]
+    (course / "notebooks/99_old.ipynb").unlink()
+    assert build(check=True) == []
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("    ### END SOLUTION\n", ""), "cell 3: '### BEGIN SOLUTION' without '### END SOLUTION'"),
+    (('Checker("10_sample")', 'Checker("10_sampel")'), "Checker('10_sampel') must name its notebook"),
+    (("points=3", "points=three"), "exercise 'ex3': points must be a non-negative integer"),
+    (('# %% tags=["parameters"]', "# %%"), "no parameters cell"),
+    (('check("ex3"', 'check("ex2"'), "exercise 'ex2' is checked more than once"),
+])
+def test_broken_sources_are_reported(course, edit, message):
+    source = course / "course/10_sample.py"
+    source.write_text(source.read_text().replace(*edit))
+    [problem] = build(check=True)
+    assert problem.startswith("course/10_sample.py: ") and message in problem
+
+
+def test_checker_statuses_and_feedback(capsys):
+    check = Checker("10_sample", strict=False)
+    check("ok", lambda: True, points=2, success="Well done.")
+    check("wrong", lambda: 1 + 1 == 3, hint="Count again.")
+    check("assert", lambda: _assert_small(5), hint="Smaller.")
+    check("todo", lambda: _stub())
+    check("undefined", lambda: undefined_name > 0)  # noqa: F821
+    check("bug", lambda: _buggy())
+    check("flag", False)
+    statuses = {ex: r["status"] for ex, r in check.results.items()}
+    assert statuses == {"ok": "passed", "wrong": "failed", "assert": "failed",
+                        "todo": "not_attempted", "undefined": "not_attempted",
+                        "bug": "error", "flag": "failed"}
+    assert check.results["ok"] == {
+        "notebook": "10_sample", "exercise": "ok", "points": 2, "max_points": 2,
+        "passed": True, "status": "passed",
+        "message": "✅ ok: passed (2/2 points). Well done."}
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "❌ wrong: not passing yet (0/1 points). Hint: Count again."
+    assert lines[2].startswith("❌ assert: not passing yet (0/1 points). 5 is too big")
+    assert lines[2].endswith(" Hint: Smaller.")
+    assert lines[3].startswith("⏳ todo: not attempted yet (0/1 points). Replace the")
+    assert "name 'undefined_name' is not defined" in lines[4]
+    assert lines[5] == "⚠️ bug: the check raised an error (0/1 points). NameError: name 'oops' is not defined"
+    assert "Traceback" not in "\n".join(lines)
+
+
+def _assert_small(x):
+    assert x < 3, f"{x} is too big"
+
+
+def _stub():
+    raise NotImplementedError("Exercise")
+
+
+def _buggy():
+    return oops  # noqa: F821
+
+
+def test_strict_mode_raises_after_reporting(monkeypatch, capsys):
+    monkeypatch.setenv("VESTIGE_STRICT_CHECKS", "1")
+    check = Checker("10_sample")
+    check("ok", lambda: True)
+    with pytest.raises(CheckFailed, match="not passing yet"):
+        check("wrong", lambda: False)
+    assert "❌ wrong" in capsys.readouterr().out
+
+
+def fill_in(learner: Path, out: Path, answers: dict[int, str]):
+    """A student's copy of the learner notebook: the stub in cell i replaced by answers[i]."""
+    nb = nbformat.read(learner, as_version=4)
+    stub = 'raise NotImplementedError("Exercise: replace this line with your code")'
+    for index, answer in answers.items():
+        nb.cells[index].source = nb.cells[index].source.replace(stub, answer)
+    nbformat.write(nb, out)
+
+
+def test_executed_notebooks_are_graded(course, python3_kernel, monkeypatch):
+    """Papermill runs the solution (strict) and a partly solved learner notebook; grade both."""
+    subs = course / "submissions"
+    (subs / "bob").mkdir(parents=True)
+    monkeypatch.setenv("VESTIGE_STRICT_CHECKS", "1")
+    pm.execute_notebook(course / "course/solutions/10_sample.ipynb", subs / "bob/10_sample.ipynb",
+                        kernel_name=python3_kernel, progress_bar=False)
+    monkeypatch.delenv("VESTIGE_STRICT_CHECKS")
+
+    fill_in(course / "notebooks/10_sample.ipynb", subs / "draft.ipynb",
+            {3: "return x * x", 5: "total = 6"})
+    with pytest.raises(pm.PapermillExecutionError):  # the stub of ex3 still raises
+        pm.execute_notebook(subs / "draft.ipynb", subs / "alice_10_sample.ipynb",
+                            parameters={"student": "Alice A."},
+                            kernel_name=python3_kernel, progress_bar=False)
+    (subs / "draft.ipynb").unlink()
+
+    executed = nbformat.read(subs / "alice_10_sample.ipynb", as_version=4)
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    bundles = [o.data for o in outputs if MIME_TYPE in o.get("data", {})]
+    assert [b[MIME_TYPE]["status"] for b in bundles] == ["passed", "failed", "not_attempted"]
+    assert bundles[1]["text/plain"].startswith("❌ ex2: not passing yet (0/1 points).")
+
+    gradebook = grade(subs, exercises="course/solutions/exercises.json")
+    rows = gradebook.set_index("student")
+    assert list(gradebook.columns) == ["student", "notebook", "points", "max_points", "percent",
+                                       "ex1", "ex2", "ex3", "error", "file"]
+    assert rows.loc["Alice A.", ["points", "max_points", "percent"]].tolist() == [2, 6, 33.3]
+    assert rows.loc["Alice A.", ["ex1", "ex2", "ex3"]].tolist() == ["passed", "failed", "not_attempted"]
+    assert rows.loc["bob", ["points", "max_points", "ex3"]].tolist() == [6, 6, "passed"]
+    assert (gradebook["error"] == "").all()
+
+
+def executed_copy(course: Path, name: str, statuses: dict[str, str]) -> Path:
+    """A learner notebook with check outputs written in, as if it had been executed."""
+    nb = nbformat.read(course / "notebooks/10_sample.ipynb", as_version=4)
+    for cell in nb.cells:
+        for exercise, status in statuses.items():
+            if cell.source.startswith(f'check("{exercise}"'):
+                result = {"notebook": "10_sample", "exercise": exercise, "points": 0,
+                          "max_points": 1, "passed": status == "passed", "status": status,
+                          "message": status}
+                cell.outputs = [nbformat.v4.new_output("display_data", {MIME_TYPE: result})]
+    path = course / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def test_grading_handles_unexecuted_tampered_and_corrupt_files(course):
+    fresh = course / "notebooks/10_sample.ipynb"
+    tampered = executed_copy(course, "subs/carol_10_sample.ipynb", {"ex1": "passed", "ex3": "passed"})
+    nb = json.loads(tampered.read_text())
+    nb["cells"] = [c for c in nb["cells"] if 'check("ex2"' not in "".join(c["source"])]
+    ex3 = next(c for c in nb["cells"] if "".join(c["source"]).startswith('check("ex3"'))
+    ex3["outputs"][0]["data"][MIME_TYPE]["points"] = 100
+    tampered.write_text(json.dumps(nb))
+    corrupt = course / "subs/dave_10_sample.ipynb"
+    corrupt.write_text('{"cells": [')
+    stranger = course / "subs/erin.ipynb"
+    stranger.write_text(json.dumps({"cells": [], "metadata": {}}))
+
+    gradebook = grade([fresh, tampered, corrupt, stranger], exercises=REGISTRY)
+    rows = gradebook.set_index("student")
+    assert rows.loc["notebooks", ["points", "max_points", "ex1", "ex2"]].tolist() == [0, 6, "not_run", "not_run"]
+    assert rows.loc["carol", ["points", "max_points", "ex1", "ex2", "ex3"]].tolist() == [
+        5, 6, "passed", "not_run", "passed"]
+    assert rows.loc["dave", "error"].startswith(f"cannot read {corrupt}: ")
+    assert rows.loc["dave", ["notebook", "points", "max_points"]].tolist() == ["10_sample", 0, 6]
+    assert "not a notebook of this course" in rows.loc["erin", "error"]
+    assert pd.isna(rows.loc["erin", "max_points"])
+
+
+def test_cli_build_check_and_grade(course, capsys):
+    parser = argparse.ArgumentParser(prog="vestige")
+    add_course_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["course", "build", "--check"])
+    args.func(args)
+    assert "up to date" in capsys.readouterr().out
+    sub = executed_copy(course, "subs/fay_10_sample.ipynb", {"ex1": "passed"})
+    (course / "notebooks/10_sample.ipynb").unlink()
+    with pytest.raises(SystemExit, match="1 problem"):
+        args.func(args)
+    assert "notebooks/10_sample.ipynb: missing" in capsys.readouterr().err
+
+    args = parser.parse_args(["course", "grade", str(sub), "--out", "out/gradebook.csv"])
+    args.func(args)
+    gradebook = pd.read_csv(course / "out/gradebook.csv")
+    assert gradebook[["student", "points", "max_points", "ex1"]].values.tolist() == [
+        ["fay", 2, 6, "passed"]]
+
+
+def test_repository_course_notebooks_are_in_sync(monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert build(check=True) == []
+
+
+SOLUTIONS = sorted((REPO / "course/solutions").glob("*.ipynb"))
+# Every course notebook takes `runs_dir`; these make the heavier ones fast enough for CI.
+TEST_PARAMETERS: dict[str, dict] = {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
+def test_repository_solution_notebooks_pass_their_checks(notebook, python3_kernel, tmp_path,
+                                                          monkeypatch):
+    monkeypatch.setenv("VESTIGE_STRICT_CHECKS", "1")
+    parameters = {"runs_dir": str(tmp_path / "runs"), **TEST_PARAMETERS.get(notebook.stem, {})}
+    pm.execute_notebook(notebook, tmp_path / notebook.name, cwd=REPO / "notebooks",
+                        parameters=parameters, kernel_name=python3_kernel, progress_bar=False)
