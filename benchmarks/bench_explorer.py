@@ -1,0 +1,175 @@
+"""Benchmark the checkpoint explorer, kernel side, without a frontend.
+
+Widget messages go through a comm that packs them exactly as a kernel does (jupyter_client's
+``json_packer``) and counts bytes, so the timings include the widget sync work.
+
+    .venv/bin/python benchmarks/bench_explorer.py [--seeds 10] [--baseline-steps 10]
+
+Prints: first display time, rows and bytes per view, median/p95 ms per step change over all
+seeds and checkpoints (targets: median <= 30 ms, p95 <= 100 ms; first display <= 3 s), the same
+for the baseline (rebuilding the charts per step) as ratios, seed-change cost, and the sizes of
+the ways to fit the attention table under altair's 5,000-row limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from functools import partial
+
+import altair as alt
+import comm
+import numpy as np
+from comm.base_comm import BaseComm
+from jupyter_client.session import json_packer
+from vestige import charts
+from vestige.explorer import CheckpointExplorer, ExplorerTables
+
+SENT: list[tuple[str, int, tuple[str, ...]]] = []  # (msg_type, bytes, state keys)
+
+
+class PackingComm(BaseComm):
+    """A comm that serializes each message like a kernel and records its size."""
+
+    def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
+        payload = json_packer({"data": data, "metadata": metadata, "comm_id": self.comm_id})
+        SENT.append((msg_type, len(payload), tuple((data or {}).get("state", {}))))
+
+
+comm.create_comm = PackingComm  # ipywidgets looks it up when a widget opens
+
+
+def timed(fn) -> tuple[float, int]:
+    """Seconds taken by ``fn()`` and the bytes of widget messages it sent."""
+    start = len(SENT)
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0, sum(b for _, b, _ in SENT[start:])
+
+
+def show(tables: ExplorerTables) -> CheckpointExplorer:
+    """Create the explorer and ask for its display bundle, as a notebook cell would."""
+    ex = CheckpointExplorer(tables)
+    ex._repr_mimebundle_()
+    return ex
+
+
+def spec_sent(start: int) -> bool:
+    return any("spec" in keys for _, _, keys in SENT[start:])
+
+
+def summary(seconds: list[float]) -> tuple[float, float]:
+    ms = np.asarray(seconds) * 1000
+    return float(np.median(ms)), float(np.percentile(ms, 95))
+
+
+def bench_steps(ex: CheckpointExplorer) -> tuple[list[float], list[float], list[int], bool]:
+    """Drag across every checkpoint of every seed: step-change times, seed-change times,
+    bytes per step change, and whether any step change re-sent a spec."""
+    step_s, seed_s, step_bytes, resent = [], [], [], False
+    for seed in ex.tables.seeds:
+        seed_s.append(timed(partial(setattr, ex, "seed", seed))[0])
+        for step in ex.tables.steps(seed)[1:] + ex.tables.steps(seed)[:1]:
+            start = len(SENT)
+            dt, nbytes = timed(partial(setattr, ex, "step", step))
+            step_s.append(dt)
+            step_bytes.append(nbytes)
+            resent |= spec_sent(start)
+    return step_s, seed_s, step_bytes, resent
+
+
+def bench_rebuild(ex: CheckpointExplorer, n: int) -> tuple[list[float], list[int]]:
+    """Baseline: rebuild every chart (and re-send its data) per step change."""
+    seconds, sizes = [], []
+    steps = ex.tables.steps(ex.seed)
+    for step in steps[1:n + 1]:
+        dt, nbytes = timed(partial(rebuild, ex, step))
+        seconds.append(dt)
+        sizes.append(nbytes)
+    return seconds, sizes
+
+
+def rebuild(ex: CheckpointExplorer, step: int) -> None:
+    """Move the cursor with no observers, then rebuild and re-send every chart."""
+    ex.set_trait("step", step)
+    for view, chart in zip(ex.views, ex._charts()):
+        view.chart = chart
+
+
+def attention_options(tables: ExplorerTables, seed: int) -> list[tuple[str, int, int]]:
+    """(option, rows, JSON bytes) for the ways to ship one seed's attention."""
+    long = charts._rows(tables.attention, seed)
+    head = long[(long["layer"] == 0) & (long["head"] == 0)].drop(columns=["seed", "layer", "head"])
+    steps = tables.steps(seed)
+    cells, _ = charts._attention_cells(tables, seed, steps)
+    per_head = cells.assign(w=[w[: len(steps)] for w in cells["w"]])
+    return [
+        ("long rows, one seed", len(long), _json_size(long.drop(columns="seed"))),
+        ("long rows, one seed+layer+head", len(head), _json_size(head)),
+        ("packed cells, all layers+heads (used)", len(cells), _json_size(cells)),
+        ("packed cells, one layer+head", len(per_head), _json_size(per_head)),
+    ]
+
+
+def _json_size(df) -> int:
+    return len(json.dumps(df.to_dict(orient="records")))
+
+
+def max_rows_error(tables: ExplorerTables, seed: int) -> str:
+    """What altair says about one seed's long attention rows (the limit left on)."""
+    try:
+        alt.Chart(charts._rows(tables.attention, seed)).mark_rect().to_dict()
+    except alt.MaxRowsError as err:
+        return type(err).__name__
+    return "accepted"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--baseline-steps", type=int, default=10)
+    args = parser.parse_args()
+
+    t0 = time.perf_counter()
+    tables = ExplorerTables.synthetic(n_seeds=args.seeds)
+    print(f"synthetic tables: {args.seeds} seeds, {len(tables.steps())} checkpoints, "
+          f"{len(tables.attention):,} attention rows ({time.perf_counter() - t0:.2f} s)")
+
+    offline_s, _ = timed(alt.JupyterChart.enable_offline)
+    shown = []
+    first_s, first_bytes = timed(lambda: shown.append(show(tables)))
+    ex = shown[0]
+    print(f"\nfirst display: {first_s:.2f} s (+ {offline_s:.2f} s enable_offline, once per kernel;"
+          f" total {first_s + offline_s:.2f} s; target <= 3 s), {first_bytes / 1e6:.1f} MB sent")
+
+    print("\nview                  rows   spec KB")
+    names = ["training_curves", "selectivity_vs_effect", "class_means", "neuron_timeline",
+             "attention_pattern"]
+    for name, view in zip(names, ex.views):
+        rows = sum(len(v) for v in view.spec.get("datasets", {}).values())
+        print(f"{name:<20} {rows:>6}   {len(json.dumps(view.spec)) / 1e3:>7.0f}")
+
+    step_s, seed_s, step_bytes, resent = bench_steps(ex)
+    med, p95 = summary(step_s)
+    base_s, base_bytes = bench_rebuild(ex, args.baseline_steps)
+    base_med, base_p95 = summary(base_s)
+    print(f"\nstep change, params only ({len(step_s)} changes over {args.seeds} seeds): "
+          f"median {med:.2f} ms, p95 {p95:.2f} ms (targets 30 / 100 ms), "
+          f"{statistics.median(step_bytes):.0f} B sent, spec re-sent: {resent}")
+    print(f"baseline, rebuild charts per step ({len(base_s)} changes): median {base_med:.0f} ms, "
+          f"p95 {base_p95:.0f} ms, {statistics.median(base_bytes) / 1e6:.2f} MB sent")
+    print(f"ratio baseline / params: median x{base_med / med:.0f}, p95 x{base_p95 / p95:.0f}, "
+          f"bytes x{statistics.median(base_bytes) / statistics.median(step_bytes):.0f}")
+    seed_med, seed_p95 = summary(seed_s)
+    print(f"seed change (rebuilds specs): median {seed_med:.0f} ms, p95 {seed_p95:.0f} ms")
+
+    print(f"\nattention under the 5,000-row limit (seed 0; altair on one seed's long rows: "
+          f"{max_rows_error(tables, 0)})")
+    for option, rows, nbytes in attention_options(tables, 0):
+        print(f"  {option:<40} {rows:>8,} rows {nbytes / 1e3:>8.0f} KB")
+
+
+if __name__ == "__main__":
+    main()
