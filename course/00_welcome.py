@@ -1,0 +1,84 @@
+# %% [markdown]
+# # Welcome to vestige
+#
+# This kit studies **how** a small language model was trained, not only what it ended up as.
+# You will train a toy transformer, keep snapshots (*checkpoints*) of it as it learns, and
+# look back through them, the way a biologist reads a fossil record.
+#
+# This first notebook checks that everything works: it prints versions, trains the `tiny`
+# preset (a few seconds) and plots its loss. Run the cells from top to bottom
+# (Shift+Enter).
+
+# %% tags=["parameters"]
+student = ""            # your name, for the gradebook
+preset = "tiny"         # a named configuration: "tiny" (seconds) or "reference" (the course)
+seed = 0
+runs_dir = "../runs"    # where runs are saved; a killed kernel loses nothing saved there
+
+# %%
+from pathlib import Path
+
+import altair as alt
+
+import vestige
+from vestige.course import Checker
+from vestige.notebook import setup
+
+setup()
+check = Checker("00_welcome")
+
+# %% [markdown]
+# ## Train (or reopen) a run
+#
+# `vestige.ensure_run` trains the run if it is not on disk yet, resumes it if it was
+# interrupted, and simply opens it if it is finished. A progress bar shows while it trains.
+
+# %%
+config = vestige.preset(preset)
+run = vestige.ensure_run(config, seed, Path(runs_dir) / f"welcome-{preset}" / f"seed-{seed}")
+run
+
+# %% [markdown]
+# Checkpoints are dense early and sparse late, because most of what changes, changes early:
+
+# %%
+run.steps
+
+# %% [markdown]
+# ## Plot the loss
+#
+# `run.metrics` is a table with one row per logged step. Rows with `split == "train"` are
+# measured on the training minibatch; rows with `split == "eval"` on a fixed evaluation
+# batch at each checkpoint.
+
+# %%
+metrics = run.metrics
+alt.Chart(metrics[metrics.split == "train"]).mark_line().encode(
+    x="step:Q", y=alt.Y("loss:Q", title="loss (nats)")
+).properties(width=500, height=220, title=f"{preset} preset, seed {seed}")
+
+# %% [markdown]
+# ## Exercise 1: the final evaluation loss
+#
+# Set `final_eval_loss` to the evaluation loss at the last checkpoint (a float), using
+# `metrics`.
+
+# %%
+### BEGIN SOLUTION
+evals = metrics[metrics.split == "eval"]
+final_eval_loss = float(evals.loc[evals.step.idxmax(), "loss"])
+### END SOLUTION
+final_eval_loss
+
+# %%
+check(
+    "ex1",
+    lambda: abs(final_eval_loss - metrics[metrics.split == "eval"].sort_values("step").loss.iloc[-1]) < 1e-9,
+    points=1,
+    hint="Keep the rows with split == 'eval', then take the loss of the row with the largest step.",
+    success="That is the loss the model ends with on data it never trained on.",
+)
+
+# %% [markdown]
+# You are set up. Next: `10_vestigial.ipynb`, where a neuron that looks important turns out
+# to be left over from an earlier stage of training.
