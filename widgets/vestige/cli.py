@@ -52,6 +52,14 @@ def cmd_analyze(args: argparse.Namespace) -> None:
         print(f"{run.path}: {len(tables['neurons'])} neuron rows in {run.path / 'analysis'}")
 
 
+def cmd_study(args: argparse.Namespace) -> None:
+    from vestige.study import run_study
+
+    summary = run_study(args.preset, args.seeds, args.out, args.report, args.workers, not args.quiet)
+    print(f"vestigial neuron caught in {summary['vestigial_found']} of {summary['seeds']} seeds; "
+          f"report in {Path(args.report or args.out) / 'report.md'}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vestige", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -73,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--modes", default="mean", help="ablations, e.g. mean,zero,resample")
     analyze.add_argument("--quiet", action="store_true")
     analyze.set_defaults(func=cmd_analyze)
+
+    study = sub.add_parser("study", help="the vestigial-neuron study across seeds, with suppression runs")
+    study.add_argument("--preset", default="reference", choices=sorted(PRESETS))
+    study.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-9"))
+    study.add_argument("--out", required=True, help="runs go to OUT/<condition>/seed-K (reused)")
+    study.add_argument("--report", help="where report.md, summary.json, figures go (default OUT)")
+    study.add_argument("--workers", type=int, default=2, help="seeds trained in parallel")
+    study.add_argument("--quiet", action="store_true")
+    study.set_defaults(func=cmd_study)
 
     from vestige.course import add_course_parser
 

@@ -1,0 +1,128 @@
+"""Catch a vestigial neuron in one run: selective at the end, needed once, not needed now.
+
+The verdict uses the run's checkpoints only. Whether training *without* the neuron ends no
+worse is a separate experiment (suppression runs, `vestige.study`), always across seeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from vestige.analysis import AnalysisSpec, analyze
+from vestige.runs import Run
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """Thresholds of the verdict. Effects are mean-ablation loss increases in nats on the
+    positions of the neuron's preferred class (at the final checkpoint)."""
+
+    min_peak: float = 0.15
+    max_final_fraction: float = 0.10
+    baseline_quantile: str = "p99"
+    contrast_min_final: float = 0.05
+
+
+@dataclass
+class Detection:
+    """What `detect` found in one run.
+
+    neurons:   one row per neuron with its evidence, verdict and reason, best candidates first.
+    timelines: (step, layer, neuron) -> selectivity, effect, baseline: the evidence over time.
+    vestigial: the caught neuron's row (the one with the largest peak effect), or None.
+    contrast:  the selective neuron with the largest final effect (still needed), or None.
+    """
+
+    seed: int
+    neurons: pd.DataFrame
+    timelines: pd.DataFrame
+    vestigial: pd.Series | None
+    contrast: pd.Series | None
+
+    def summary(self) -> str:
+        if self.vestigial is None:
+            best = self.neurons.iloc[0]
+            return f"seed {self.seed}: no vestigial neuron; best candidate {best.unit}: {best.reason}"
+        v = self.vestigial
+        return (
+            f"seed {self.seed}: {v.unit} is vestigial: {v.reason}"
+            + (f"; contrast {self.contrast.unit} (final effect {self.contrast.final_effect:.2f})"
+               if self.contrast is not None else "")
+        )
+
+
+def timelines(tables: dict[str, pd.DataFrame], mode: str = "mean") -> pd.DataFrame:
+    """Per (step, layer, neuron): selectivity, the baseline quantiles of its layer, and the
+    ablation effect on the positions of the class the neuron prefers at the final step."""
+    neurons = tables["neurons"]
+    final_step = neurons["step"].max()
+    preferred = neurons[neurons["step"] == final_step].set_index(["layer", "neuron"])["preferred_class"]
+    ablation = tables["ablation"]
+    ablation = ablation[ablation["mode"] == mode]
+    classes = set(ablation["positions"])
+    wanted = preferred.where(preferred.isin(classes), "all").rename("positions").reset_index()
+    effect = ablation.merge(wanted, on=["layer", "neuron", "positions"])[
+        ["step", "layer", "neuron", "positions", "delta_loss"]
+    ].rename(columns={"delta_loss": "effect"})
+    out = neurons[["seed", "step", "layer", "neuron", "unit", "selectivity"]].merge(
+        effect, on=["step", "layer", "neuron"]
+    )
+    return out.merge(tables["baseline"].drop(columns="seed"), on=["step", "layer"])
+
+
+def judge(line: pd.DataFrame, criteria: Criteria) -> dict:
+    """Evidence and verdict for one neuron's timeline (rows ordered by step)."""
+    line = line.sort_values("step")
+    final = line.iloc[-1]
+    peak_row = line.loc[line["effect"].idxmax()]
+    peak, final_effect = float(peak_row["effect"]), float(final["effect"])
+    threshold = float(final[criteria.baseline_quantile])
+    selective = final["selectivity"] > threshold
+    faded = final_effect < criteria.max_final_fraction * peak
+    mattered = peak >= criteria.min_peak
+    if not mattered:
+        reason = f"never needed much (peak effect {peak:.3f} < {criteria.min_peak} nats)"
+    elif not faded:
+        reason = (f"still needed (final effect {final_effect:.3f} >= "
+                  f"{criteria.max_final_fraction:.0%} of peak {peak:.3f})")
+    elif not selective:
+        reason = (f"not selective at the end (SI {final['selectivity']:.2f} <= shuffled-label "
+                  f"{criteria.baseline_quantile} {threshold:.2f})")
+    else:
+        reason = (f"selective (SI {final['selectivity']:.2f} > shuffled {criteria.baseline_quantile} "
+                  f"{threshold:.2f}) but its effect fell from {peak:.3f} nats at step "
+                  f"{int(peak_row['step'])} to {final_effect:.3f} ({final_effect / peak:.1%} of peak)")
+    return {
+        "unit": final["unit"],
+        "positions": final["positions"],
+        "peak_effect": peak,
+        "peak_step": int(peak_row["step"]),
+        "final_effect": final_effect,
+        "final_selectivity": float(final["selectivity"]),
+        "baseline": threshold,
+        "selective": bool(selective),
+        "vestigial": bool(mattered and faded and selective),
+        "reason": reason,
+    }
+
+
+def detect(run: Run, criteria: Criteria = Criteria(), spec: AnalysisSpec = AnalysisSpec()) -> Detection:
+    """Judge every MLP neuron of `run` and pick the vestigial one and a contrast."""
+    lines = timelines(analyze(run, spec), spec.modes[0])
+    rows = [
+        {"layer": layer, "neuron": neuron, **judge(line, criteria)}
+        for (layer, neuron), line in lines.groupby(["layer", "neuron"])
+    ]
+    neurons = pd.DataFrame(rows).sort_values(["vestigial", "peak_effect"], ascending=False)
+    neurons = neurons.reset_index(drop=True)
+    caught = neurons[neurons["vestigial"]]
+    still_needed = neurons[neurons["selective"] & (neurons["final_effect"] >= criteria.contrast_min_final)]
+    return Detection(
+        seed=run.seed,
+        neurons=neurons,
+        timelines=lines,
+        vestigial=caught.iloc[0] if len(caught) else None,
+        contrast=still_needed.sort_values("final_effect").iloc[-1] if len(still_needed) else None,
+    )
