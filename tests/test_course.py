@@ -315,14 +315,23 @@ def test_repository_course_notebooks_are_in_sync(monkeypatch):
 
 SOLUTIONS = sorted((REPO / "course/solutions").glob("*.ipynb"))
 # Every course notebook takes `runs_dir`; these make the heavier ones fast enough for CI.
-TEST_PARAMETERS: dict[str, dict] = {}
+TEST_PARAMETERS: dict[str, dict] = {
+    "10_vestigial": {"try_suppression": False},
+    "20_explorer": {"seeds": [0]},
+}
+
+
+@pytest.fixture(scope="session")
+def course_runs(tmp_path_factory):
+    """One runs folder shared by the notebooks, so each reference run is trained once."""
+    return tmp_path_factory.mktemp("course-runs")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
 def test_repository_solution_notebooks_pass_their_checks(notebook, python3_kernel, tmp_path,
-                                                          monkeypatch):
+                                                          course_runs, monkeypatch):
     monkeypatch.setenv("VESTIGE_STRICT_CHECKS", "1")
-    parameters = {"runs_dir": str(tmp_path / "runs"), **TEST_PARAMETERS.get(notebook.stem, {})}
+    parameters = {"runs_dir": str(course_runs), **TEST_PARAMETERS.get(notebook.stem, {})}
     pm.execute_notebook(notebook, tmp_path / notebook.name, cwd=REPO / "notebooks",
                         parameters=parameters, kernel_name=python3_kernel, progress_bar=False)

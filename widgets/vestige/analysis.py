@@ -29,15 +29,16 @@ from vestige.metrics import (
 )
 from vestige.runs import Run, atomic_write, checkpoint_path
 
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2
 TABLES = ("neurons", "ablation", "class_means", "baseline", "attention", "example_tokens")
 
 
 @dataclass(frozen=True)
 class AnalysisSpec:
     """What to compute. `modes` are ablation kinds ("mean", "zero", "resample"); the
-    neurons table's `effect` columns use the first. `example` is the evaluation sequence
-    whose attention pattern is kept."""
+    neurons table's `effect` (loss increase on the task's focus positions, e.g. "trigger",
+    or else on the neuron's preferred class) and `effect_all` (on all scored positions) use
+    the first. `example` is the evaluation sequence whose attention pattern is kept."""
 
     modes: tuple[str, ...] = ("mean",)
     n_shuffles: int = 8
@@ -151,8 +152,10 @@ def checkpoint_tables(run: Run, step: int, spec: AnalysisSpec) -> dict[str, pd.D
                 )
         preferred = means.argmax(-1)
         first = spec.modes[0]
+        focus = run.task.focus_class
         for neuron in range(d_mlp):
             pref = classes[int(preferred[neuron])]
+            judged_on = focus if (first, focus) in effects else pref
             neurons.append(
                 {
                     "layer": layer,
@@ -160,7 +163,8 @@ def checkpoint_tables(run: Run, step: int, spec: AnalysisSpec) -> dict[str, pd.D
                     "unit": f"L{layer}N{neuron}",
                     "selectivity": si[neuron].item(),
                     "preferred_class": pref,
-                    "effect": effects.get((first, pref), effects[first, "all"])[neuron].item(),
+                    "effect": effects.get((first, judged_on), effects[first, "all"])[neuron].item(),
+                    "effect_positions": judged_on if (first, judged_on) in effects else "all",
                     "effect_all": effects[first, "all"][neuron].item(),
                 }
             )
@@ -208,13 +212,13 @@ def _keyed(table: pd.DataFrame, keys: dict) -> pd.DataFrame:
 
 def transition_step(run: Run, metric: str | None = None) -> float:
     """The step at which the loss drop happens: the first logged step where the smoothed
-    training loss on `metric` (default: the task's last class, e.g. "copy") falls below
+    training loss on `metric` (default: the task's transition class, e.g. "copy") falls below
     the midpoint of its early plateau and its final value. NaN if it never falls by at
     least a quarter of the plateau.
     """
     metrics = run.metrics
     train = metrics[metrics["split"] == "train"]
-    column = metric or f"loss_{run.task.class_names[-1]}"
+    column = metric or f"loss_{run.task.transition_class}"
     if column not in train:
         column = "loss"
     smooth = train[column].rolling(5, min_periods=1, center=True).median().to_numpy()

@@ -17,7 +17,7 @@ from vestige.runs import Run
 @dataclass(frozen=True)
 class Criteria:
     """Thresholds of the verdict. Effects are mean-ablation loss increases in nats on the
-    positions of the neuron's preferred class (at the final checkpoint)."""
+    task's focus positions (where its early heuristic applies), see `AnalysisSpec`."""
 
     min_peak: float = 0.15
     max_final_fraction: float = 0.10
@@ -53,23 +53,12 @@ class Detection:
         )
 
 
-def timelines(tables: dict[str, pd.DataFrame], mode: str = "mean") -> pd.DataFrame:
-    """Per (step, layer, neuron): selectivity, the baseline quantiles of its layer, and the
-    ablation effect on the positions of the class the neuron prefers at the final step."""
-    neurons = tables["neurons"]
-    final_step = neurons["step"].max()
-    preferred = neurons[neurons["step"] == final_step].set_index(["layer", "neuron"])["preferred_class"]
-    ablation = tables["ablation"]
-    ablation = ablation[ablation["mode"] == mode]
-    classes = set(ablation["positions"])
-    wanted = preferred.where(preferred.isin(classes), "all").rename("positions").reset_index()
-    effect = ablation.merge(wanted, on=["layer", "neuron", "positions"])[
-        ["step", "layer", "neuron", "positions", "delta_loss"]
-    ].rename(columns={"delta_loss": "effect"})
-    out = neurons[["seed", "step", "layer", "neuron", "unit", "selectivity"]].merge(
-        effect, on=["step", "layer", "neuron"]
-    )
-    return out.merge(tables["baseline"].drop(columns="seed"), on=["step", "layer"])
+def timelines(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per (step, layer, neuron): selectivity, ablation effect (see `AnalysisSpec`) and the
+    shuffled-label baseline quantiles of the neuron's layer."""
+    neurons = tables["neurons"].rename(columns={"effect_positions": "positions"})
+    columns = ["seed", "step", "layer", "neuron", "unit", "selectivity", "effect", "positions"]
+    return neurons[columns].merge(tables["baseline"].drop(columns="seed"), on=["step", "layer"])
 
 
 def judge(line: pd.DataFrame, criteria: Criteria) -> dict:
@@ -110,7 +99,7 @@ def judge(line: pd.DataFrame, criteria: Criteria) -> dict:
 
 def detect(run: Run, criteria: Criteria = Criteria(), spec: AnalysisSpec = AnalysisSpec()) -> Detection:
     """Judge every MLP neuron of `run` and pick the vestigial one and a contrast."""
-    lines = timelines(analyze(run, spec), spec.modes[0])
+    lines = timelines(analyze(run, spec))
     rows = [
         {"layer": layer, "neuron": neuron, **judge(line, criteria)}
         for (layer, neuron), line in lines.groupby(["layer", "neuron"])

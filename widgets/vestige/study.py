@@ -180,7 +180,7 @@ def write_report(summary: dict, results: list[dict], folder: Path) -> None:
         "measured by the code in this repository; rerun the command to reproduce it.",
         "",
         f"**A vestigial neuron was caught in {summary['vestigial_found']} of {summary['seeds']} seeds.** "
-        "Criteria: mean-ablation effect on the positions of the neuron's preferred class peaked "
+        "Criteria: mean-ablation effect on the positions where the early heuristic applies peaked "
         "at >= 0.15 nats, fell below 10% of that peak by the final checkpoint, and the final "
         "selectivity index is above the 99th percentile of a shuffled-label baseline.",
         "",

@@ -47,6 +47,11 @@ class Task:
 
     defaults: ClassVar[dict[str, Any]] = {}
     class_names: ClassVar[tuple[str, ...]] = ()
+    # The class of positions where the task's early heuristic applies: ablation effects are
+    # judged there. None: on the positions of each neuron's preferred class.
+    focus_class: ClassVar[str | None] = None
+    # The class whose loss drop marks the transition to the later mechanism.
+    transition_class: ClassVar[str | None] = None
 
     def __init__(self, params: dict[str, Any], seed: int):
         self.validate_params(params)
@@ -105,6 +110,8 @@ class TriggerCopy(Task):
         "p_decoy": 0.5,
     }
     class_names: ClassVar[tuple[str, ...]] = ("other", "trigger", "copy")
+    focus_class = "trigger"
+    transition_class = "copy"
 
     @classmethod
     def _check(cls, p: dict[str, Any]) -> None:
