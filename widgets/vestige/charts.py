@@ -168,7 +168,7 @@ def selectivity_vs_effect(tables: ExplorerTables, seed: int, step=None, neuron=N
     picked = alt.when(f"datum.unit == {neuron.name}")
     points = alt.Chart(data).transform_filter(at_step).mark_circle(stroke="black").encode(
         x=alt.X("selectivity:Q", scale=x, title="selectivity"),
-        y=alt.Y("effect:Q", scale=y, title="ablation effect (nats)"),
+        y=alt.Y("effect:Q", scale=y, title=f"ablation effect on {_effect_positions(tables)} (nats)"),
         color=alt.Color("layer:N", title="layer"),
         size=picked.then(alt.value(220)).otherwise(alt.value(45)),
         strokeWidth=picked.then(alt.value(2)).otherwise(alt.value(0)),
@@ -207,7 +207,8 @@ def neuron_timeline(tables: ExplorerTables, seed: int, step=None, neuron=None,
     neuron = cursor(_first(neuron, tables.default_neuron(seed)), "neuron")
     data = _neuron_rows(tables, seed)[["unit", "step", "selectivity", "p99", "effect"]]
     mine = alt.Chart(data).transform_filter(f"datum.unit == {neuron.name}")
-    x = alt.X("step:Q", title="step")
+    # Checkpoints are log-spaced: a symlog axis spreads them out (and keeps step 0).
+    x = alt.X("step:Q", title="step (log scale)", scale=alt.Scale(type="symlog"))
     marks = _step_marks(tables, seed, step)
     selectivity = alt.layer(
         mine.mark_line(point=True).encode(x=x, y=alt.Y("selectivity:Q", scale=alt.Scale(
@@ -333,6 +334,14 @@ def _neuron_rows(tables: ExplorerTables, seed: int) -> pd.DataFrame:
     neurons = _rows(tables.neurons, seed).drop(columns=["seed", "neuron"])
     baseline = _rows(tables.baseline, seed)[["step", "layer", "p99"]]
     return neurons.merge(baseline, on=["step", "layer"], how="left").round(4)
+
+
+def _effect_positions(tables: ExplorerTables) -> str:
+    """Which positions the `effect` column was measured on (e.g. "trigger positions")."""
+    where = tables.neurons.get("effect_positions")
+    if where is None or where.nunique() != 1:
+        return "preferred-class positions"
+    return "all positions" if where.iloc[0] == "all" else f"{where.iloc[0]} positions"
 
 
 def _step_marks(tables: ExplorerTables, seed: int, step: alt.Parameter) -> list[alt.Chart]:
