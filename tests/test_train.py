@@ -108,3 +108,15 @@ def test_selectivity_regulariser_moves_selectivity_its_way(tmp_path):
     assert mean_selectivity(runs[-3.0]) + 0.1 < mean_selectivity(runs[3.0])
     logged = runs[3.0].metrics.dropna(subset=["selectivity"])
     assert len(logged) > 0
+
+
+def test_normal_use_warns_nothing_deprecated(tiny_run, tmp_path):
+    import warnings
+
+    from vestige.analysis import AnalysisSpec, analyze
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        run = vestige.train(vestige.preset("tiny"), 3, tmp_path / "w", progress=False)
+        analyze(run, AnalysisSpec(modes=("mean", "resample")))
