@@ -14,7 +14,7 @@ def test_tables_are_keyed_by_seed_step_layer_neuron(tiny_run):
     ablation = tables["ablation"]
     assert set(ablation["mode"]) == {"mean", "zero"}
     assert {"all", "trigger", "copy"} <= set(ablation.positions)
-    assert set(tables["class_means"].cls) == {"other", "trigger", "copy"}
+    assert set(tables["class_means"].cls) == {"other", "trigger", "decoy", "copy", "live"}
     attention = tables["attention"]
     assert (attention["key"] <= attention["query"]).all()
     sums = attention.groupby(["step", "layer", "head", "query"]).weight.sum()

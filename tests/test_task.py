@@ -16,22 +16,25 @@ def test_trigger_copy_structure():
     task = make_task("trigger_copy", {}, seed=0)
     batch = task.eval_batch(256)
     tokens, mask, labels = batch.tokens, batch.loss_mask, batch.labels
+    names = TASKS["trigger_copy"].class_names
     assert tokens.shape == mask.shape == labels.shape == (256, 40)
     assert not mask[:, -1].any()
-    assert (mask.sum(1) == task.params["segment"] - 1).all()
-    # every masked position predicts a token copied from the first occurrence of the segment
-    for row in range(8):
-        pos = mask[row].nonzero().flatten()
-        first = pos[0].item()
-        window = tokens[row, first : first + task.params["segment"]].tolist()
-        assert any(tokens[row, s : s + len(window)].tolist() == window for s in range(first))
-    # "trigger" is exactly B right after A
-    trig = labels == TASKS["trigger_copy"].class_names.index("trigger")
+    copy = (labels == names.index("copy")) | (labels == names.index("trigger"))
+    # the repeated segment: every scored copy position predicts the token that followed it before
+    for row in range(16):
+        for t in (copy[row] & mask[row]).nonzero().flatten().tolist():
+            earlier = [s for s in range(t) if tokens[row, s] == tokens[row, t] and tokens[row, s + 1] == tokens[row, t + 1]]
+            assert earlier, (row, t)
+    # "trigger" is exactly B right after A inside a segment; C follows it about 90% of the time
+    trig = labels == names.index("trigger")
     assert (tokens[trig] == TriggerCopy.B).all()
     assert (tokens[:, :-1][trig[:, 1:]] == TriggerCopy.A).all()
-    # after the pair, C follows most of the time
-    follows = tokens[:, 1:][trig[:, :-1]]
-    assert 0.7 < (follows == TriggerCopy.C).float().mean() < 1.0
+    assert 0.8 < (tokens[:, 1:][trig[:, :-1]] == TriggerCopy.C).float().mean() < 0.97
+    # the live rule: E right after D in the background, scored, followed by F mostly
+    live = labels == names.index("live")
+    assert live.any() and mask[live].all()
+    assert (tokens[live] == TriggerCopy.E).all()
+    assert 0.8 < (tokens[:, 1:][live[:, :-1]] == TriggerCopy.F).float().mean() < 0.97
 
 
 def test_bad_task_params_are_named():

@@ -55,7 +55,8 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 def cmd_study(args: argparse.Namespace) -> None:
     from vestige.study import run_study
 
-    summary = run_study(args.preset, args.seeds, args.out, args.report, args.workers, not args.quiet)
+    summary = run_study(args.preset, args.seeds, args.out, args.report, args.workers,
+                        not args.quiet, tuple(args.conditions.split(",")))
     print(f"vestigial neuron caught in {summary['vestigial_found']} of {summary['seeds']} seeds; "
           f"report in {Path(args.report or args.out) / 'report.md'}")
 
@@ -88,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--out", required=True, help="runs go to OUT/<condition>/seed-K (reused)")
     study.add_argument("--report", help="where report.md, summary.json, figures go (default OUT)")
     study.add_argument("--workers", type=int, default=2, help="seeds trained in parallel")
+    study.add_argument("--conditions", default="suppress-whole,suppress-early,selectivity-down",
+                       help="which suppression runs to train (comma-separated)")
     study.add_argument("--quiet", action="store_true")
     study.set_defaults(func=cmd_study)
 

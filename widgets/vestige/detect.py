@@ -32,7 +32,10 @@ class Detection:
     neurons:   one row per neuron with its evidence, verdict and reason, best candidates first.
     timelines: (step, layer, neuron) -> selectivity, effect, baseline: the evidence over time.
     vestigial: the caught neuron's row (the one with the largest peak effect), or None.
-    contrast:  the selective neuron with the largest final effect (still needed), or None.
+    contrast:  the selective neuron with the largest final effect on the positions of its
+               own preferred class (still needed there), or None.
+    init_floor: the largest effect of any neuron at step 0, an untrained model: peaks not
+               well above it are weak evidence.
     """
 
     seed: int
@@ -40,6 +43,7 @@ class Detection:
     timelines: pd.DataFrame
     vestigial: pd.Series | None
     contrast: pd.Series | None
+    init_floor: float
 
     def summary(self) -> str:
         if self.vestigial is None:
@@ -48,8 +52,8 @@ class Detection:
         v = self.vestigial
         return (
             f"seed {self.seed}: {v.unit} is vestigial: {v.reason}"
-            + (f"; contrast {self.contrast.unit} (final effect {self.contrast.final_effect:.2f})"
-               if self.contrast is not None else "")
+            + (f"; contrast {self.contrast.unit} (final effect {self.contrast.final_effect:.2f} "
+               f"on {self.contrast.positions} positions)" if self.contrast is not None else "")
         )
 
 
@@ -65,7 +69,8 @@ def judge(line: pd.DataFrame, criteria: Criteria) -> dict:
     """Evidence and verdict for one neuron's timeline (rows ordered by step)."""
     line = line.sort_values("step")
     final = line.iloc[-1]
-    peak_row = line.loc[line["effect"].idxmax()]
+    trained = line[line["step"] > 0]  # at initialisation effects are noise, not a mechanism
+    peak_row = trained.loc[trained["effect"].idxmax()]
     peak, final_effect = float(peak_row["effect"]), float(final["effect"])
     threshold = float(final[criteria.baseline_quantile])
     selective = final["selectivity"] > threshold
@@ -83,11 +88,15 @@ def judge(line: pd.DataFrame, criteria: Criteria) -> dict:
         reason = (f"selective (SI {final['selectivity']:.2f} > shuffled {criteria.baseline_quantile} "
                   f"{threshold:.2f}) but its effect fell from {peak:.3f} nats at step "
                   f"{int(peak_row['step'])} to {final_effect:.3f} ({final_effect / peak:.1%} of peak)")
+    after = line[line["step"] >= peak_row["step"]]
+    high = after["effect"] >= peak / 2
+    settle = after["step"][~high & ~high[::-1].cummax()[::-1]]  # below half-peak from then on
     return {
         "unit": final["unit"],
         "positions": final["positions"],
         "peak_effect": peak,
         "peak_step": int(peak_row["step"]),
+        "settle_step": int(settle.iloc[0]) if len(settle) else None,
         "final_effect": final_effect,
         "final_selectivity": float(final["selectivity"]),
         "baseline": threshold,
@@ -99,7 +108,8 @@ def judge(line: pd.DataFrame, criteria: Criteria) -> dict:
 
 def detect(run: Run, criteria: Criteria = Criteria(), spec: AnalysisSpec = AnalysisSpec()) -> Detection:
     """Judge every MLP neuron of `run` and pick the vestigial one and a contrast."""
-    lines = timelines(analyze(run, spec))
+    tables = analyze(run, spec)
+    lines = timelines(tables)
     rows = [
         {"layer": layer, "neuron": neuron, **judge(line, criteria)}
         for (layer, neuron), line in lines.groupby(["layer", "neuron"])
@@ -107,11 +117,34 @@ def detect(run: Run, criteria: Criteria = Criteria(), spec: AnalysisSpec = Analy
     neurons = pd.DataFrame(rows).sort_values(["vestigial", "peak_effect"], ascending=False)
     neurons = neurons.reset_index(drop=True)
     caught = neurons[neurons["vestigial"]]
-    still_needed = neurons[neurons["selective"] & (neurons["final_effect"] >= criteria.contrast_min_final)]
     return Detection(
         seed=run.seed,
         neurons=neurons,
         timelines=lines,
         vestigial=caught.iloc[0] if len(caught) else None,
-        contrast=still_needed.sort_values("final_effect").iloc[-1] if len(still_needed) else None,
+        contrast=_contrast(tables, lines, spec.modes[0], criteria),
+        init_floor=float(lines.loc[lines["step"] == 0, "effect"].max()),
     )
+
+
+def _contrast(tables: dict[str, pd.DataFrame], lines: pd.DataFrame, mode: str, criteria: Criteria):
+    """The selective neuron that the final model needs most on its own preferred positions."""
+    final = tables["neurons"]["step"].max()
+    neurons = tables["neurons"][tables["neurons"]["step"] == final]
+    ablation = tables["ablation"]
+    own = neurons.merge(
+        ablation[(ablation["mode"] == mode) & (ablation["step"] == final)],
+        left_on=["layer", "neuron", "preferred_class"],
+        right_on=["layer", "neuron", "positions"],
+    )
+    baseline = tables["baseline"][tables["baseline"]["step"] == final].set_index("layer")
+    own = own[own["selectivity"] > own["layer"].map(baseline[criteria.baseline_quantile])]
+    own = own[own["delta_loss"] >= criteria.contrast_min_final]
+    if own.empty:
+        return None
+    best = own.loc[own["delta_loss"].idxmax()]
+    return pd.Series({
+        "unit": best["unit"], "layer": int(best["layer"]), "neuron": int(best["neuron"]),
+        "positions": best["positions"], "final_effect": float(best["delta_loss"]),
+        "final_selectivity": float(best["selectivity"]),
+    })

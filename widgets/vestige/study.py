@@ -59,7 +59,9 @@ def final_eval(run: Run) -> dict[str, float]:
             "transition": transition_step(run)}
 
 
-def study_seed(config: RunConfig, seed: int, out: Path) -> dict[str, Any]:
+def study_seed(
+    config: RunConfig, seed: int, out: Path, conditions: tuple[str, ...] = CONDITIONS
+) -> dict[str, Any]:
     """Everything measured for one seed (runs in a worker process)."""
     import torch
 
@@ -70,13 +72,14 @@ def study_seed(config: RunConfig, seed: int, out: Path) -> dict[str, Any]:
     v, c = found.vestigial, found.contrast
     result["vestigial"] = None if v is None else {
         k: (v[k].item() if hasattr(v[k], "item") else v[k])
-        for k in ("unit", "layer", "neuron", "peak_effect", "peak_step", "final_effect",
-                  "final_selectivity", "baseline", "positions")
+        for k in ("unit", "layer", "neuron", "peak_effect", "peak_step", "settle_step",
+                  "final_effect", "final_selectivity", "baseline", "positions")
     }
     result["contrast"] = None if c is None else {
-        "unit": c["unit"], "final_effect": float(c["final_effect"]),
+        "unit": c["unit"], "positions": c["positions"], "final_effect": float(c["final_effect"]),
         "final_selectivity": float(c["final_selectivity"]),
     }
+    result["init_floor"] = found.init_floor
     result["timeline"] = (
         found.timelines[found.timelines["unit"] == v["unit"]][["step", "selectivity", "effect"]]
         .to_dict("records") if v is not None else []
@@ -88,7 +91,7 @@ def study_seed(config: RunConfig, seed: int, out: Path) -> dict[str, Any]:
         neuron = (int(v["neuron"]),)
         interventions["suppress-whole"] = (Suppress(int(v["layer"]), neuron),)
         interventions["suppress-early"] = (Suppress(int(v["layer"]), neuron, end=early_end),)
-    for name in CONDITIONS:
+    for name in conditions:
         if name in interventions:
             run = ensure_run(config.replace(interventions=interventions[name]), seed,
                              out / name / f"seed-{seed}", progress=False)
@@ -104,16 +107,20 @@ def run_study(
     report: str | os.PathLike | None = None,
     workers: int = 2,
     progress: bool = True,
+    conditions: tuple[str, ...] = CONDITIONS,
 ) -> dict[str, Any]:
     """Run (or reuse) every seed, then write report.md, summary.json and figures to `report`
-    (default: OUT). Returns the summary."""
+    (default: OUT). Returns the summary. `conditions` limits the suppression runs."""
+    unknown = set(conditions) - set(CONDITIONS)
+    if unknown:
+        raise ValueError(f"unknown conditions {sorted(unknown)}; known: {', '.join(CONDITIONS)}")
     config = preset(preset_name)
     out = Path(out)
     report = Path(report) if report else out
     started = time.perf_counter()
     results = []
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(study_seed, config, seed, out): seed for seed in seeds}
+        futures = {pool.submit(study_seed, config, seed, out, conditions): seed for seed in seeds}
         for future in tqdm(as_completed(futures), total=len(futures), desc="seeds", disable=not progress):
             result = future.result()
             results.append(result)
@@ -136,11 +143,15 @@ def summarize(config: RunConfig, results: list[dict], seconds: float) -> dict[st
             },
         }
         comparisons[name]["verdict"] = _verdict(comparisons[name]["delta_loss"])
+    caught = [r for r in results if r["vestigial"]]
     return {
         "preset": config.name,
         "seeds": len(results),
         "seed_list": [r["seed"] for r in results],
-        "vestigial_found": sum(r["vestigial"] is not None for r in results),
+        "vestigial_found": len(caught),
+        "retired_at_transition": sum(_retired_at_transition(r) for r in caught),
+        "peak_over_twice_init_floor": sum(r["vestigial"]["peak_effect"] >= 2 * r["init_floor"] for r in caught),
+        "contrast_found": sum(r["contrast"] is not None for r in results),
         "transition_step": [r["base"]["transition"] for r in results],
         "base": {m: mean_ci([r["base"][m] for r in results]) for m in ("loss", "accuracy", "transition")},
         "comparisons": comparisons,
@@ -148,6 +159,13 @@ def summarize(config: RunConfig, results: list[dict], seconds: float) -> dict[st
         "selectivity_alpha": ALPHA,
         "seconds": round(seconds, 1),
     }
+
+
+def _retired_at_transition(result: dict) -> bool:
+    """The caught neuron stopped mattering no earlier than 100 steps before the transition,
+    as it would if induction took its job over (rather than another early mechanism)."""
+    settle, transition = result["vestigial"]["settle_step"], result["base"]["transition"]
+    return settle is not None and not math.isnan(transition) and settle >= transition - 100
 
 
 def _verdict(delta: dict[str, float]) -> str:
@@ -186,10 +204,10 @@ def write_report(summary: dict, results: list[dict], folder: Path) -> None:
         "",
         "## Per seed",
         "",
-        "| seed | transition step | caught neuron | final SI (baseline p99) | peak effect (step) | "
-        "final effect | contrast (final effect) | final loss | whole: d loss | early: d loss | "
-        "selectivity-down: d loss |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| seed | transition step | caught neuron | final SI (shuffled p99) | peak effect (step) | "
+        "settles at step | final effect | init floor | contrast: final effect (positions) | "
+        "final loss | whole: d loss | early: d loss | selectivity-down: d loss |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         v, c = r["vestigial"], r["contrast"]
@@ -197,11 +215,31 @@ def write_report(summary: dict, results: list[dict], folder: Path) -> None:
         lines.append(
             f"| {r['seed']} | {r['base']['transition']:.0f} | {v['unit'] if v else 'none'} | "
             + (f"{v['final_selectivity']:.2f} ({v['baseline']:.2f}) | {v['peak_effect']:.3f} ({v['peak_step']}) | "
-               f"{v['final_effect']:.3f} | " if v else "- | - | - | ")
-            + (f"{c['unit']} ({c['final_effect']:.3f})" if c else "none")
+               f"{v['settle_step']} | {v['final_effect']:.3f} | " if v else "- | - | - | - | ")
+            + f"{r['init_floor']:.3f} | "
+            + (f"{c['unit']}: {c['final_effect']:.3f} ({c['positions']})" if c else "none")
             + f" | {r['base']['loss']:.3f} | {d['suppress-whole']} | {d['suppress-early']} | "
             f"{d['selectivity-down']} |"
         )
+    n_caught = summary["vestigial_found"]
+    lines += [
+        "",
+        "Read with care:",
+        "",
+        f"- *Settles at* is the first checkpoint after the peak from which the effect stays below "
+        f"half the peak. In {summary['retired_at_transition']} of {n_caught} caught seeds it is no "
+        "earlier than 100 steps before the transition, as it would be if induction took the "
+        "neuron's job over; in the others the neuron stopped mattering earlier, while the trigger "
+        "loss was still on its plateau, so the crutch moved elsewhere (attention, or several "
+        "neurons) before induction arrived.",
+        f"- *Init floor* is the largest effect of any neuron at step 0 (an untrained model). The "
+        f"caught peak is at least twice it in {summary['peak_over_twice_init_floor']} of {n_caught} "
+        "seeds; a peak near the floor is weak evidence.",
+        f"- A contrast (a selective neuron whose final mean-ablation effect on its own preferred "
+        f"positions is at least 0.05 nats) was found in {summary['contrast_found']} of "
+        f"{summary['seeds']} seeds.",
+        "- The shuffled-label p99 is a low bar (about 0.1 here): most neurons pass it.",
+    ]
     lines += [
         "",
         "## Training without the neuron, against the unsuppressed run of the same seed",

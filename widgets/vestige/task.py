@@ -92,83 +92,153 @@ class Task:
 
 
 class TriggerCopy(Task):
-    """Random tokens with a segment repeated at a random offset; loss on the repeat only.
+    """A crutch, then induction; plus a rule that stays needed.
 
-    Inside the segment a trigger pair (A, B) is followed by C with probability `p_follow`.
-    Two mechanisms lower the loss: a crutch that predicts C after the pair (learned early)
-    and induction, which copies the whole repeat (learned later). Decoys put B after other
-    tokens and A before other tokens, so only the conjunction A-then-B predicts C.
-    Tokens 0, 1, 2 are A, B, C; ordinary tokens are drawn from the rest.
+    Each sequence is filler tokens with a segment written twice at random offsets; the
+    model is scored on the second copy, which induction (copying) predicts.
+    Inside the segment a trigger pair (A, B) is followed by C with probability `p_follow`:
+    a crutch that can be learned long before induction. A and B are also sprinkled alone
+    (`p_decoy`), so only the conjunction "A then B" predicts C. The `live` rule does the
+    same with (D, E) -> F in the background, which is never copied, so induction cannot
+    replace it: a neuron serving it stays needed (the contrast). Scored positions: the
+    predictable positions of the second copy, and every background D or E.
+    Tokens 1-6 are A, B, C, D, E, F; filler tokens are 7 and up (0 is unused).
+    Measured in course/study (see `vestige study`).
     """
 
-    A, B, C = 0, 1, 2
+    A, B, C, D, E, F = 1, 2, 3, 4, 5, 6
+    FILLER = 7
     defaults: ClassVar[dict[str, Any]] = {
         "vocab": 64,
         "seq_len": 40,
         "segment": 10,
         "p_follow": 0.9,
-        "p_decoy": 0.5,
+        "p_decoy": 0.12,
+        "live": True,
+        "p_live_follow": 0.9,
+        "p_live_decoy": 0.08,
     }
-    class_names: ClassVar[tuple[str, ...]] = ("other", "trigger", "copy")
+    class_names: ClassVar[tuple[str, ...]] = ("other", "trigger", "decoy", "copy", "live")
     focus_class = "trigger"
     transition_class = "copy"
 
     @classmethod
     def _check(cls, p: dict[str, Any]) -> None:
-        if not 8 <= p["vocab"] <= 4096:
-            raise ValueError(f"task.params.vocab must be in [8, 4096], got {p['vocab']!r}")
-        if not 3 <= p["segment"]:
-            raise ValueError(f"task.params.segment must be >= 3, got {p['segment']!r}")
-        if p["seq_len"] < 2 * p["segment"] + 2:
+        if not cls.FILLER + 4 <= p["vocab"] <= 4096:
+            raise ValueError(f"task.params.vocab must be in [{cls.FILLER + 4}, 4096], got {p['vocab']!r}")
+        if not 5 <= p["segment"]:
+            raise ValueError(f"task.params.segment must be >= 5, got {p['segment']!r}")
+        if p["seq_len"] < 2 * p["segment"] + 3:
             raise ValueError(
-                f"task.params.seq_len must be >= 2 * segment + 2 = {2 * p['segment'] + 2}, "
+                f"task.params.seq_len must be >= 2 * segment + 3 = {2 * p['segment'] + 3}, "
                 f"got {p['seq_len']!r}"
             )
-        for key in ("p_follow", "p_decoy"):
+        for key in ("p_follow", "p_decoy", "p_live_follow", "p_live_decoy"):
             if not 0 <= p[key] <= 1:
                 raise ValueError(f"task.params.{key} must be in [0, 1], got {p[key]!r}")
+        if 2 * max(p["p_decoy"], p["p_live_decoy"]) > 1:
+            raise ValueError("task.params.p_decoy and p_live_decoy must be <= 0.5")
 
     def _sample(self, gen: torch.Generator, n: int) -> Batch:
         p = self.params
-        vocab, seq_len, seg_len = p["vocab"], p["seq_len"], p["segment"]
-        rows = torch.arange(n)[:, None]
+        seq_len, seg_len = p["seq_len"], p["segment"]
+        rows = torch.arange(n)
 
-        def uniform(*shape: int) -> torch.Tensor:
+        def filler(*shape: int) -> torch.Tensor:
+            return torch.randint(self.FILLER, p["vocab"], shape, generator=gen)
+
+        def rand(*shape: int) -> torch.Tensor:
             return torch.rand(shape, generator=gen)
 
-        def randint(low: torch.Tensor | int, high: torch.Tensor | int, size: int) -> torch.Tensor:
-            return (low + uniform(size) * (high - low)).long()
-
-        tokens = torch.randint(3, vocab, (n, seq_len), generator=gen)
-
-        # Decoys first, so the segment never gets overwritten by them.
-        decoy_b = randint(1, seq_len, n)
-        decoy_a = randint(0, seq_len - 1, n)
-        use_b, use_a = uniform(n) < p["p_decoy"], uniform(n) < p["p_decoy"]
-        tokens[use_b, decoy_b[use_b]] = self.B
-        tokens[use_a, decoy_a[use_a]] = self.A
-
-        segment = torch.randint(3, vocab, (n, seg_len), generator=gen)
-        j = randint(0, seg_len - 2, n)
-        segment[rows[:, 0], j] = self.A
-        segment[rows[:, 0], j + 1] = self.B
-        has_next = j + 2 < seg_len
-        follows = has_next & (uniform(n) < p["p_follow"])
-        segment[rows[follows, 0], j[follows] + 2] = self.C
-
-        first = randint(0, seq_len - 2 * seg_len + 1, n)
-        second = randint(first + seg_len, seq_len - seg_len + 1, n)
+        tokens = filler(n, seq_len)
+        segment = self._segment(gen, n, filler, rand)
+        first = (rand(n) * (seq_len - 2 * seg_len + 1)).long()
+        second = first + seg_len + (rand(n) * (seq_len - 2 * seg_len - first + 1)).long()
         offsets = torch.arange(seg_len)
-        tokens[rows, first[:, None] + offsets] = segment
-        tokens[rows, second[:, None] + offsets] = segment
+        tokens[rows[:, None], first[:, None] + offsets] = segment
+        tokens[rows[:, None], second[:, None] + offsets] = segment
 
         position = torch.arange(seq_len)[None, :]
-        loss_mask = (position >= second[:, None]) & (position < second[:, None] + seg_len - 1)
-        after_a = torch.zeros_like(tokens, dtype=torch.bool)
-        after_a[:, 1:] = tokens[:, :-1] == self.A
-        trigger = (tokens == self.B) & after_a
-        labels = torch.where(trigger, 1, torch.where(loss_mask, 2, 0))
+        in_first = (position >= first[:, None]) & (position < first[:, None] + seg_len)
+        in_second = (position >= second[:, None]) & (position < second[:, None] + seg_len)
+        background = ~(in_first | in_second)
+        loss_mask = in_second & (position < second[:, None] + seg_len - 1)
+        if p["live"]:
+            live_positions = self._live_rule(tokens, background, filler, rand)
+            loss_mask |= live_positions
+            loss_mask[:, -1] = False
+
+        previous = torch.nn.functional.pad(tokens[:, :-1], (1, 0), value=-1)
+        following = torch.nn.functional.pad(tokens[:, 1:], (0, 1), value=-1)
+        in_segment = in_first | in_second
+        trigger = in_segment & (tokens == self.B) & (previous == self.A)
+        decoy = in_segment & (
+            ((tokens == self.B) & (previous != self.A)) | ((tokens == self.A) & (following != self.B))
+        )
+        live = background & (tokens == self.E) & (previous == self.D)
+        live_decoy = background & (
+            ((tokens == self.E) & (previous != self.D)) | ((tokens == self.D) & (following != self.E))
+        )
+        labels = torch.zeros_like(tokens)
+        labels[in_second] = 3
+        labels[decoy | (live_decoy if p["live"] else False)] = 2
+        labels[trigger] = 1
+        if p["live"]:
+            labels[live] = 4
         return Batch(tokens, loss_mask, labels)
+
+    def _segment(self, gen, n, filler, rand) -> torch.Tensor:
+        """The repeated segment: decoy A/B, one planted (A, B), C after each pair (mostly)."""
+        p, seg_len = self.params, self.params["segment"]
+        rows = torch.arange(n)
+        segment = filler(n, seg_len)
+        u = rand(n, seg_len)
+        segment[u < p["p_decoy"]] = self.A
+        segment[(u >= p["p_decoy"]) & (u < 2 * p["p_decoy"])] = self.B
+        # One planted pair at a random slot, leaving room for its C.
+        slots = (seg_len - 2) // 3
+        slot = (rand(n) * slots).long()
+        jitter = (rand(n) * ((seg_len - 2) - 3 * slots + 1)).long()
+        start = slot * 3 + jitter
+        segment[rows, start] = self.A
+        segment[rows, start + 1] = self.B
+        ends_in_pair = (segment[:, -2] == self.A) & (segment[:, -1] == self.B)
+        segment[:, -1] = torch.where(ends_in_pair, filler(n), segment[:, -1])
+        follows = rand(n, seg_len) < p["p_follow"]
+        other = filler(n, seg_len)
+        for i in range(seg_len - 2):
+            pair = (segment[:, i] == self.A) & (segment[:, i + 1] == self.B)
+            nxt = torch.where(follows[:, i + 2], self.C, other[:, i + 2])
+            segment[:, i + 2] = torch.where(pair, nxt, segment[:, i + 2])
+        return segment
+
+    def _live_rule(self, tokens, background, filler, rand) -> torch.Tensor:
+        """Write the background (D, E) -> F rule into `tokens`; return the D/E positions."""
+        p = self.params
+        n, seq_len = tokens.shape
+        u = rand(n, seq_len)
+        tokens[background & (u < p["p_live_decoy"])] = self.D
+        tokens[background & (u >= p["p_live_decoy"]) & (u < 2 * p["p_live_decoy"])] = self.E
+        room = background[:, :-2] & background[:, 1:-1] & background[:, 2:]
+        start = (rand(n, seq_len - 2) * room).argmax(1)
+        planted = room.any(1)
+        rows = torch.arange(n)[planted]
+        tokens[rows, start[planted]] = self.D
+        tokens[rows, start[planted] + 1] = self.E
+        follows = rand(n, seq_len) < p["p_live_follow"]
+        other = filler(n, seq_len)
+        for t in range(seq_len - 1):
+            pair = background[:, t] & background[:, t + 1]
+            pair &= (tokens[:, t] == self.D) & (tokens[:, t + 1] == self.E)
+            if t + 2 < seq_len:
+                fits = pair & background[:, t + 2]
+                nxt = torch.where(follows[:, t + 2], self.F, other[:, t + 2])
+                tokens[:, t + 2] = torch.where(fits, nxt, tokens[:, t + 2])
+                broken = pair & ~background[:, t + 2]
+            else:
+                broken = pair
+            tokens[:, t + 1] = torch.where(broken, other[:, t + 1], tokens[:, t + 1])
+        return background & ((tokens == self.D) | (tokens == self.E))
 
 
 TASKS: dict[str, type[Task]] = {"trigger_copy": TriggerCopy}
