@@ -7,9 +7,14 @@
 # training, and a better mechanism took the job over. It is **vestigial**.
 #
 # **The task.** Each sequence is random tokens with a segment repeated later; the model is
-# scored only on the repeat, so the best strategy is to *copy* (an induction mechanism). A
-# trigger pair A B inside the segment is usually followed by C: a shortcut that a model can
-# learn long before it learns to copy.
+# scored on the repeat, so the best strategy is to *copy* it (an induction mechanism). Inside
+# the segment a trigger pair A B is usually followed by C: a shortcut (a *crutch*) that a model
+# can learn long before it learns to copy. A and B also appear alone, as decoys, so only the
+# pair predicts C. A second rule, D E followed by F, lives outside the segment, where copying
+# cannot help: whatever serves it stays needed.
+#
+# Positions come in five classes: `trigger` (B right after A), `decoy` (A or B alone, D or E
+# alone), `copy` (the rest of the repeat), `live` (E right after D) and `other`.
 #
 # Run the cells in order. Each exercise is followed by a check that tells you at once whether
 # you got it, with a hint if not.
@@ -144,7 +149,7 @@ alt.Chart(si).mark_bar().encode(
 ).properties(width=560, height=200, title=f"Selectivity at step {final}")
 
 # %% [markdown]
-# With three classes and thousands of positions even a random neuron has some selectivity.
+# With five classes and thousands of positions even a random neuron has some selectivity.
 # The analysis also computes a **baseline**: the selectivity neurons get when the position
 # labels are shuffled. Only neurons above its 99th percentile are called selective.
 
@@ -263,7 +268,8 @@ found.neurons.head(8)[["unit", "peak_effect", "peak_step", "final_effect", "fina
 #
 # If the neuron is a leftover, a model trained with it held at its mean from the start should
 # end no worse. One seed proves little, so the course ran this on ten seeds
-# (`vestige study`, report in `course/study/report.md`). First, your own seed:
+# (`vestige study`, report in `course/study/report.md`). First, your own seed (the detector
+# also says when the neuron's effect *settled*: compare it with the transition step):
 
 # %%
 if try_suppression and found.vestigial is not None:
@@ -280,6 +286,9 @@ if try_suppression and found.vestigial is not None:
 
 # %%
 study = json.loads((Path(study_dir) / "summary.json").read_text())
+print(f"vestigial neuron caught in {study['vestigial_found']} of {study['seeds']} seeds; "
+      f"in {study['retired_at_transition']} of them it stopped mattering around the transition "
+      "(as if induction took its job over), in the others earlier.")
 pd.DataFrame({
     name: {"seeds": len(c["seeds"]), "d final loss (mean)": c["delta_loss"]["mean"],
            "95% low": c["delta_loss"]["low"], "95% high": c["delta_loss"]["high"], "verdict": c["verdict"]}
