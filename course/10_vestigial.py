@@ -228,16 +228,25 @@ alt.Chart(effects).mark_line().encode(
 
 # %% [markdown]
 # ### Exercise 4
-# Set `vestigial_unit` (a string like `"L0N3"`) to the neuron that is selective at the end,
-# whose effect on trigger positions was large early (at least 0.15 nats at some checkpoint)
-# and has fallen below a tenth of that peak at the final checkpoint. Use `tables` and `si`.
+# Set `vestigial_unit` (a string like `"L0N3"`) to the neuron that
+# 1. is selective at the end: its selectivity at the final checkpoint is above the
+#    shuffled-label p99 of its layer (`tables["baseline"]`, column `p99`);
+# 2. mattered once: its effect on trigger positions reached at least 0.15 nats at some
+#    checkpoint after step 0 (at step 0 the model is untrained and effects are noise);
+# 3. does not matter now: its final effect is below a tenth of that peak.
+#
+# If several qualify, take the one with the largest peak. `tables["neurons"]` has each
+# neuron's `selectivity` per step; `effects` (above) has its effect on trigger positions.
 
 # %%
 ### BEGIN SOLUTION
-peak = effects.groupby("unit").delta_loss.max()
+at_end = tables["neurons"].query("step == @final").merge(
+    tables["baseline"].query("step == @final")[["layer", "p99"]], on="layer")
+selective = at_end.loc[at_end.selectivity > at_end.p99, "unit"]
+peak = effects[effects.step > 0].groupby("unit").delta_loss.max()
 last = effects[effects.step == final].set_index("unit").delta_loss.reindex(peak.index)
-faded = peak[(peak >= 0.15) & (last < 0.1 * peak)]
-vestigial_unit = si[si.unit.isin(faded.index)].sort_values("selectivity").unit.iloc[-1]
+qualifies = peak[(peak >= 0.15) & (last < 0.1 * peak) & peak.index.isin(selective)]
+vestigial_unit = qualifies.idxmax()
 ### END SOLUTION
 vestigial_unit
 
@@ -250,8 +259,8 @@ check(
     "ex4",
     lambda: found.vestigial is not None and vestigial_unit == found.vestigial.unit,
     points=2,
-    hint="Per unit, take the max of delta_loss over steps (the peak) and its value at the final "
-         "step; keep peak >= 0.15 and final < 0.1 * peak.",
+    hint="Per unit: the peak is the max of delta_loss over steps > 0, the final value is at "
+         "step == final; keep peak >= 0.15, final < 0.1 * peak, and SI > p99; then the largest peak.",
     success="Selective at the end, needed once, not needed now: vestigial.",
 )
 
