@@ -275,8 +275,8 @@ found.neurons.head(8)[["unit", "peak_effect", "peak_step", "final_effect", "fina
 # %% [markdown]
 # ## 5. Would training without it hurt?
 #
-# If the neuron is a leftover, a model trained with it held at its mean from the start should
-# end no worse. One seed proves little, so the course ran this on ten seeds
+# If the neuron is only a leftover, a model trained with it held at its mean from the start
+# should end no worse. That is a prediction to test, not a given. One seed proves little, so the course ran this on ten seeds
 # (`vestige study`, report in `course/study/report.md`). First, your own seed (the detector
 # also says when the neuron's effect *settled*: compare it with the transition step):
 
@@ -326,6 +326,9 @@ check(
 )
 
 # %% [markdown]
-# **What to take away.** A selective neuron is not necessarily a needed one. The checkpoints
-# show when a structure mattered, and training without it tests whether it was ever causal for
-# the final model. Next: `20_explorer.ipynb`, to watch all of this happen with a slider.
+# **What to take away.** A selective neuron is not necessarily a needed one: the checkpoints
+# show when a structure mattered, and training without it tests whether the final model
+# depends on its having been there. Read the study's table as it is: a small but consistent
+# cost is a different answer from "no difference", and the detector's *settles at* column says
+# whether copying, or something earlier, made the neuron unnecessary. Next: `20_explorer.ipynb`,
+# to watch all of this happen with a slider.

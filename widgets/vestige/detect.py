@@ -22,7 +22,7 @@ class Criteria:
     min_peak: float = 0.15
     max_final_fraction: float = 0.10
     baseline_quantile: str = "p99"
-    contrast_min_final: float = 0.05
+    contrast_min_final: float = 0.15
 
 
 @dataclass
