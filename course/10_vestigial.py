@@ -142,7 +142,8 @@ _, acts = cache_activations(model, batch.tokens, [mlp_post(layer) for layer in l
 si = pd.DataFrame([
     {"unit": f"L{layer}N{n}", "layer": layer, "selectivity": float(value)}
     for layer in layers
-    for n, value in enumerate(selectivity(class_means(acts[mlp_post(layer)], batch.labels, len(classes))))
+    # the kit's selectivity_index computes what your `selectivity` does (the check compared them)
+    for n, value in enumerate(selectivity_index(class_means(acts[mlp_post(layer)], batch.labels, len(classes))))
 ])
 alt.Chart(si).mark_bar().encode(
     x=alt.X("unit:N", sort=None), y="selectivity:Q", color="layer:N"

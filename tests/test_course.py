@@ -335,3 +335,30 @@ def test_repository_solution_notebooks_pass_their_checks(notebook, python3_kerne
     parameters = {"runs_dir": str(course_runs), **TEST_PARAMETERS.get(notebook.stem, {})}
     pm.execute_notebook(notebook, tmp_path / notebook.name, cwd=REPO / "notebooks",
                         parameters=parameters, kernel_name=python3_kernel, progress_bar=False)
+
+
+LEARNER = sorted((REPO / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", LEARNER, ids=[p.stem for p in LEARNER])
+def test_repository_learner_notebooks_run_to_the_end_unsolved(notebook, python3_kernel, tmp_path,
+                                                              course_runs, monkeypatch):
+    """A learner who runs everything before solving anything reaches the end, and every check
+    says "not attempted" (no crash in between)."""
+    monkeypatch.setenv("VESTIGE_STRICT_CHECKS", "0")
+    parameters = {"runs_dir": str(course_runs), **TEST_PARAMETERS.get(notebook.stem, {})}
+    out = tmp_path / notebook.name
+    # The unsolved stubs raise (tagged raises-exception, so execution goes on past them);
+    # papermill reports the first such error once the whole notebook has run.
+    with pytest.raises(pm.PapermillExecutionError, match="NotImplementedError"):
+        pm.execute_notebook(notebook, out, cwd=REPO / "notebooks", parameters=parameters,
+                            kernel_name=python3_kernel, progress_bar=False)
+    executed = nbformat.read(out, as_version=4)
+    code = [c for c in executed.cells if c.cell_type == "code"]
+    assert code[-1].execution_count is not None, "the notebook stopped before its last cell"
+    errors = [o.ename for c in code for o in c.get("outputs", []) if o.output_type == "error"]
+    assert set(errors) == {"NotImplementedError"}
+    row = grade([out], REPO / "course/solutions/exercises.json").iloc[0]
+    statuses = {v for k, v in row.items() if str(k).startswith("ex")}
+    assert statuses == {"not_attempted"} and row["points"] == 0
