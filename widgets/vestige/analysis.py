@@ -155,7 +155,7 @@ def checkpoint_tables(run: Run, step: int, spec: AnalysisSpec) -> dict[str, pd.D
         focus = run.task.focus_class
         for neuron in range(d_mlp):
             pref = classes[int(preferred[neuron])]
-            judged_on = focus if (first, focus) in effects else pref
+            judged_on = next(c for c in (focus, pref, "all") if (first, c) in effects)
             neurons.append(
                 {
                     "layer": layer,
@@ -163,8 +163,8 @@ def checkpoint_tables(run: Run, step: int, spec: AnalysisSpec) -> dict[str, pd.D
                     "unit": f"L{layer}N{neuron}",
                     "selectivity": si[neuron].item(),
                     "preferred_class": pref,
-                    "effect": effects.get((first, judged_on), effects[first, "all"])[neuron].item(),
-                    "effect_positions": judged_on if (first, judged_on) in effects else "all",
+                    "effect": effects[first, judged_on][neuron].item(),
+                    "effect_positions": judged_on,
                     "effect_all": effects[first, "all"][neuron].item(),
                 }
             )

@@ -90,7 +90,7 @@ def judge(line: pd.DataFrame, criteria: Criteria) -> dict:
                   f"{int(peak_row['step'])} to {final_effect:.3f} ({final_effect / peak:.1%} of peak)")
     after = line[line["step"] >= peak_row["step"]]
     high = after["effect"] >= peak / 2
-    settle = after["step"][~high & ~high[::-1].cummax()[::-1]]  # below half-peak from then on
+    settle = after["step"][~high[::-1].cummax()[::-1]]  # below half the peak from then on
     return {
         "unit": final["unit"],
         "positions": final["positions"],
@@ -122,12 +122,12 @@ def detect(run: Run, criteria: Criteria = Criteria(), spec: AnalysisSpec = Analy
         neurons=neurons,
         timelines=lines,
         vestigial=caught.iloc[0] if len(caught) else None,
-        contrast=_contrast(tables, lines, spec.modes[0], criteria),
+        contrast=_contrast(tables, spec.modes[0], criteria),
         init_floor=float(lines.loc[lines["step"] == 0, "effect"].max()),
     )
 
 
-def _contrast(tables: dict[str, pd.DataFrame], lines: pd.DataFrame, mode: str, criteria: Criteria):
+def _contrast(tables: dict[str, pd.DataFrame], mode: str, criteria: Criteria):
     """The selective neuron that the final model needs most on its own preferred positions."""
     final = tables["neurons"]["step"].max()
     neurons = tables["neurons"][tables["neurons"]["step"] == final]
