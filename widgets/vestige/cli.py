@@ -9,6 +9,12 @@ from pathlib import Path
 from vestige.config import PRESETS, RunConfig, preset
 
 
+THREADS_HELP = (
+    "torch threads (default 1: the toy models run fastest on one, and extra threads slow "
+    "everything down when other jobs share the cores)"
+)
+
+
 def parse_seeds(text: str) -> list[int]:
     """'0-9' -> 0..9; '0,3,5-7' -> [0, 3, 5, 6, 7]."""
     seeds: list[int] = []
@@ -56,7 +62,7 @@ def cmd_study(args: argparse.Namespace) -> None:
     from vestige.study import run_study
 
     summary = run_study(args.preset, args.seeds, args.out, args.report, args.workers,
-                        not args.quiet, tuple(args.conditions.split(",")))
+                        not args.quiet, tuple(c for c in args.conditions.split(",") if c))
     print(f"vestigial neuron caught in {summary['vestigial_found']} of {summary['seeds']} seeds; "
           f"report in {Path(args.report or args.out) / 'report.md'}")
 
@@ -75,12 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="run directory (or parent, with --seeds)")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     train.set_defaults(func=cmd_train)
 
     analyze = sub.add_parser("analyze", help="compute and cache the analysis tables of runs")
     analyze.add_argument("dir", help="a run directory or a directory of seed-K runs")
     analyze.add_argument("--modes", default="mean", help="ablations, e.g. mean,zero,resample")
     analyze.add_argument("--quiet", action="store_true")
+    analyze.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     analyze.set_defaults(func=cmd_analyze)
 
     study = sub.add_parser("study", help="the vestigial-neuron study across seeds, with suppression runs")
@@ -90,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--report", help="where report.md, summary.json, figures go (default OUT)")
     study.add_argument("--workers", type=int, default=2, help="seeds trained in parallel")
     study.add_argument("--conditions", default="suppress-whole,suppress-early,selectivity-down",
-                       help="which suppression runs to train (comma-separated)")
+                       help="which suppression runs to train (comma-separated; '' for none)")
     study.add_argument("--quiet", action="store_true")
     study.set_defaults(func=cmd_study)
 
@@ -102,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         args.func(args)
     except (ValueError, FileNotFoundError) as err:
