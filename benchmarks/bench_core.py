@@ -22,8 +22,6 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-
 import vestige
 from vestige.hooks import cache_activations, mlp_post, set_neurons
 from vestige.metrics import ablated_losses, ablation_values, per_position_loss

@@ -6,7 +6,6 @@ import os
 
 import pytest
 import torch
-
 import vestige
 
 # Tiny models run fastest on one thread, and CI machines are shared.

@@ -2,7 +2,6 @@ import subprocess
 import sys
 
 import pytest
-
 import vestige
 from vestige.cli import main, parse_seeds
 

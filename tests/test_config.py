@@ -2,7 +2,6 @@ import dataclasses
 import json
 
 import pytest
-
 from vestige.config import (
     FORMAT_VERSION,
     CheckpointConfig,

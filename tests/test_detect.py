@@ -1,6 +1,5 @@
 import pandas as pd
 import pytest
-
 from vestige.detect import Criteria, detect, judge
 
 

@@ -1,5 +1,4 @@
 import torch
-
 from vestige.hooks import mlp_post, set_neurons
 from vestige.metrics import (
     ablated_losses,

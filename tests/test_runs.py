@@ -2,7 +2,6 @@ import json
 import shutil
 
 import pytest
-
 import vestige
 from vestige.runs import checkpoint_path
 

@@ -4,7 +4,6 @@ the reference preset fails here."""
 import json
 
 import pytest
-
 from vestige.study import run_study
 
 

@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from vestige.task import TASKS, TriggerCopy, make_task
 
 

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
 import vestige
-from vestige.config import SelectivityPenalty, Suppress, TrainConfig
-from vestige.metrics import class_means, selectivity_index
+from vestige.config import SelectivityPenalty, Suppress
 from vestige.hooks import cache_activations, mlp_post
+from vestige.metrics import class_means, selectivity_index
 
 
 def digests(run_dir: Path) -> dict[str, str]:

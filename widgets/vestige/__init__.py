@@ -23,7 +23,7 @@ _EXPORTS = {
     "CheckpointExplorer": "vestige.explorer",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = list(_EXPORTS)  # noqa: PLE0605 (names resolved lazily by __getattr__)
 
 
 def __getattr__(name: str):

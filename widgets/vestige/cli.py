@@ -8,7 +8,6 @@ from pathlib import Path
 
 from vestige.config import PRESETS, RunConfig, preset
 
-
 THREADS_HELP = (
     "torch threads (default 1: the toy models run fastest on one, and extra threads slow "
     "everything down when other jobs share the cores)"

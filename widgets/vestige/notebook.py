@@ -9,10 +9,11 @@ def setup(threads: int = 1) -> dict[str, str]:
     """Render altair charts as offline widgets (no CDN: works without internet), run torch
     on `threads` threads (the toy models are fastest on one; Binder has one CPU), and print
     the versions that matter. Returns them."""
+    from importlib.metadata import version
+
     import altair as alt
     import torch
     import transformer_lens  # noqa: F401  (imported for its version)
-    from importlib.metadata import version
 
     import vestige
 

@@ -33,9 +33,6 @@ class Batch:
     def __len__(self) -> int:
         return self.tokens.shape[0]
 
-    def slice(self, start: int, stop: int) -> Batch:
-        return Batch(self.tokens[start:stop], self.loss_mask[start:stop], self.labels[start:stop])
-
 
 def _generator(seed: int, step: int, stream: int) -> torch.Generator:
     state = np.random.SeedSequence([seed, stream, step]).generate_state(2, dtype=np.uint32)
