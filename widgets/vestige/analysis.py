@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from vestige.hooks import attn_pattern, cache_activations, mlp_post
+from vestige.hooks import attn_pattern, cache_activations, mlp_post, resid_post
 from vestige.metrics import (
     ablated_losses,
     ablation_values,
@@ -104,6 +104,7 @@ def checkpoint_tables(run: Run, step: int, spec: AnalysisSpec) -> dict[str, pd.D
     classes = run.task.class_names
     n_layers = run.config.model.n_layers
     names = [mlp_post(layer) for layer in range(n_layers)]
+    names += [resid_post(layer) for layer in range(n_layers)]  # for the ablations
     names += [attn_pattern(layer) for layer in range(n_layers)]
     logits, acts = cache_activations(model, batch.tokens, names)
     base_loss, base_correct = per_position_loss(logits, batch.tokens)
@@ -132,7 +133,7 @@ def checkpoint_tables(run: Run, step: int, spec: AnalysisSpec) -> dict[str, pd.D
         for mode in spec.modes:
             values = ablation_values(mlp, mode, seed=step)
             losses, corrects = ablated_losses(
-                model, batch, layer, range(d_mlp), values, spec.max_sequences
+                model, batch, layer, range(d_mlp), values, spec.max_sequences, cache=acts
             )
             for subset, mask in subsets.items():
                 delta_loss = masked_mean(losses - base_loss, mask)

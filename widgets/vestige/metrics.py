@@ -92,6 +92,7 @@ def ablated_losses(
     neurons: Sequence[int],
     values: torch.Tensor,
     max_sequences: int = 512,
+    cache: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-position loss and correctness with each neuron of `layer` ablated alone.
 
@@ -101,11 +102,14 @@ def ablated_losses(
     Batched and exact: a neuron's ablation changes the residual stream after its block by
     (value - activation) * W_out[:, neuron] and nothing before it, so the stream is cached
     once and only the later blocks run, for several neurons per forward pass (at most
-    `max_sequences` sequences each).
+    `max_sequences` sequences each). `cache` may hold those activations already (from
+    `cache_activations` with `mlp_post(layer)` and `resid_post(layer)`).
     """
     neurons = list(neurons)
-    _, acts = cache_activations(model, batch.tokens, [mlp_post(layer), resid_post(layer)])
-    mlp, resid = acts[mlp_post(layer)], acts[resid_post(layer)]
+    names = [mlp_post(layer), resid_post(layer)]
+    if cache is None or not all(name in cache for name in names):
+        cache = cache_activations(model, batch.tokens, names)[1]
+    mlp, resid = cache[mlp_post(layer)], cache[resid_post(layer)]
     w_out = model.blocks[layer].mlp.out.weight  # [d_model, d_mlp]
     per_pass = max(1, max_sequences // len(batch))
     losses, corrects = [], []
