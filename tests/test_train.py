@@ -119,3 +119,12 @@ def test_normal_use_warns_nothing_deprecated(tiny_run, tmp_path):
         warnings.simplefilter("error", DeprecationWarning)
         run = vestige.train(vestige.preset("tiny"), 3, tmp_path / "w", progress=False)
         analyze(run, AnalysisSpec(modes=("mean", "resample")))
+
+
+def test_ensure_run_reuses_a_finished_run_but_never_one_of_another_config(tiny_run):
+    before = digests(tiny_run.path)
+    assert vestige.ensure_run(vestige.preset("tiny"), 0, tiny_run.path, progress=False).steps == tiny_run.steps
+    other = vestige.preset("tiny").replace(interventions=(Suppress(layer=0, neurons=(1,)),))
+    with pytest.raises(vestige.RunError, match="another config or seed"):
+        vestige.ensure_run(other, 0, tiny_run.path, progress=False)
+    assert digests(tiny_run.path) == before

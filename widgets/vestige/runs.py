@@ -110,8 +110,9 @@ def read_config(run_dir: Path) -> tuple[RunConfig, int]:
             f"{run_dir} is not a run directory (no config.json); "
             "create one with `vestige train --preset NAME --seed N --out DIR`"
         )
+    text = path.read_text()
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(text)
     except json.JSONDecodeError as err:
         raise RunError(f"{path} is not valid JSON ({err}); retrain the run") from err
     if data.get("format_version") != FORMAT_VERSION:
@@ -122,7 +123,7 @@ def read_config(run_dir: Path) -> tuple[RunConfig, int]:
         )
     if "seed" not in data:
         raise RunError(f"{path} has no seed; it is a config, not a run: train it with --config")
-    return RunConfig.from_json(path.read_text()), int(data["seed"])
+    return RunConfig.from_json(text), int(data["seed"])
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

@@ -246,10 +246,6 @@ def _load_state(out: Path, model, optimizer: torch.optim.Optimizer) -> None:
 
 
 def ensure_run(config: RunConfig, seed: int, out: str | os.PathLike, progress: bool = True) -> Run:
-    """Open the finished run in `out`, training or resuming it first if needed."""
-    out = Path(out)
-    if (out / "config.json").exists():
-        run = Run.open(out)
-        if run.complete:
-            return run
+    """Open the finished run in `out`, training or resuming it first if needed. A run of
+    another config or seed in `out` is an error, never silently reused."""
     return train(config, seed, out, resume=True, progress=progress)
