@@ -13,7 +13,6 @@ def setup(threads: int = 1) -> dict[str, str]:
 
     import altair as alt
     import torch
-    import transformer_lens  # noqa: F401  (imported for its version)
 
     import vestige
 
