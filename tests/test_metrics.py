@@ -1,10 +1,14 @@
 import torch
 from vestige.hooks import mlp_post, set_neurons
 from vestige.metrics import (
-    ablated_losses,
+    ablate_neurons,
     ablation_values,
     class_means,
+    contrast_selectivity,
+    firing_fraction,
+    logit_margin,
     per_position_loss,
+    same_token_positions,
     selectivity_index,
     shuffled_selectivity,
 )
@@ -28,16 +32,39 @@ def test_class_means_and_shuffled_baseline_separate_a_planted_neuron():
     assert selectivity_index(means)[0] > baseline.quantile(0.99) + 0.5
 
 
+def test_same_token_selectivity_ignores_token_identity():
+    tokens = torch.tensor([[1, 2, 5, 2, 1, 2, 7, 2]])
+    focus = torch.tensor([[0, 1, 0, 0, 0, 1, 0, 0]], dtype=torch.bool)  # "2 after 1"
+    same = same_token_positions(tokens, focus)
+    assert same.tolist() == [[False, False, False, True, False, False, False, True]]
+    token_neuron = (tokens == 2).float()  # fires for every 2: selective for the token only
+    pair_neuron = focus.float() * 3  # fires for the pair only
+    acts = torch.stack([token_neuron, pair_neuron], -1)
+    si = contrast_selectivity(acts, focus, same)
+    assert abs(si[0]) < 1e-6 and si[1] > 0.99
+    assert firing_fraction(acts, focus).tolist() == [1.0, 1.0]
+    assert firing_fraction(acts, same).tolist() == [1.0, 0.0]
+
+
+def test_logit_margin_is_target_minus_mean_logit():
+    logits = torch.tensor([[[1.0, 2.0, 3.0], [0.0, 0.0, 6.0], [1.0, 1.0, 1.0]]])
+    tokens = torch.tensor([[0, 2, 1]])
+    # position t predicts tokens[t + 1]: logit 3 of mean 2, then logit 0 of mean 2; the last: 0
+    assert logit_margin(logits, tokens).tolist() == [[3.0 - 2.0, 0.0 - 2.0, 0.0]]
+
+
 def test_batched_ablation_equals_one_forward_per_neuron(tiny_run):
     model, batch = tiny_run.model_at(60), tiny_run.eval_batch
     _, cache = model.run_with_cache(batch.tokens, names_filter=[mlp_post(0)])
     acts = cache[mlp_post(0)]
     for mode in ("mean", "zero", "resample"):
         values = ablation_values(acts, mode)
-        losses, _ = ablated_losses(model, batch, 0, range(8), values, max_sequences=3 * len(batch))
+        ablated = ablate_neurons(model, batch, 0, range(8), values, max_sequences=3 * len(batch))
         for neuron in range(8):
             value = values[neuron] if mode != "resample" else values[neuron][..., None]
             with torch.no_grad():
                 logits = model.run_with_hooks(batch.tokens, fwd_hooks=[(mlp_post(0), set_neurons([neuron], value))])
-            expected, _ = per_position_loss(logits, batch.tokens)
-            assert torch.allclose(losses[neuron], expected, atol=1e-5), (mode, neuron)
+            expected, correct = per_position_loss(logits, batch.tokens)
+            assert torch.allclose(ablated.loss[neuron], expected, atol=1e-5), (mode, neuron)
+            assert torch.equal(ablated.correct[neuron], correct), (mode, neuron)
+            assert torch.allclose(ablated.margin[neuron], logit_margin(logits, batch.tokens), atol=1e-4)

@@ -10,38 +10,51 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from vestige.hooks import attn_pattern, cache_activations, mlp_post, resid_post
 from vestige.metrics import (
-    ablated_losses,
+    Ablated,
+    ablate_neurons,
     ablation_values,
     class_means,
-    masked_mean,
+    contrast_selectivity,
+    firing_fraction,
+    logit_margin,
     per_position_loss,
+    same_token_positions,
     selectivity_index,
     shuffled_selectivity,
 )
 from vestige.runs import Run, atomic_write, checkpoint_path
+from vestige.stats import ratio_interval, resample_counts
 
-ANALYSIS_VERSION = 2
+ANALYSIS_VERSION = 3
+UNTRAINED_SEED = 10**6  # untrained baselines use seeds from here on, never a run's own
+ACTIVE_FRACTION = 0.1  # a neuron firing on fewer of the positions compared has no selectivity
 TABLES = ("neurons", "ablation", "class_means", "baseline", "attention", "example_tokens")
 
 
 @dataclass(frozen=True)
 class AnalysisSpec:
     """What to compute. `modes` are ablation kinds ("mean", "zero", "resample"); the
-    neurons table's `effect` (loss increase on the task's focus positions, e.g. "trigger",
-    or else on the neuron's preferred class) and `effect_all` (on all scored positions) use
-    the first. `example` is the evaluation sequence whose attention pattern is kept."""
+    neurons table's effects use the first: `effect` is the loss increase on the task's focus
+    positions (e.g. "trigger"; else on the neuron's preferred class), `margin_effect` the
+    drop in the target's logit margin there, both with percentile bootstrap intervals over
+    `n_resamples` resamples of the evaluation sequences. `n_untrained` fresh models give the
+    untrained selectivity baseline. `example` is the sequence whose attention is kept."""
 
     modes: tuple[str, ...] = ("mean",)
     n_shuffles: int = 8
+    n_untrained: int = 32
+    n_resamples: int = 1000
     example: int = 0
     max_sequences: int = 512
 
@@ -58,151 +71,268 @@ def iter_activations(
 
 def analyze(run: Run, spec: AnalysisSpec = AnalysisSpec(), progress: bool = False) -> dict[str, pd.DataFrame]:
     """All tables for `run`, from the cache when it is fresh, else computed and cached."""
-    manifest = json.loads(json.dumps(_manifest(run, spec)))  # as it reads back from disk
-    folder = run.path / "analysis"
+    settings = {"version": ANALYSIS_VERSION, "spec": asdict(spec)}
+    return cached_tables(run, "", settings, TABLES, lambda: _compute(run, spec, progress))
+
+
+def cached_tables(run: Run, prefix: str, settings: dict, names: Sequence[str],
+                  compute: Callable[[], dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    """Tables `names` of `run` from its analysis folder when they were computed with these
+    `settings` from the checkpoints on disk now; else `compute()` them and cache them."""
+    files = [[step, *_stat(checkpoint_path(run.path, step))] for step in run.steps]
+    manifest = json.loads(json.dumps({**settings, "checkpoints": files}))  # as it reads back
+    folder = run.path / "analysis" / prefix
     manifest_path = folder / "manifest.json"
     if manifest_path.exists() and json.loads(manifest_path.read_text()) == manifest:
         try:
-            return {name: pd.read_parquet(folder / f"{name}.parquet") for name in TABLES}
+            return {name: pd.read_parquet(folder / f"{name}.parquet") for name in names}
         except (OSError, ValueError):
             pass  # a damaged cache is recomputed below
-    tables = _compute(run, spec, progress)
-    for name, table in tables.items():
+    tables = compute()
+    for name in names:
         buffer = io.BytesIO()
-        table.to_parquet(buffer, index=False)
+        tables[name].to_parquet(buffer, index=False)
         atomic_write(folder / f"{name}.parquet", buffer.getvalue())
     atomic_write(manifest_path, json.dumps(manifest, indent=1))
     return tables
 
 
-def _manifest(run: Run, spec: AnalysisSpec) -> dict:
-    files = []
-    for step in run.steps:
-        stat = checkpoint_path(run.path, step).stat()
-        files.append([step, stat.st_size, stat.st_mtime_ns])
-    return {"version": ANALYSIS_VERSION, "spec": asdict(spec), "checkpoints": files}
+def _stat(path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
 
 
 def _compute(run: Run, spec: AnalysisSpec, progress: bool) -> dict[str, pd.DataFrame]:
+    positions = Positions.of(run)
+    untrained = untrained_selectivity(run, positions, spec.n_untrained)
+    resamples = resample_counts(len(run.eval_batch), spec.n_resamples, seed=run.seed)
     rows: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
     for step in tqdm(run.steps, desc=f"analysing seed {run.seed}", disable=not progress):
-        for name, table in checkpoint_tables(run, step, spec).items():
-            rows[name].append(table)
-    batch = run.eval_batch
-    tokens = batch.tokens[spec.example].tolist()
+        model = run.load_weights(step)
+        tables = checkpoint_tables(model, run, positions, spec, resamples, step)
+        tables["baseline"] = tables["baseline"].merge(untrained, on="layer")
+        for name, table in tables.items():
+            rows[name].append(_keyed(table, {"seed": run.seed, "step": step}))
+    tokens = run.eval_batch.tokens[spec.example].tolist()
     rows["example_tokens"] = [
         pd.DataFrame({"seed": run.seed, "position": range(len(tokens)), "token": map(str, tokens)})
     ]
     return {name: pd.concat(parts, ignore_index=True) for name, parts in rows.items()}
 
 
+@dataclass(frozen=True)
+class Positions:
+    """The evaluation positions the tables are about, as [batch, seq] masks.
+
+    classes: scored positions of each class of the task (and "all"), for ablation effects.
+    focus:   the task's focus class (where its early heuristic applies), or None.
+    same_token: positions (scored or not) holding the same current tokens as the focus
+             class without being in it, e.g. a lone B against B after A: the contrast for
+             `matched_selectivity`, which token identity alone cannot win.
+    """
+
+    classes: dict[str, torch.Tensor]
+    focus: str | None
+    focus_all: torch.Tensor | None
+    same_token: torch.Tensor | None
+
+    @classmethod
+    def of(cls, run: Run) -> Positions:
+        batch, names = run.eval_batch, run.task.class_names
+        classes = {"all": batch.loss_mask}
+        for index, name in enumerate(names):
+            where = batch.loss_mask & (batch.labels == index)
+            if where.any():
+                classes[name] = where
+        focus = run.task.focus_class if run.task.focus_class in classes else None
+        if focus is None:
+            return cls(classes, None, None, None)
+        focus_all = batch.labels == names.index(focus)
+        same = same_token_positions(batch.tokens, focus_all)
+        return cls(classes, focus, focus_all, same if same.any() else None)
+
+
+def untrained_selectivity(run: Run, positions: Positions, n_models: int) -> pd.DataFrame:
+    """Quantiles of the selectivity of untrained neurons with the run's own labels, per
+    layer: `n_models` fresh initialisations (seeds unrelated to the run's) on its
+    evaluation batch. Position classes defined by token identity make untrained neurons
+    selective too; this, not a shuffled-label baseline, is the bar a trained neuron must
+    clear."""
+    from vestige.model import build_model
+
+    batch, n_classes = run.eval_batch, len(run.task.class_names)
+    n_layers = run.config.model.n_layers
+    si: dict[int, list[torch.Tensor]] = {layer: [] for layer in range(n_layers)}
+    matched: dict[int, list[torch.Tensor]] = {layer: [] for layer in range(n_layers)}
+    for k in range(n_models):
+        model = build_model(run.config, UNTRAINED_SEED + 1000 * run.seed + k).eval()
+        _, acts = cache_activations(model, batch.tokens, [mlp_post(i) for i in range(n_layers)])
+        for layer in range(n_layers):
+            measured = selectivities(acts[mlp_post(layer)], batch.labels, n_classes, positions)
+            si[layer].append(measured["selectivity"])
+            matched[layer].append(measured["matched_selectivity"])
+    rows = []
+    for layer in range(n_layers):
+        row = {"layer": layer}
+        for name, values in (("untrained_p99", si[layer]), ("untrained_matched_p99", matched[layer])):
+            values = torch.cat(values)
+            values = values[~values.isnan()]
+            row[name] = values.quantile(0.99).item() if len(values) else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def selectivities(mlp: torch.Tensor, labels: torch.Tensor, n_classes: int,
+                  positions: Positions) -> dict[str, torch.Tensor]:
+    """Class means [d, n_classes], SI over the classes, and SI of the focus class against
+    same-token positions, [d] each. A neuron that fires (> 0) on fewer than ACTIVE_FRACTION
+    of the positions compared gets NaN: the ratio of two near-zero means is noise (and would
+    make untrained neurons look perfectly selective)."""
+    means = class_means(mlp, labels, n_classes)
+    si = selectivity_index(means)
+    preferred = means.argmax(-1)
+    fires = torch.stack([firing_fraction(mlp, labels == c) for c in range(n_classes)], -1)
+    si[fires.gather(-1, preferred[:, None])[:, 0] < ACTIVE_FRACTION] = float("nan")
+    matched = torch.full_like(si, float("nan"))
+    if positions.same_token is not None:
+        matched = contrast_selectivity(mlp, positions.focus_all, positions.same_token)
+        matched[firing_fraction(mlp, positions.focus_all) < ACTIVE_FRACTION] = float("nan")
+    return {"means": means, "selectivity": si, "matched_selectivity": matched}
+
+
 @torch.no_grad()
-def checkpoint_tables(run: Run, step: int, spec: AnalysisSpec) -> dict[str, pd.DataFrame]:
-    """The rows of every table for one checkpoint."""
-    model = run.load_weights(step)
-    batch = run.eval_batch
-    classes = run.task.class_names
+def checkpoint_tables(model, run: Run, positions: Positions, spec: AnalysisSpec,
+                      resamples: np.ndarray, step: int) -> dict[str, pd.DataFrame]:
+    """The rows of every table for one checkpoint (not yet keyed by seed and step)."""
+    batch, classes = run.eval_batch, run.task.class_names
     n_layers = run.config.model.n_layers
     names = [mlp_post(layer) for layer in range(n_layers)]
     names += [resid_post(layer) for layer in range(n_layers)]  # for the ablations
     names += [attn_pattern(layer) for layer in range(n_layers)]
     logits, acts = cache_activations(model, batch.tokens, names)
-    base_loss, base_correct = per_position_loss(logits, batch.tokens)
-    subsets = {"all": batch.loss_mask}
-    for index, name in enumerate(classes):
-        where = batch.loss_mask & (batch.labels == index)
-        if where.any():
-            subsets[name] = where
-
-    neurons, ablation, means_rows, baseline, attention = [], [], [], [], []
+    clean = Clean(*per_position_loss(logits, batch.tokens), logit_margin(logits, batch.tokens))
+    parts: dict[str, list[pd.DataFrame]] = {"neurons": [], "ablation": [], "class_means": [],
+                                            "baseline": [], "attention": []}
     for layer in range(n_layers):
         mlp = acts[mlp_post(layer)]
-        d_mlp = mlp.shape[-1]
-        means = class_means(mlp, batch.labels, len(classes))
-        si = selectivity_index(means)
+        measured = selectivities(mlp, batch.labels, len(classes), positions)
+        means = measured["means"]
         shuffled = shuffled_selectivity(mlp, batch.labels, len(classes), spec.n_shuffles, seed=step)
-        baseline.append(
-            {
-                "layer": layer,
-                "p99": shuffled.quantile(0.99).item(),
-                "p95": shuffled.quantile(0.95).item(),
-                "median": shuffled.median().item(),
-            }
-        )
+        parts["baseline"].append(pd.DataFrame([{
+            "layer": layer, "p99": shuffled.quantile(0.99).item(),
+            "p95": shuffled.quantile(0.95).item(), "median": shuffled.median().item()}]))
         effects = {}
         for mode in spec.modes:
             values = ablation_values(mlp, mode, seed=step)
-            losses, corrects = ablated_losses(
-                model, batch, layer, range(d_mlp), values, spec.max_sequences, cache=acts
-            )
-            for subset, mask in subsets.items():
-                delta_loss = masked_mean(losses - base_loss, mask)
-                delta_acc = masked_mean(base_correct - corrects, mask)
-                effects[mode, subset] = delta_loss
-                ablation.append(
-                    pd.DataFrame(
-                        {
-                            "layer": layer,
-                            "neuron": range(d_mlp),
-                            "mode": mode,
-                            "positions": subset,
-                            "delta_loss": delta_loss.numpy(),
-                            "delta_acc": delta_acc.numpy(),
-                        }
-                    )
-                )
-        preferred = means.argmax(-1)
-        first = spec.modes[0]
-        focus = run.task.focus_class
-        for neuron in range(d_mlp):
-            pref = classes[int(preferred[neuron])]
-            judged_on = next(c for c in (focus, pref, "all") if (first, c) in effects)
-            neurons.append(
-                {
-                    "layer": layer,
-                    "neuron": neuron,
-                    "unit": f"L{layer}N{neuron}",
-                    "selectivity": si[neuron].item(),
-                    "preferred_class": pref,
-                    "effect": effects[first, judged_on][neuron].item(),
-                    "effect_positions": judged_on,
-                    "effect_all": effects[first, "all"][neuron].item(),
-                }
-            )
-        means_rows.append(
-            pd.DataFrame(
-                {
-                    "layer": layer,
-                    "neuron": [n for n in range(d_mlp) for _ in classes],
-                    "cls": list(classes) * d_mlp,
-                    "mean_act": means.reshape(-1).numpy(),
-                }
-            )
-        )
-        pattern = acts[attn_pattern(layer)][spec.example]
-        heads, query, key = torch.meshgrid(
-            *(torch.arange(n) for n in pattern.shape), indexing="ij"
-        )
-        causal = key <= query
-        attention.append(
-            pd.DataFrame(
-                {
-                    "layer": layer,
-                    "head": heads[causal].numpy(),
-                    "query": query[causal].numpy(),
-                    "key": key[causal].numpy(),
-                    "weight": pattern[causal].numpy(),
-                }
-            )
-        )
-    keys = {"seed": run.seed, "step": step}
-    return {
-        "neurons": _keyed(pd.DataFrame(neurons), keys),
-        "ablation": _keyed(pd.concat(ablation, ignore_index=True), keys),
-        "class_means": _keyed(pd.concat(means_rows, ignore_index=True), keys),
-        "baseline": _keyed(pd.DataFrame(baseline), keys),
-        "attention": _keyed(pd.concat(attention, ignore_index=True), keys),
-    }
+            ablated = ablate_neurons(model, batch, layer, range(mlp.shape[-1]), values,
+                                     spec.max_sequences, cache=acts)
+            effects[mode] = sequence_sums(ablated, clean, positions.classes)
+            parts["ablation"].append(ablation_rows(effects[mode], layer, mode))
+        parts["neurons"].append(neuron_rows(
+            measured, effects[spec.modes[0]], positions, classes, layer, resamples))
+        parts["class_means"].append(pd.DataFrame({
+            "layer": layer,
+            "neuron": np.repeat(np.arange(mlp.shape[-1]), len(classes)),
+            "cls": list(classes) * mlp.shape[-1],
+            "mean_act": means.reshape(-1).numpy(),
+        }))
+        parts["attention"].append(attention_rows(acts[attn_pattern(layer)][spec.example], layer))
+    return {name: pd.concat(rows, ignore_index=True) for name, rows in parts.items()}
+
+
+class Clean(NamedTuple):
+    """Per-position loss, correctness and logit margin of the unablated model."""
+
+    loss: torch.Tensor
+    correct: torch.Tensor
+    margin: torch.Tensor
+
+
+@dataclass(frozen=True)
+class SequenceSums:
+    """Per-sequence totals of an ablation's effects over each class's positions.
+
+    loss, acc, margin: {class: [n_neurons, n_sequences]} sums of the loss increase, the
+    accuracy drop and the logit-margin drop; counts: {class: [n_sequences]} positions."""
+
+    loss: dict[str, np.ndarray]
+    acc: dict[str, np.ndarray]
+    margin: dict[str, np.ndarray]
+    counts: dict[str, np.ndarray]
+
+    def mean(self, measure: str, cls: str) -> np.ndarray:
+        """The effect per neuron over all positions of `cls`, [n_neurons]."""
+        return getattr(self, measure)[cls].sum(-1) / max(self.counts[cls].sum(), 1)
+
+
+def sequence_sums(ablated: Ablated, clean: Clean, classes: dict[str, torch.Tensor]) -> SequenceSums:
+    deltas = {"loss": ablated.loss - clean.loss, "acc": clean.correct - ablated.correct,
+              "margin": clean.margin - ablated.margin}
+    sums = {measure: {} for measure in deltas}
+    counts = {}
+    for cls, mask in classes.items():
+        weight = mask.to(ablated.loss.dtype)
+        counts[cls] = weight.sum(-1).numpy()
+        for measure, delta in deltas.items():
+            sums[measure][cls] = (delta * weight).sum(-1).numpy()
+    return SequenceSums(**sums, counts=counts)
+
+
+def ablation_rows(sums: SequenceSums, layer: int, mode: str) -> pd.DataFrame:
+    rows = []
+    for cls in sums.counts:
+        loss = sums.mean("loss", cls)
+        rows.append(pd.DataFrame({
+            "layer": layer, "neuron": np.arange(len(loss)), "mode": mode, "positions": cls,
+            "delta_loss": loss, "delta_acc": sums.mean("acc", cls),
+            "delta_margin": sums.mean("margin", cls),
+        }))
+    return pd.concat(rows, ignore_index=True)
+
+
+def neuron_rows(measured: dict[str, torch.Tensor], sums: SequenceSums, positions: Positions,
+                classes: tuple[str, ...], layer: int, resamples: np.ndarray) -> pd.DataFrame:
+    """One row per neuron: selectivity, and the effects the detector judges, with bootstrap
+    intervals over sequences on the focus positions."""
+    d_mlp = measured["means"].shape[0]
+    preferred = [classes[int(i)] for i in measured["means"].argmax(-1)]
+    table = pd.DataFrame({
+        "layer": layer, "neuron": np.arange(d_mlp),
+        "unit": [unit_name(layer, n) for n in range(d_mlp)],
+        "selectivity": measured["selectivity"].numpy(), "preferred_class": preferred,
+        "matched_selectivity": measured["matched_selectivity"].numpy(),
+        "effect_all": sums.mean("loss", "all"),
+    })
+    if positions.focus is not None:
+        focus = positions.focus
+        table["positions"] = focus
+        for measure, column in (("loss", "effect"), ("margin", "margin_effect")):
+            table[column] = sums.mean(measure, focus)
+            low, high = ratio_interval(getattr(sums, measure)[focus], sums.counts[focus], resamples)
+            table[f"{column}_low"], table[f"{column}_high"] = low, high
+    else:  # no focus class: judge each neuron on its own preferred class, without intervals
+        table["positions"] = [p if p in sums.counts else "all" for p in preferred]
+        for measure, column in (("loss", "effect"), ("margin", "margin_effect")):
+            table[column] = [sums.mean(measure, p)[n] for n, p in enumerate(table["positions"])]
+            table[f"{column}_low"] = table[f"{column}_high"] = np.nan
+    own = [p if p in sums.counts else "all" for p in preferred]
+    table["effect_own"] = [sums.mean("loss", p)[n] for n, p in enumerate(own)]
+    return table
+
+
+def attention_rows(pattern: torch.Tensor, layer: int) -> pd.DataFrame:
+    """The causal cells of one example's attention pattern [head, query, key]."""
+    heads, query, key = torch.meshgrid(*(torch.arange(n) for n in pattern.shape), indexing="ij")
+    causal = key <= query
+    return pd.DataFrame({
+        "layer": layer, "head": heads[causal].numpy(), "query": query[causal].numpy(),
+        "key": key[causal].numpy(), "weight": pattern[causal].numpy(),
+    })
+
+
+def unit_name(layer: int, neuron: int) -> str:
+    """The name of MLP neuron `neuron` of `layer` everywhere in the kit, e.g. "L0N7"."""
+    return f"L{layer}N{neuron}"
 
 
 def _keyed(table: pd.DataFrame, keys: dict) -> pd.DataFrame:

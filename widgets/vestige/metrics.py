@@ -8,11 +8,12 @@ meant for non-negative activations (ReLU), where it lies in [0, 1].
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from vestige.hooks import cache_activations, mlp_post, resid_post
+from vestige.hooks import cache_activations, mlp_out_weight, mlp_post, resid_post, run_from
 from vestige.task import Batch
 
 EPS = 1e-7
@@ -37,6 +38,28 @@ def selectivity_index(means: torch.Tensor) -> torch.Tensor:
     top = means.max(dim=-1).values
     rest = (means.sum(dim=-1) - top) / max(n_classes - 1, 1)
     return (top - rest) / (top + rest + EPS)
+
+
+def contrast_selectivity(acts: torch.Tensor, focus: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """SI between two sets of positions, [d]: (mu_focus - mu_other) / (mu_focus + mu_other).
+
+    With `other` the positions that hold the same current tokens as `focus` (e.g. a lone B
+    against B after A), token identity alone cannot make a neuron selective."""
+    flat = acts.reshape(-1, acts.shape[-1])
+    mu_focus = flat[focus.reshape(-1)].mean(0)
+    mu_other = flat[other.reshape(-1)].mean(0)
+    return (mu_focus - mu_other) / (mu_focus + mu_other + EPS)
+
+
+def firing_fraction(acts: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """Fraction of the positions in `where` at which each neuron fires (is > 0), [d]."""
+    flat = acts.reshape(-1, acts.shape[-1])[where.reshape(-1)]
+    return (flat > 0).to(acts.dtype).mean(0)
+
+
+def same_token_positions(tokens: torch.Tensor, focus: torch.Tensor) -> torch.Tensor:
+    """Positions outside `focus` whose current token also occurs at a `focus` position."""
+    return torch.isin(tokens, tokens[focus].unique()) & ~focus
 
 
 def shuffled_selectivity(
@@ -84,8 +107,27 @@ def ablation_values(acts: torch.Tensor, mode: str, seed: int = 0) -> torch.Tenso
     raise ValueError(f"ablation mode must be one of {list(ABLATIONS)}, got {mode!r}")
 
 
+def logit_margin(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Target logit minus the mean logit at each position, [batch, seq] (0 at the last).
+
+    Unlike the loss it does not saturate: a component that still pushes the right answer
+    shows up here even when the prediction is already certain without it."""
+    pred = logits[:, :-1]
+    target = pred.gather(-1, tokens[:, 1:, None])[..., 0]
+    margin = target - pred.mean(-1)
+    return torch.cat([margin, torch.zeros(tokens.shape[0], 1, dtype=margin.dtype)], dim=1)
+
+
+class Ablated(NamedTuple):
+    """Per-position outcomes with each neuron ablated alone: [n_neurons, batch, seq] each."""
+
+    loss: torch.Tensor
+    correct: torch.Tensor
+    margin: torch.Tensor
+
+
 @torch.no_grad()
-def ablated_losses(
+def ablate_neurons(
     model,
     batch: Batch,
     layer: int,
@@ -93,11 +135,10 @@ def ablated_losses(
     values: torch.Tensor,
     max_sequences: int = 512,
     cache: dict[str, torch.Tensor] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-position loss and correctness with each neuron of `layer` ablated alone.
-
-    Returns two [len(neurons), batch, seq] tensors. `values` is what each neuron is set to,
-    indexed by neuron ([d] or [d, batch, seq], see `ablation_values`).
+) -> Ablated:
+    """Loss, correctness and logit margin at every position with each neuron of `layer`
+    ablated alone. `values` is what each neuron is set to, indexed by neuron ([d] or
+    [d, batch, seq], see `ablation_values`).
 
     Batched and exact: a neuron's ablation changes the residual stream after its block by
     (value - activation) * W_out[:, neuron] and nothing before it, so the stream is cached
@@ -110,23 +151,21 @@ def ablated_losses(
     if cache is None or not all(name in cache for name in names):
         cache = cache_activations(model, batch.tokens, names)[1]
     mlp, resid = cache[mlp_post(layer)], cache[resid_post(layer)]
-    w_out = model.blocks[layer].mlp.out.weight  # [d_model, d_mlp]
+    w_out = mlp_out_weight(model, layer)
     per_pass = max(1, max_sequences // len(batch))
-    losses, corrects = [], []
+    parts: list[Ablated] = []
     for start in range(0, len(neurons), per_pass):
         group = torch.as_tensor(neurons[start : start + per_pass])
         target = values[group].reshape(len(group), 1, 1) if values.dim() == 1 else values[group]
         change = target - mlp[..., group].permute(2, 0, 1)  # [group, batch, seq]
         stream = resid[None] + change[..., None] * w_out[:, group].T[:, None, None, :]
-        stream = stream.reshape(-1, *resid.shape[1:])
-        for block in model.blocks[layer + 1 :]:
-            (stream,) = block(stream)
-        logits = model.unembed(model.ln_final(stream))
+        logits = run_from(model, layer + 1, stream.reshape(-1, *resid.shape[1:]))
         tokens = batch.tokens.repeat(len(group), 1)
         loss, correct = per_position_loss(logits, tokens)
-        losses.append(loss.view(len(group), *batch.tokens.shape))
-        corrects.append(correct.view(len(group), *batch.tokens.shape))
-    return torch.cat(losses), torch.cat(corrects)
+        shape = (len(group), *batch.tokens.shape)
+        parts.append(Ablated(loss.view(shape), correct.view(shape),
+                             logit_margin(logits, tokens).view(shape)))
+    return Ablated(*(torch.cat(part) for part in zip(*parts)))
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
