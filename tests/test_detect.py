@@ -1,35 +1,90 @@
+"""The strict definition of a vestigial neuron: every clause can fail on its own."""
+
 import pandas as pd
 import pytest
 from vestige.detect import Criteria, detect, judge
 
-
-def line(effects, selectivity_end=0.9, p99=0.2):
-    steps = [0, 10, 20, 40, 80, 160]
-    sel = [0.1] * (len(steps) - 1) + [selectivity_end]
-    return pd.DataFrame({"step": steps, "unit": "L0N1", "positions": "trigger", "effect": effects,
-                         "selectivity": sel, "p99": p99})
-
-
-@pytest.mark.parametrize(
-    "effects, selectivity_end, vestigial, reason, settle",
-    [
-        ([0.0, 0.3, 0.4, 0.1, 0.02, 0.01], 0.9, True, "fell from 0.400 nats at step 20", 40),
-        ([0.0, 0.3, 0.4, 0.3, 0.3, 0.3], 0.9, False, "still needed", None),
-        ([0.0, 0.05, 0.1, 0.02, 0.0, 0.0], 0.9, False, "never needed much", 40),
-        ([0.0, 0.3, 0.4, 0.1, 0.02, 0.01], 0.1, False, "not selective at the end", 40),
-        ([0.9, 0.1, 0.05, 0.02, 0.0, 0.0], 0.9, False, "never needed much", 40),  # step 0 is noise
-        ([0.0, 0.4, 0.1, 0.3, 0.02, 0.01], 0.9, True, "fell from 0.400", 80),  # relapse delays settling
-    ],
-)
-def test_judge(effects, selectivity_end, vestigial, reason, settle):
-    verdict = judge(line(effects, selectivity_end), Criteria())
-    assert verdict["vestigial"] is vestigial
-    assert reason in verdict["reason"]
-    assert verdict["settle_step"] == settle
+STEPS = [0, 10, 20, 40, 80, 160]
+PASSING = {
+    "effect": [0.05, 0.30, 0.40, 0.25, 0.02, 0.01],
+    "half_width": 0.02,
+    "selectivity": 0.90,
+    "matched": 0.60,
+    "preferred": "trigger",
+}
 
 
-def test_detect_on_a_run_names_a_reason_for_every_neuron(tiny_run):
+def line(effect=None, half_width=None, selectivity=None, matched=None, preferred=None,
+         final_high=None) -> pd.DataFrame:
+    """A neuron's timeline like `detect.timelines` makes: PASSING unless told otherwise."""
+    effect = PASSING["effect"] if effect is None else effect
+    hw = PASSING["half_width"] if half_width is None else half_width
+    hw = hw if isinstance(hw, list) else [hw] * len(STEPS)
+    table = pd.DataFrame({
+        "step": STEPS, "unit": "L0N1", "positions": "trigger",
+        "preferred_class": ["trigger"] * 5 + [preferred or PASSING["preferred"]],
+        "selectivity": [0.5] * 5 + [selectivity or PASSING["selectivity"]],
+        "matched_selectivity": [0.1] * 5 + [matched or PASSING["matched"]],
+        "effect": effect,
+        "effect_low": [e - h for e, h in zip(effect, hw)],
+        "effect_high": [e + h for e, h in zip(effect, hw)],
+        "margin_effect": [2 * e for e in effect], "margin_effect_low": [2 * e - 0.1 for e in effect],
+        "margin_effect_high": [2 * e + 0.1 for e in effect], "effect_own": effect,
+        "untrained_p99": 0.65, "untrained_matched_p99": 0.30,
+    })
+    if final_high is not None:
+        table.loc[len(table) - 1, "effect_high"] = final_high
+    return table
+
+
+def verdict(floor=0.1, **changes) -> dict:
+    return judge(line(**changes), Criteria(), init_floor=floor, focus="trigger")
+
+
+def test_a_neuron_passing_every_clause_is_vestigial():
+    v = verdict()
+    assert v["vestigial"] and v["failed"] == []
+    assert (v["peak_step"], v["settle_step"], v["needed_checkpoints"]) == (20, 80, 3)
+    assert v["final_fraction"] == pytest.approx(0.01 / 0.40)
+    assert v["margin_fraction"] == pytest.approx(0.02 / 0.80)
+    assert "peak 0.400" in v["reason"]
+
+
+@pytest.mark.parametrize("clause, changes", [
+    # the peak's interval reaches below 0.15, though two later checkpoints are clearly needed
+    ("needed", {"effect": [0.05, 0.10, 0.40, 0.30, 0.25, 0.01],
+                "half_width": [0.02, 0.02, 0.30, 0.02, 0.02, 0.02]}),
+    ("above_init", {"floor": 0.25}),  # 0.40 < 2 x 0.25
+    ("sustained", {"effect": [0.05, 0.10, 0.40, 0.12, 0.02, 0.01]}),  # one checkpoint only
+    ("faded", {"final_high": 0.045}),  # upper bound 11% of the peak
+    ("selective", {"selectivity": 0.60}),  # below the untrained p99 (0.65)
+    ("prefers_focus", {"preferred": "decoy"}),
+    ("token_selective", {"matched": 0.25}),  # below the untrained same-token p99 (0.30)
+])
+def test_each_clause_fails_alone(clause, changes):
+    v = verdict(**changes)
+    assert v["failed"] == [clause] and not v["vestigial"]
+    assert v[clause] is False
+    assert all(v[other] for other in Criteria().clauses() if other != clause)
+
+
+def test_step_zero_is_never_the_peak():
+    v = verdict(effect=[0.90, 0.30, 0.40, 0.25, 0.02, 0.01])
+    assert v["peak_step"] == 20
+
+
+def test_without_the_same_token_clause_token_identity_is_enough():
+    criteria = Criteria(same_token=False)
+    assert "token_selective" not in criteria.clauses()
+    v = judge(line(matched=0.05), criteria, init_floor=0.1, focus="trigger")
+    assert v["vestigial"]
+
+
+def test_detect_on_a_run_judges_every_neuron_with_reasons(tiny_run):
     found = detect(tiny_run)
     assert len(found.neurons) == 8 and found.neurons["reason"].str.len().gt(10).all()
-    assert found.init_floor >= found.timelines.query("step == 0").effect.max() - 1e-12
+    at_init = found.timelines.query("step == 0")
+    assert found.init_floor == at_init.effect.max()
+    assert (found.timelines.effect_low <= found.timelines.effect).all()
+    assert (found.timelines.effect <= found.timelines.effect_high).all()
     assert found.summary().startswith("seed 0:")
