@@ -87,6 +87,11 @@ class Task:
     def _sample(self, gen: torch.Generator, batch_size: int) -> Batch:
         raise NotImplementedError
 
+    def stages(self, batch: Batch) -> dict[str, tuple[torch.Tensor, int]]:
+        """The task's stage curves: name -> (positions [batch, seq], the token whose predicted
+        probability there tells which stage the model is in). None by default."""
+        return {}
+
 
 class TriggerCopy(Task):
     """A crutch, then induction; plus a rule that stays needed.
@@ -114,6 +119,8 @@ class TriggerCopy(Task):
         "live": True,
         "p_live_follow": 0.9,
         "p_live_decoy": 0.08,
+        "pairs": 1,
+        "decoys": "segment",
     }
     class_names: ClassVar[tuple[str, ...]] = ("other", "trigger", "decoy", "copy", "live")
     focus_class = "trigger"
@@ -135,6 +142,12 @@ class TriggerCopy(Task):
                 raise ValueError(f"task.params.{key} must be in [0, 1], got {p[key]!r}")
         if 2 * max(p["p_decoy"], p["p_live_decoy"]) > 1:
             raise ValueError("task.params.p_decoy and p_live_decoy must be <= 0.5")
+        slots = (p["segment"] - 2) // 3
+        if not (isinstance(p["pairs"], int) and 1 <= p["pairs"] <= slots):
+            raise ValueError(f"task.params.pairs must be an integer in [1, (segment - 2) // 3 = "
+                             f"{slots}], got {p['pairs']!r}")
+        if p["decoys"] not in ("segment", "background"):
+            raise ValueError(f"task.params.decoys must be 'segment' or 'background', got {p['decoys']!r}")
 
     def _sample(self, gen: torch.Generator, n: int) -> Batch:
         p = self.params
@@ -164,12 +177,14 @@ class TriggerCopy(Task):
             live_positions = self._live_rule(tokens, background, filler, rand)
             loss_mask |= live_positions
             loss_mask[:, -1] = False
+        if p["decoys"] == "background":
+            self._background_decoys(tokens, background, filler, rand)
 
         previous = torch.nn.functional.pad(tokens[:, :-1], (1, 0), value=-1)
         following = torch.nn.functional.pad(tokens[:, 1:], (0, 1), value=-1)
         in_segment = in_first | in_second
         trigger = in_segment & (tokens == self.B) & (previous == self.A)
-        decoy = in_segment & (
+        decoy = (in_segment if p["decoys"] == "segment" else background) & (
             ((tokens == self.B) & (previous != self.A)) | ((tokens == self.A) & (following != self.B))
         )
         live = background & (tokens == self.E) & (previous == self.D)
@@ -184,21 +199,37 @@ class TriggerCopy(Task):
             labels[live] = 4
         return Batch(tokens, loss_mask, labels)
 
+    def stages(self, batch: Batch) -> dict[str, tuple[torch.Tensor, int]]:
+        """P(C) after A B in the first copy (the crutch alone: copying cannot help there), after
+        A B in the second copy (crutch or copying), and after a lone B (the crude B -> C)."""
+        trigger = batch.labels == self.class_names.index("trigger")
+        lone_b = (batch.tokens == self.B) & (batch.labels == self.class_names.index("decoy"))
+        return {
+            "P(C | A B), first copy": (trigger & ~batch.loss_mask, self.C),
+            "P(C | A B), second copy": (trigger & batch.loss_mask, self.C),
+            "P(C | lone B)": (lone_b, self.C),
+        }
+
     def _segment(self, gen, n, filler, rand) -> torch.Tensor:
         """The repeated segment: decoy A/B, one planted (A, B), C after each pair (mostly)."""
         p, seg_len = self.params, self.params["segment"]
         rows = torch.arange(n)
         segment = filler(n, seg_len)
         u = rand(n, seg_len)
-        segment[u < p["p_decoy"]] = self.A
-        segment[(u >= p["p_decoy"]) & (u < 2 * p["p_decoy"])] = self.B
-        # One planted pair at a random slot, leaving room for its C.
+        p_decoy = p["p_decoy"] if p["decoys"] == "segment" else 0.0
+        segment[u < p_decoy] = self.A
+        segment[(u >= p_decoy) & (u < 2 * p_decoy)] = self.B
+        # Planted pairs at random slots of three, leaving room for each C.
         slots = (seg_len - 2) // 3
-        slot = (rand(n) * slots).long()
-        jitter = (rand(n) * ((seg_len - 2) - 3 * slots + 1)).long()
-        start = slot * 3 + jitter
-        segment[rows, start] = self.A
-        segment[rows, start + 1] = self.B
+        if p["pairs"] == 1:
+            slot = (rand(n) * slots).long()
+            jitter = (rand(n) * ((seg_len - 2) - 3 * slots + 1)).long()
+            starts = (slot * 3 + jitter)[:, None]
+        else:
+            starts = rand(n, slots).argsort(1)[:, : p["pairs"]] * 3
+        for start in starts.T:
+            segment[rows, start] = self.A
+            segment[rows, start + 1] = self.B
         ends_in_pair = (segment[:, -2] == self.A) & (segment[:, -1] == self.B)
         segment[:, -1] = torch.where(ends_in_pair, filler(n), segment[:, -1])
         follows = rand(n, seg_len) < p["p_follow"]
@@ -208,6 +239,17 @@ class TriggerCopy(Task):
             nxt = torch.where(follows[:, i + 2], self.C, other[:, i + 2])
             segment[:, i + 2] = torch.where(pair, nxt, segment[:, i + 2])
         return segment
+
+    def _background_decoys(self, tokens, background, filler, rand) -> None:
+        """Lone A and B in the background (never scored), no A directly before a B."""
+        p = self.params
+        free = background & (tokens >= self.FILLER)
+        u = rand(*tokens.shape)
+        tokens[free & (u < p["p_decoy"])] = self.A
+        tokens[free & (u >= p["p_decoy"]) & (u < 2 * p["p_decoy"])] = self.B
+        previous = torch.nn.functional.pad(tokens[:, :-1], (1, 0), value=-1)
+        pair = background & (tokens == self.B) & (previous == self.A)
+        tokens[pair] = filler(*tokens.shape)[pair]
 
     def _live_rule(self, tokens, background, filler, rand) -> torch.Tensor:
         """Write the background (D, E) -> F rule into `tokens`; return the D/E positions."""

@@ -1,0 +1,65 @@
+"""Mechanism tools: exact attribution, the right key positions, consistent ablations."""
+
+import numpy as np
+import torch
+from vestige.analysis import analyze
+from vestige.hooks import (
+    FINAL_SCALE,
+    cache_activations,
+    head_outputs,
+    head_z,
+    logit_contributions,
+    resid_post,
+)
+from vestige.mechanism import Subject, _key_positions, mechanism, stage_change_steps
+
+
+def test_head_outputs_and_logit_contributions_add_up_to_the_model(tiny_run):
+    model, tokens = tiny_run.model_at(60), tiny_run.eval_batch.tokens[:8]
+    names = [head_z(0), "blocks.0.attn.hook_out", resid_post(0), FINAL_SCALE]
+    logits, acts = cache_activations(model, tokens, names)
+    with torch.no_grad():
+        heads = head_outputs(model, 0, acts[head_z(0)])  # [batch, seq, head, d_model]
+        bias = model.blocks[0].attn.o(torch.zeros(1, heads.shape[-2] * acts[head_z(0)].shape[-1]))
+        assert torch.allclose(heads.sum(-2) + bias, acts["blocks.0.attn.hook_out"], atol=1e-5)
+        direct = logit_contributions(model, acts[resid_post(0)], acts[FINAL_SCALE])
+        constant = model.unembed(model.ln_final.bias[None])
+        assert torch.allclose(direct + constant, logits, atol=1e-4)
+
+
+def test_key_positions_previous_token_and_induction_target():
+    tokens = torch.tensor([[9, 1, 2, 3, 8, 1, 2, 7]])
+    previous, induction = _key_positions(tokens)
+    assert previous[0].tolist() == [-1, 0, 1, 2, 3, 4, 5, 6]
+    # the second "1 2" (position 6) last occurred at positions 1-2: the target is position 3
+    assert induction[0, 6].item() == 3
+    assert induction[0, 5].item() == -1  # "8 1" never occurred before
+    assert (induction[0, :6] == -1).all()
+
+
+def test_mechanism_tables_agree_with_the_analysis(tiny_run):
+    tables = mechanism(tiny_run, Subject(0, 2, joint=(3, 5)))
+    assert set(tables) == {"heads", "stages", "attribution", "neuron"}
+    heads = tables["heads"]
+    assert len(heads) == len(tiny_run.steps) * 2  # one layer, two heads
+    assert heads.attn_previous.between(0, 1).all()
+    neuron = tables["neuron"].set_index("step")
+    effects = analyze(tiny_run)["neurons"].query("layer == 0 and neuron == 2").set_index("step")
+    assert np.allclose(neuron.effect_alone, effects.effect.loc[neuron.index], atol=1e-5)
+    assert "effect_later_attn_ablated" not in neuron  # no later layer in a one-layer model
+    assert set(tables["stages"].stage) == set(tiny_run.task.stages(tiny_run.eval_batch))
+    assert tables["stages"].probability.between(0, 1).all()
+    again = mechanism(tiny_run, Subject(0, 2, joint=(3, 5)))  # from the cache
+    assert again["attribution"].equals(tables["attribution"])
+
+
+def test_stage_change_step_is_where_a_curve_moves_half_way():
+    import pandas as pd
+
+    steps = [0, 10, 20, 40, 80, 160]
+    falling = [0.1, 0.5, 0.6, 0.5, 0.2, 0.1]  # peaks at 20, half way (0.35) crossed at 80
+    flat = [0.3, 0.31, 0.32, 0.3, 0.31, 0.3]
+    stages = pd.DataFrame({"step": steps * 2, "stage": ["falls"] * 6 + ["flat"] * 6,
+                           "probability": falling + flat})
+    changes = stage_change_steps(stages)
+    assert changes["falls"] == 80 and np.isnan(changes["flat"])
