@@ -47,6 +47,7 @@ class ModelConfig:
     d_mlp: int = 16
     act_fn: str = "relu"
     normalization_type: str | None = "LN"
+    init_range: float | None = None  # std of the initial weights; None: 0.8 / sqrt(d_model)
 
     def validate(self) -> None:
         _require(1 <= self.n_layers <= 48, "model.n_layers", "an integer in [1, 48]", self.n_layers)
@@ -67,6 +68,12 @@ class ModelConfig:
             "model.normalization_type",
             f"one of {list(norms)}",
             self.normalization_type,
+        )
+        _require(
+            self.init_range is None or 0 < self.init_range < 1,
+            "model.init_range",
+            "None or in (0, 1)",
+            self.init_range,
         )
 
 
@@ -304,14 +311,22 @@ def _presets() -> dict[str, RunConfig]:
         ),
         checkpoints=CheckpointConfig(first=25, n_log=20),
     )
-    return {"tiny": tiny, "reference": reference}
+    # The negative control: the reference with its crutch removed (C never follows A B), all
+    # else equal. The detector must catch nothing here.
+    control = dataclasses.replace(
+        reference,
+        name="control",
+        task=dataclasses.replace(reference.task, params={**reference.task.params, "p_follow": 0.0}),
+    )
+    return {"tiny": tiny, "reference": reference, "control": control}
 
 
 PRESETS: dict[str, RunConfig] = _presets()
 
 
 def preset(name: str) -> RunConfig:
-    """A named configuration: `tiny` (tests, seconds) or `reference` (the course)."""
+    """A named configuration: `tiny` (tests, seconds), `reference` (the course) or `control`
+    (the reference without its crutch: the negative control)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}")
     return PRESETS[name].validate()
