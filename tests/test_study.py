@@ -1,23 +1,86 @@
-"""The phenomenon itself: a change that stops the detector catching the vestigial neuron in
-the reference preset fails here."""
+"""The study: conditions, summaries and the report, on synthetic results; and the negative
+control on real runs (slow)."""
 
 import json
+import math
 
 import pytest
-from vestige.study import run_study
+import vestige
+from vestige.config import SelectivityPenalty, Suppress
+from vestige.report import load, write_report
+from vestige.study import CONDITION_NAMES, run_study, summarize, verdict
+
+
+def test_conditions_build_the_interventions_they_name():
+    caught = {"layer": 0, "neuron": 7}
+    at_half = CONDITION_NAMES["neuron-0.5T"].interventions(caught, 3, transition=400.0, total=1500)
+    assert at_half == (Suppress(0, (7,), mode="mean", start=0, end=200),)
+    whole = CONDITION_NAMES["control-whole"].interventions(caught, 3, 400.0, 1500)
+    assert whole == (Suppress(0, (3,), mode="mean", start=0, end=None),)
+    alpha = CONDITION_NAMES["alpha-1"].interventions(None, None, math.nan, 1500)
+    assert alpha == (SelectivityPenalty(alpha=-1.0),)
+    assert CONDITION_NAMES["neuron-whole"].interventions(None, None, 400.0, 1500) is None
+    # no transition: windows end at a quarter of training
+    assert CONDITION_NAMES["neuron-1T"].interventions(caught, 3, math.nan, 1500)[0].end == 375
+
+
+@pytest.mark.parametrize("low, high, word", [(-0.3, -0.1, "better"), (0.1, 0.3, "worse"),
+                                             (-0.1, 0.2, "no clear difference")])
+def test_verdict_reads_the_interval(low, high, word):
+    assert verdict({"n": 10, "mean": (low + high) / 2, "low": low, "high": high}) == word
+    assert verdict({"n": 1, "mean": 0.1, "low": math.nan, "high": math.nan}) == "too few seeds"
+
+
+def fake_result(seed, caught, delta):
+    base = {"final_loss": 0.9, "final_accuracy": 0.8, "focus_loss": 0.05, "copy_loss": 0.1,
+            "budget_loss": 1.2, "transition": 450.0, "mean_selectivity": 0.5}
+    evidence = {"unit": "L0N7", "peak_effect": 0.4, "peak_low": 0.35, "peak_high": 0.45,
+                "peak_step": 73, "settle_step": 140, "final_effect": 0.01, "final_low": 0.0,
+                "final_high": 0.02, "final_margin": 0.1, "margin_fraction": 0.1,
+                "final_selectivity": 0.9, "selectivity_baseline": 0.65,
+                "final_matched_selectivity": 0.8, "matched_baseline": 0.25,
+                "failed": [] if caught else ["selective"]}
+    mechanism = {"transitions": {"copy": 412.0, "P(C | lone B)": 140.0}, "settle_step": 140,
+                 "coincides_with": ["P(C | lone B)"], "end_status": "unused", "backup_at_end": False,
+                 "effect_later_attn_ablated": [[73, 0.5], [1500, 0.02]], "effect_joint": [[1500, 0.1]],
+                 "effect_all_others": [[1500, 1.2]], "joint_neurons": [7, 2, 3],
+                 "heads_that_grew": [{"head": "L1H2", "growth": 0.8, "effect_at_settle": 1.0,
+                                      "attn_previous": 0.6, "attn_induction": 0.1}],
+                 "stages": [], "neuron_margin": []}
+    return {"seed": seed, "preset": "reference", "base": base, "summary": "", "init_floor": 0.05,
+            "caught": caught, "neuron": evidence if caught else None, "best_candidate": evidence,
+            "contrast": None, "timeline": [{"step": 73, "effect": 0.4, "effect_low": 0.35,
+                                            "effect_high": 0.45, "margin_effect": 1.0,
+                                            "selectivity": 0.9, "matched_selectivity": 0.8}],
+            **({"mechanism": mechanism} if caught else {}),
+            "conditions": {"neuron-whole": {**base, "final_loss": 0.9 + delta}} if caught else {}}
+
+
+def test_summary_and_report_say_what_was_measured(tmp_path):
+    results = [fake_result(s, caught=s != 3, delta=0.01 * s) for s in range(4)]
+    summary = summarize(vestige.preset("reference"), results, ("neuron-whole",), 12.0)
+    assert (summary["caught"], summary["n_seeds"]) == (3, 4)
+    assert summary["failed_clauses_when_not_caught"] == {"selective": 1}
+    assert summary["coincides_with"] == {"P(C | lone B)": 3}
+    comparison = summary["comparisons"]["neuron-whole"]
+    assert comparison["seeds"] == [0, 1, 2]
+    assert comparison["delta_final_loss"]["mean"] == pytest.approx(0.01)
+    assert comparison["verdict"] == "no clear difference"
+    write_report(summary, results, tmp_path)
+    saved, per_seed = load(tmp_path)
+    assert saved["caught"] == 3 and len(per_seed) == 4
+    json.loads((tmp_path / "summary.json").read_text())  # strict JSON (no NaN)
+    report = (tmp_path / "report.md").read_text()
+    assert "caught a vestigial neuron in 3 of 4 seeds" in report
+    assert "+0.010 [" in report  # the interval of the condition
+    assert "L1H2 (+0.80" in report
+    png = (tmp_path / "vestigial_timelines.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
 
 
 @pytest.mark.slow
-def test_reference_study_catches_the_vestigial_neuron(tmp_path):
-    # Seeds 0 and 3 are caught in the committed 10-seed study (course/study/report.md).
-    summary = run_study("reference", [0, 3], tmp_path / "runs", tmp_path / "report",
-                        workers=2, progress=False, conditions=("suppress-whole",))
-    assert summary["seeds"] == 2
-    assert summary["vestigial_found"] == 2, (tmp_path / "report" / "report.md").read_text()
-    saved = json.loads((tmp_path / "report" / "summary.json").read_text())
-    assert saved["vestigial_found"] == 2 and len(saved["transition_step"]) == 2
-    assert saved["comparisons"]["suppress-whole"]["delta_loss"]["n"] == 2
-    report = (tmp_path / "report" / "report.md").read_text()
-    assert "caught in 2 of 2 seeds" in report
-    png = (tmp_path / "report" / "vestigial_timelines.png").read_bytes()
-    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+def test_the_control_preset_catches_nothing(tmp_path):
+    summary = run_study("control", [0, 1], tmp_path / "runs", tmp_path / "report", workers=2,
+                        progress=False, conditions=())
+    assert summary["n_seeds"] == 2
+    assert summary["caught"] == 0, (tmp_path / "report" / "report.md").read_text()

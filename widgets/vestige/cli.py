@@ -58,11 +58,14 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 
 
 def cmd_study(args: argparse.Namespace) -> None:
-    from vestige.study import run_study
+    from vestige.study import CONDITION_NAMES, run_study
 
+    conditions = (tuple(CONDITION_NAMES) if args.conditions == "all"
+                  else tuple(c for c in args.conditions.split(",") if c))
+    control = (args.control_preset, args.control_seeds) if args.control_seeds else None
     summary = run_study(args.preset, args.seeds, args.out, args.report, args.workers,
-                        not args.quiet, tuple(c for c in args.conditions.split(",") if c))
-    print(f"vestigial neuron caught in {summary['vestigial_found']} of {summary['seeds']} seeds; "
+                        not args.quiet, conditions, control, args.search)
+    print(f"vestigial neuron caught in {summary['caught']} of {summary['n_seeds']} seeds; "
           f"report in {Path(args.report or args.out) / 'report.md'}")
 
 
@@ -96,8 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--out", required=True, help="runs go to OUT/<condition>/seed-K (reused)")
     study.add_argument("--report", help="where report.md, summary.json, figures go (default OUT)")
     study.add_argument("--workers", type=int, default=2, help="seeds trained in parallel")
-    study.add_argument("--conditions", default="suppress-whole,suppress-early,selectivity-down",
-                       help="which suppression runs to train (comma-separated; '' for none)")
+    study.add_argument("--conditions", default="all",
+                       help="which runs to train again per seed: 'all', '' for none, or names "
+                            "from vestige.study.CONDITIONS, comma-separated")
+    study.add_argument("--control-preset", default="control", choices=sorted(PRESETS),
+                       help="the negative control: judged by the detector only")
+    study.add_argument("--control-seeds", type=parse_seeds, help="seeds of the negative control")
+    study.add_argument("--search", help="the search log (JSON lines) for the report's appendix")
     study.add_argument("--quiet", action="store_true")
     study.set_defaults(func=cmd_study)
 

@@ -1,103 +1,254 @@
-"""The study across seeds: catch the vestigial neuron, then train without it.
+"""The study across seeds: the detector on every seed, what took the caught neuron's job
+over, and training without it.
 
-For every seed: train (or reuse) the unsuppressed run, detect the vestigial neuron, then
-train the same seed three more times: the neuron held at its mean for the whole run, for an
-early window only (until the unsuppressed run's transition), and with the selectivity
-regulariser pushing selectivity down (alpha < 0). Each is compared with the unsuppressed run
-of the same seed. Writes report.md, summary.json and PNG figures.
-
-    runs layout:  OUT/<condition>/seed-<k>/   condition in base, suppress-whole,
-                                              suppress-early, selectivity-down
+Per seed: the unsuppressed run is judged by `vestige.detect` (the kit's one definition of
+vestigial); for a caught neuron the mechanism tables say which transition its settling
+coincides with and whether it is unused or a backup at the end; then the same seed is trained
+again under each `CONDITIONS` entry (the neuron held at its mean for windows [0, t) and the
+whole run, a matched control neuron held the same way, Leavitt & Morcos's selectivity
+regulariser at several strengths). `summarize` pairs every condition with the unsuppressed
+run of the same seed and gives 95% intervals over seeds; `vestige.report` writes it up.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import altair as alt
 import numpy as np
-import pandas as pd
 from tqdm.auto import tqdm
 
-from vestige.analysis import transition_step
 from vestige.config import RunConfig, SelectivityPenalty, Suppress, preset
-from vestige.detect import detect
+from vestige.detect import Criteria, Detection, detect
 from vestige.runs import Run
+from vestige.stats import mean_ci
 from vestige.training import ensure_run
 
-CONDITIONS = ("suppress-whole", "suppress-early", "selectivity-down")
-ALPHA = -1.0
-# Two-sided 95% Student t quantiles by degrees of freedom (normal beyond 30).
-_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+@dataclass(frozen=True)
+class Condition:
+    """A way of training a seed again. `name` is an id for the command line and folders;
+    `target` is "neuron" (the caught one), "control" (a never-needed neuron of the same layer)
+    or "selectivity" (the regulariser on every layer); `until` ends the window at that
+    fraction of the seed's transition step T (None: the whole run)."""
+
+    name: str
+    label: str
+    target: str
+    until: float | None = None
+    alpha: float = 0.0
+
+    def interventions(self, caught: dict | None, control: int | None, transition: float,
+                      total: int) -> tuple | None:
+        """The run's interventions, or None when the seed has nothing to apply them to."""
+        if self.target == "selectivity":
+            return (SelectivityPenalty(alpha=self.alpha),)
+        if caught is None or (self.target == "control" and control is None):
+            return None
+        neuron = caught["neuron"] if self.target == "neuron" else control
+        end = None if self.until is None else max(1, round(self.until * _finite(transition, total)))
+        return (Suppress(caught["layer"], (int(neuron),), mode="mean", end=end),)
 
 
-def mean_ci(values: list[float]) -> dict[str, float]:
-    """Mean and 95% t-interval of `values` (NaNs dropped)."""
-    x = np.array([v for v in values if v is not None and not math.isnan(v)], dtype=float)
-    if len(x) == 0:
-        return {"n": 0, "mean": float("nan"), "low": float("nan"), "high": float("nan")}
-    if len(x) == 1:
-        return {"n": 1, "mean": float(x[0]), "low": float("nan"), "high": float("nan")}
-    t = _T975[len(x) - 2] if len(x) - 1 <= len(_T975) else 1.96
-    half = t * x.std(ddof=1) / math.sqrt(len(x))
-    return {"n": int(len(x)), "mean": float(x.mean()), "low": float(x.mean() - half), "high": float(x.mean() + half)}
+CONDITIONS = (
+    Condition("neuron-0.25T", "caught neuron held at its mean, steps [0, T/4)", "neuron", 0.25),
+    Condition("neuron-0.5T", "caught neuron held at its mean, steps [0, T/2)", "neuron", 0.5),
+    Condition("neuron-1T", "caught neuron held at its mean, steps [0, T)", "neuron", 1.0),
+    Condition("neuron-whole", "caught neuron held at its mean, whole run", "neuron"),
+    Condition("control-1T", "control neuron held at its mean, steps [0, T)", "control", 1.0),
+    Condition("control-whole", "control neuron held at its mean, whole run", "control"),
+    Condition("alpha-1", "selectivity regulariser, alpha = -1", "selectivity", alpha=-1.0),
+    Condition("alpha-0.3", "selectivity regulariser, alpha = -0.3", "selectivity", alpha=-0.3),
+    Condition("alpha+0.3", "selectivity regulariser, alpha = +0.3", "selectivity", alpha=0.3),
+)
+CONDITION_NAMES = {c.name: c for c in CONDITIONS}
 
 
-def final_eval(run: Run) -> dict[str, float]:
-    metrics = run.metrics
-    evals = metrics[metrics["split"] == "eval"].sort_values("step")
-    last = evals.iloc[-1]
-    return {"loss": float(last["loss"]), "accuracy": float(last["accuracy"]),
-            "transition": transition_step(run)}
+def _finite(transition: float, total: int) -> float:
+    """The transition step, or a quarter of training when the run never made the transition."""
+    return total / 4 if math.isnan(transition) else transition
 
 
-def study_seed(
-    config: RunConfig, seed: int, out: Path, conditions: tuple[str, ...] = CONDITIONS
-) -> dict[str, Any]:
+# ----------------------------------------------------------------------------- one seed
+
+
+def outcome(run: Run) -> dict[str, float]:
+    """What a run ended with: evaluation loss and accuracy, loss on the focus and transition
+    positions, loss at the budget checkpoint (a third of training), and the transition step."""
+    from vestige.analysis import transition_step
+
+    evals = run.metrics.query("split == 'eval'").set_index("step").sort_index()
+    task = run.task
+    budget = budget_step(run.config)
+    final = evals.iloc[-1]
+    return {
+        "final_loss": float(final["loss"]),
+        "final_accuracy": float(final["accuracy"]),
+        "focus_loss": float(final.get(f"loss_{task.focus_class}", math.nan)),
+        "copy_loss": float(final.get(f"loss_{task.transition_class}", math.nan)),
+        "budget_loss": float(evals.loc[budget, "loss"]),
+        "transition": transition_step(run),
+        "mean_selectivity": mean_selectivity(run),
+    }
+
+
+def budget_step(config: RunConfig) -> int:
+    """The fixed-budget checkpoint: the first at or after a third of training."""
+    steps = config.checkpoint_steps
+    return next(s for s in steps if s >= config.train.steps / 3)
+
+
+def mean_selectivity(run: Run) -> float:
+    """Mean selectivity index of every active MLP neuron at the final checkpoint."""
+    from vestige.analysis import Positions, selectivities
+    from vestige.hooks import cache_activations, mlp_post
+
+    n_layers, batch = run.config.model.n_layers, run.eval_batch
+    _, acts = cache_activations(run.model_at(run.steps[-1]), batch.tokens,
+                                [mlp_post(layer) for layer in range(n_layers)])
+    positions = Positions.of(run)
+    values = np.concatenate([
+        selectivities(acts[mlp_post(layer)], batch.labels, len(run.task.class_names),
+                      positions)["selectivity"].numpy() for layer in range(n_layers)])
+    return float(np.nanmean(values))
+
+
+def control_neuron(found: Detection) -> int | None:
+    """The control for suppressing the caught neuron: a neuron of the same layer that was
+    never needed (the smallest peak effect; not the contrast), held at its mean the same way."""
+    v = found.vestigial
+    others = found.neurons[(found.neurons["layer"] == v["layer"]) & (found.neurons["unit"] != v["unit"])]
+    if found.contrast is not None:
+        others = others[others["unit"] != found.contrast["unit"]]
+    if others.empty:
+        return None
+    return int(others.loc[others["peak_effect"].idxmin(), "neuron"])
+
+
+def study_seed(config: RunConfig, seed: int, out: Path, conditions: tuple[str, ...],
+               criteria: Criteria = Criteria()) -> dict[str, Any]:
     """Everything measured for one seed (runs in a worker process)."""
     import torch
 
     torch.set_num_threads(1)
     base = ensure_run(config, seed, out / "base" / f"seed-{seed}", progress=False)
-    found = detect(base)
-    result: dict[str, Any] = {"seed": seed, "base": final_eval(base), "summary": found.summary()}
-    v, c = found.vestigial, found.contrast
-    result["vestigial"] = None if v is None else {
-        k: (v[k].item() if hasattr(v[k], "item") else v[k])
-        for k in ("unit", "layer", "neuron", "peak_effect", "peak_step", "settle_step",
-                  "final_effect", "final_selectivity", "baseline", "positions")
-    }
-    result["contrast"] = None if c is None else {
-        "unit": c["unit"], "positions": c["positions"], "final_effect": float(c["final_effect"]),
-        "final_selectivity": float(c["final_selectivity"]),
-    }
-    result["init_floor"] = found.init_floor
-    result["timeline"] = (
-        found.timelines[found.timelines["unit"] == v["unit"]][["step", "selectivity", "effect"]]
-        .to_dict("records") if v is not None else []
-    )
-    transition = result["base"]["transition"]
-    early_end = int(transition) if not math.isnan(transition) else config.train.steps // 4
-    interventions = {"selectivity-down": (SelectivityPenalty(alpha=ALPHA),)}
-    if v is not None:
-        neuron = (int(v["neuron"]),)
-        interventions["suppress-whole"] = (Suppress(int(v["layer"]), neuron),)
-        interventions["suppress-early"] = (Suppress(int(v["layer"]), neuron, end=early_end),)
+    found = detect(base, criteria)
+    result: dict[str, Any] = {"seed": seed, "base": outcome(base), "summary": found.summary(),
+                              "init_floor": found.init_floor, **_detection_record(found)}
+    if found.vestigial is not None:
+        result["mechanism"] = mechanism_record(base, found)
+        result["control_neuron"] = control_neuron(found)
+    caught = result["neuron"]
+    result["conditions"] = {}
     for name in conditions:
-        if name in interventions:
-            run = ensure_run(config.replace(interventions=interventions[name]), seed,
-                             out / name / f"seed-{seed}", progress=False)
-            result[name] = final_eval(run)
-    result["early_window"] = [0, early_end]
+        interventions = CONDITION_NAMES[name].interventions(
+            caught, result.get("control_neuron"), result["base"]["transition"], config.train.steps)
+        if interventions is None:
+            continue
+        run = ensure_run(config.replace(interventions=interventions), seed,
+                         out / name / f"seed-{seed}", progress=False)
+        result["conditions"][name] = {**outcome(run), "interventions": [
+            {"kind": type(i).kind, **dataclasses.asdict(i)} for i in interventions]}
     return result
+
+
+def _detection_record(found: Detection) -> dict[str, Any]:
+    v, c = found.vestigial, found.contrast
+    best = found.neurons.iloc[0]
+    record = {
+        "caught": v is not None,
+        "neuron": None if v is None else _plain_row(v),
+        "best_candidate": _plain_row(best),
+        "contrast": None if c is None else _plain_row(c),
+        "timeline": [],
+    }
+    if v is not None:
+        line = found.timelines[found.timelines["unit"] == v["unit"]]
+        record["timeline"] = line[["step", "effect", "effect_low", "effect_high", "margin_effect",
+                                   "selectivity", "matched_selectivity"]].to_dict("records")
+    return record
+
+
+def _plain_row(row) -> dict[str, Any]:
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+
+
+def mechanism_record(run: Run, found: Detection) -> dict[str, Any]:
+    """What took the caught neuron's job over: transitions its settling coincides with, and
+    whether at the end it is unused or still used, and a backup."""
+    from vestige.analysis import transition_step
+    from vestige.mechanism import Subject, mechanism, stage_change_steps
+
+    v = found.vestigial
+    layer_rows = found.neurons[found.neurons["layer"] == v["layer"]]
+    joint = tuple(int(n) for n in layer_rows.nlargest(3, "peak_effect")["neuron"])
+    tables = mechanism(run, Subject(int(v["layer"]), int(v["neuron"]), joint))
+    steps = run.steps
+    transitions = {"copy": _nearest(steps, transition_step(run)),
+                   **{name: s for name, s in stage_change_steps(tables["stages"]).items()}}
+    settle = None if _isnan(v["settle_step"]) else int(v["settle_step"])
+    coincides = [name for name, step in transitions.items()
+                 if settle is not None and not _isnan(step)
+                 and abs(steps.index(int(step)) - steps.index(int(settle))) <= 1]
+    neuron = tables["neuron"].set_index("step")
+    final = neuron.iloc[-1]
+    heads = tables["heads"]
+    took_over = _heads_that_grew(heads, v["peak_step"], settle)
+    criteria = found.criteria
+    return {
+        "transitions": transitions,
+        "settle_step": settle,
+        "coincides_with": coincides,
+        "end_status": "unused" if v["final_margin_high"] < criteria.max_final_fraction * v["peak_margin"]
+        else "still used (outweighed)",
+        "backup_at_end": None if "effect_later_attn_ablated" not in final
+        else bool(final["effect_later_attn_ablated"] >= criteria.min_peak),
+        "effect_later_attn_ablated": _series(neuron, "effect_later_attn_ablated"),
+        "effect_joint": _series(neuron, "effect_joint"),
+        "effect_all_others": _series(neuron, "effect_all_others"),
+        "joint_neurons": list(joint),
+        "heads_that_grew": took_over,
+        "stages": tables["stages"].pivot(index="step", columns="stage", values="probability")
+        .reset_index().to_dict("records"),
+        "neuron_margin": tables["attribution"].query("component == @v.unit")[["step", "margin"]]
+        .to_dict("records"),
+    }
+
+
+def _heads_that_grew(heads, peak_step: int, settle: int | None) -> list[dict[str, Any]]:
+    """Heads whose ablation cost on focus positions grew most from the neuron's peak to its
+    settling (the candidates for what took its job over), largest first."""
+    if settle is None:
+        return []
+    at = heads.set_index(["step", "unit"])["effect_focus"]
+    grew = (at.loc[settle] - at.loc[peak_step]).sort_values(ascending=False).head(2)
+    rows = heads[heads["step"] == settle].set_index("unit")
+    return [{"head": unit, "growth": float(g), "effect_at_settle": float(rows.loc[unit, "effect_focus"]),
+             "attn_previous": float(rows.loc[unit, "attn_previous"]),
+             "attn_induction": float(rows.loc[unit, "attn_induction"])} for unit, g in grew.items()]
+
+
+def _series(table, column: str) -> list[list[float]]:
+    if column not in table:
+        return []
+    return [[int(step), float(value)] for step, value in table[column].items()]
+
+
+def _nearest(steps: list[int], step: float) -> float:
+    return math.nan if _isnan(step) else float(min(steps, key=lambda s: abs(s - step)))
+
+
+def _isnan(value) -> bool:
+    return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
+
+
+# ----------------------------------------------------------------------------- many seeds
 
 
 def run_study(
@@ -107,217 +258,116 @@ def run_study(
     report: str | os.PathLike | None = None,
     workers: int = 2,
     progress: bool = True,
-    conditions: tuple[str, ...] = CONDITIONS,
+    conditions: tuple[str, ...] = tuple(CONDITION_NAMES),
+    control: tuple[str, list[int]] | None = None,
+    search: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Run (or reuse) every seed, then write report.md, summary.json and figures to `report`
-    (default: OUT). Returns the summary. `conditions` limits the suppression runs."""
-    unknown = set(conditions) - set(CONDITIONS)
+    (default: OUT) and return the summary. `control` = (preset, seeds) is judged by the
+    detector only, as the negative control; `search` is the search log for the appendix."""
+    from vestige.report import write_report
+
+    unknown = set(conditions) - set(CONDITION_NAMES)
     if unknown:
-        raise ValueError(f"unknown conditions {sorted(unknown)}; known: {', '.join(CONDITIONS)}")
+        raise ValueError(f"unknown conditions {sorted(unknown)}; known: {', '.join(CONDITION_NAMES)}")
     config = preset(preset_name)
     out = Path(out)
-    report = Path(report) if report else out
     started = time.perf_counter()
-    results = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(study_seed, config, seed, out, conditions): seed for seed in seeds}
-        for future in tqdm(as_completed(futures), total=len(futures), desc="seeds", disable=not progress):
-            result = future.result()
-            results.append(result)
-            tqdm.write(result["summary"])
-    results.sort(key=lambda r: r["seed"])
-    summary = summarize(config, results, time.perf_counter() - started)
-    write_report(summary, results, report)
+    jobs = {("study", seed): (config, seed, out / config.name, conditions) for seed in seeds}
+    if control is not None:
+        control_config = preset(control[0])
+        jobs.update({("control", seed): (control_config, seed, out / control_config.name, ())
+                     for seed in control[1]})
+    results = run_jobs(jobs, workers, progress)
+    main = [results[key] for key in sorted(jobs) if key[0] == "study"]
+    negative = [results[key] for key in sorted(jobs) if key[0] == "control"]
+    summary = summarize(config, main, conditions, time.perf_counter() - started)
+    if control is not None:
+        summary["control"] = summarize_control(control[0], negative)
+    write_report(summary, main, Path(report) if report else out, search)
     return summary
 
 
-def summarize(config: RunConfig, results: list[dict], seconds: float) -> dict[str, Any]:
+def run_jobs(jobs: dict[tuple, tuple], workers: int, progress: bool) -> dict[tuple, dict]:
+    """`study_seed(*args)` for every job {key: args}, `workers` processes at a time."""
+    results = {}
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(study_seed, *args): key for key, args in jobs.items()}
+        for future in tqdm(as_completed(futures), total=len(futures), desc="seeds",
+                           disable=not progress):
+            key = futures[future]
+            results[key] = {"preset": jobs[key][0].name, **future.result()}
+            if progress:
+                tqdm.write(f"{key[0]} {results[key]['summary']}")
+    return results
+
+
+OUTCOMES = ("final_loss", "final_accuracy", "focus_loss", "copy_loss", "budget_loss",
+            "transition", "mean_selectivity")
+
+
+def summarize(config: RunConfig, results: list[dict], conditions: tuple[str, ...],
+              seconds: float) -> dict[str, Any]:
+    """Counts, per-seed verdicts and paired condition effects, all machine-readable."""
+    caught = [r for r in results if r["caught"]]
+    mechanisms = [r["mechanism"] for r in caught]
     comparisons = {}
-    for name in CONDITIONS:
-        pairs = [r for r in results if name in r]
+    for name in conditions:
+        pairs = [r for r in results if name in r["conditions"]]
         comparisons[name] = {
             "seeds": [r["seed"] for r in pairs],
-            **{
-                f"delta_{m}": mean_ci([r[name][m] - r["base"][m] for r in pairs])
-                for m in ("loss", "accuracy", "transition")
-            },
+            **{f"delta_{m}": mean_ci([r["conditions"][name][m] - r["base"][m] for r in pairs])
+               for m in OUTCOMES},
         }
-        comparisons[name]["verdict"] = _verdict(comparisons[name]["delta_loss"])
-    caught = [r for r in results if r["vestigial"]]
+        comparisons[name]["verdict"] = verdict(comparisons[name]["delta_final_loss"])
+    failed = {}
+    for r in results:
+        if not r["caught"]:
+            for clause in r["best_candidate"]["failed"]:
+                failed[clause] = failed.get(clause, 0) + 1
     return {
         "preset": config.name,
-        "seeds": len(results),
-        "seed_list": [r["seed"] for r in results],
-        "vestigial_found": len(caught),
-        "retired_at_transition": sum(_retired_at_transition(r) for r in caught),
-        "peak_over_twice_init_floor": sum(r["vestigial"]["peak_effect"] >= 2 * r["init_floor"] for r in caught),
-        "contrast_found": sum(r["contrast"] is not None for r in results),
-        "transition_step": [r["base"]["transition"] for r in results],
-        "base": {m: mean_ci([r["base"][m] for r in results]) for m in ("loss", "accuracy", "transition")},
+        "seeds": [r["seed"] for r in results],
+        "n_seeds": len(results),
+        "criteria": {**vars_of(Criteria()), "clauses": Criteria().clauses()},
+        "caught": len(caught),
+        "caught_seeds": [r["seed"] for r in caught],
+        "failed_clauses_when_not_caught": failed,
+        "coincides_with": _count(name for m in mechanisms for name in m["coincides_with"]),
+        "coincides_with_none": sum(not m["coincides_with"] for m in mechanisms),
+        "end_status": _count(m["end_status"] for m in mechanisms),
+        "backup_at_end": sum(bool(m["backup_at_end"]) for m in mechanisms),
+        "base": {m: mean_ci([r["base"][m] for r in results]) for m in OUTCOMES},
         "comparisons": comparisons,
-        "early_window": {r["seed"]: r["early_window"] for r in results},
-        "selectivity_alpha": ALPHA,
+        "budget_step": budget_step(config),
         "seconds": round(seconds, 1),
     }
 
 
-def _retired_at_transition(result: dict) -> bool:
-    """The caught neuron stopped mattering no earlier than 100 steps before the transition,
-    as it would if induction took its job over (rather than another early mechanism)."""
-    settle, transition = result["vestigial"]["settle_step"], result["base"]["transition"]
-    return settle is not None and not math.isnan(transition) and settle >= transition - 100
+def summarize_control(preset_name: str, results: list[dict]) -> dict[str, Any]:
+    return {"preset": preset_name, "seeds": [r["seed"] for r in results],
+            "caught": sum(r["caught"] for r in results),
+            "best_candidates": {r["seed"]: r["best_candidate"] for r in results}}
 
 
-def _verdict(delta: dict[str, float]) -> str:
-    """Suppressed minus unsuppressed final loss: better, worse, or no clear difference."""
+def vars_of(criteria: Criteria) -> dict[str, Any]:
+    return {k: getattr(criteria, k) for k in criteria.__dataclass_fields__}
+
+
+def _count(items) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    return counts
+
+
+def verdict(delta: dict[str, float]) -> str:
+    """Condition minus unsuppressed final loss: "better", "worse", "no clear difference" or
+    "too few seeds" (a machine-readable word; the interval is beside it in the summary)."""
     if delta["n"] < 2:
-        return "too few seeds to say"
+        return "too few seeds"
     if delta["high"] < 0:
-        return "better (lower final loss, 95% interval below 0)"
+        return "better"
     if delta["low"] > 0:
-        return "worse (higher final loss, 95% interval above 0)"
-    return "no clear difference (95% interval contains 0)"
-
-
-def _fmt(ci: dict[str, float], digits: int = 3, signed: bool = True) -> str:
-    """'mean [low, high]'; `signed` for differences."""
-    if ci["n"] == 0:
-        return "n/a"
-    f = f"{{:{'+' if signed else ''}.{digits}f}}"
-    if math.isnan(ci["low"]):
-        return f.format(ci["mean"])
-    return f"{f.format(ci['mean'])} [{f.format(ci['low'])}, {f.format(ci['high'])}]"
-
-
-def write_report(summary: dict, results: list[dict], folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
-    figures = write_figures(results, folder)
-    lines = [
-        f"# Vestigial-neuron study: preset `{summary['preset']}`, {summary['seeds']} seeds",
-        "",
-        f"Generated by `vestige study --preset {summary['preset']} --seeds "
-        f"{_seed_text(summary['seed_list'])}` (this invocation: {summary['seconds']:.0f} s; runs and "
-        "analyses already on disk are reused). Every number below is measured by the code in this "
-        "repository; rerun the command to reproduce it.",
-        "",
-        f"**A vestigial neuron was caught in {summary['vestigial_found']} of {summary['seeds']} seeds.** "
-        "Criteria: mean-ablation effect on the positions where the early heuristic applies peaked "
-        "at >= 0.15 nats, fell below 10% of that peak by the final checkpoint, and the final "
-        "selectivity index is above the 99th percentile of a shuffled-label baseline.",
-        "",
-        "## Per seed",
-        "",
-        "| seed | transition step | caught neuron | final SI (shuffled p99) | peak effect (step) | "
-        "settles at step | final effect | init floor | contrast: final effect (positions) | "
-        "final loss | whole: d loss | early: d loss | selectivity-down: d loss |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        v, c = r["vestigial"], r["contrast"]
-        d = {n: (f"{r[n]['loss'] - r['base']['loss']:+.3f}" if n in r else "n/a") for n in CONDITIONS}
-        lines.append(
-            f"| {r['seed']} | {r['base']['transition']:.0f} | {v['unit'] if v else 'none'} | "
-            + (f"{v['final_selectivity']:.2f} ({v['baseline']:.2f}) | {v['peak_effect']:.3f} ({v['peak_step']}) | "
-               f"{_int(v['settle_step'])} | {v['final_effect']:.3f} | " if v else "- | - | - | - | ")
-            + f"{r['init_floor']:.3f} | "
-            + (f"{c['unit']}: {c['final_effect']:.3f} ({c['positions']})" if c else "none")
-            + f" | {r['base']['loss']:.3f} | {d['suppress-whole']} | {d['suppress-early']} | "
-            f"{d['selectivity-down']} |"
-        )
-    n_caught = summary["vestigial_found"]
-    lines += [
-        "",
-        "Read with care:",
-        "",
-        f"- *Settles at* is the first checkpoint after the peak from which the effect stays below "
-        f"half the peak. In {summary['retired_at_transition']} of {n_caught} caught seeds it is no "
-        "earlier than 100 steps before the transition, as it would be if induction took the "
-        "neuron's job over. In the others it stopped mattering earlier, before the copy loss "
-        "dropped: something other than induction took its job over, or spread it across several "
-        "neurons; this study does not say what.",
-        f"- *Init floor* is the largest effect of any neuron at step 0 (an untrained model). The "
-        f"caught peak is at least twice it in {summary['peak_over_twice_init_floor']} of {n_caught} "
-        "seeds; a peak near the floor is weak evidence.",
-        f"- A contrast (a selective neuron whose final mean-ablation effect on its own preferred "
-        f"positions is at least 0.15 nats: selective and still needed) was found in "
-        f"{summary['contrast_found']} of {summary['seeds']} seeds.",
-        "- The shuffled-label p99 is a low bar (about 0.1 here): most neurons pass it.",
-    ]
-    lines += [
-        "",
-        "## Training without the neuron, against the unsuppressed run of the same seed",
-        "",
-        "Differences are suppressed minus unsuppressed (final evaluation loss in nats, accuracy, "
-        "transition step), mean with a 95% t-interval over seeds.",
-        "",
-        "| condition | seeds | d final loss | d final accuracy | d transition step | verdict |",
-        "|---|---|---|---|---|---|",
-    ]
-    names = {
-        "suppress-whole": "neuron held at its mean, whole run",
-        "suppress-early": "neuron held at its mean until the transition",
-        "selectivity-down": f"selectivity regulariser, alpha = {summary['selectivity_alpha']}",
-    }
-    for name, comp in summary["comparisons"].items():
-        lines.append(
-            f"| {names[name]} | {len(comp['seeds'])} | {_fmt(comp['delta_loss'])} | "
-            f"{_fmt(comp['delta_accuracy'])} | {_fmt(comp['delta_transition'], 0)} | {comp['verdict']} |"
-        )
-    base = summary["base"]
-    lines += [
-        "",
-        f"Unsuppressed runs: final loss {_fmt(base['loss'], signed=False)}, accuracy "
-        f"{_fmt(base['accuracy'], signed=False)}, transition at step "
-        f"{_fmt(base['transition'], 0, signed=False)} (mean, 95% interval).",
-        "",
-        "## Figures",
-        "",
-        *[f"![{name}]({name}.png)" for name in figures],
-        "",
-    ]
-    (folder / "report.md").write_text("\n".join(lines))
-
-
-def _int(value) -> str:
-    return "never" if value is None or (isinstance(value, float) and math.isnan(value)) else str(int(value))
-
-
-def _seed_text(seeds: list[int]) -> str:
-    contiguous = seeds == list(range(seeds[0], seeds[-1] + 1))
-    return f"{seeds[0]}-{seeds[-1]}" if contiguous and len(seeds) > 1 else ",".join(map(str, seeds))
-
-
-def write_figures(results: list[dict], folder: Path) -> list[str]:
-    """PNG figures (altair through vl-convert); returns their names."""
-    rows = [
-        {"seed": str(r["seed"]), "unit": r["vestigial"]["unit"], **point}
-        for r in results if r["vestigial"] for point in r["timeline"]
-    ]
-    names = []
-    if rows:
-        data = pd.DataFrame(rows)
-        data["step"] = data["step"].clip(lower=1)
-        x = alt.X("step:Q", title="training step (log; step 0 drawn at 1)",
-                  scale=alt.Scale(type="log", domain=[1, int(data["step"].max())], nice=False))
-        effect = alt.Chart(data).mark_line(point=True).encode(
-            x=x, y=alt.Y("effect:Q", title="ablation effect (nats)"), color="seed:N"
-        ).properties(width=320, height=220, title="Caught neuron: ablation effect")
-        selectivity = alt.Chart(data).mark_line(point=True).encode(
-            x=x, y=alt.Y("selectivity:Q", title="selectivity index"), color="seed:N"
-        ).properties(width=320, height=220, title="Caught neuron: selectivity")
-        (effect | selectivity).save(str(folder / "vestigial_timelines.png"), scale_factor=1.5)
-        names.append("vestigial_timelines")
-    deltas = pd.DataFrame(
-        [{"seed": r["seed"], "condition": n, "delta_loss": r[n]["loss"] - r["base"]["loss"]}
-         for r in results for n in CONDITIONS if n in r]
-    )
-    if len(deltas):
-        chart = alt.Chart(deltas).mark_circle(size=60).encode(
-            x=alt.X("delta_loss:Q", title="final loss, suppressed minus unsuppressed (nats)"),
-            y=alt.Y("condition:N", title=None), tooltip=["seed", "delta_loss"],
-        ).properties(width=420, height=140, title="Training without the neuron, per seed")
-        rule = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(color="gray").encode(x="x:Q")
-        (rule + chart).save(str(folder / "suppression.png"), scale_factor=1.5)
-        names.append("suppression")
-    return names
+        return "worse"
+    return "no clear difference"
