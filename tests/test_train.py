@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import vestige
-from vestige.config import SelectivityPenalty, Suppress
+from vestige.config import SelectivityPenalty, Suppress, SuppressHeads
 from vestige.hooks import cache_activations, mlp_post
 from vestige.metrics import class_means, selectivity_index
 
@@ -68,7 +68,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     cmd = [sys.executable, "-m", "vestige", "train", "--config", str(config_file), "--seed", "0",
            "--out", str(out), "--quiet"]
     proc = subprocess.Popen(cmd)
-    deadline = time.time() + 60
+    deadline = time.time() + 600  # a loaded machine may take minutes to start the process
     while len(list((out / "checkpoints").glob("*.safetensors"))) < 2 and time.time() < deadline:
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
@@ -105,8 +105,8 @@ def test_selectivity_regulariser_moves_selectivity_its_way(tmp_path):
         for alpha in (-3.0, 3.0)
     }
     assert mean_selectivity(runs[-3.0]) + 0.1 < mean_selectivity(runs[3.0])
-    logged = runs[3.0].metrics.dropna(subset=["selectivity"])
-    assert len(logged) > 0
+    logged = runs[3.0].metrics.query("split == 'train'").selectivity
+    assert logged.notna().all() and logged.between(0, 1).all()
 
 
 def test_normal_use_warns_nothing_deprecated(tiny_run, tmp_path):
@@ -128,3 +128,34 @@ def test_ensure_run_reuses_a_finished_run_but_never_one_of_another_config(tiny_r
     with pytest.raises(vestige.RunError, match="another config or seed"):
         vestige.ensure_run(other, 0, tiny_run.path, progress=False)
     assert digests(tiny_run.path) == before
+
+
+def test_fork_shares_the_history_and_equals_training_the_fork_from_scratch(tiny_run, tmp_path):
+    held = (Suppress(layer=0, neurons=(2,), start=26, end=40),)
+    forked = vestige.fork(tiny_run, 26, held, tmp_path / "fork", progress=False)
+    assert forked.config.interventions == held
+    shared = {name: digest for name, digest in digests(tiny_run.path).items() if int(name[5:11]) <= 26}
+    assert shared.items() <= digests(forked.path).items()
+    assert digests(forked.path) != digests(tiny_run.path)  # it diverged after step 26
+    scratch = vestige.train(tiny_run.config.replace(interventions=held), 0, tmp_path / "scratch",
+                            progress=False)
+    assert digests(forked.path) == digests(scratch.path)
+    assert (forked.path / "metrics.jsonl").read_text() == (scratch.path / "metrics.jsonl").read_text()
+    assert vestige.fork(tiny_run, 26, held, tmp_path / "fork", progress=False).steps == forked.steps
+
+
+def test_fork_refuses_to_rewrite_the_shared_history(tiny_run, tmp_path):
+    with pytest.raises(ValueError, match="before the fork at step 26"):
+        vestige.fork(tiny_run, 26, (Suppress(0, (2,), start=5),), tmp_path / "f", progress=False)
+    with pytest.raises(vestige.RunError, match="not a checkpoint.*nearest"):
+        vestige.fork(tiny_run, 27, (Suppress(0, (2,), start=30),), tmp_path / "g", progress=False)
+    assert not (tmp_path / "f").exists() and not (tmp_path / "g").exists()
+
+
+def test_suppressed_heads_are_held_and_learn_nothing_through_their_output(tmp_path):
+    config = vestige.preset("tiny").replace(interventions=(SuppressHeads(layer=0, heads=(1,), mode="zero"),))
+    run = vestige.train(config, 0, tmp_path / "h", progress=False)
+    d_head = run.config.model.d_model // run.config.model.n_heads
+    start, end = (run.model_at(s).state_dict()["blocks.0.attn.o.weight"] for s in (0, 60))
+    assert torch.equal(start[:, d_head:2 * d_head], end[:, d_head:2 * d_head])  # head 1 writes nothing
+    assert not torch.equal(start[:, :d_head], end[:, :d_head])

@@ -18,6 +18,7 @@ _EXPORTS = {
     "RunError": "vestige.runs",
     "Runs": "vestige.runs",
     "ensure_run": "vestige.training",
+    "fork": "vestige.training",
     "train": "vestige.training",
     "analyze": "vestige.analysis",
     "CheckpointExplorer": "vestige.explorer",

@@ -179,6 +179,41 @@ class Suppress:
 
 
 @dataclass(frozen=True)
+class SuppressHeads:
+    """Hold attention heads' outputs at their batch mean (or zero) during steps [start, end)."""
+
+    layer: int
+    heads: tuple[int, ...]
+    mode: str = "mean"
+    start: int = 0
+    end: int | None = None
+
+    kind = "suppress_heads"
+
+    def validate(self, model: ModelConfig) -> None:
+        _require(
+            0 <= self.layer < model.n_layers,
+            "suppress_heads.layer",
+            f"in [0, {model.n_layers - 1}]",
+            self.layer,
+        )
+        _require(
+            len(self.heads) > 0 and all(0 <= h < model.n_heads for h in self.heads),
+            "suppress_heads.heads",
+            f"a non-empty list of indices in [0, {model.n_heads - 1}]",
+            self.heads,
+        )
+        _require(self.mode in ("mean", "zero"), "suppress_heads.mode", "'mean' or 'zero'", self.mode)
+        _require(self.start >= 0, "suppress_heads.start", ">= 0", self.start)
+        _require(
+            self.end is None or self.end > self.start,
+            "suppress_heads.end",
+            f"None or > suppress_heads.start={self.start}",
+            self.end,
+        )
+
+
+@dataclass(frozen=True)
 class SelectivityPenalty:
     """Leavitt & Morcos's regulariser: loss = CE - alpha * mean class selectivity.
 
@@ -203,7 +238,7 @@ class SelectivityPenalty:
         )
 
 
-INTERVENTIONS = {cls.kind: cls for cls in (Suppress, SelectivityPenalty)}
+INTERVENTIONS = {cls.kind: cls for cls in (Suppress, SuppressHeads, SelectivityPenalty)}
 
 
 @dataclass(frozen=True)
@@ -214,7 +249,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     checkpoints: CheckpointConfig = field(default_factory=CheckpointConfig)
-    interventions: tuple[Suppress | SelectivityPenalty, ...] = ()
+    interventions: tuple[Suppress | SuppressHeads | SelectivityPenalty, ...] = ()
     name: str = "custom"
 
     def validate(self) -> RunConfig:

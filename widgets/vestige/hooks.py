@@ -87,6 +87,20 @@ def run_from(model, layer: int, resid: torch.Tensor) -> torch.Tensor:
     return model.unembed(model.ln_final(resid))
 
 
+def hold_heads(heads: Sequence[int], mode: str) -> HookFn:
+    """For `head_z`: hold heads at their current-batch mean (detached) or at zero."""
+    index = torch.as_tensor(list(heads), dtype=torch.long)
+
+    def hook(z: torch.Tensor, hook=None) -> torch.Tensor:
+        held = z[..., index, :].detach()
+        value = held.mean(dim=(0, 1), keepdim=True) if mode == "mean" else 0
+        z = z.clone()
+        z[..., index, :] = torch.zeros_like(held) + value
+        return z
+
+    return hook
+
+
 def head_outputs(model, layer: int, z: torch.Tensor) -> torch.Tensor:
     """What each head of `layer` writes to the residual stream, [batch, seq, head, d_model],
     from its `head_z` activations (the output bias belongs to no head and is left out)."""

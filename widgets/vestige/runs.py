@@ -88,18 +88,19 @@ def load_safetensors(path: Path, retrain_hint: str) -> tuple[dict[str, torch.Ten
     return tensors, meta
 
 
-def write_config(run_dir: Path, config: RunConfig, seed: int) -> None:
+def write_config(run_dir: Path, config: RunConfig, seed: int, forked_from: dict | None = None) -> None:
+    """The run's config.json: the config, the seed, and where it came from (versions; for a
+    fork, the parent run and step)."""
     from vestige import __version__
 
-    data = {
-        **config.to_dict(),
-        "seed": seed,
-        "provenance": {
-            "vestige": __version__,
-            "torch": torch.__version__,
-            "transformer_lens": _version("transformer-lens"),
-        },
+    provenance = {
+        "vestige": __version__,
+        "torch": torch.__version__,
+        "transformer_lens": _version("transformer-lens"),
     }
+    if forked_from is not None:
+        provenance["forked_from"] = forked_from
+    data = {**config.to_dict(), "seed": seed, "provenance": provenance}
     atomic_write(Path(run_dir) / "config.json", json.dumps(data, indent=2, sort_keys=True))
 
 

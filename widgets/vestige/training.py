@@ -1,22 +1,26 @@
-"""The training loop: deterministic, checkpointed, resumable, with interventions via hooks.
+"""The training loop: deterministic, checkpointed, resumable, forkable, with interventions.
 
 Same config and seed give bit-identical checkpoints on one machine (and thread setting). A
 run killed at any moment resumes from its last saved state and ends bit-identical to one
 that was never interrupted, because every batch is a pure function of (seed, step) and the
-state file holds the weights, the optimiser moments and the RNG state.
+state file holds the weights, the optimiser moments and the RNG state. The state at every
+checkpoint is kept too, so a run can be *forked* there: `fork` continues it from step t with
+other interventions, and the fork's history up to t is the parent's, exactly.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from vestige.config import RunConfig, SelectivityPenalty, Suppress
-from vestige.hooks import mlp_post, suppress_hook
+from vestige.config import RunConfig, SelectivityPenalty, Suppress, SuppressHeads
+from vestige.hooks import head_z, hold_heads, mlp_post, suppress_hook
 from vestige.metrics import class_means, per_position_loss, selectivity_index
 from vestige.model import build_model
 from vestige.runs import (
@@ -32,7 +36,14 @@ from vestige.runs import (
 )
 from vestige.task import Batch, Task, make_task
 
-STATE_FILE = Path("state") / "latest.safetensors"
+STATE_DIR = Path("state")
+LATEST = STATE_DIR / "latest.safetensors"
+RESTART_HINT = "Delete the state/ folder to restart this run from step 0."
+
+
+def state_path(run_dir: Path, step: int) -> Path:
+    """The training state saved at checkpoint `step` (what `fork` starts from)."""
+    return Path(run_dir) / STATE_DIR / f"step-{step:06d}.safetensors"
 
 
 def train(
@@ -53,41 +64,64 @@ def train(
     out = Path(out)
     config.validate()
     start = _prepare_dir(config, seed, out, resume)
-    task = make_task(config.task.name, config.task.params, seed)
-    model = build_model(config, seed)
-    optimizer = torch.optim.AdamW(
-        model.parameters(),
-        lr=config.train.lr,
-        betas=config.train.betas,
-        weight_decay=config.train.weight_decay,
-    )
-    records: list[dict[str, Any]] = []
-    if start > 0:
-        _load_state(out, model, optimizer)
-        records = [
-            r
-            for r in read_metrics(out)
-            if r["step"] < start or (r["split"] == "eval" and r["step"] == start)
-        ]
-    else:
-        torch.manual_seed(seed)
-
+    session = Session.begin(config, seed, out, start)
     total = config.train.steps
     end = total if stop_after is None else min(total, start + stop_after)
-    eval_batch = task.eval_batch(config.task.eval_size)
-    bar = tqdm(total=total, initial=start, disable=not progress, desc=f"seed {seed}", unit="step")
+    bar = tqdm(total=total, initial=start, disable=not progress or start >= end,
+               desc=f"seed {seed}", unit="step")
     with bar:
         for step in range(start, end):
             if step > start or step == 0:  # the state at `start` is on disk already
-                _save_point(out, config, model, optimizer, step, eval_batch, task, records)
-            record = _train_step(config, model, optimizer, task, step)
+                session.save_point(step)
+            record = train_step(session, step)
             if step % config.train.log_every == 0:
-                records.append(record)
+                session.records.append(record)
                 bar.set_postfix(loss=f"{record['loss']:.3f}", refresh=False)
             bar.update(1)
         if end > start:
-            _save_point(out, config, model, optimizer, end, eval_batch, task, records, force=True)
+            session.save_point(end, force=True)
     return Run.open(out)
+
+
+def ensure_run(config: RunConfig, seed: int, out: str | os.PathLike, progress: bool = True) -> Run:
+    """Open the finished run in `out`, training or resuming it first if needed. A run of
+    another config or seed in `out` is an error, never silently reused."""
+    return train(config, seed, out, resume=True, progress=progress)
+
+
+def fork(parent: Run, at: int, interventions: tuple, out: str | os.PathLike,
+         progress: bool = True) -> Run:
+    """Continue `parent` from its checkpoint `at` with `interventions` added (each must start
+    at or after `at`), into the new run directory `out`; returns the finished fork. Up to
+    `at` the fork is the parent (checkpoints and metrics are copied, not recomputed), so it
+    equals training the forked config from scratch, bit for bit. Reopens a finished fork."""
+    out = Path(out)
+    config = parent.config.replace(interventions=parent.config.interventions + tuple(interventions))
+    early = [i for i in interventions if i.start < at]
+    if early:
+        raise ValueError(
+            f"{early[0]} starts at step {early[0].start}, before the fork at step {at}: the fork "
+            f"shares the parent's history up to {at}; set start={at} or later")
+    if (out / "config.json").exists():
+        return train(config, parent.seed, out, resume=True, progress=progress)
+    if at not in parent.steps:
+        nearest = sorted(parent.steps, key=lambda s: abs(s - at))[:3]
+        raise RunError(f"step {at} is not a checkpoint of {parent.path}; nearest: {sorted(nearest)}")
+    if not state_path(parent.path, at).exists():
+        raise RunError(f"{parent.path} has no training state at step {at} (it was trained before "
+                       "runs kept one per checkpoint); retrain it to fork it")
+    if out.exists() and any(out.iterdir()):
+        raise RunError(f"{out} exists and is not empty; choose a new directory for the fork")
+    write_config(out, config, parent.seed, forked_from={"run": str(parent.path), "step": at})
+    for step in (s for s in parent.steps if s <= at):
+        for path in (checkpoint_path, state_path):
+            target = path(out, step)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path(parent.path, step), target)
+    shutil.copyfile(state_path(parent.path, at), out / LATEST)
+    write_metrics(out, [r for r in read_metrics(parent.path)
+                        if r["step"] < at or (r["split"] == "eval" and r["step"] == at)])
+    return train(config, parent.seed, out, resume=True, progress=progress)
 
 
 def _prepare_dir(config: RunConfig, seed: int, out: Path, resume: bool) -> int:
@@ -108,65 +142,157 @@ def _prepare_dir(config: RunConfig, seed: int, out: Path, resume: bool) -> int:
             f"{out} holds a run of another config or seed (seed {existing_seed}); "
             "resume it with its own config (`--config DIR/config.json`) or choose another --out"
         )
-    state = out / STATE_FILE
-    if not state.exists():
+    if not (out / LATEST).exists():
         return 0
-    _, meta = load_safetensors(state, "Delete the state/ folder to restart this run from step 0.")
+    _, meta = load_safetensors(out / LATEST, RESTART_HINT)
     return int(meta["step"])
 
 
-def _active(intervention: Suppress | SelectivityPenalty, step: int) -> bool:
-    return intervention.start <= step and (intervention.end is None or step < intervention.end)
+# ----------------------------------------------------------------------------- the session
 
 
-def _train_step(
-    config: RunConfig, model, optimizer: torch.optim.Optimizer, task: Task, step: int
-) -> dict[str, Any]:
-    batch = task.train_batch(step, config.train.batch_size)
-    lr = _lr(config, step)
-    for group in optimizer.param_groups:
+@dataclass
+class Session:
+    """Everything one training process writes: the model, its optimiser, the metrics so far,
+    and where they go."""
+
+    config: RunConfig
+    out: Path
+    task: Task
+    eval_batch: Batch
+    model: Any
+    optimizer: torch.optim.Optimizer
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def begin(cls, config: RunConfig, seed: int, out: Path, start: int) -> Session:
+        task = make_task(config.task.name, config.task.params, seed)
+        model = build_model(config, seed)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr,
+                                      betas=config.train.betas,
+                                      weight_decay=config.train.weight_decay)
+        session = cls(config, out, task, task.eval_batch(config.task.eval_size), model, optimizer)
+        if start > 0:
+            session.load_state(out / LATEST)
+            session.records = [r for r in read_metrics(out) if r["step"] < start
+                               or (r["split"] == "eval" and r["step"] == start)]
+        else:
+            torch.manual_seed(seed)
+        return session
+
+    def save_point(self, step: int, force: bool = False) -> None:
+        """At a checkpoint step save weights, evaluation and state; else save the state every
+        `state_every` steps (and when `force`)."""
+        if step in self.config.checkpoint_steps:
+            self.checkpoint(step)
+        elif force or step % self.config.train.state_every == 0:
+            self.save_state(step, self.out / LATEST)
+
+    @torch.no_grad()
+    def checkpoint(self, step: int) -> None:
+        """Weights at `step` (before that step's update), evaluation metrics, and the state."""
+        save_safetensors(checkpoint_path(self.out, step), self.model.state_dict(), {"step": step})
+        self.model.eval()
+        logits = self.model(self.eval_batch.tokens)
+        self.model.train()
+        loss_at, correct_at = per_position_loss(logits, self.eval_batch.tokens)
+        self.records.append({"split": "eval", "step": step,
+                             **summaries(loss_at, correct_at, self.eval_batch, self.task)})
+        self.save_state(step, state_path(self.out, step))
+        self.save_state(step, self.out / LATEST)
+
+    def save_state(self, step: int, path: Path) -> None:
+        """Everything needed to continue from `step`, then the metrics up to it."""
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        opt_state = self.optimizer.state_dict()
+        for index, state in opt_state["state"].items():
+            for key, value in state.items():
+                tensors[f"optim.{index}.{key}"] = torch.as_tensor(value)
+        tensors["rng"] = torch.get_rng_state()
+        groups = [{k: v for k, v in g.items() if k != "params"} for g in opt_state["param_groups"]]
+        save_safetensors(path, tensors, {"step": step, "param_groups": groups})
+        write_metrics(self.out, self.records)
+
+    def load_state(self, path: Path) -> None:
+        tensors, meta = load_safetensors(path, RESTART_HINT)
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        template = self.optimizer.state_dict()
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                state.setdefault(int(index), {})[name] = value
+        groups = [{**saved, "params": g["params"], "betas": tuple(saved["betas"])}
+                  for saved, g in zip(meta["param_groups"], template["param_groups"])]
+        self.optimizer.load_state_dict({"state": state, "param_groups": groups})
+        torch.set_rng_state(tensors["rng"])
+
+
+# ----------------------------------------------------------------------------- one step
+
+
+def train_step(session: Session, step: int) -> dict[str, Any]:
+    """One optimiser step with this step's interventions; returns its train record."""
+    config, model = session.config, session.model
+    batch = session.task.train_batch(step, config.train.batch_size)
+    lr = learning_rate(config, step)
+    for group in session.optimizer.param_groups:
         group["lr"] = lr
     live: dict[int, torch.Tensor] = {}
-    hooks = _intervention_hooks(config, step, live)
+    hooks = intervention_hooks(config, step, live)
     logits = model.run_with_hooks(batch.tokens, fwd_hooks=hooks) if hooks else model(batch.tokens)
     loss_at, correct_at = per_position_loss(logits, batch.tokens)
     mask = batch.loss_mask.to(loss_at.dtype)
-    ce = (loss_at * mask).sum() / mask.sum()
-    loss = ce
+    loss = (loss_at * mask).sum() / mask.sum()
     record: dict[str, Any] = {"split": "train", "step": step, "lr": lr}
-    penalty = next((i for i in config.interventions if isinstance(i, SelectivityPenalty)), None)
-    if penalty is not None and _active(penalty, step):
-        si = torch.stack(
-            [
-                selectivity_index(class_means(acts, batch.labels, len(task.class_names))).mean()
-                for acts in live.values()
-            ]
-        ).mean()
-        loss = ce - penalty.alpha * si
-        record["selectivity"] = si.item()
-    optimizer.zero_grad(set_to_none=True)
+    penalty = selectivity_penalty(config, step, live, batch.labels, len(session.task.class_names))
+    if penalty is not None:
+        loss = loss - penalty[0]
+        record["selectivity"] = penalty[1]
+    session.optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    optimizer.step()
-    record.update(_summaries(loss_at.detach(), correct_at, batch, task))
+    session.optimizer.step()
+    record.update(summaries(loss_at.detach(), correct_at, batch, session.task))
     return record
 
 
-def _lr(config: RunConfig, step: int) -> float:
+def learning_rate(config: RunConfig, step: int) -> float:
     warmup = config.train.warmup_steps
     return config.train.lr * (min(1.0, (step + 1) / warmup) if warmup else 1.0)
 
 
-def _intervention_hooks(config: RunConfig, step: int, live: dict[int, torch.Tensor]) -> list:
-    """Forward hooks for this step: suppressions, then capture of live activations."""
+def active(intervention, step: int) -> bool:
+    return intervention.start <= step and (intervention.end is None or step < intervention.end)
+
+
+def intervention_hooks(config: RunConfig, step: int, live: dict[int, torch.Tensor]) -> list:
+    """Forward hooks for this step: suppressions, then capture of live activations for the
+    selectivity penalties (into `live`, by layer)."""
     hooks = []
     for i in config.interventions:
-        if isinstance(i, Suppress) and _active(i, step):
+        if isinstance(i, Suppress) and active(i, step):
             hooks.append((mlp_post(i.layer), suppress_hook(i.neurons, i.mode)))
-    for i in config.interventions:
-        if isinstance(i, SelectivityPenalty) and _active(i, step):
-            for layer in i.layers or range(config.model.n_layers):
-                hooks.append((mlp_post(layer), _capture(live, layer)))
+        elif isinstance(i, SuppressHeads) and active(i, step):
+            hooks.append((head_z(i.layer), hold_heads(i.heads, i.mode)))
+    layers = {layer for i in config.interventions if isinstance(i, SelectivityPenalty)
+              and active(i, step) for layer in (i.layers or range(config.model.n_layers))}
+    hooks += [(mlp_post(layer), _capture(live, layer)) for layer in sorted(layers)]
     return hooks
+
+
+def selectivity_penalty(config: RunConfig, step: int, live: dict[int, torch.Tensor],
+                        labels: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, float] | None:
+    """Leavitt & Morcos's term, summed over the active penalties: (sum of alpha * mean SI over
+    each penalty's layers, the mean SI over all captured layers), or None when none is active."""
+    penalties = [i for i in config.interventions
+                 if isinstance(i, SelectivityPenalty) and active(i, step)]
+    if not penalties:
+        return None
+    si = {layer: selectivity_index(class_means(acts, labels, n_classes)).mean()
+          for layer, acts in live.items()}
+    term = sum(p.alpha * torch.stack([si[layer] for layer in (p.layers or sorted(si))]).mean()
+               for p in penalties)
+    return term, torch.stack(list(si.values())).mean().item()
 
 
 def _capture(live: dict[int, torch.Tensor], layer: int):
@@ -177,75 +303,12 @@ def _capture(live: dict[int, torch.Tensor], layer: int):
     return hook
 
 
-def _summaries(loss_at: torch.Tensor, correct_at: torch.Tensor, batch: Batch, task: Task) -> dict:
+def summaries(loss_at: torch.Tensor, correct_at: torch.Tensor, batch: Batch, task: Task) -> dict:
     """Loss and accuracy over the loss mask, and loss per class of position."""
     mask = batch.loss_mask
-    out = {
-        "loss": loss_at[mask].mean().item(),
-        "accuracy": correct_at[mask].mean().item(),
-    }
+    out = {"loss": loss_at[mask].mean().item(), "accuracy": correct_at[mask].mean().item()}
     for index, name in enumerate(task.class_names):
         where = mask & (batch.labels == index)
         if where.any():
             out[f"loss_{name}"] = loss_at[where].mean().item()
     return out
-
-
-def _save_point(out, config, model, optimizer, step, eval_batch, task, records, force=False):
-    """At a checkpoint step save weights and state; else save state every `state_every`."""
-    if step in config.checkpoint_steps:
-        _checkpoint(out, config, model, optimizer, step, eval_batch, task, records)
-    elif force or step % config.train.state_every == 0:
-        _save_state(out, model, optimizer, step, records)
-
-
-@torch.no_grad()
-def _checkpoint(out, config, model, optimizer, step, eval_batch, task, records) -> None:
-    """Save weights at `step` (before that step's update), log eval metrics, save state."""
-    save_safetensors(checkpoint_path(out, step), model.state_dict(), {"step": step})
-    model.eval()
-    logits = model(eval_batch.tokens)
-    model.train()
-    loss_at, correct_at = per_position_loss(logits, eval_batch.tokens)
-    records.append({"split": "eval", "step": step, **_summaries(loss_at, correct_at, eval_batch, task)})
-    _save_state(out, model, optimizer, step, records)
-
-
-def _save_state(out: Path, model, optimizer: torch.optim.Optimizer, step: int, records) -> None:
-    """Everything needed to continue from `step`, then the metrics up to it."""
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    opt_state = optimizer.state_dict()
-    for index, state in opt_state["state"].items():
-        for key, value in state.items():
-            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value)
-    tensors["rng"] = torch.get_rng_state()
-    groups = [{k: v for k, v in g.items() if k != "params"} for g in opt_state["param_groups"]]
-    save_safetensors(out / STATE_FILE, tensors, {"step": step, "param_groups": groups})
-    write_metrics(out, records)
-
-
-def _load_state(out: Path, model, optimizer: torch.optim.Optimizer) -> None:
-    tensors, meta = load_safetensors(
-        out / STATE_FILE, "Delete the state/ folder to restart this run from step 0."
-    )
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    template = optimizer.state_dict()
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value
-    groups = [
-        {**saved, "params": g["params"]}
-        for saved, g in zip(meta["param_groups"], template["param_groups"])
-    ]
-    for g in groups:
-        g["betas"] = tuple(g["betas"])
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
-    torch.set_rng_state(tensors["rng"])
-
-
-def ensure_run(config: RunConfig, seed: int, out: str | os.PathLike, progress: bool = True) -> Run:
-    """Open the finished run in `out`, training or resuming it first if needed. A run of
-    another config or seed in `out` is an error, never silently reused."""
-    return train(config, seed, out, resume=True, progress=progress)
