@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 SEEDS  ?= 0-2
 RUNS   := runs/reference
 
-.PHONY: lab test test-fast bench runs notebooks study clean
+.PHONY: lab test test-fast bench runs notebooks study clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 ## lab: install, make sure the reference runs exist, start JupyterLab on notebooks/
 lab: runs
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+# JupyterLab refuses to start as root unless told to (containers and workshop VMs run as root).
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 ## runs: train (or resume, or reuse) the reference runs the notebooks open
 runs: $(STAMP)
@@ -31,8 +32,18 @@ runs: $(STAMP)
 	$(BIN)/vestige analyze $(RUNS)
 
 ## test: the whole suite, slow tests included
-test: $(STAMP)
+test: $(STAMP) sandbox-deps browser-deps
 	$(BIN)/python -m pytest -q -ra
+
+## sandbox-deps: bubblewrap, the sandbox `vestige course grade` runs submissions in (apt, as root or via sudo)
+.PHONY: sandbox-deps
+sandbox-deps:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq bubblewrap; }
+	@command -v bwrap >/dev/null 2>&1 || { echo "sandbox-deps: bubblewrap (bwrap) is required" >&2; exit 1; }
+	@bwrap --ro-bind / / --unshare-all --unshare-user --die-with-parent true 2>/dev/null || \
+	  echo "sandbox-deps: warning: bwrap cannot create namespaces here (user namespaces off?); grading will report it" >&2
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
@@ -49,6 +60,10 @@ bench: $(STAMP)
 ## study: the 10-seed reference study cited by the course (report in course/study/)
 study: $(STAMP)
 	$(BIN)/vestige study --preset reference --seeds 0-9 --out runs/study --report course/study
+
+## browser-deps: Debian's chromium for the real-browser test and bench (apt; idempotent)
+browser-deps:
+	bash scripts/browser/install-chromium.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -25,7 +25,9 @@ from vestige.course import Checker
 from vestige.notebook import setup
 
 setup()
-check = Checker("00_welcome")
+
+# %% tags=["check"]
+check = Checker("00_welcome", runs_dir=runs_dir, preset=preset, seed=seed)
 
 # %% [markdown]
 # ## Train (or reopen) a run
@@ -70,14 +72,30 @@ final_eval_loss = float(evals.loc[evals.step.idxmax(), "loss"])
 ### END SOLUTION
 final_eval_loss
 
+# %% tags=["check"]
+check("ex1", lambda: final_eval_loss)
+
+# %% [markdown]
+# Each check tells you at once whether you got it. If not, it says what it expected and what
+# it got, and each new try shows a more specific hint.
+#
+# ## Exercise 2: for any run
+#
+# Write `last_eval_loss(metrics)`: the evaluation loss at the last checkpoint of *any* run's
+# metrics table, returned as a float. The check runs your function on tables it makes up,
+# and their rows are not always in order.
+
 # %%
-check(
-    "ex1",
-    lambda: abs(final_eval_loss - metrics[metrics.split == "eval"].sort_values("step").loss.iloc[-1]) < 1e-9,
-    points=1,
-    hint="Keep the rows with split == 'eval', then take the loss of the row with the largest step.",
-    success="That is the loss the model ends with on data it never trained on.",
-)
+def last_eval_loss(metrics):
+    """The evaluation loss at the last checkpoint (largest step) of a metrics table."""
+    ### BEGIN SOLUTION
+    evals = metrics[metrics.split == "eval"]
+    return float(evals.loc[evals.step.idxmax(), "loss"])
+    ### END SOLUTION
+
+
+# %% tags=["check"]
+check("ex2", last_eval_loss)
 
 # %% [markdown]
 # You are set up. Next: `10_vestigial.ipynb`, where a neuron that looks important turns out

@@ -5,15 +5,33 @@ A source ``course/NN_name.py`` (percent format) becomes:
 * ``notebooks/NN_name.ipynb``: the learner notebook, each ``### BEGIN SOLUTION`` ...
   ``### END SOLUTION`` block replaced by a stub that raises ``NotImplementedError``;
 * ``course/solutions/NN_name.ipynb``: the solution notebook, markers removed;
-* ``course/solutions/exercises.json``: ``{notebook: {exercise: points}}`` parsed from the
-  ``Checker`` calls in the sources; ``grade`` takes max points from it.
+* ``course/solutions/exercises.json``: ``{notebook: {exercise: points}}``;
+* ``course/solutions/manifest.json``: what grading restores and checks against (below).
 
-Output is deterministic (no outputs, fixed metadata, cell ids from the cell index).
+**Check cells.** Cells tagged ``check`` in the source (``# %% tags=["check"]``) hold the
+``Checker(...)`` construction and the ``check("exN", ...)`` calls, and nothing a learner
+writes. They get stable ids (``check-setup``, ``check-ex1``, ...), are marked read-only for
+JupyterLab (``editable``/``deletable`` false), and the manifest records, per notebook, the
+sha256 and the source of each, the order of all cell ids (to put a deleted check cell back
+where it was), the exercises and their points, the parameters' names, and code
+fingerprints of the other code cells (to tell a learner's edits from the handout) and of
+the solution cells (to flag submissions that paste the reference solution). A notebook
+with a checks module (:mod:`vestige.course.checks`) must tag every cell that calls
+``check``/``Checker`` and takes its points from that module; a notebook without one (old
+inline checks) gets its check cells detected from the calls and its points from them.
+
+**Stamps.** Every generated notebook's metadata carries the course id and a build hash
+(``metadata.vestige.course`` / ``.build``; the hash covers the course id, the notebook id
+and its source), so grading can flag a notebook of another course or another build.
+
+Output is deterministic (no outputs, fixed metadata, cell ids from the cell index or the
+check's exercise).
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -22,8 +40,16 @@ import jupytext
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
+from . import checks as checks_registry
+from .fingerprint import code_fingerprint
+
 SOURCE_PATTERN = re.compile(r"^\d{2}_[A-Za-z0-9_-]+\.py$")
 REGISTRY_NAME = "exercises.json"
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = 1
+BUILD_FORMAT = 2
+DEFAULT_COURSE_ID = "vestige"
+CHECK_TAG = "check"
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 STUB = 'raise NotImplementedError("Exercise: replace this line with your code")'
@@ -43,6 +69,7 @@ def build(
     notebooks_dir: str | Path = "notebooks",
     solutions_dir: str | Path = "course/solutions",
     check: bool = False,
+    course_id: str = DEFAULT_COURSE_ID,
 ) -> list[str]:
     """Generate the course notebooks; return a list of problems (empty when all is well).
 
@@ -53,7 +80,7 @@ def build(
     if not course_dir.is_dir():
         return [f"{course_dir}: no such directory"]
     sources = find_sources(course_dir)
-    files, problems = render_course(sources, notebooks_dir, solutions_dir)
+    files, problems = render_course(sources, notebooks_dir, solutions_dir, course_id)
     problems += extra_files(sources, notebooks_dir, solutions_dir)
     if check:
         return problems + out_of_sync(files)
@@ -68,42 +95,154 @@ def find_sources(course_dir: Path) -> list[Path]:
 
 
 def render_course(
-    sources: list[Path], notebooks_dir: Path, solutions_dir: Path
+    sources: list[Path], notebooks_dir: Path, solutions_dir: Path,
+    course_id: str = DEFAULT_COURSE_ID,
 ) -> tuple[dict[Path, str], list[str]]:
     """Render every source: ({output path: file text}, problems with broken sources)."""
     files: dict[Path, str] = {}
     registry: dict[str, dict[str, int]] = {}
+    manifest: dict[str, dict] = {}
     problems = []
     for source in sources:
         try:
-            learner, solution, exercises = render_source(source)
+            rendered = render_source(source, course_id)
         except SourceError as exc:
             problems.append(f"{source}: {exc}")
             continue
-        files[notebooks_dir / f"{source.stem}.ipynb"] = learner
-        files[solutions_dir / f"{source.stem}.ipynb"] = solution
-        registry[source.stem] = exercises
+        files[notebooks_dir / f"{source.stem}.ipynb"] = rendered.learner
+        files[solutions_dir / f"{source.stem}.ipynb"] = rendered.solution
+        registry[source.stem] = rendered.exercises
+        manifest[source.stem] = rendered.manifest
     if sources and not problems:  # a registry without a broken notebook would lose its points
         files[solutions_dir / REGISTRY_NAME] = json.dumps(registry, indent=2) + "\n"
+        document = {"format": MANIFEST_FORMAT, "course": course_id, "notebooks": manifest}
+        files[solutions_dir / MANIFEST_NAME] = json.dumps(document, indent=1, sort_keys=True) + "\n"
     return files, problems
 
 
-def render_source(source: Path) -> tuple[str, str, dict[str, int]]:
-    """One source as (learner notebook text, solution notebook text, {exercise: points})."""
+class Rendered:
+    """One source, rendered: notebook texts, ``{exercise: points}``, its manifest entry."""
+
+    def __init__(self, learner: str, solution: str, exercises: dict[str, int], manifest: dict):
+        self.learner, self.solution, self.exercises, self.manifest = learner, solution, exercises, manifest
+
+
+def build_hash(course_id: str, notebook_id: str, source_text: str) -> str:
+    """The build stamp of one notebook: changes when its source (or the course id) does."""
+    text = f"vestige-course/{BUILD_FORMAT}\0{course_id}\0{notebook_id}\0{source_text}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def source_sha256(source: str) -> str:
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()
+
+
+def render_source(source: Path, course_id: str = DEFAULT_COURSE_ID) -> Rendered:
+    """One source as learner and solution notebook texts, exercises and manifest entry."""
     notebook_id = source.stem
-    cells = jupytext.read(source, fmt="py:percent").cells
-    if not any("parameters" in cell.metadata.get("tags", []) for cell in cells):
+    text = source.read_text(encoding="utf-8")
+    cells = jupytext.reads(text, fmt="py:percent").cells
+    parameters = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+    if not parameters:
         raise SourceError('no parameters cell (add `# %% tags=["parameters"]`)')
-    pairs = [render_cell(cell, index) for index, cell in enumerate(cells)]
+    try:
+        checks = checks_registry.load(notebook_id)
+    except Exception as exc:  # noqa: BLE001 - any import problem is a build problem
+        raise SourceError(f"cannot load its checks module: {exc}") from None
+    roles = check_roles(cells, notebook_id, checks)
+    pairs = [render_cell(cell, index, roles.get(index)) for index, cell in enumerate(cells)]
     learner, solution = [p[0] for p in pairs], [p[1] for p in pairs]
-    exercises = declared_exercises([c.source for c in solution if c.cell_type == "code"], notebook_id)
-    return (notebook_text(learner, notebook_id, "learner"),
-            notebook_text(solution, notebook_id, "solution"), exercises)
+    exercises = declared_exercises(cells, roles, checks)
+    stamp = build_hash(course_id, notebook_id, text)
+    manifest = {
+        "build": stamp,
+        "api": "checks" if checks else "legacy",
+        "checks_module": checks.name if checks else None,
+        "exercises": exercises,
+        "cells": [c.id for c in learner],
+        "check_cells": {
+            cell.id: {"sha256": source_sha256(cell.source), "exercises": roles[index][1],
+                      "source": cell.source}
+            for index, cell in enumerate(learner) if index in roles
+        },
+        "solution_cells": {
+            sol.id: {"solution": code_fingerprint(sol.source), "stub": code_fingerprint(lrn.source)}
+            for lrn, sol in zip(learner, solution) if lrn.source != sol.source
+        },
+        "code_cells": {
+            cell.id: code_fingerprint(cell.source)
+            for index, cell in enumerate(learner) if cell.cell_type == "code" and index not in roles
+        },
+        "parameters": _assigned_names(parameters[0].source),
+        "parameters_cell": next({"id": lc.id, "source": lc.source} for lc, c in zip(learner, cells)
+                                if c is parameters[0]),
+    }
+    stamp_metadata = {"course": course_id, "build": stamp}
+    return Rendered(notebook_text(learner, notebook_id, "learner", stamp_metadata),
+                    notebook_text(solution, notebook_id, "solution", stamp_metadata),
+                    exercises, manifest)
 
 
-def render_cell(cell, index: int) -> tuple:
+def check_roles(cells: list, notebook_id: str, checks) -> dict[int, tuple[str, list[str]]]:
+    """``{cell index: (cell id, [exercise ids])}`` for the check cells.
+
+    With a checks module, check cells are the cells tagged ``check``, and every cell that
+    calls the checker must be one. Without (old inline checks), they are detected.
+    """
+    trees = {i: _parse(c.source, i) for i, c in enumerate(cells) if c.cell_type == "code"}
+    checkers = set()
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and _is_checker(node.value):
+                _expect_notebook_id(node.value, notebook_id)
+                checkers.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    roles: dict[int, tuple[str, list[str]]] = {}
+    for index, cell in enumerate(cells):
+        tagged = CHECK_TAG in cell.metadata.get("tags", [])
+        if cell.cell_type != "code":
+            if tagged:
+                raise SourceError(f"cell {index}: only code cells can be tagged {CHECK_TAG!r}")
+            continue
+        tree = trees[index]
+        calls = _check_calls(tree, checkers)
+        constructs = any(isinstance(n, ast.Call) and _is_checker(n) for n in ast.walk(tree))
+        if checks is not None and (calls or constructs) and not tagged:
+            raise SourceError(f"cell {index} calls check(...) or Checker(...): tag it "
+                              f'{CHECK_TAG!r} (`# %% tags=["{CHECK_TAG}"]`)')
+        if not (tagged or (checks is None and (calls or constructs))):
+            continue
+        if BEGIN in cell.source or END in cell.source:
+            raise SourceError(f"cell {index}: a check cell cannot hold a solution")
+        exercises = []
+        for call in calls:
+            exercise = _literal(call.args[0]) if call.args else None
+            if not isinstance(exercise, str):
+                raise SourceError(f"line {call.lineno}: a check's exercise id must be a string literal")
+            if exercise in exercises or any(exercise in other for _, other in roles.values()):
+                raise SourceError(f"exercise {exercise!r} is checked more than once")
+            exercises.append(exercise)
+        if not exercises and not constructs:
+            raise SourceError(f"cell {index} is tagged {CHECK_TAG!r} but neither builds the "
+                              "Checker nor calls check(...)")
+        cell_id = "check-" + "-".join(exercises) if exercises else "check-setup"
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", cell_id):
+            raise SourceError(f"cell {index}: exercise ids make the cell id {cell_id!r}; use "
+                              "letters, digits, _ and - (at most 64 in all)")
+        if any(cell_id == other for other, _ in roles.values()):
+            raise SourceError(f"two check cells would get the id {cell_id!r}")
+        roles[index] = (cell_id, exercises)
+    return roles
+
+
+def render_cell(cell, index: int, role: tuple[str, list[str]] | None = None) -> tuple:
     """A source cell as (learner cell, solution cell); learner cells with stubs may raise."""
     metadata = {k: v for k, v in cell.metadata.items() if k not in _JUPYTEXT_KEYS}
+    cell_id = f"cell-{index}"
+    if role is not None:
+        cell_id = role[0]
+        tags = metadata.get("tags", [])
+        metadata = {**metadata, "tags": tags if CHECK_TAG in tags else [*tags, CHECK_TAG],
+                    "editable": False, "deletable": False}
     learner_source = solution_source = cell.source
     if cell.cell_type == "code":
         try:
@@ -111,10 +250,10 @@ def render_cell(cell, index: int) -> tuple:
         except SourceError as exc:
             raise SourceError(f"cell {index}: {exc}") from None
     new_cell = _NEW_CELL[cell.cell_type]
-    solution = new_cell(solution_source, metadata=metadata, id=f"cell-{index}")
+    solution = new_cell(solution_source, metadata=metadata, id=cell_id)
     if learner_source != solution_source:
         metadata = {**metadata, "tags": [*metadata.get("tags", []), "raises-exception"]}
-    return new_cell(learner_source, metadata=metadata, id=f"cell-{index}"), solution
+    return new_cell(learner_source, metadata=metadata, id=cell_id), solution
 
 
 def split_solution(source: str) -> tuple[str, str]:
@@ -141,36 +280,67 @@ def split_solution(source: str) -> tuple[str, str]:
     return "\n".join(learner), "\n".join(solution)
 
 
-def notebook_text(cells: list, notebook_id: str, variant: str) -> str:
+def notebook_text(cells: list, notebook_id: str, variant: str, stamp: dict | None = None) -> str:
     """Serialize cells as a notebook with fixed metadata (byte-identical on rebuild)."""
     metadata = {
         "kernelspec": KERNELSPEC,
         "language_info": {"name": "python"},
-        "vestige": {"notebook": notebook_id, "variant": variant, "source": f"{notebook_id}.py"},
+        "vestige": {"notebook": notebook_id, "variant": variant, "source": f"{notebook_id}.py",
+                    **(stamp or {})},
     }
     return nbformat.writes(new_notebook(cells=cells, metadata=metadata)) + "\n"
 
 
-def declared_exercises(code_cells: list[str], notebook_id: str) -> dict[str, int]:
-    """``{exercise: points}`` from ``check = Checker(id)`` / ``check("exN", ..., points=K)`` calls."""
-    trees = [_parse(source, index) for index, source in enumerate(code_cells)]
-    checkers = set()
-    for node in (n for tree in trees for n in ast.walk(tree)):
-        if isinstance(node, ast.Assign) and _is_checker(node.value):
-            _expect_notebook_id(node.value, notebook_id)
-            checkers.update(t.id for t in node.targets if isinstance(t, ast.Name))
-    calls = sorted(
-        ((index, n.lineno, n.col_offset, n) for index, tree in enumerate(trees) for n in ast.walk(tree)
-         if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in checkers),
-        key=lambda item: item[:3],
-    )
+def declared_exercises(cells: list, roles: dict[int, tuple[str, list[str]]], checks) -> dict[str, int]:
+    """``{exercise: points}`` in notebook order: points from the checks module if there is
+    one, else from the ``points=`` literal of each old-style ``check(...)`` call."""
     exercises: dict[str, int] = {}
-    for *_, call in calls:
-        exercise, points = _exercise(call)
-        if exercise in exercises:
-            raise SourceError(f"exercise {exercise!r} is checked more than once")
-        exercises[exercise] = points
+    checkers = _checker_names(cells, roles)
+    for index in sorted(roles):
+        tree = _parse(cells[index].source, index)
+        for call in _check_calls(tree, checkers):
+            if checks is None:
+                exercise, points = _exercise(call)
+            else:
+                exercise = _literal(call.args[0])
+                if any(k.arg in ("points", "hint", "success") for k in call.keywords):
+                    raise SourceError(f"exercise {exercise!r}: points, hints and success messages "
+                                      f"belong in the checks module {checks.name}")
+                if exercise not in checks.exercises:
+                    raise SourceError(f"exercise {exercise!r} is not in the checks module {checks.name}")
+                points = checks.exercises[exercise].points
+            if exercise in exercises:
+                raise SourceError(f"exercise {exercise!r} is checked more than once")
+            exercises[exercise] = points
+    if checks is not None:
+        missing = [e for e in checks.exercises if e not in exercises]
+        if missing:
+            raise SourceError(f"no check cell for {', '.join(missing)} of {checks.name}")
     return exercises
+
+
+def _checker_names(cells: list, roles) -> set[str]:
+    names = set()
+    for index in roles:
+        for node in ast.walk(_parse(cells[index].source, index)):
+            if isinstance(node, ast.Assign) and _is_checker(node.value):
+                names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
+
+
+def _check_calls(tree: ast.Module, checkers: set[str]) -> list[ast.Call]:
+    calls = [n for n in ast.walk(tree)
+             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in checkers]
+    return sorted(calls, key=lambda n: (n.lineno, n.col_offset))
+
+
+def _assigned_names(source: str) -> list[str]:
+    names = []
+    for node in _parse(source, 0).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names += [t.id for t in targets if isinstance(t, ast.Name) and t.id not in names]
+    return names
 
 
 def _parse(source: str, index: int) -> ast.Module:
@@ -200,7 +370,7 @@ def _expect_notebook_id(call: ast.Call, notebook_id: str) -> None:
 
 
 def _exercise(call: ast.Call) -> tuple[str, int]:
-    """(exercise id, points) of one check call; both must be literals."""
+    """(exercise id, points) of one old-style check call; both must be literals."""
     exercise = _literal(call.args[0]) if call.args else None
     if not isinstance(exercise, str):
         raise SourceError(f"line {call.lineno}: a check's exercise id must be a string literal")
