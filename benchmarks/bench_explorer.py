@@ -1,14 +1,20 @@
-"""Benchmark the checkpoint explorer, kernel side, without a frontend.
+"""Benchmark the checkpoint explorer: kernel side without a frontend, then in a real browser.
 
-Widget messages go through a comm that packs them exactly as a kernel does (jupyter_client's
-``json_packer``) and counts bytes, so the timings include the widget sync work.
+Kernel side: widget messages go through a comm that packs them exactly as a kernel does
+(jupyter_client's ``json_packer``) and counts bytes, so the timings include the widget sync
+work. Browser side (``benchmarks/browser_explorer.py``): JupyterLab headless and Debian's
+Chromium (Playwright), the explorer on synthetic tables of the reference size, 50 slider
+moves, each timed from the keydown on the slider to the first frame painted after every
+view changed.
 
     .venv/bin/python benchmarks/bench_explorer.py [--seeds 10] [--baseline-steps 10]
+                                                  [--moves 50] [--no-browser]
 
 Prints: first display time, rows and bytes per view, median/p95 ms per step change over all
 seeds and checkpoints (targets: median <= 30 ms, p95 <= 100 ms; first display <= 3 s), the same
-for the baseline (rebuilding the charts per step) as ratios, seed-change cost, and the sizes of
-the ways to fit the attention table under altair's 5,000-row limit.
+for the baseline (rebuilding the chart per step) as ratios, seed-change cost, the sizes of
+the ways to fit the attention table under altair's 5,000-row limit, and the browser-side
+latency from slider input to redrawn views (median and p95; target p95 <= 150 ms).
 """
 
 from __future__ import annotations
@@ -92,19 +98,18 @@ def bench_rebuild(ex: CheckpointExplorer, n: int) -> tuple[list[float], list[int
 
 
 def rebuild(ex: CheckpointExplorer, step: int) -> None:
-    """Move the cursor with no observers, then rebuild and re-send every chart."""
+    """Move the cursor with no observers, then rebuild and re-send the chart."""
     ex.set_trait("step", step)
-    for view, chart in zip(ex.views, ex._charts()):
-        view.chart = chart
+    ex.chart.chart = ex._dashboard()
 
 
 def attention_options(tables: ExplorerTables, seed: int) -> list[tuple[str, int, int]]:
     """(option, rows, JSON bytes) for the ways to ship one seed's attention."""
-    long = charts._rows(tables.attention, seed)
+    long = charts.rows(tables.attention, seed)
     head = long[(long["layer"] == 0) & (long["head"] == 0)].drop(columns=["seed", "layer", "head"])
     steps = tables.steps(seed)
     cells, _ = charts._attention_cells(tables, seed, steps)
-    per_head = cells.assign(w=[w[: len(steps)] for w in cells["w"]])
+    per_head = cells.assign(w=[w[: 2 * len(steps)] for w in cells["w"]])
     return [
         ("long rows, one seed", len(long), _json_size(long.drop(columns="seed"))),
         ("long rows, one seed+layer+head", len(head), _json_size(head)),
@@ -120,7 +125,7 @@ def _json_size(df) -> int:
 def max_rows_error(tables: ExplorerTables, seed: int) -> str:
     """What altair says about one seed's long attention rows (the limit left on)."""
     try:
-        alt.Chart(charts._rows(tables.attention, seed)).mark_rect().to_dict()
+        alt.Chart(charts.rows(tables.attention, seed)).mark_rect().to_dict()
     except alt.MaxRowsError as err:
         return type(err).__name__
     return "accepted"
@@ -130,6 +135,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--baseline-steps", type=int, default=10)
+    parser.add_argument("--moves", type=int, default=50)
+    parser.add_argument("--no-browser", action="store_true")
     args = parser.parse_args()
 
     t0 = time.perf_counter()
@@ -144,12 +151,17 @@ def main() -> None:
     print(f"\nfirst display: {first_s:.2f} s (+ {offline_s:.2f} s enable_offline, once per kernel;"
           f" total {first_s + offline_s:.2f} s; target <= 3 s), {first_bytes / 1e6:.1f} MB sent")
 
-    print("\nview                  rows   spec KB")
-    names = ["training_curves", "selectivity_vs_effect", "class_means", "neuron_timeline",
-             "attention_pattern"]
-    for name, view in zip(names, ex.views):
-        rows = sum(len(v) for v in view.spec.get("datasets", {}).values())
-        print(f"{name:<20} {rows:>6}   {len(json.dumps(view.spec)) / 1e3:>7.0f}")
+    print("\nview (one seed)        rows   data KB")
+    views = [charts.training_curves, charts.selectivity_vs_effect, charts.class_means,
+             charts.neuron_timeline, charts.attention_pattern]
+    for view in views:
+        spec = view(tables, 0).to_dict()
+        datasets = spec.get("datasets", {}).values()
+        print(f"{view.__name__:<21} {sum(len(v) for v in datasets):>6}   "
+              f"{len(json.dumps(list(datasets))) / 1e3:>7.0f}")
+    print(f"the explorer's one chart (all five, shared data): "
+          f"{len(json.dumps(ex.chart.spec)) / 1e3:.0f} KB spec, "
+          f"{len(ex.chart._esm) / 1e6:.1f} MB JavaScript (offline, once)")
 
     step_s, seed_s, step_bytes, resent = bench_steps(ex)
     med, p95 = summary(step_s)
@@ -169,6 +181,22 @@ def main() -> None:
           f"{max_rows_error(tables, 0)})")
     for option, rows, nbytes in attention_options(tables, 0):
         print(f"  {option:<40} {rows:>8,} rows {nbytes / 1e3:>8.0f} KB")
+
+    print(f"\nkernel side, step change: median {med:.2f} ms, p95 {p95:.2f} ms (above)")
+    if args.no_browser:
+        return
+    from browser_explorer import browser_latency
+
+    browser = browser_latency(moves=args.moves)
+    if isinstance(browser, str):
+        print(f"browser side: skipped ({browser})")
+        return
+    b_med, b_p95 = browser["median"], browser["p95"]
+    print(f"browser side, slider keydown to every view repainted ({browser['moves']} moves, "
+          f"JupyterLab + Chromium, reference-size synthetic tables): median {b_med:.0f} ms, "
+          f"p95 {b_p95:.0f} ms (target p95 <= 150 ms: {'met' if b_p95 <= 150 else 'NOT met'}); "
+          f"drag: median {browser['drag_median']:.0f} ms; blocked requests "
+          f"{browser['blocked']}, console errors {browser['errors']}")
 
 
 if __name__ == "__main__":

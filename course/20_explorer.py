@@ -4,29 +4,32 @@
 # Drag the **step** slider through training and watch, for the picked neuron, how its
 # selectivity and its ablation effect change, while the loss curves show where you are.
 # The slider moves from checkpoint to checkpoint; they are log-spaced, dense early and sparse
-# late, because most of what changes, changes early. The **seed** menu switches between
-# training runs that differ only in their random seed: a story that holds in one seed only
-# is an anecdote.
+# late, because most of what changes, changes early (the step axes are logarithmic, with a
+# tick at every checkpoint). The **seed** menu switches between training runs that differ
+# only in their random seed: a story that holds in one seed only is an anecdote.
 #
-# Views: training curves with the transition marked; selectivity against ablation effect for
-# every neuron (shaded: selective but not needed); the picked neuron's mean activation per
-# class; its selectivity and effect over training; an attention pattern for one example.
+# Views: training curves with the transition marked (dashed red); every neuron at the
+# cursor step, selectivity against its ablation effect on its own positions, coloured by the
+# detector's verdict, with each layer's untrained selectivity bar dashed; the picked neuron's
+# mean activation per class (dark: the positions its effect is measured on); its
+# selectivity and effect over training (the other neurons in grey); an attention pattern for
+# one example. Nothing here re-defines "vestigial": the colours are the detector's verdicts.
 
 # %% tags=["parameters"]
 student = ""
 runs_dir = "../runs"
-preset = "reference"
+preset = "reference"     # tests use "tiny" (trains in seconds)
 seeds = [0, 1, 2]        # trained if missing (about a minute each), then reopened
 
 # %%
 from pathlib import Path
 
 import vestige
-from vestige.analysis import explorer_tables
-from vestige.charts import export_static
+from vestige import charts
 from vestige.course import Checker
 from vestige.detect import detect
 from vestige.notebook import setup
+from vestige.tables import explorer_tables
 
 setup()
 check = Checker("20_explorer")
@@ -40,7 +43,7 @@ runs
 
 # %% [markdown]
 # The first time, the analysis of every checkpoint is computed (a progress bar shows it) and
-# cached next to the runs; after that the explorer opens in a second or two.
+# cached next to the runs; after that the explorer opens in a few seconds.
 
 # %%
 tables = explorer_tables(runs, progress=True)
@@ -49,35 +52,60 @@ explorer
 
 # %% [markdown]
 # The explorer can also be driven from code: `explorer.seed`, `explorer.step` and
-# `explorer.neuron` are live.
+# `explorer.neuron` are live. The cell below picks the neuron the detector ranks first in the
+# first seed: its vestigial neuron, or, in a seed where no neuron passes every clause, its
+# best candidate.
 #
 # ### Exercise 1
-# Pick the vestigial neuron of the first seed (the detector names it below), then move the
-# step slider to the checkpoint where its ablation effect is largest. Set `peak_step` to
-# `explorer.step` once you are there (or set `explorer.step` from code).
+# Move the step slider to the checkpoint (after step 0) where the picked neuron's ablation
+# effect is largest: the highest point of the black line in the lower timeline. Set
+# `peak_step` to `explorer.step` once you are there (or set `explorer.step` from code).
 
 # %%
-found = detect(runs[seeds[0]])
-print(found.summary())
-if found.vestigial is not None:
-    explorer.neuron = found.vestigial.unit
+explorer.seed = seeds[0]
+explorer.neuron = tables.default_neuron(seeds[0])
+verdict = tables.verdict(seeds[0], explorer.neuron)
+print(f"picked {explorer.neuron}: the detector calls it {verdict.verdict}"
+      + (f" (clauses failed: {verdict.failed})" if verdict.failed else ""))
 
 # %%
 ### BEGIN SOLUTION
-explorer.step = int(found.vestigial.peak_step)
+seed, unit = seeds[0], explorer.neuron
+mine = tables.neurons.query("seed == @seed and unit == @unit and step > 0")
+explorer.step = int(mine.loc[mine.effect.idxmax(), "step"])
 ### END SOLUTION
 peak_step = explorer.step
 peak_step
 
 # %%
+def _largest_effect_step():
+    neurons = tables.neurons
+    mine = neurons[(neurons.seed == seeds[0]) & (neurons.unit == explorer.neuron) & (neurons.step > 0)]
+    return int(mine.loc[mine.effect.idxmax(), "step"])
+
+
 check(
     "ex1",
-    lambda: found.vestigial is not None and peak_step == int(found.vestigial.peak_step),
+    lambda: peak_step == _largest_effect_step(),
     points=1,
-    hint="Watch the timeline view (effect over training): move the slider until the cursor "
-         "sits on the highest point of the effect line.",
+    hint="Watch the lower timeline (effect over training): move the slider until the cursor "
+         "sits on the highest point of the black line.",
     success="At that checkpoint the model leaned on this neuron most.",
 )
+
+# %% [markdown]
+# What the detector says about this seed (its verdict names the peak too):
+
+# %%
+found = detect(runs[seeds[0]])
+print(found.summary())
+
+# %% [markdown]
+# Every neuron's effect over the whole of training, in one static chart: the detector's
+# picks in colour, the rest in grey.
+
+# %%
+charts.effects_over_training(tables, seeds[0])
 
 # %% [markdown]
 # Every view follows the same cursor:
@@ -88,12 +116,13 @@ explorer.state()
 # %% [markdown]
 # ## Without a kernel
 #
-# The same views can be saved as a self-contained HTML page with its own slider (it works on
-# nbviewer or a course web page, offline), or as a PNG for slides.
+# A saved notebook keeps a snapshot of the explorer (below its live view); the same views
+# can be saved as a self-contained HTML page with its own slider (it works on nbviewer or a
+# course web page, offline), or as a PNG for slides.
 
 # %%
-html = export_static(tables, root / "explorer.html", seed=seeds[0],
-                     neuron=explorer.neuron)
-png = export_static(tables, root / "explorer.png", seed=seeds[0],
-                    step=explorer.step, neuron=explorer.neuron)
+html = charts.export_static(tables, root / "explorer.html", seed=seeds[0],
+                            neuron=explorer.neuron)
+png = charts.export_static(tables, root / "explorer.png", seed=seeds[0],
+                           step=explorer.step, neuron=explorer.neuron)
 print(html, png)

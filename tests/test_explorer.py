@@ -1,5 +1,7 @@
-"""vestige.explorer: code and controls drive every view's params; only seed re-sends data."""
+"""vestige.explorer: code and controls drive the chart's params; only seed re-sends data; the
+explorer leaves a static snapshot that follows its cursor."""
 
+import base64
 import json
 from types import SimpleNamespace
 from typing import ClassVar
@@ -9,6 +11,7 @@ import comm
 import pytest
 import traitlets
 from comm.base_comm import BaseComm
+from vestige import explorer as explorer_module
 from vestige.explorer import CheckpointExplorer, ExplorerTables
 
 
@@ -39,45 +42,57 @@ def explorer(tables):
     return CheckpointExplorer(tables)
 
 
-def view_params(explorer, name):
-    return [getattr(view.params, name) for view in explorer.views
-            if view.params.has_trait(name)]
+def param(explorer, name):
+    return getattr(explorer.chart.params, name)
 
 
-def test_step_from_code_sets_every_view_param_without_resending_data(explorer, strict_comm):
+def test_one_chart_holds_the_five_views(explorer):
+    assert explorer.views == [explorer.chart]
+    text = json.dumps(explorer.chart.spec)
+    assert all(f'"name": "{name}"' in text for name in explorer_module.charts.VIEWS)
+    assert explorer.chart.embed_options == explorer_module.EMBED_OPTIONS
+
+
+def test_step_from_code_sets_the_param_without_resending_data(explorer, strict_comm):
     strict_comm.clear()
     explorer.step = 899
-    assert view_params(explorer, "step") == [899] * 5
+    assert param(explorer, "step") == 899
     assert explorer.controls["step"].value == 899
     assert strict_comm and not any("spec" in keys for keys in strict_comm)
 
 
 def test_step_snaps_to_the_nearest_checkpoint(explorer):
     explorer.step = 950
-    assert explorer.step == 899 and view_params(explorer, "step") == [899] * 5
+    assert explorer.step == 899 and param(explorer, "step") == 899
 
 
-def test_slider_drives_the_views(explorer):
+def test_slider_drives_the_chart(explorer):
     explorer.controls["step"].index = 3
     assert explorer.step == explorer.tables.steps()[3]
-    assert view_params(explorer, "step") == [explorer.step] * 5
+    assert param(explorer, "step") == explorer.step
 
 
 def test_neuron_layer_head_are_params(explorer):
     explorer.neuron, explorer.layer, explorer.head = "L1N3", 1, 2
-    assert view_params(explorer, "neuron") == ["L1N3"] * 3
-    assert view_params(explorer, "layer") == [1] and view_params(explorer, "head") == [2]
+    assert (param(explorer, "neuron"), param(explorer, "layer"), param(explorer, "head")) == (
+        "L1N3", 1, 2)
+
+
+def test_neuron_picker_marks_the_detectors_picks(explorer, tables):
+    labels = {value: label for label, value in explorer.controls["neuron"].options}
+    for unit, verdict in tables.highlighted(0).items():
+        assert verdict in labels[unit]
+    assert explorer.neuron == tables.default_neuron(0)
 
 
 def test_seed_change_resends_data_and_keeps_the_cursor(explorer, strict_comm):
     explorer.step, explorer.neuron = 899, "L1N3"
-    before = [view.spec["datasets"] for view in explorer.views]
+    before = explorer.chart.spec["datasets"]
     strict_comm.clear()
     explorer.seed = 1
-    assert all(view.spec["datasets"] != old for view, old in zip(explorer.views, before))
-    assert sum("spec" in keys for keys in strict_comm) == 5
-    assert view_params(explorer, "step") == [899] * 5
-    assert view_params(explorer, "neuron") == ["L1N3"] * 3
+    assert explorer.chart.spec["datasets"] != before
+    assert sum("spec" in keys for keys in strict_comm) == 1
+    assert param(explorer, "step") == 899 and param(explorer, "neuron") == "L1N3"
     assert explorer.state()["seed"] == 1
 
 
@@ -93,13 +108,13 @@ def test_displays_offline_layout_from_runs(tables):
     bundle = explorer._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert alt.JupyterChart._is_offline
-    assert all("esm.sh" not in view._esm for view in explorer.views)
+    assert "esm.sh" not in explorer.chart._esm
     assert "seed" in explorer.controls and "play" not in explorer.controls
+    assert explorer_module.LIVE_CLASS in explorer.ui._dom_classes
 
 
 def test_single_seed_has_no_seed_picker(tables):
-    one = ExplorerTables(**{name: df[df["seed"] == 0] for name, df in tables.__dict__.items()})
-    assert "seed" not in CheckpointExplorer(one).controls
+    assert "seed" not in CheckpointExplorer(tables.seed_tables(0)).controls
 
 
 def test_seed_with_other_checkpoints_and_units_keeps_the_nearest_cursor(tables):
@@ -107,10 +122,45 @@ def test_seed_with_other_checkpoints_and_units_keeps_the_nearest_cursor(tables):
     other = {name: df[(df["seed"] == 0) | df["step"].isin(steps)] if name in
              ("checkpoints", "neurons", "baseline", "class_means", "attention") else df
              for name, df in tables.__dict__.items()}
-    neurons = other["neurons"]
-    other["neurons"] = neurons[(neurons["seed"] == 0) | (neurons["unit"] != "L1N3")]
+    for name in ("neurons", "verdicts", "class_means"):
+        df = other[name]
+        drop = (df["seed"] == 1) & (df["layer"] == 1) & (df["neuron"] == 3)
+        other[name] = df[~drop]
     explorer = CheckpointExplorer(ExplorerTables(**other), step=899, neuron="L1N3")
     explorer.seed = 1
     assert explorer.step == 5 and explorer.controls["step"].options[-1] == ("2000", 2000)
     assert explorer.neuron == explorer.tables.default_neuron(1)
-    assert view_params(explorer, "step") == [5] * 5
+    assert param(explorer, "step") == 5
+
+
+def test_display_leaves_a_snapshot_that_follows_the_cursor(tables, monkeypatch):
+    """In a notebook: the widget, then a JPEG snapshot with a display id, redrawn after a
+    cell that moved the cursor (the saved notebook's fallback)."""
+    shown = []
+    monkeypatch.setattr("IPython.display.display",
+                        lambda obj, raw=False, display_id=None: shown.append((obj, display_id)))
+    monkeypatch.setattr("IPython.display.update_display",
+                        lambda obj, raw=False, display_id=None: shown.append((obj, display_id)))
+    monkeypatch.setattr(CheckpointExplorer, "snapshot", lambda self, **k: f"{self.step}".encode())
+    explorer = CheckpointExplorer(tables.seed_tables(0))
+    explorer._ipython_display_()
+    (widget, none), (snapshot, display_id) = shown
+    assert "application/vnd.jupyter.widget-view+json" in widget and none is None
+    assert display_id and base64.b64decode(snapshot["image/jpeg"]) == b"0"
+    explorer.refresh_snapshot()
+    assert len(shown) == 2  # nothing moved
+    explorer.step = 899
+    explorer.refresh_snapshot()
+    assert shown[-1][1] == display_id and base64.b64decode(shown[-1][0]["image/jpeg"]) == b"899"
+
+
+def test_snapshot_is_a_jpeg_of_the_dashboard(tables):
+    explorer = CheckpointExplorer(tables.seed_tables(0), step=899)
+    jpeg = explorer.snapshot(scale=0.5)
+    assert jpeg[:3] == b"\xff\xd8\xff"
+
+
+def test_the_style_hides_the_snapshot_only_next_to_a_live_explorer():
+    style = explorer_module.STYLE
+    assert f":has(.{explorer_module.LIVE_CLASS}) + .jp-OutputArea-child" in style
+    assert "display: none" in style

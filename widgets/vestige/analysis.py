@@ -107,7 +107,7 @@ def _compute(run: Run, spec: AnalysisSpec, progress: bool) -> dict[str, pd.DataF
     untrained = untrained_selectivity(run, positions, spec.n_untrained)
     resamples = resample_counts(len(run.eval_batch), spec.n_resamples, seed=run.seed)
     rows: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
-    for step in tqdm(run.steps, desc=f"analysing seed {run.seed}", disable=not progress):
+    for step in tqdm(run.steps, desc=f"analysing seed {run.seed}", disable=not progress, leave=False):
         model = run.load_weights(step)
         tables = checkpoint_tables(model, run, positions, spec, resamples, step)
         tables["baseline"] = tables["baseline"].merge(untrained, on="layer")
@@ -360,25 +360,3 @@ def transition_step(run: Run, metric: str | None = None) -> float:
         return float("nan")
     below = smooth < (plateau + final) / 2
     return float(steps[below.argmax()]) if below.any() else float("nan")
-
-
-def explorer_tables(runs, spec: AnalysisSpec = AnalysisSpec(), progress: bool = False):
-    """The explorer's tables for a Run or Runs (analysing checkpoints if not cached)."""
-    from vestige.charts import ExplorerTables
-
-    parts: dict[str, list[pd.DataFrame]] = {}
-    for run in [runs] if isinstance(runs, Run) else list(runs):
-        tables = analyze(run, spec, progress=progress)
-        metrics = run.metrics
-        train = metrics[metrics["split"] == "train"]
-        tables["metrics"] = train.assign(seed=run.seed)[["seed", "step", "loss", "accuracy"]]
-        tables["checkpoints"] = pd.DataFrame({"seed": run.seed, "step": run.steps})
-        tables["transitions"] = pd.DataFrame({"seed": [run.seed], "step": [transition_step(run)]})
-        for name, table in tables.items():
-            parts.setdefault(name, []).append(table)
-    return ExplorerTables(
-        **{
-            name: pd.concat(parts[name], ignore_index=True)
-            for name in ExplorerTables.__dataclass_fields__
-        }
-    )

@@ -1,31 +1,36 @@
 """Altair views of a run's checkpoints, all following one step cursor (a param named ``step``).
 
-Each view is a function ``f(tables, seed, step=..., ...) -> alt.TopLevelMixin``. Cursor
-arguments (``step``, ``neuron``, ``layer``, ``head``) take either an ``alt.Parameter`` (shared
-between views) or a plain value (a param with that name and value is created). A cursor only
-filters or indexes data that is already in the spec, so moving it never re-sends data.
+Each view is a function ``f(tables, seed, step=..., ...) -> alt.TopLevelMixin`` over
+`vestige.tables.ExplorerTables`. Cursor arguments (``step``, ``neuron``, ``layer``, ``head``)
+take either an ``alt.Parameter`` (shared between views) or a plain value (a param with that
+name and value is created). A cursor only filters or indexes data that is already in the
+spec, so moving it never re-sends data. The views are ordinary altair charts: displayed in a
+notebook set up by `vestige.notebook.setup` they are saved as vega-lite outputs (with a PNG
+beside them) that JupyterLab, nbviewer and GitHub show without a kernel. Only the explorer
+(`vestige.explorer`) is a widget, and it is all five views in one chart.
+
+The views define no science: verdicts (vestigial, contrast), the positions each neuron's
+effect is measured on, the selectivity bar (each layer's untrained p99), the detector's
+"needed" bar and the transition all come from the tables (see `vestige.tables`).
+
+Timelines use a symlog step axis (checkpoints are log-spaced) with a tick at every
+checkpoint, ending at the last one.
 
 Altair's 5,000-row limit is handled on purpose, never by disabling it:
 
 * every view holds one seed only (seed is a kernel-side filter; changing seed re-sends data);
-* per seed the views hold 200-2,000 rows (metrics, neurons x checkpoints, class means);
-* the attention table (per seed ~20 steps x 2 layers x 4 heads x 820 causal cells = 131,200
-  long rows) is packed kernel-side into one row per (query, key) cell whose ``w`` column lists
-  the weights for every (layer, head, checkpoint): 820 rows; a ``calculate`` transform picks
-  ``w[(layer * n_heads + head) * n_steps + indexof(steps, step)]``, so step, layer and head
-  stay params. Weights are sent as ints in 1/1000. Measured by ``benchmarks/bench_explorer.py``
-  (synthetic, realistic size, per seed): long rows 131,200 (12 MB of JSON; altair raises
-  MaxRowsError); long rows of one layer/head 16,400 (still over the limit, 1.1 MB); packed
-  cells 820 rows, 0.55 MB for all layers and heads (used) or 0.09 MB for one layer/head, which
-  would make a head switch a data re-send. VegaFusion was not used: it evaluates transforms in the
-  kernel, so every step change would be a kernel round trip re-sending filtered rows, and it
-  needs another dependency and a global data transformer.
+* per seed the neuron rows are neurons x checkpoints (672 for the reference runs);
+* class means and attention are packed kernel-side into one row per (unit, class) and per
+  (query, key) cell whose list column holds the values for every checkpoint (and, for
+  attention, every layer and head); a ``calculate`` transform picks the cursor's entry
+  (``indexof(steps, step)``), so step, layer and head stay params. Attention weights are sent
+  as two hex digits each, one string per cell. Measured by ``benchmarks/bench_explorer.py`` (synthetic, realistic size,
+  per seed): long attention rows 131,200 (altair raises MaxRowsError); packed 820 rows.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -33,92 +38,31 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-COLUMNS = {
-    "metrics": ["seed", "step", "loss", "accuracy"],
-    "checkpoints": ["seed", "step"],
-    "transitions": ["seed", "step"],
-    "neurons": ["seed", "step", "layer", "neuron", "unit", "selectivity", "preferred_class",
-                "effect", "effect_all"],
-    "baseline": ["seed", "step", "layer", "p99"],
-    "class_means": ["seed", "step", "layer", "neuron", "cls", "mean_act"],
-    "attention": ["seed", "step", "layer", "head", "query", "key", "weight"],
-    "example_tokens": ["seed", "position", "token"],
-}
-EFFECT_THRESHOLD = 0.05  # nats: below this a neuron "is not needed"
+from vestige.tables import (  # noqa: F401 - re-exported: the views' inputs
+    VERDICTS,
+    ExplorerTables,
+    as_tables,
+    log_steps,
+    nearest_step,
+    rows,
+)
+
+# The five views' names in a spec (vega group "<name>_group"; the browser test finds them).
+VIEWS = ("training", "neurons", "class_means", "timeline", "attention")
 CURSOR = "black"
 TRANSITION = "firebrick"
-
-
-@dataclass(frozen=True)
-class ExplorerTables:
-    """The tables the explorer and the charts read (columns: see ``COLUMNS``)."""
-
-    metrics: pd.DataFrame
-    checkpoints: pd.DataFrame
-    transitions: pd.DataFrame
-    neurons: pd.DataFrame
-    baseline: pd.DataFrame
-    class_means: pd.DataFrame
-    attention: pd.DataFrame
-    example_tokens: pd.DataFrame
-
-    def __post_init__(self):
-        for f in fields(self):
-            missing = set(COLUMNS[f.name]) - set(getattr(self, f.name).columns)
-            if missing:
-                raise ValueError(f"ExplorerTables.{f.name} lacks columns {sorted(missing)}")
-
-    @property
-    def seeds(self) -> list[int]:
-        return sorted(int(s) for s in self.checkpoints["seed"].unique())
-
-    def steps(self, seed: int | None = None) -> list[int]:
-        """Checkpoint steps (of ``seed``, else of the first seed), ascending."""
-        seed = self.seeds[0] if seed is None else seed
-        return sorted(int(s) for s in _rows(self.checkpoints, seed)["step"].unique())
-
-    def units(self, seed: int) -> list[str]:
-        """Neuron names ("L0N5") ordered by layer then neuron."""
-        rows = _rows(self.neurons, seed).drop_duplicates("unit").sort_values(["layer", "neuron"])
-        return rows["unit"].tolist()
-
-    def default_neuron(self, seed: int) -> str:
-        """The unit with the largest ablation effect at any checkpoint: the one worth a look."""
-        rows = _rows(self.neurons, seed)
-        return str(rows.loc[rows["effect"].idxmax(), "unit"])
-
-    def transition(self, seed: int) -> float:
-        step = _rows(self.transitions, seed)["step"]
-        return float(step.iloc[0]) if len(step) else float("nan")
-
-    @classmethod
-    def synthetic(cls, n_seeds=10, steps=None, n_layers=2, d_mlp=16, n_heads=4, seq_len=40,
-                  classes=("other", "trigger", "copy")) -> ExplorerTables:
-        """Realistic fake tables: a loss drop near step 900 and a neuron that becomes selective,
-        then needed, then not needed any more (a vestige), for tests and benchmarks."""
-        steps = log_steps() if steps is None else sorted(steps)
-        parts = [_synthetic_seed(seed, np.asarray(steps), n_layers, d_mlp, n_heads, seq_len,
-                                 list(classes)) for seed in range(n_seeds)]
-        return cls(**{name: pd.concat([p[name] for p in parts], ignore_index=True)
-                      for name in COLUMNS})
-
-
-def as_tables(source: Any) -> ExplorerTables:
-    """``source`` itself if it is an ExplorerTables, else ``source.explorer_tables()``."""
-    return source if isinstance(source, ExplorerTables) else source.explorer_tables()
-
-
-def log_steps(last: int = 2000, n: int = 20) -> list[int]:
-    """``n`` distinct log-spaced checkpoint steps from 0 to ``last``."""
-    k = n
-    while len(steps := np.unique(np.round(np.geomspace(1, last, k)).astype(int))) < n - 1:
-        k += 1
-    return [0, *steps.tolist()]
-
-
-def nearest_step(steps: list[int], step: float | None) -> int:
-    """The checkpoint step closest to ``step`` (the first one if ``step`` is None)."""
-    return steps[0] if step is None else min(steps, key=lambda s: abs(s - step))
+VERDICT_COLORS = {"vestigial": "#d95f02", "contrast": "#1b9e77", "neither": "#b0b0b0"}
+CONTEXT = "#d0d0d0"  # units not singled out: drawn, greyed
+SHAPES = ["circle", "square", "triangle-up", "diamond"]
+SHAPE_GLYPHS = ["\u25cf", "\u25a0", "\u25b2", "\u25c6"]
+SERIES_COLORS = ["#6b6b6b", "#d95f02", "#1f77b4", "#7570b3", "#e7298a"]
+SPACING = 16
+# Sizes: the whole dashboard fits the output area of a 1366x768 laptop with JupyterLab's
+# file browser open (~910 px wide; measured by tests/test_browser.py).
+SIZES = {
+    "curves": (230, 110), "accuracy": (230, 50), "scatter": (260, 210), "means": (130, 170),
+    "selectivity": (330, 95), "effect": (330, 125), "cell": 8,
+}
 
 
 def cursor(value: Any, name: str) -> alt.Parameter:
@@ -126,104 +70,202 @@ def cursor(value: Any, name: str) -> alt.Parameter:
     return value if isinstance(value, alt.Parameter) else alt.param(name=name, value=value)
 
 
+def step_scale(steps: list[int]) -> alt.Scale:
+    """A symlog scale over the checkpoints, from the first to the last one (no rounding to a
+    power of ten); its constant is the first checkpoint after 0, so early ones spread out."""
+    first = next((s for s in steps if s > 0), 1)
+    return alt.Scale(type="symlog", constant=first, domain=[steps[0], steps[-1]], nice=False)
+
+
+def step_axis(steps: list[int], title: str | None = "step (log scale)") -> alt.Axis:
+    """Ticks at every checkpoint; labels where they fit."""
+    return alt.Axis(values=list(steps), labelOverlap="greedy", labelFlush=True, title=title,
+                    grid=False, labelFontSize=9)
+
+
+def step_x(steps: list[int], title: str | None = "step (log scale)", field: str = "step"):
+    return alt.X(f"{field}:Q", scale=step_scale(steps), axis=step_axis(steps, title))
+
+
 # ----------------------------------------------------------------------------- views
 
 
-def training_curves(tables: ExplorerTables, seed: int, step=None) -> alt.HConcatChart:
-    """Loss and accuracy against step, with the step cursor and the transition marked."""
-    step = cursor(_first(step, tables.steps(seed)[0]), "step")
-    metrics = _rows(tables.metrics, seed)[["step", "loss", "accuracy"]]
+def training_curves(tables: ExplorerTables, seed: int, step=None) -> alt.VConcatChart:
+    """Loss (all positions, the focus class's and the transition class's) and accuracy
+    against step, with the step cursor and the transition marked."""
+    steps = tables.steps(seed)
+    step = cursor(_first(step, steps[0]), "step")
+    metrics = rows(tables.metrics, seed)
+    series = _loss_series(tables, seed, metrics)
+    long = metrics.melt("step", list(series), var_name="series", value_name="nats")
+    long = long.assign(series=long["series"].map(series)).dropna().round(4)
     marks = _step_marks(tables, seed, step)
-    panels = [
-        alt.layer(
-            alt.Chart(metrics).mark_line().encode(x=alt.X("step:Q", title="step"),
-                                                  y=alt.Y(f"{col}:Q", title=col)),
-            *marks,
-        ).properties(width=240, height=150, title=col)
-        for col in ("loss", "accuracy")
-    ]
-    return alt.hconcat(*panels).add_params(step)
+    x = step_x(steps, None)
+    w, h = SIZES["curves"]
+    loss = alt.layer(
+        alt.Chart(long).mark_line(strokeWidth=1.3).encode(
+            x=x, y=alt.Y("nats:Q", title="loss (nats)"),
+            color=alt.Color("series:N", sort=list(series.values()), title=None,
+                            scale=alt.Scale(domain=list(series.values()),
+                                            range=SERIES_COLORS[:len(series)]),
+                            legend=alt.Legend(orient="top", direction="horizontal",
+                                              labelFontSize=9, symbolSize=60, columns=2))),
+        *marks,
+    ).properties(width=w, height=h, title=_title("'training (cursor at step ' + step + ')'"))
+    aw, ah = SIZES["accuracy"]
+    accuracy = alt.layer(
+        alt.Chart(metrics[["step", "accuracy"]].round(4)).mark_line(
+            strokeWidth=1.3, color=SERIES_COLORS[0]).encode(
+            x=step_x(steps), y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1]),
+                                      axis=alt.Axis(tickCount=3))),
+        *marks,
+    ).properties(width=aw, height=ah)
+    return _independent(alt.vconcat(loss, accuracy, spacing=6)).properties(
+        name=VIEWS[0]).add_params(step)
 
 
-def selectivity_vs_effect(tables: ExplorerTables, seed: int, step=None, neuron=None,
-                          effect_threshold: float = EFFECT_THRESHOLD) -> alt.LayerChart:
-    """Every neuron at the cursor step: selectivity (x) against ablation effect (y). Shaded:
-    "selective but not needed" (selectivity >= the shuffled-label p99 of the step, the larger
-    over layers, and effect < ``effect_threshold``)."""
+def selectivity_vs_effect(tables: ExplorerTables, seed: int, step=None, neuron=None
+                          ) -> alt.LayerChart:
+    """Every neuron at the cursor step: selectivity (x) against its ablation effect on its own
+    positions (y), coloured by the detector's verdict, shaped by layer; dashed: each layer's
+    untrained p99 (the selectivity bar). No region is drawn: the verdicts are the detector's."""
+    static = not isinstance(step, alt.Parameter)  # a plain step: only its rows are needed
     step = cursor(_first(step, tables.steps(seed)[0]), "step")
     neuron = cursor(_first(neuron, tables.default_neuron(seed)), "neuron")
-    data = _neuron_rows(tables, seed)
-    lo, hi = _padded_range(data["effect"], floor=effect_threshold)
-    x = alt.Scale(domain=[0, 1])
-    y = alt.Scale(domain=[lo, hi])
+    data = neuron_rows(tables, seed)
+    if static:
+        data = data[data["step"] == nearest_step(tables.steps(seed), step.param.value)]
+    lo, hi = _padded_range(data["effect"])
     at_step = f"datum.step == {step.name}"
-    region = alt.Chart(_rows(tables.baseline, seed)[["step", "p99"]]).transform_filter(
-        at_step).transform_aggregate(p99="max(p99)")
-    shade = region.mark_rect(color="orange", opacity=0.18).encode(
-        x=alt.X("p99:Q", scale=x), x2=alt.datum(1), y=alt.datum(lo),
-        y2=alt.datum(effect_threshold))
-    label = region.mark_text(align="right", baseline="bottom", dx=-3, dy=-3, color="darkorange",
-                             text="selective but not needed").encode(
-        x=alt.datum(1), y=alt.datum(effect_threshold))
+    layers = sorted(int(v) for v in data["layer"].unique())
+    legend = "  ".join(f"{SHAPE_GLYPHS[i % len(SHAPES)]} L{ly}" for i, ly in enumerate(layers))
+    labels = list(VERDICTS.values())
+    x = alt.X("x:Q", scale=alt.Scale(domain=[0, 1]), title="selectivity (class SI)")
+    bars = alt.Chart(rows(tables.baseline, seed)[["step", "layer", "untrained_p99"]].round(4)
+                     ).transform_filter(at_step)
+    rules = bars.mark_rule(strokeDash=[4, 3], color="#555").encode(
+        x=alt.X("untrained_p99:Q", scale=alt.Scale(domain=[0, 1])))
+    rule_labels = bars.transform_calculate(label="'L' + datum.layer + ' bar'",
+                                           ypos="4 + 11 * datum.layer").mark_text(
+        align="left", dx=3, fontSize=9, color="#555").encode(
+        x=alt.X("untrained_p99:Q"), y=alt.Y("ypos:Q", scale=None), text="label:N")
     picked = alt.when(f"datum.unit == {neuron.name}")
-    points = alt.Chart(data).transform_filter(at_step).mark_circle(stroke="black").encode(
-        x=alt.X("selectivity:Q", scale=x, title="selectivity"),
-        y=alt.Y("effect:Q", scale=y, title=f"ablation effect on {_effect_positions(tables)} (nats)"),
-        color=alt.Color("layer:N", title="layer"),
-        size=picked.then(alt.value(220)).otherwise(alt.value(45)),
+    points = alt.Chart(data).transform_filter(at_step).transform_calculate(
+        x="isValid(datum.selectivity) ? datum.selectivity : 0",
+    ).mark_point(filled=True, opacity=0.9).encode(
+        x=x,
+        y=alt.Y("effect:Q", scale=alt.Scale(domain=[lo, hi]),
+                title="ablation effect on own positions (nats)"),
+        color=alt.Color("verdict:N", title=None, scale=alt.Scale(
+            domain=labels, range=[VERDICT_COLORS[k] for k in VERDICTS]),
+            legend=alt.Legend(orient="bottom", direction="horizontal", labelFontSize=9,
+                              symbolType="circle")),
+        shape=alt.Shape("layer:N", scale=alt.Scale(domain=layers, range=SHAPES[:len(layers)]),
+                        legend=None),
+        size=picked.then(alt.value(170)).otherwise(alt.value(45)),
+        fillOpacity=alt.when("isValid(datum.selectivity)").then(alt.value(0.9)).otherwise(
+            alt.value(0.15)),
+        stroke=picked.then(alt.value(CURSOR)).otherwise(alt.value(None)),
         strokeWidth=picked.then(alt.value(2)).otherwise(alt.value(0)),
-        tooltip=["unit:N", "preferred_class:N", alt.Tooltip("selectivity:Q", format=".2f"),
-                 alt.Tooltip("effect:Q", format=".3f"), alt.Tooltip("effect_all:Q", format=".3f")],
+        tooltip=_neuron_tooltip(),
     )
-    return alt.layer(shade, label, points).properties(
-        width=300, height=260, title=_title("'neurons at step ' + " + step.name)
+    w, h = SIZES["scatter"]
+    return alt.layer(rules, rule_labels, points).properties(
+        width=w, height=h, name=VIEWS[1],
+        title=_title("'neurons at step ' + " + step.name,
+                     [f"{legend}; dashed: each layer's untrained p99 (its bar)",
+                      "faint at 0: fires too rarely to have a selectivity"]),
     ).add_params(step, neuron)
 
 
 def class_means(tables: ExplorerTables, seed: int, step=None, neuron=None) -> alt.LayerChart:
-    """The picked neuron's mean activation per class at the cursor step (the y axis spans
-    that neuron's values over all steps, so it stays put while the cursor moves)."""
-    step = cursor(_first(step, tables.steps(seed)[0]), "step")
+    """The picked neuron's mean activation per class at the cursor step; the dark bar is the
+    class whose positions its effect is measured on. The y axis spans that neuron's values
+    over all steps, so it stays put while the cursor moves."""
+    steps = tables.steps(seed)
+    step = cursor(_first(step, steps[0]), "step")
     neuron = cursor(_first(neuron, tables.default_neuron(seed)), "neuron")
-    data = _with_unit(_rows(tables.class_means, seed))[["unit", "step", "cls", "mean_act"]]
-    order = list(dict.fromkeys(data["cls"]))
-    base = alt.Chart(data).transform_filter(f"datum.unit == {neuron.name}").encode(
-        x=alt.X("cls:N", sort=order, title="class", axis=alt.Axis(labelAngle=0)), y=alt.Y("mean_act:Q", title="mean activation"))
-    bars = base.transform_filter(f"datum.step == {step.name}").mark_bar().encode(
-        color=alt.Color("cls:N", sort=order, legend=None),
-        tooltip=["cls:N", alt.Tooltip("mean_act:Q", format=".3f")])
-    span = base.mark_tick(opacity=0)  # all steps of this neuron: fixes the y range
+    data = _class_mean_cells(tables, seed, steps)
+    order = list(dict.fromkeys(rows(tables.class_means, seed)["cls"]))
+    base = alt.Chart(data).transform_filter(f"datum.unit == {neuron.name}")
+    pick = f"datum.m[indexof({json.dumps(steps)}, {step.name})]"
+    x = alt.X("cls:N", sort=order, title=None, axis=alt.Axis(labelAngle=-40, labelFontSize=9))
+    span = base.mark_rule(opacity=0).encode(x=x, y=alt.Y("lo:Q"), y2="hi:Q")
+    bars = base.transform_calculate(mean_act=pick, measured="datum.cls == datum.positions").mark_bar(
+    ).encode(
+        x=x, y=alt.Y("mean_act:Q", title="mean activation"),
+        color=alt.condition("datum.measured", alt.value("#444"), alt.value("#bbb")),
+        tooltip=[alt.Tooltip("cls:N", title="class"), alt.Tooltip("mean_act:Q", format=".3f"),
+                 alt.Tooltip("positions:N", title="effect measured on")])
+    w, h = SIZES["means"]
     return alt.layer(span, bars).properties(
-        width=180, height=220,
-        title=_title(f"{neuron.name} + ' at step ' + {step.name}"),
+        width=w, height=h, name=VIEWS[2],
+        title=_title(f"{neuron.name} + ' at step ' + {step.name}",
+                     "dark: where its effect is measured"),
     ).add_params(step, neuron)
 
 
-def neuron_timeline(tables: ExplorerTables, seed: int, step=None, neuron=None,
-                    effect_threshold: float = EFFECT_THRESHOLD) -> alt.VConcatChart:
-    """The picked neuron's selectivity (with its layer's shuffled p99) and ablation effect
-    over checkpoints, with the step cursor."""
-    step = cursor(_first(step, tables.steps(seed)[0]), "step")
+def neuron_timeline(tables: ExplorerTables, seed: int, step=None, neuron=None
+                    ) -> alt.VConcatChart:
+    """The picked neuron over checkpoints: its selectivity (and same-token selectivity) with
+    its layer's untrained p99 bars; its effect on its own positions (with the interval where
+    the analysis has one), every other neuron in grey, the detector's picks in colour, and
+    the detector's "needed" bar."""
+    steps = tables.steps(seed)
+    step = cursor(_first(step, steps[0]), "step")
     neuron = cursor(_first(neuron, tables.default_neuron(seed)), "neuron")
-    data = _neuron_rows(tables, seed)[["unit", "step", "selectivity", "p99", "effect"]]
+    data = neuron_rows(tables, seed)
     mine = alt.Chart(data).transform_filter(f"datum.unit == {neuron.name}")
-    # Checkpoints are log-spaced: a symlog axis spreads them out (and keeps step 0).
-    x = alt.X("step:Q", title="step (log scale)", scale=alt.Scale(type="symlog"))
+    x = step_x(steps, None)
     marks = _step_marks(tables, seed, step)
+    measures = {"selectivity": ("selectivity", "bar_selectivity"),
+                "same-token selectivity": ("matched_selectivity", "bar_matched")}
+    folded = mine.transform_fold([m[0] for m in measures.values()] + [m[1] for m in measures.values()],
+                                 as_=["column", "value"])
+    names = {v[0]: k for k, v in measures.items()} | {v[1]: k for k, v in measures.items()}
+    folded = folded.transform_calculate(
+        measure=f"{json.dumps(names)}[datum.column]",
+        bar="indexof(datum.column, 'bar_') == 0")
+    color = alt.Color("measure:N", title=None, scale=alt.Scale(
+        domain=list(measures), range=["#333", "#7570b3"]), legend=alt.Legend(
+        orient="top", direction="horizontal", labelFontSize=9))
+    sw, sh = SIZES["selectivity"]
     selectivity = alt.layer(
-        mine.mark_line(point=True).encode(x=x, y=alt.Y("selectivity:Q", scale=alt.Scale(
-            domain=[0, 1]))),
-        mine.mark_line(strokeDash=[3, 3], color="gray").encode(x=x, y="p99:Q"),
+        folded.transform_filter("!datum.bar").mark_line(point=alt.OverlayMarkDef(size=18)).encode(
+            x=x, y=alt.Y("value:Q", title="selectivity", scale=alt.Scale(domainMax=1)),
+            color=color),
+        folded.transform_filter("datum.bar").mark_line(strokeDash=[4, 3], strokeWidth=1).encode(
+            x=x, y="value:Q", color=color),
         *marks,
-    ).properties(width=260, height=110, title=_title(f"{neuron.name} + ' over training'"))
+    ).properties(width=sw, height=sh, title=_title(
+        f"{neuron.name} + ' over training'", "dashed: untrained p99 of its layer (the bars)"))
+    ew, eh = SIZES["effect"]
+    positions = _unit_positions(tables, seed)
+    highlighted = list(VERDICTS.values())[:2]
+    min_peak = float(rows(tables.verdicts, seed)["min_peak"].iloc[0])
     effect = alt.layer(
-        mine.mark_line(point=True, color="seagreen").encode(
-            x=x, y=alt.Y("effect:Q", title="ablation effect (nats)")),
-        alt.Chart().mark_rule(strokeDash=[3, 3], color="gray").encode(
-            y=alt.datum(effect_threshold)),
+        alt.Chart(data).mark_line(strokeWidth=0.8, color=CONTEXT).encode(
+            x=step_x(steps), y=alt.Y("effect:Q", title="effect on own positions (nats)"),
+            detail="unit:N"),
+        alt.Chart(data).transform_filter(alt.FieldOneOfPredicate("verdict", highlighted)
+                                         ).mark_line(strokeWidth=1.3).encode(
+            x=step_x(steps), y="effect:Q", detail="unit:N",
+            color=alt.Color("verdict:N", legend=None, scale=alt.Scale(
+                domain=list(VERDICTS.values()), range=[VERDICT_COLORS[k] for k in VERDICTS]))),
+        mine.mark_area(opacity=0.2, color=CURSOR).encode(
+            x=step_x(steps), y="effect_low:Q", y2="effect_high:Q"),
+        mine.mark_line(point=alt.OverlayMarkDef(size=18), color=CURSOR, strokeWidth=2).encode(
+            x=step_x(steps), y="effect:Q", tooltip=_neuron_tooltip()),
+        alt.Chart().mark_rule(strokeDash=[2, 2], color="#555").encode(y=alt.datum(min_peak)),
+        alt.Chart().mark_text(align="right", baseline="bottom", dx=-2, dy=-1, fontSize=9,
+                              color="#555", text=f"detector's 'needed' bar ({min_peak:g})").encode(
+            x=alt.value(ew), y=alt.datum(min_peak)),
         *marks,
-    ).properties(width=260, height=110)
-    return alt.vconcat(selectivity, effect).add_params(step, neuron)
+    ).properties(width=ew, height=eh, title=_title(
+        f"'effect on ' + {json.dumps(positions)}[{neuron.name}] + ' positions'",
+        "grey: other neurons; colour: the detector's picks; band: 95% interval", size=11))
+    return _independent(alt.vconcat(selectivity, effect, spacing=6)).properties(
+        name=VIEWS[3]).add_params(step, neuron)
 
 
 def attention_pattern(tables: ExplorerTables, seed: int, step=None, layer=None,
@@ -235,34 +277,104 @@ def attention_pattern(tables: ExplorerTables, seed: int, step=None, layer=None,
     layer = cursor(_first(layer, 0), "layer")
     head = cursor(_first(head, 0), "head")
     cells, n_heads = _attention_cells(tables, seed, steps)
-    pick = (f"datum.w[({layer.name} * {n_heads} + {head.name}) * {len(steps)}"
-            f" + indexof({json.dumps(steps)}, {step.name})] / 1000")
-    tokens = _rows(tables.example_tokens, seed).sort_values("position")["token"].tolist()
-    axis = alt.Axis(labelExpr=f"{json.dumps(tokens)}[datum.value]", labelAngle=0, labelFontSize=8)
+    index = (f"(({layer.name} * {n_heads} + {head.name}) * {len(steps)}"
+             f" + indexof({json.dumps(steps)}, {step.name}))")
+    pick = f"parseInt(substring(datum.w, 2 * {index}, 2 * {index} + 2), 16) / 255"
+    tokens = rows(tables.example_tokens, seed).sort_values("position")["token"].tolist()
+    labels = f"{json.dumps(tokens)}[datum.value]"
+    size = max(160, min(340, SIZES["cell"] * len(tokens)))
+    font = 9 if size / max(len(tokens), 1) >= 8 else 7
+    x_axis = alt.Axis(labelExpr=labels, labelAngle=-90, labelFontSize=font, labelPadding=2,
+                      ticks=False, title="key (token)")
+    y_axis = alt.Axis(labelExpr=labels, labelFontSize=font, labelPadding=2, ticks=False,
+                      title="query (token)")
     return alt.Chart(cells).transform_calculate(weight=pick).mark_rect().encode(
-        x=alt.X("key:O", axis=axis, title="key"),
-        y=alt.Y("query:O", axis=axis, title="query"),
-        color=alt.Color("weight:Q", scale=alt.Scale(scheme="blues", domain=[0, 1])),
-        tooltip=["query:O", "key:O", alt.Tooltip("weight:Q", format=".3f")],
+        x=alt.X("key:O", axis=x_axis),
+        y=alt.Y("query:O", axis=y_axis),
+        color=alt.Color("weight:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]),
+                        legend=alt.Legend(orient="right", gradientLength=120, labelFontSize=9,
+                                          title=None)),
+        tooltip=[alt.Tooltip("query:O", title="query position"),
+                 alt.Tooltip("key:O", title="key position"),
+                 alt.Tooltip("weight:Q", format=".2f")],
     ).properties(
-        width=300, height=300,
+        width=size, height=size, name=VIEWS[4],
         title=_title(f"'attention L' + {layer.name} + 'H' + {head.name} + ' at step ' + "
-                     f"{step.name}"),
+                     f"{step.name}", "one evaluation sequence"),
     ).add_params(step, layer, head)
 
 
-# ----------------------------------------------------------------------------- static
+def effects_over_training(tables: ExplorerTables, seed: int, highlight: dict | list | None = None,
+                          width: int = 520, height: int = 240) -> alt.LayerChart:
+    """Every neuron's ablation effect on its own positions over training: grey, except the
+    detector's picks (or the ``highlight`` units), which are coloured and named in the
+    legend; works for any number of units. Ticks at the checkpoints; the axis ends at the
+    last one."""
+    steps = tables.steps(seed)
+    data = neuron_rows(tables, seed)[["step", "unit", "effect", "verdict", "positions"]]
+    if highlight is None:  # the detector's picks, and its best candidate if none is vestigial
+        highlight = {tables.default_neuron(seed): "", **tables.highlighted(seed)}
+    if not isinstance(highlight, dict):
+        highlight = dict.fromkeys(highlight, "")
+    highlight = {unit: v or tables.verdict(seed, unit)["verdict"] for unit, v in highlight.items()}
+    first = tables.default_neuron(seed)
+    label = {**{k: v.split(":")[0] for k, v in VERDICTS.items()}, "neither": "not vestigial"}
+    names = {unit: f"{unit} ({'best candidate' if unit == first and v == 'neither' else label[v]}"
+                   f", {_unit_positions(tables, seed)[unit]})" for unit, v in highlight.items()}
+    picked = data[data["unit"].isin(list(names))].assign(name=lambda d: d["unit"].map(names))
+    colors = [VERDICT_COLORS[v] if v != "neither" else SERIES_COLORS[2 + i % 3]
+              for i, v in enumerate(highlight.values())]
+    min_peak = float(rows(tables.verdicts, seed)["min_peak"].iloc[0])
+    tooltip = ["unit:N", alt.Tooltip("verdict:N", title="detector"), "step:Q",
+               alt.Tooltip("effect:Q", format=".3f", title="effect (nats)"),
+               alt.Tooltip("positions:N", title="effect measured on")]
+    layers = [
+        alt.Chart(data).mark_line(strokeWidth=0.8, color=CONTEXT).encode(
+            x=step_x(steps), y=alt.Y("effect:Q", title="effect on own positions (nats)"),
+            detail="unit:N", tooltip=tooltip),
+        alt.Chart().mark_rule(strokeDash=[2, 2], color="#555").encode(y=alt.datum(min_peak)),
+    ]
+    if len(picked):
+        layers.append(alt.Chart(picked).mark_line(point=True, strokeWidth=2).encode(
+            x=step_x(steps), y="effect:Q",
+            color=alt.Color("name:N", title=None, sort=list(names.values()), scale=alt.Scale(
+                domain=list(names.values()), range=colors), legend=alt.Legend(orient="top")),
+            tooltip=tooltip))
+    transition = tables.transition(seed)
+    if not np.isnan(transition):
+        layers.append(alt.Chart().mark_rule(color=TRANSITION, strokeDash=[5, 3]).encode(
+            x=alt.datum(transition), tooltip=alt.value(f"transition at step {transition:g}")))
+        layers.append(alt.Chart().mark_text(
+            color=TRANSITION, align="left", baseline="top", dx=3, fontSize=9,
+            text="transition").encode(x=alt.datum(transition), y=alt.value(2)))
+    return alt.layer(*layers).properties(
+        width=width, height=height,
+        title=alt.Title("Each neuron's ablation effect over training",
+                        subtitle=f"grey: the other {data['unit'].nunique() - len(picked['unit'].unique())} "
+                                 f"neurons; dashed: the detector's 'needed' bar ({min_peak:g} nats)",
+                        anchor="start", fontSize=12, subtitleFontSize=10))
+
+
+# ----------------------------------------------------------------------------- dashboards
 
 
 def dashboard(tables: ExplorerTables, seed: int, step, neuron, layer, head) -> alt.VConcatChart:
-    """All five views sharing the given cursor params."""
-    return alt.vconcat(
-        alt.hconcat(training_curves(tables, seed, step),
-                    selectivity_vs_effect(tables, seed, step, neuron)),
-        alt.hconcat(class_means(tables, seed, step, neuron),
-                    neuron_timeline(tables, seed, step, neuron),
-                    attention_pattern(tables, seed, step, layer, head)),
-    )
+    """All five views sharing the given cursor params, laid out for a laptop screen."""
+    return _independent(alt.vconcat(
+        _independent(alt.hconcat(training_curves(tables, seed, step),
+                                 selectivity_vs_effect(tables, seed, step, neuron),
+                                 class_means(tables, seed, step, neuron), spacing=SPACING)),
+        _independent(alt.hconcat(neuron_timeline(tables, seed, step, neuron),
+                                 attention_pattern(tables, seed, step, layer, head),
+                                 spacing=SPACING)),
+        spacing=SPACING,
+    )).configure_view(strokeWidth=0.5).configure_title(anchor="start")
+
+
+def _independent(chart):
+    """Each view keeps its own colour and shape legends (concat would merge them)."""
+    return chart.resolve_scale(color="independent", shape="independent").resolve_legend(
+        color="independent", shape="independent")
 
 
 def standalone(tables: ExplorerTables, seed: int | None = None, step: int | None = None,
@@ -272,81 +384,168 @@ def standalone(tables: ExplorerTables, seed: int | None = None, step: int | None
     seed = tables.seeds[0] if seed is None else seed
     steps = tables.steps(seed)
     index = alt.param(name="checkpoint", value=steps.index(nearest_step(steps, step)),
-                      bind=alt.binding_range(min=0, max=len(steps) - 1, step=1,
-                                             name="checkpoint # "))
+                      bind=alt.binding_range(min=0, max=len(steps) - 1, step=1, name="step "))
     step_param = alt.param(name="step", expr=f"{json.dumps(steps)}[checkpoint]")
-    units = tables.units(seed)
-    layers = sorted(int(v) for v in _rows(tables.attention, seed)["layer"].unique())
-    heads = sorted(int(v) for v in _rows(tables.attention, seed)["head"].unique())
+    verdicts = rows(tables.verdicts, seed).sort_values(["layer", "neuron"])
+    marks = {"vestigial": " (vestigial)", "contrast": " (contrast)", "neither": ""}
+    layers = sorted(int(v) for v in rows(tables.attention, seed)["layer"].unique())
+    heads = sorted(int(v) for v in rows(tables.attention, seed)["head"].unique())
     controls = {
         "neuron": alt.param(name="neuron", value=_first(neuron, tables.default_neuron(seed)),
-                            bind=alt.binding_select(options=units, name="neuron ")),
+                            bind=alt.binding_select(
+                                options=verdicts["unit"].tolist(), name="neuron ",
+                                labels=[u + marks[v] for u, v in zip(verdicts["unit"],
+                                                                      verdicts["verdict"])])),
         "layer": alt.param(name="layer", value=layer,
                            bind=alt.binding_radio(options=layers, name="attention layer ")),
         "head": alt.param(name="head", value=head,
                           bind=alt.binding_radio(options=heads, name="head ")),
     }
     return dashboard(tables, seed, step_param, **controls).add_params(index).properties(
-        title=f"seed {seed}")
+        title=alt.Title(f"seed {seed}", anchor="start"))
+
+
+STATIC_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<style>
+  body {{ font-family: system-ui, sans-serif; margin: 16px; color: #222; }}
+  #controls .vega-bindings {{ display: flex; flex-wrap: wrap; gap: 6px 24px; align-items: center;
+    padding: 8px 12px; margin-bottom: 8px; background: #f4f4f4; border-radius: 6px; }}
+  #controls .vega-bind {{ display: flex; align-items: center; }}
+  #controls .vega-bind label {{ display: flex; align-items: center; gap: 6px; font-size: 14px; }}
+  #controls .vega-bind-name {{ font-weight: 600; }}
+  #controls input[type=range] {{ width: 360px; accent-color: #1f77b4; }}
+  #controls output {{ font-variant-numeric: tabular-nums; min-width: 4.5em; font-weight: 600; }}
+  #controls select {{ font-size: 14px; padding: 2px 4px; }}
+  #controls .vega-bind-radio label {{ gap: 2px; margin-right: 6px; }}
+</style>
+<script>{script}</script>
+</head>
+<body>
+<div id="controls"></div>
+<div id="vis"></div>
+<script>
+  const spec = {spec};
+  const steps = {steps};
+  vegaEmbed('#vis', spec, {{renderer: 'svg', actions: false}}).then((result) => {{
+    const controls = document.getElementById('controls');
+    const bindings = document.querySelector('#vis .vega-bindings');
+    if (bindings) controls.appendChild(bindings);
+    const slider = controls.querySelector('input[type=range]');
+    if (slider) {{
+      const own = slider.nextElementSibling;  // vega's readout: the checkpoint's index
+      if (own && own.tagName === 'SPAN') own.style.display = 'none';
+      const bindings = controls.querySelector('.vega-bindings');
+      bindings.prepend(slider.closest('.vega-bind'));
+      const shown = document.createElement('output');
+      slider.insertAdjacentElement('afterend', shown);
+      const show = () => {{ shown.textContent = steps[Number(slider.value)]; }};
+      slider.setAttribute('aria-valuetext', 'step');
+      slider.addEventListener('input', show);
+      result.view.addSignalListener('checkpoint', show);
+      show();
+    }}
+  }}).catch(console.error);
+</script>
+</body>
+</html>
+"""
 
 
 def export_static(tables: ExplorerTables, path: str | Path, seed: int | None = None,
                   step: int | None = None, neuron: str | None = None, layer: int = 0,
                   head: int = 0, scale: float = 1.0) -> Path:
-    """Save the standalone dashboard: ``.html`` self-contained (vega JS inlined, works
-    offline) or ``.png``/``.svg`` through vl-convert (at the given cursor)."""
+    """Save the standalone dashboard: ``.html`` self-contained (vega JS inlined, works offline,
+    styled controls above the views, the slider showing the step) or ``.png``/``.svg``
+    through vl-convert (at the given cursor)."""
     path = Path(path)
     chart = standalone(tables, seed, step, neuron, layer, head)
     if path.suffix == ".html":
-        chart.save(path, inline=True)
+        path.write_text(static_html(chart, tables.steps(tables.seeds[0] if seed is None else seed),
+                                    title=f"vestige explorer, seed {tables.seeds[0] if seed is None else seed}"))
     else:
         chart.save(path, scale_factor=scale)
     return path
 
 
+def static_html(chart: alt.TopLevelMixin, steps: list[int], title: str = "vestige") -> str:
+    """A self-contained page for ``chart`` (vega, vega-lite and vega-embed inlined)."""
+    import vl_convert as vlc
+
+    spec = chart.to_dict()
+    script = vlc.javascript_bundle().replace("</script", "<\\/script")
+    return STATIC_PAGE.format(title=title, script=script, steps=json.dumps(steps),
+                              spec=json.dumps(spec).replace("</", "<\\/"))
+
+
 # ----------------------------------------------------------------------------- helpers
-
-
-def _rows(df: pd.DataFrame, seed: int) -> pd.DataFrame:
-    return df[df["seed"] == seed]
 
 
 def _first(value, default):
     return default if value is None else value
 
 
-def _title(expr: str) -> alt.Title:
-    return alt.Title(text=alt.ExprRef(expr), anchor="start", fontSize=12)
+def _title(expr: str, subtitle: str | list[str] | None = None, size: int = 12) -> alt.Title:
+    extra = {"subtitle": subtitle, "subtitleFontSize": 9, "subtitleColor": "#666"} if subtitle else {}
+    return alt.Title(text=alt.ExprRef(expr), anchor="start", fontSize=size, **extra)
 
 
-def _padded_range(values: pd.Series, floor: float) -> tuple[float, float]:
-    lo, hi = min(float(values.min()), 0.0), max(float(values.max()), floor)
+def _padded_range(values: pd.Series, floor: float = 0.05) -> tuple[float, float]:
+    values = values.dropna()
+    lo = min(float(values.min()) if len(values) else 0.0, 0.0)
+    hi = max(float(values.max()) if len(values) else floor, floor)
     pad = 0.05 * (hi - lo)
     return round(lo - pad, 4), round(hi + pad, 4)
 
 
-def _with_unit(df: pd.DataFrame) -> pd.DataFrame:
-    return df.assign(unit="L" + df["layer"].astype(str) + "N" + df["neuron"].astype(str))
+def _unit_positions(tables: ExplorerTables, seed: int) -> dict[str, str]:
+    found = rows(tables.verdicts, seed)
+    return dict(zip(found["unit"], found["positions"]))
 
 
-def _neuron_rows(tables: ExplorerTables, seed: int) -> pd.DataFrame:
-    """One seed's neuron rows with their layer's shuffled-label p99 at that step."""
-    neurons = _rows(tables.neurons, seed).drop(columns=["seed", "neuron"])
-    baseline = _rows(tables.baseline, seed)[["step", "layer", "p99"]]
-    return neurons.merge(baseline, on=["step", "layer"], how="left").round(4)
+def neuron_rows(tables: ExplorerTables, seed: int) -> pd.DataFrame:
+    """One seed's neuron rows with their layer's bars (untrained p99s) at that step and the
+    detector's verdict (as the legend names it) and failed clauses."""
+    neurons = rows(tables.neurons, seed)[[
+        "step", "layer", "neuron", "unit", "selectivity", "matched_selectivity", "preferred_class",
+        "positions", "effect", "effect_low", "effect_high"]]
+    bars = rows(tables.baseline, seed)[["step", "layer", "untrained_p99", "untrained_matched_p99"]]
+    bars = bars.rename(columns={"untrained_p99": "bar_selectivity",
+                                "untrained_matched_p99": "bar_matched"})
+    verdicts = rows(tables.verdicts, seed)[["unit", "verdict", "failed"]]
+    out = neurons.merge(bars, on=["step", "layer"], how="left").merge(verdicts, on="unit")
+    out["verdict"] = out["verdict"].map(VERDICTS)
+    out["failed"] = out["failed"].where(out["failed"] != "", "none")
+    return out.drop(columns="neuron").round(3).reset_index(drop=True)
 
 
-def _effect_positions(tables: ExplorerTables) -> str:
-    """Which positions the `effect` column was measured on (e.g. "trigger positions")."""
-    where = tables.neurons.get("effect_positions")
-    if where is None or where.nunique() != 1:
-        return "preferred-class positions"
-    return "all positions" if where.iloc[0] == "all" else f"{where.iloc[0]} positions"
+def _neuron_tooltip() -> list:
+    # The detector's reason is left out on purpose: it names the peak step (an exercise).
+    return [alt.Tooltip("unit:N"), alt.Tooltip("verdict:N", title="detector"),
+            alt.Tooltip("failed:N", title="clauses failed"),
+            alt.Tooltip("step:Q"),
+            alt.Tooltip("selectivity:Q", format=".2f"),
+            alt.Tooltip("preferred_class:N", title="prefers (at this step)"),
+            alt.Tooltip("effect:Q", format=".3f", title="effect (nats)"),
+            alt.Tooltip("positions:N", title="effect measured on")]
+
+
+def _loss_series(tables: ExplorerTables, seed: int, metrics: pd.DataFrame) -> dict[str, str]:
+    """{metrics column: legend name}: all positions, the focus class, the transition class."""
+    series = {"loss": "all positions"}
+    for cls in (tables.focus(seed), (tables.transition_metric(seed) or "")[len("loss_"):]):
+        column = f"loss_{cls}"
+        if cls and column in metrics and metrics[column].notna().any():
+            series[column] = f"{cls} positions"
+    return series
 
 
 def _step_marks(tables: ExplorerTables, seed: int, step: alt.Parameter) -> list[alt.Chart]:
     """The cursor rule (a checkpoints row filtered to the step) and the transition rule."""
-    ckpts = _rows(tables.checkpoints, seed)[["step"]]
+    ckpts = rows(tables.checkpoints, seed)[["step"]]
     marks = [alt.Chart(ckpts).transform_filter(f"datum.step == {step.name}").mark_rule(
         color=CURSOR, strokeWidth=1.5).encode(x="step:Q")]
     transition = tables.transition(seed)
@@ -356,113 +555,39 @@ def _step_marks(tables: ExplorerTables, seed: int, step: alt.Parameter) -> list[
     return marks
 
 
+def _class_mean_cells(tables: ExplorerTables, seed: int, steps: list[int]) -> pd.DataFrame:
+    """One row per (unit, class): ``m`` the mean activation at every checkpoint, ``lo``/``hi``
+    the range of the unit's means (fixes its y axis), ``positions`` where its effect is
+    measured."""
+    from vestige.analysis import unit_name
+
+    means = rows(tables.class_means, seed)
+    units = [unit_name(int(ly), int(n)) for ly, n in zip(means["layer"], means["neuron"])]
+    means = means.assign(unit=units)
+    wide = means.pivot_table(index=["unit", "cls"], columns="step", values="mean_act",
+                             sort=False).reindex(columns=steps)
+    cells = wide.index.to_frame(index=False)
+    cells["m"] = [[None if np.isnan(v) else round(float(v), 3) for v in r] for r in wide.to_numpy()]
+    span = means.groupby("unit")["mean_act"].agg(["min", "max"])
+    cells["lo"] = cells["unit"].map(np.minimum(span["min"], 0)).round(3)
+    cells["hi"] = cells["unit"].map(span["max"]).round(3)
+    cells["positions"] = cells["unit"].map(_unit_positions(tables, seed))
+    return cells
+
+
 def _attention_cells(tables: ExplorerTables, seed: int, steps: list[int]
                      ) -> tuple[pd.DataFrame, int]:
-    """One row per (query, key) with ``w`` = weights in 1/1000 (ints: half the JSON of floats),
-    indexed by (layer, head, checkpoint)."""
-    att = _rows(tables.attention, seed)
+    """One row per (query, key) with ``w`` = its weights for every (layer, head, checkpoint),
+    in that order, as two hex digits each (1/255): one short string per cell, a fifth of the
+    JSON of a list of floats, and one line in a saved notebook however it is indented ("--":
+    no weight)."""
+    att = rows(tables.attention, seed)
     n_layers, n_heads = int(att["layer"].max()) + 1, int(att["head"].max()) + 1
     n_pos = int(att["query"].max()) + 1
     grid = np.full((n_pos, n_pos, n_layers, n_heads, len(steps)), np.nan)
     grid[att["query"], att["key"], att["layer"], att["head"],
-         np.searchsorted(steps, att["step"])] = (1000 * att["weight"]).round()
+         np.searchsorted(steps, att["step"])] = (255 * att["weight"]).round()
     query, key = np.nonzero(~np.isnan(grid).all(axis=(2, 3, 4)))
     flat = grid[query, key].reshape(len(query), -1)
-    w = [[None if np.isnan(v) else int(v) for v in row] for row in flat.tolist()]
+    w = ["".join("--" if np.isnan(v) else f"{int(v):02x}" for v in row) for row in flat.tolist()]
     return pd.DataFrame({"query": query, "key": key, "w": w}), n_heads
-
-
-# ----------------------------------------------------------------------------- synthetic
-
-
-def _sigmoid(x):
-    return 1 / (1 + np.exp(-x))
-
-
-def _synthetic_seed(seed, steps, n_layers, d_mlp, n_heads, seq_len, classes):
-    """One seed of synthetic tables (see ``ExplorerTables.synthetic``)."""
-    rng = np.random.default_rng(seed)
-    t_star = 900 + rng.normal(0, 60)
-    logged = np.arange(0, steps[-1] + 1, 10)
-    drop = _sigmoid((logged - t_star) / 40)
-    metrics = pd.DataFrame({
-        "seed": seed, "step": logged,
-        "loss": 0.6 + 1.6 * np.exp(-logged / 60) + 0.9 * (1 - drop) + rng.normal(0, 0.02, len(logged)),
-        "accuracy": np.clip(0.25 + 0.15 * (1 - np.exp(-logged / 60)) + 0.5 * drop
-                            + rng.normal(0, 0.01, len(logged)), 0, 1),
-    })
-    neurons, class_means = _synthetic_neurons(rng, seed, steps, t_star, n_layers, d_mlp, classes)
-    layers = np.arange(n_layers)
-    baseline = pd.DataFrame({
-        "seed": seed, "step": np.repeat(steps, n_layers), "layer": np.tile(layers, len(steps)),
-        "p99": 0.3 + rng.normal(0, 0.015, len(steps) * n_layers)})
-    return {
-        "metrics": metrics,
-        "checkpoints": pd.DataFrame({"seed": seed, "step": steps}),
-        "transitions": pd.DataFrame({"seed": [seed], "step": [float(round(t_star))]}),
-        "neurons": neurons, "baseline": baseline, "class_means": class_means,
-        "attention": _synthetic_attention(rng, seed, steps, t_star, n_layers, n_heads, seq_len),
-        "example_tokens": pd.DataFrame({
-            "seed": seed, "position": np.arange(seq_len),
-            "token": rng.choice(list("abcdefgh#"), seq_len)}),
-    }
-
-
-def _synthetic_neurons(rng, seed, steps, t_star, n_layers, d_mlp, classes):
-    """Noise neurons, one vestige (selective, needed, then not needed: layer 0) and one
-    circuit neuron (selective and needed from the transition on: last layer)."""
-    n_units = n_layers * d_mlp
-    t = steps[:, None].astype(float)
-    sel = np.clip(rng.beta(2, 18, (len(steps), n_units)), 0, 1)
-    eff = rng.normal(0.004, 0.006, (len(steps), n_units))
-    vestige = rng.integers(d_mlp)
-    circuit = (n_layers - 1) * d_mlp + rng.integers(d_mlp)
-    sel[:, vestige] = 0.1 + 0.75 * _sigmoid((t[:, 0] - 0.6 * t_star) / 80)
-    eff[:, vestige] += 0.6 * _sigmoid((t[:, 0] - 0.8 * t_star) / 60) * np.exp(
-        -np.maximum(0, t[:, 0] - t_star) / 350)
-    sel[:, circuit] = 0.1 + 0.7 * _sigmoid((t[:, 0] - t_star) / 60)
-    eff[:, circuit] += 0.45 * _sigmoid((t[:, 0] - t_star) / 60)
-    pref = rng.integers(len(classes), size=n_units)
-    pref[vestige], pref[circuit] = 1 % len(classes), 2 % len(classes)
-    unit_layer, unit_neuron = np.divmod(np.arange(n_units), d_mlp)
-    unit = np.array([f"L{ly}N{n}" for ly, n in zip(unit_layer, unit_neuron)])
-    neurons = pd.DataFrame({
-        "seed": seed, "step": np.repeat(steps, n_units), "layer": np.tile(unit_layer, len(steps)),
-        "neuron": np.tile(unit_neuron, len(steps)), "unit": np.tile(unit, len(steps)),
-        "selectivity": sel.ravel(), "preferred_class": np.array(classes)[np.tile(pref, len(steps))],
-        "effect": eff.ravel(), "effect_all": (0.25 * eff + rng.normal(0, 0.002, eff.shape)).ravel(),
-    })
-    base = rng.normal(0, 0.15, (n_units, len(classes)))
-    onehot = np.eye(len(classes))[pref]
-    acts = base[None] + 1.5 * sel[:, :, None] * onehot[None]  # (steps, units, classes)
-    class_means = pd.DataFrame({
-        "seed": seed, "step": np.repeat(steps, n_units * len(classes)),
-        "layer": np.tile(np.repeat(unit_layer, len(classes)), len(steps)),
-        "neuron": np.tile(np.repeat(unit_neuron, len(classes)), len(steps)),
-        "cls": np.tile(classes, n_units * len(steps)), "mean_act": acts.ravel(),
-    })
-    return neurons, class_means
-
-
-def _synthetic_attention(rng, seed, steps, t_star, n_layers, n_heads, seq_len):
-    """Causal softmax attention; after the transition one last-layer head attends to the
-    previous token and one first-layer head to the first token."""
-    logits = rng.normal(0, 0.7, (1, n_layers, n_heads, seq_len, seq_len)) + rng.normal(
-        0, 0.2, (len(steps), n_layers, n_heads, seq_len, seq_len))
-    grow = 6 * _sigmoid((steps - t_star) / 60)[:, None]
-    q = np.arange(1, seq_len)
-    logits[:, -1, rng.integers(n_heads), q, q - 1] += grow
-    logits[:, 0, rng.integers(n_heads), :, 0] += grow
-    query, key = np.tril_indices(seq_len)
-    causal = logits[..., query, key]
-    full = np.full(logits.shape, -np.inf)
-    full[..., query, key] = causal
-    weights = np.exp(full - full.max(axis=-1, keepdims=True))
-    weights = (weights / weights.sum(axis=-1, keepdims=True))[..., query, key]
-    n_cells = len(query)
-    s, ly, h = np.meshgrid(steps, np.arange(n_layers), np.arange(n_heads), indexing="ij")
-    return pd.DataFrame({
-        "seed": seed, "step": np.repeat(s.ravel(), n_cells), "layer": np.repeat(ly.ravel(), n_cells),
-        "head": np.repeat(h.ravel(), n_cells), "query": np.tile(query, s.size),
-        "key": np.tile(key, s.size), "weight": weights.ravel(),
-    })

@@ -1,47 +1,65 @@
 """CheckpointExplorer: a step slider, seed and neuron pickers driving linked altair views.
 
-Each view is an ``alt.JupyterChart`` built once per seed with every checkpoint's data in
-its spec. Moving the step (or picking a neuron, layer or head) only sets that param on the
-views (``view.params.step = s``): a few bytes per view, no data re-sent, no chart rebuilt.
-Changing seed rebuilds the charts (one seed's data per spec keeps each view under altair's
-5,000-row limit; see ``vestige.charts``).
+The five views (`vestige.charts.dashboard`) are one ``alt.JupyterChart`` built once per seed
+with every checkpoint's data in its spec. Moving the step (or picking a neuron, layer or head)
+only sets that param on the chart (``chart.params.step = s``): a few bytes, no data re-sent,
+no chart rebuilt; the browser redraws every view in one pass. Changing seed rebuilds the spec
+(one seed's data per spec keeps it under altair's 5,000-row limit; see `vestige.charts`).
 
-Offline: ``alt.JupyterChart.enable_offline()`` is called before the first view is created, so
-the widget JavaScript comes bundled from vl-convert instead of a CDN (a workshop room without
-internet works). It costs ~1.5 s once per kernel and ~0.9 MB of JavaScript per view.
+Offline: ``alt.JupyterChart.enable_offline()`` is called before the chart is created, so the
+widget JavaScript comes bundled from vl-convert instead of a CDN (a workshop room without
+internet works). It costs ~1.5 s once per kernel and ~0.9 MB of JavaScript, once: one chart.
+
+**What a saved notebook keeps.** A widget lives only as long as its kernel: reopened after a
+restart, on GitHub or nbviewer, it has nothing to show. So the explorer leaves two outputs:
+the live widget, then a static JPEG of its current state (vl-convert), refreshed after every
+cell that moves a cursor and a few seconds after the controls stop moving. While the widget
+is alive a style rule inside it hides the snapshot just below it (JupyterLab, Notebook 7);
+when the widget is gone, the snapshot is what the notebook shows.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import uuid
+import weakref
 from typing import Any
 
 import altair as alt
 import ipywidgets as widgets
 import traitlets
 
-from vestige.charts import (
-    ExplorerTables,
-    as_tables,
-    attention_pattern,
-    class_means,
-    nearest_step,
-    neuron_timeline,
-    selectivity_vs_effect,
-    training_curves,
-)
+from vestige import charts
+from vestige.tables import ExplorerTables, as_tables, nearest_step, rows
 
 __all__ = ["CheckpointExplorer", "ExplorerTables"]
 
 CURSORS = ("step", "neuron", "layer", "head")
+EMBED_OPTIONS = {"renderer": "svg", "actions": False}
+SNAPSHOT_QUALITY = 85
+SNAPSHOT_DELAY = 3.0  # s without a control moving before the static snapshot is refreshed
+LIVE_CLASS = "vestige-live"
+# While the live explorer is on screen, hide the static snapshot output right after it.
+STYLE = f"""<style>
+.jp-OutputArea-child:has(.{LIVE_CLASS}) + .jp-OutputArea-child:has(.jp-RenderedImage) {{
+  display: none; }}
+.{LIVE_CLASS} .vestige-controls {{ flex-wrap: wrap; gap: 2px 12px; align-items: center;
+  padding: 4px 6px; margin-bottom: 6px; background: var(--jp-layout-color2, #f4f4f4);
+  border-radius: 4px; }}
+.{LIVE_CLASS} .vestige-controls .widget-readout {{ font-weight: 600; min-width: 3.5em; }}
+</style>"""
 
 
 class CheckpointExplorer(traitlets.HasTraits):
     """Drag through training and watch neurons become selective, matter, and stop mattering.
 
-    ``source`` is an ``ExplorerTables`` or anything with ``.explorer_tables()`` (runs).
-    Set ``step`` (snapped to the nearest checkpoint), ``seed``, ``neuron``, ``layer`` or
-    ``head`` from code or with the controls. ``views`` are the ``alt.JupyterChart`` views:
-    training curves, selectivity vs effect, class means, neuron timeline, attention pattern.
+    ``source`` is an ``ExplorerTables``, a Run or Runs (or anything with
+    ``.explorer_tables()``). Set ``step`` (snapped to the nearest checkpoint), ``seed``,
+    ``neuron``, ``layer`` or ``head`` from code or with the controls. ``chart`` is the
+    ``alt.JupyterChart`` holding the five views: training curves, neurons at the step
+    (selectivity against effect, coloured by the detector's verdicts), the picked neuron's
+    class means, its timelines, and an attention pattern.
     """
 
     step = traitlets.Int()
@@ -59,19 +77,86 @@ class CheckpointExplorer(traitlets.HasTraits):
         self._units = self.tables.units(seed)
         super().__init__(seed=seed, step=nearest_step(self._steps, step), layer=layer, head=head,
                          neuron=neuron or self.tables.default_neuron(seed))
-        self.views = [alt.JupyterChart(chart) for chart in self._charts()]
+        self.chart = alt.JupyterChart(self._dashboard(), embed_options=EMBED_OPTIONS)
         self.controls = self._controls(play)
         self.ui = self._layout()
+        self._display_id: str | None = None
+        self._shown_state: tuple | None = None
+        self._timer = None
         self.observe(self._on_cursor, names=list(CURSORS))
         self.observe(self._on_seed, names="seed")
 
+    @property
+    def views(self) -> list[alt.JupyterChart]:
+        """The widget views (one chart holding all five)."""
+        return [self.chart]
+
     def state(self) -> dict:
-        """Cursor values and each view's params (for notebook checks)."""
+        """Cursor values and the chart's params (for notebook checks)."""
         return {**{name: getattr(self, name) for name in ("seed", *CURSORS)},
-                "views": [view.params.trait_values() for view in self.views]}
+                "params": self.chart.params.trait_values()}
+
+    def snapshot(self, scale: float = 1.0, quality: int = SNAPSHOT_QUALITY) -> bytes:
+        """A JPEG of the views at the current cursor (what a saved notebook shows; a JPEG is
+        ~100 KB where a PNG of the attention heatmap is ~250 KB)."""
+        import vl_convert as vlc
+
+        spec = charts.dashboard(self.tables, self.seed, self.step, self.neuron, self.layer,
+                                self.head).properties(
+            title=alt.Title(f"seed {self.seed} (snapshot: run the notebook for the live explorer)",
+                            anchor="start", fontSize=11, color="#666")).to_dict()
+        return vlc.vegalite_to_jpeg(spec, scale=scale, quality=quality)
 
     def _repr_mimebundle_(self, **kwargs):
         return self.ui._repr_mimebundle_(**kwargs)
+
+    def _ipython_display_(self):
+        """The live widget, then the static snapshot (hidden while the widget is alive)."""
+        from IPython.display import display
+
+        bundle = self.ui._repr_mimebundle_()
+        bundle["text/plain"] = ("CheckpointExplorer: run this cell for the live explorer "
+                                "(below: a snapshot of its last state)")
+        display(bundle, raw=True)
+        first = self._display_id is None
+        if first:
+            self._display_id = uuid.uuid4().hex
+            _after_every_cell(self)
+        display(self._snapshot_bundle(), raw=True, display_id=self._display_id)
+
+    # ------------------------------------------------------------------ snapshot
+
+    def _cursor_state(self) -> tuple:
+        return (self.seed, self.step, self.neuron, self.layer, self.head)
+
+    def _snapshot_bundle(self) -> dict:
+        self._shown_state = self._cursor_state()
+        jpeg = base64.b64encode(self.snapshot()).decode()
+        return {"image/jpeg": jpeg,
+                "text/plain": f"CheckpointExplorer snapshot: seed {self.seed}, step {self.step}, "
+                              f"neuron {self.neuron}"}
+
+    def refresh_snapshot(self) -> None:
+        """Redraw the saved snapshot if the cursor moved since it was drawn."""
+        self._timer = None
+        if self._display_id is None or self._shown_state == self._cursor_state():
+            return
+        from IPython.display import update_display
+
+        update_display(self._snapshot_bundle(), raw=True, display_id=self._display_id)
+
+    def _schedule_snapshot(self) -> None:
+        """Refresh the snapshot once the controls have been still for SNAPSHOT_DELAY (cells
+        refresh it when they finish; see `_after_every_cell`)."""
+        if self._display_id is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_later(SNAPSHOT_DELAY, self.refresh_snapshot)
 
     # ------------------------------------------------------------------ validation
 
@@ -93,75 +178,109 @@ class CheckpointExplorer(traitlets.HasTraits):
 
     # ------------------------------------------------------------------ updates
 
-    def _charts(self) -> list[alt.TopLevelMixin]:
-        t, s = self.tables, self.seed
-        return [
-            training_curves(t, s, self.step),
-            selectivity_vs_effect(t, s, self.step, self.neuron),
-            class_means(t, s, self.step, self.neuron),
-            neuron_timeline(t, s, self.step, self.neuron),
-            attention_pattern(t, s, self.step, self.layer, self.head),
-        ]
+    def _dashboard(self) -> alt.TopLevelMixin:
+        return charts.dashboard(
+            self.tables, self.seed, alt.param(name="step", value=self.step),
+            alt.param(name="neuron", value=self.neuron), alt.param(name="layer", value=self.layer),
+            alt.param(name="head", value=self.head))
 
     def _on_cursor(self, change):
-        """A cursor moved: set that param on the views that have it (no data sent)."""
-        for view in self.views:
-            if view.params.has_trait(change.name):
-                setattr(view.params, change.name, change.new)
+        """A cursor moved: set that param on the chart (no data sent)."""
+        if self.chart.params.has_trait(change.name):
+            setattr(self.chart.params, change.name, change.new)
+        self._schedule_snapshot()
 
     def _on_seed(self, change):
-        """A new seed: new steps and units if they differ, then rebuild the views' specs."""
+        """A new seed: new steps and units if they differ, then rebuild the chart's spec."""
         seed = change.new
         steps, units = self.tables.steps(seed), self.tables.units(seed)
         step = nearest_step(steps, self.step)
         neuron = self.neuron if self.neuron in units else self.tables.default_neuron(seed)
-        if steps != self._steps:
-            self._steps = steps
-            self.controls["step"].options = _step_options(steps)
-            if "play" in self.controls:
-                self.controls["play"].max = len(steps) - 1
-        if units != self._units:
+        with self.hold_trait_notifications():
+            if steps != self._steps:
+                self._steps = steps
+                self.controls["step"].options = _step_options(steps)
+                if "play" in self.controls:
+                    self.controls["play"].max = len(steps) - 1
             self._units = units
-            self.controls["neuron"].options = units
-        self.step, self.neuron = step, neuron
-        for view, chart in zip(self.views, self._charts()):
-            view.chart = chart
+            self.controls["neuron"].options = _neuron_options(self.tables, seed)
+            self.step, self.neuron = step, neuron
+        self.chart.chart = self._dashboard()
+        self._schedule_snapshot()
 
     # ------------------------------------------------------------------ layout
 
     def _controls(self, play: bool) -> dict[str, widgets.Widget]:
         """The control widgets, each linked to its trait."""
-        layers = sorted(int(v) for v in self.tables.attention["layer"].unique())
-        heads = sorted(int(v) for v in self.tables.attention["head"].unique())
+        att = rows(self.tables.attention, self.seed)
+        layers = sorted(int(v) for v in att["layer"].unique())
+        heads = sorted(int(v) for v in att["head"].unique())
+        narrow = {"description_width": "initial"}
         controls = {
-            "step": widgets.SelectionSlider(options=_step_options(self._steps),
-                                            description="step", layout={"width": "520px"}),
-            "neuron": widgets.Dropdown(options=self._units, description="neuron",
-                                       layout={"width": "170px"}),
-            "layer": widgets.Dropdown(options=layers, description="layer",
-                                      layout={"width": "150px"}),
-            "head": widgets.Dropdown(options=heads, description="head", layout={"width": "150px"}),
+            "step": widgets.SelectionSlider(options=_step_options(self._steps), description="step",
+                                            continuous_update=True, style=narrow,
+                                            layout={"width": "380px"}),
+            "neuron": widgets.Dropdown(options=_neuron_options(self.tables, self.seed),
+                                       description="neuron", style=narrow,
+                                       layout={"width": "230px"}),
+            "layer": widgets.Dropdown(options=layers, description="attention layer",
+                                      style=narrow, layout={"width": "150px"}),
+            "head": widgets.Dropdown(options=heads, description="head", style=narrow,
+                                     layout={"width": "100px"}),
         }
         if len(self.tables.seeds) > 1:
             controls["seed"] = widgets.Dropdown(options=self.tables.seeds, description="seed",
-                                                layout={"width": "150px"})
+                                                style=narrow, layout={"width": "110px"})
         for name, control in controls.items():
             traitlets.link((self, name), (control, "value"))
         if play:
             controls["play"] = widgets.Play(value=controls["step"].index, min=0,
-                                            max=len(self._steps) - 1, interval=500)
+                                            max=len(self._steps) - 1, interval=600,
+                                            description="play")
             widgets.jslink((controls["play"], "value"), (controls["step"], "index"))
+        for name, control in controls.items():
+            control.add_class(f"vestige-{name}")
         return controls
 
     def _layout(self) -> widgets.VBox:
-        c, v = self.controls, self.views
-        top = [c[name] for name in ("play", "step", "seed", "neuron") if name in c]
-        return widgets.VBox([
-            widgets.HBox(top),
-            widgets.HBox([v[0], v[1]]),
-            widgets.HBox([v[2], v[3], widgets.VBox([widgets.HBox([c["layer"], c["head"]]), v[4]])]),
-        ])
+        c = self.controls
+        order = ("play", "step", "seed", "neuron", "layer", "head")
+        bar = widgets.HBox([c[name] for name in order if name in c],
+                           layout={"flex_flow": "row wrap"})
+        bar.add_class("vestige-controls")
+        ui = widgets.VBox([widgets.HTML(STYLE), bar, self.chart])
+        ui.add_class(LIVE_CLASS)
+        return ui
 
 
 def _step_options(steps: list[int]) -> list[tuple[str, int]]:
     return [(str(s), s) for s in steps]
+
+
+def _neuron_options(tables: ExplorerTables, seed: int) -> list[tuple[str, str]]:
+    """Units in layer order, the detector's picks marked."""
+    marks = {"vestigial": " \u2605 vestigial", "contrast": " \u25c6 contrast", "neither": ""}
+    found = rows(tables.verdicts, seed).sort_values(["layer", "neuron"])
+    return [(unit + marks[v], unit) for unit, v in zip(found["unit"], found["verdict"])]
+
+
+def _after_every_cell(explorer: CheckpointExplorer) -> None:
+    """Refresh ``explorer``'s snapshot when a cell finishes (so a notebook saved, or run by
+    papermill, keeps the state its cells left), as long as the explorer exists."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    ref = weakref.ref(explorer)
+
+    def refresh(result=None):
+        target = ref()
+        if target is None:
+            shell.events.unregister("post_run_cell", refresh)
+        else:
+            target.refresh_snapshot()
+
+    shell.events.register("post_run_cell", refresh)

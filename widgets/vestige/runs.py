@@ -196,12 +196,6 @@ class Run:
     def eval_batch(self) -> Batch:
         return self.task.eval_batch(self.config.task.eval_size)
 
-    def explorer_tables(self):
-        """Tables for `vestige.CheckpointExplorer` (analysed and cached on first use)."""
-        from vestige.analysis import explorer_tables
-
-        return explorer_tables(self)
-
     def retrain_hint(self) -> str:
         return (
             f"Move the run away and retrain it: `vestige train --config {self.path / 'config.json'} "
@@ -296,9 +290,3 @@ class Runs:
     @property
     def config(self) -> RunConfig:
         return next(iter(self.runs.values())).config
-
-    def explorer_tables(self):
-        """Tables for `vestige.CheckpointExplorer` over every seed (cached per run)."""
-        from vestige.analysis import explorer_tables
-
-        return explorer_tables(self)
