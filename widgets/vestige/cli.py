@@ -58,13 +58,15 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 
 
 def cmd_study(args: argparse.Namespace) -> None:
+    from vestige.distributed import scheduler_from_env
     from vestige.study import CONDITION_NAMES, run_study
 
     conditions = (tuple(CONDITION_NAMES) if args.conditions == "all"
                   else tuple(c for c in args.conditions.split(",") if c))
     control = (args.control_preset, args.control_seeds) if args.control_seeds else None
     summary = run_study(args.preset, args.seeds, args.out, args.report, args.workers,
-                        not args.quiet, conditions, control, args.search)
+                        not args.quiet, conditions, control, args.search,
+                        scheduler=scheduler_from_env(args.scheduler))
     print(f"vestigial neuron caught in {summary['caught']} of {summary['n_seeds']} seeds; "
           f"report in {Path(args.report or args.out) / 'report.md'}")
 
@@ -98,7 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-9"))
     study.add_argument("--out", required=True, help="runs go to OUT/<condition>/seed-K (reused)")
     study.add_argument("--report", help="where report.md, summary.json, figures go (default OUT)")
-    study.add_argument("--workers", type=int, default=2, help="seeds trained in parallel")
+    study.add_argument("--workers", type=int, default=2,
+                       help="local processes training runs in parallel (without --scheduler)")
+    study.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run the study's tasks (one per seed, one per seed and condition) on "
+                            "an existing Dask cluster: its scheduler's address (tcp://HOST:PORT) "
+                            "or scheduler file; 'local' for local processes. Default: "
+                            "$VESTIGE_SCHEDULER, else $DASK_SCHEDULER_ADDRESS, else local. OUT "
+                            "must be on a filesystem every worker mounts at the same path "
+                            "(docs/cluster.md)")
     study.add_argument("--conditions", default="all",
                        help="which runs to train again per seed: 'all', '' for none, or names "
                             "from vestige.study.CONDITIONS, comma-separated")

@@ -16,13 +16,11 @@ import dataclasses
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from vestige.config import RunConfig, SelectivityPenalty, Suppress, preset
 from vestige.detect import Criteria, Detection, detect
@@ -261,10 +259,13 @@ def run_study(
     conditions: tuple[str, ...] = tuple(CONDITION_NAMES),
     control: tuple[str, list[int]] | None = None,
     search: str | os.PathLike | None = None,
+    scheduler: Any = None,
 ) -> dict[str, Any]:
     """Run (or reuse) every seed, then write report.md, summary.json and figures to `report`
     (default: OUT) and return the summary. `control` = (preset, seeds) is judged by the
-    detector only, as the negative control; `search` is the search log for the appendix."""
+    detector only, as the negative control; `search` is the search log for the appendix.
+    `scheduler` (a Dask scheduler address or `distributed.Client`) runs the seeds on that
+    cluster instead of `workers` local processes (see `vestige.distributed`)."""
     from vestige.report import write_report
 
     unknown = set(conditions) - set(CONDITION_NAMES)
@@ -278,7 +279,7 @@ def run_study(
         control_config = preset(control[0])
         jobs.update({("control", seed): (control_config, seed, out / control_config.name, ())
                      for seed in control[1]})
-    results = run_jobs(jobs, workers, progress)
+    results = run_jobs(jobs, workers, progress, scheduler)
     main = [results[key] for key in sorted(jobs) if key[0] == "study"]
     negative = [results[key] for key in sorted(jobs) if key[0] == "control"]
     summary = summarize(config, main, conditions, time.perf_counter() - started)
@@ -288,18 +289,14 @@ def run_study(
     return summary
 
 
-def run_jobs(jobs: dict[tuple, tuple], workers: int, progress: bool) -> dict[tuple, dict]:
-    """`study_seed(*args)` for every job {key: args}, `workers` processes at a time."""
-    results = {}
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(study_seed, *args): key for key, args in jobs.items()}
-        for future in tqdm(as_completed(futures), total=len(futures), desc="seeds",
-                           disable=not progress):
-            key = futures[future]
-            results[key] = {"preset": jobs[key][0].name, **future.result()}
-            if progress:
-                tqdm.write(f"{key[0]} {results[key]['summary']}")
-    return results
+def run_jobs(jobs: dict[tuple, tuple], workers: int, progress: bool,
+             scheduler: Any = None) -> dict[tuple, dict]:
+    """`study_seed(*args)` for every job {key: args}, cut into one task per seed and one per
+    seed and condition, on `workers` local processes or on the Dask cluster `scheduler`."""
+    from vestige.distributed import run_tasks
+
+    results = run_tasks(jobs, workers, progress, scheduler)
+    return {key: {"preset": jobs[key][0].name, **results[key]} for key in jobs}
 
 
 OUTCOMES = ("final_loss", "final_accuracy", "focus_loss", "copy_loss", "budget_loss",

@@ -68,7 +68,7 @@ def train(
     total = config.train.steps
     end = total if stop_after is None else min(total, start + stop_after)
     bar = tqdm(total=total, initial=start, disable=not progress or start >= end,
-               desc=f"seed {seed}", unit="step")
+               desc=f"seed {seed}", unit="step", leave=False)  # a saved notebook keeps no dead bar
     with bar:
         for step in range(start, end):
             if step > start or step == 0:  # the state at `start` is on disk already
