@@ -20,18 +20,16 @@ from vestige.cli import main
 from vestige.config import SelectivityPenalty, Suppress
 from vestige.distributed import (
     RunLock,
-    condition_runs,
     holder,
     lock_path,
     scheduler_from_env,
 )
 from vestige.report import _plain
 from vestige.runs import load_safetensors
-from vestige.study import CONDITION_NAMES, run_study, study_seed
+from vestige.study import CONDITION_NAMES, condition_runs, run_study, study_seed
 
 SEEDS = [0, 1]
-# neuron-whole applies only to seeds with a caught neuron (none in `tiny`): the skipped path;
-# alpha-0.3 applies to every seed: a second task per seed that depends on the first.
+# Both apply to every seed: two condition tasks per seed that depend on the seed's task.
 CONDITIONS = ("neuron-whole", "alpha-0.3")
 TINY = vestige.preset("tiny")
 
@@ -64,11 +62,11 @@ def test_tasks_assemble_exactly_what_study_seed_returns(single_machine, tmp_path
     expected = [{"preset": "tiny", **study_seed(TINY, seed, tmp_path, CONDITIONS)} for seed in SEEDS]
     written = json.loads((root / "report" / "results.json").read_text())
     assert written == _plain(expected)
-    assert [list(r["conditions"]) for r in written] == [["alpha-0.3"], ["alpha-0.3"]]
+    assert [list(r["conditions"]) for r in written] == [list(CONDITIONS)] * len(SEEDS)
 
 
 def test_condition_runs_are_study_seeds_conditions_in_order(tmp_path):
-    base = {"neuron": {"layer": 0, "neuron": 7}, "control_neuron": 3,
+    base = {"target": {"layer": 0, "neuron": 7}, "control_neuron": 3,
             "base": {"transition": 40.0}}
     runs = condition_runs(TINY, 4, tmp_path, ("alpha-1", "neuron-0.5T", "control-whole"), base)
     assert list(runs) == ["alpha-1", "neuron-0.5T", "control-whole"]
@@ -78,8 +76,8 @@ def test_condition_runs_are_study_seeds_conditions_in_order(tmp_path):
     assert config == TINY.replace(interventions=interventions)
     assert runs["control-whole"][2] == (Suppress(0, (3,), mode="mean"),)
     assert runs["alpha-1"][2] == (SelectivityPenalty(alpha=-1.0),)
-    uncaught = {"neuron": None, "base": {"transition": 40.0}}
-    assert list(condition_runs(TINY, 4, tmp_path, tuple(CONDITION_NAMES), uncaught)) == [
+    no_target = {"target": None, "control_neuron": None, "base": {"transition": 40.0}}
+    assert list(condition_runs(TINY, 4, tmp_path, tuple(CONDITION_NAMES), no_target)) == [
         "alpha-1", "alpha-0.3", "alpha+0.3"]
 
 

@@ -49,10 +49,11 @@ def fake_result(seed, caught, delta):
                  "stages": [], "neuron_margin": []}
     return {"seed": seed, "preset": "reference", "base": base, "summary": "", "init_floor": 0.05,
             "caught": caught, "neuron": evidence if caught else None, "best_candidate": evidence,
-            "contrast": None, "timeline": [{"step": 73, "effect": 0.4, "effect_low": 0.35,
+            "target": {"unit": "L0N7", "layer": 0, "neuron": 7, "caught": caught},
+            "control_neuron": 3, "contrast": None, "timeline": [{"step": 73, "effect": 0.4, "effect_low": 0.35,
                                             "effect_high": 0.45, "margin_effect": 1.0,
                                             "selectivity": 0.9, "matched_selectivity": 0.8}],
-            **({"mechanism": mechanism} if caught else {}),
+            "mechanism": mechanism,
             "conditions": {"neuron-whole": {**base, "final_loss": 0.9 + delta}} if caught else {}}
 
 

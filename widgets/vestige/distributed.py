@@ -3,9 +3,10 @@
 A study is cut into tasks: one per seed (train or reuse the unsuppressed run, judge it with
 the detector, read its mechanism) and, once that is done, one per seed and condition (train
 or reuse the suppressed run and measure its outcome). A condition's interventions depend on
-its seed's result (the caught neuron, its control, the transition step), so condition tasks
+its seed's result (the target neuron, its control, the transition step), so condition tasks
 are submitted when their seed's task returns. The results are assembled into exactly what
-`vestige.study.study_seed` returns for the seed with all its conditions.
+`vestige.study.study_seed` returns for the seed with all its conditions (its base from
+`study_base`, each condition from `condition_runs` and `condition_record`).
 
 The same tasks run on `workers` local processes or on a Dask cluster (`scheduler`: an
 address such as tcp://HOST:PORT, a scheduler file, or a `distributed.Client`). On a cluster
@@ -23,7 +24,6 @@ for it and then reuses the finished run.
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import json
 import logging
@@ -162,11 +162,11 @@ def run_dir(out: str | os.PathLike, name: str, seed: int) -> Path:
 
 
 def seed_task(config: RunConfig, seed: int, out: Path, *rest) -> dict[str, Any]:
-    """The seed's unsuppressed run, judged: `study_seed` without conditions (runs on a worker)."""
-    from vestige.study import study_seed
+    """The seed's unchanged run, judged: `vestige.study.study_base` (runs on a worker)."""
+    from vestige.study import study_base
 
     with _writing(run_dir(out, "base", seed)):
-        return study_seed(config, seed, Path(out), (), *rest)
+        return study_base(config, seed, Path(out), *rest)
 
 
 def condition_task(config: RunConfig, seed: int, path: Path) -> dict[str, float]:
@@ -179,30 +179,6 @@ def condition_task(config: RunConfig, seed: int, path: Path) -> dict[str, float]
     torch.set_num_threads(1)
     with _writing(Path(path)):
         return outcome(ensure_run(config, seed, path, progress=False))
-
-
-def condition_runs(config: RunConfig, seed: int, out: Path, conditions: tuple[str, ...],
-                   base: dict[str, Any]) -> dict[str, tuple[RunConfig, Path, tuple]]:
-    """{condition: (its config, its run directory, its interventions)} for the conditions
-    that apply to the seed whose `seed_task` result is `base`, in `conditions` order: what
-    `study_seed`'s loop over conditions trains."""
-    from vestige.study import CONDITION_NAMES
-
-    runs = {}
-    for name in conditions:
-        interventions = CONDITION_NAMES[name].interventions(
-            base["neuron"], base.get("control_neuron"), base["base"]["transition"],
-            config.train.steps)
-        if interventions is not None:
-            runs[name] = (config.replace(interventions=interventions), run_dir(out, name, seed),
-                          interventions)
-    return runs
-
-
-def condition_record(measured: dict[str, float], interventions: tuple) -> dict[str, Any]:
-    """A condition's entry in the seed's result, as `study_seed` writes it."""
-    return {**measured, "interventions": [
-        {"kind": type(i).kind, **dataclasses.asdict(i)} for i in interventions]}
 
 
 # ----------------------------------------------------------------------------- executors
@@ -430,6 +406,8 @@ def _run(executor, jobs: dict[tuple, tuple], progress: bool, token: str) -> dict
         results[job] = result
 
     def done(job: tuple, condition: str | None, interventions: tuple, value: dict) -> None:
+        from vestige.study import condition_record, condition_runs
+
         config, seed, out, conditions = jobs[job][:4]
         if condition is not None:
             pieces[job][condition] = condition_record(value, interventions)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from vestige.config import RunConfig, SelectivityPenalty, Suppress, preset
 from vestige.detect import Criteria, Detection, detect
@@ -28,12 +29,15 @@ from vestige.runs import Run
 from vestige.stats import mean_ci
 from vestige.training import ensure_run
 
+DEFAULT = Criteria()  # the kit's one definition of vestigial
+
 
 @dataclass(frozen=True)
 class Condition:
     """A way of training a seed again. `name` is an id for the command line and folders;
-    `target` is "neuron" (the caught one), "control" (a never-needed neuron of the same layer)
-    or "selectivity" (the regulariser on every layer); `until` ends the window at that
+    `target` is "neuron" (the caught one, else the crutch's main neuron: `target_neuron`),
+    "control" (a never-needed neuron of the same layer) or "selectivity" (the regulariser on
+    every layer); `until` ends the window at that
     fraction of the seed's transition step T (None: the whole run)."""
 
     name: str
@@ -42,23 +46,24 @@ class Condition:
     until: float | None = None
     alpha: float = 0.0
 
-    def interventions(self, caught: dict | None, control: int | None, transition: float,
+    def interventions(self, target: dict | None, control: int | None, transition: float,
                       total: int) -> tuple | None:
-        """The run's interventions, or None when the seed has nothing to apply them to."""
+        """The run's interventions, or None when the seed has nothing to apply them to.
+        `target` is the suppressed neuron (`layer`, `neuron`), `control` its control neuron."""
         if self.target == "selectivity":
             return (SelectivityPenalty(alpha=self.alpha),)
-        if caught is None or (self.target == "control" and control is None):
+        if target is None or (self.target == "control" and control is None):
             return None
-        neuron = caught["neuron"] if self.target == "neuron" else control
+        neuron = target["neuron"] if self.target == "neuron" else control
         end = None if self.until is None else max(1, round(self.until * _finite(transition, total)))
-        return (Suppress(caught["layer"], (int(neuron),), mode="mean", end=end),)
+        return (Suppress(target["layer"], (int(neuron),), mode="mean", end=end),)
 
 
 CONDITIONS = (
-    Condition("neuron-0.25T", "caught neuron held at its mean, steps [0, T/4)", "neuron", 0.25),
-    Condition("neuron-0.5T", "caught neuron held at its mean, steps [0, T/2)", "neuron", 0.5),
-    Condition("neuron-1T", "caught neuron held at its mean, steps [0, T)", "neuron", 1.0),
-    Condition("neuron-whole", "caught neuron held at its mean, whole run", "neuron"),
+    Condition("neuron-0.25T", "target neuron held at its mean, steps [0, T/4)", "neuron", 0.25),
+    Condition("neuron-0.5T", "target neuron held at its mean, steps [0, T/2)", "neuron", 0.5),
+    Condition("neuron-1T", "target neuron held at its mean, steps [0, T)", "neuron", 1.0),
+    Condition("neuron-whole", "target neuron held at its mean, whole run", "neuron"),
     Condition("control-1T", "control neuron held at its mean, steps [0, T)", "control", 1.0),
     Condition("control-whole", "control neuron held at its mean, whole run", "control"),
     Condition("alpha-1", "selectivity regulariser, alpha = -1", "selectivity", alpha=-1.0),
@@ -117,11 +122,19 @@ def mean_selectivity(run: Run) -> float:
     return float(np.nanmean(values))
 
 
-def control_neuron(found: Detection) -> int | None:
-    """The control for suppressing the caught neuron: a neuron of the same layer that was
-    never needed (the smallest peak effect; not the contrast), held at its mean the same way."""
-    v = found.vestigial
-    others = found.neurons[(found.neurons["layer"] == v["layer"]) & (found.neurons["unit"] != v["unit"])]
+def target_neuron(found: Detection) -> pd.Series:
+    """The neuron the study suppresses: the caught one, else the one the crutch leaned on most
+    (the largest peak effect on the focus positions)."""
+    if found.vestigial is not None:
+        return found.vestigial
+    return found.neurons.loc[found.neurons["peak_effect"].idxmax()]
+
+
+def control_neuron(found: Detection, target: pd.Series) -> int | None:
+    """The control for suppressing `target`: a neuron of the same layer that was never needed
+    (the smallest peak effect; not the contrast), held at its mean the same way."""
+    others = found.neurons[(found.neurons["layer"] == target["layer"])
+                           & (found.neurons["unit"] != target["unit"])]
     if found.contrast is not None:
         others = others[others["unit"] != found.contrast["unit"]]
     if others.empty:
@@ -129,30 +142,54 @@ def control_neuron(found: Detection) -> int | None:
     return int(others.loc[others["peak_effect"].idxmin(), "neuron"])
 
 
-def study_seed(config: RunConfig, seed: int, out: Path, conditions: tuple[str, ...],
-               criteria: Criteria = Criteria()) -> dict[str, Any]:
-    """Everything measured for one seed (runs in a worker process)."""
+def study_base(config: RunConfig, seed: int, out: Path, criteria: Criteria = DEFAULT) -> dict[str, Any]:
+    """The seed's unchanged run: its outcome, the detector's verdict, and the mechanism record
+    of the neuron the conditions suppress (runs in a worker process)."""
     import torch
 
     torch.set_num_threads(1)
     base = ensure_run(config, seed, out / "base" / f"seed-{seed}", progress=False)
     found = detect(base, criteria)
+    target = target_neuron(found)
     result: dict[str, Any] = {"seed": seed, "base": outcome(base), "summary": found.summary(),
                               "init_floor": found.init_floor, **_detection_record(found)}
-    if found.vestigial is not None:
-        result["mechanism"] = mechanism_record(base, found)
-        result["control_neuron"] = control_neuron(found)
-    caught = result["neuron"]
-    result["conditions"] = {}
+    result["target"] = {"unit": target["unit"], "layer": int(target["layer"]),
+                        "neuron": int(target["neuron"]), "caught": found.vestigial is not None}
+    result["timeline"] = timeline_record(found, target["unit"])
+    result["control_neuron"] = control_neuron(found, target)
+    result["mechanism"] = mechanism_record(base, found, target)
+    return result
+
+
+def condition_runs(config: RunConfig, seed: int, out: Path, conditions: tuple[str, ...],
+                   base: dict[str, Any]) -> dict[str, tuple[RunConfig, Path, tuple]]:
+    """{condition: (its config, its run directory, its interventions)} for the conditions that
+    apply to the seed whose `study_base` result is `base`, in `conditions` order."""
+    runs = {}
     for name in conditions:
         interventions = CONDITION_NAMES[name].interventions(
-            caught, result.get("control_neuron"), result["base"]["transition"], config.train.steps)
-        if interventions is None:
-            continue
-        run = ensure_run(config.replace(interventions=interventions), seed,
-                         out / name / f"seed-{seed}", progress=False)
-        result["conditions"][name] = {**outcome(run), "interventions": [
-            {"kind": type(i).kind, **dataclasses.asdict(i)} for i in interventions]}
+            base["target"], base["control_neuron"], base["base"]["transition"], config.train.steps)
+        if interventions is not None:
+            runs[name] = (config.replace(interventions=interventions), Path(out) / name / f"seed-{seed}",
+                          interventions)
+    return runs
+
+
+def condition_record(measured: dict[str, float], interventions: tuple) -> dict[str, Any]:
+    """A condition's entry in the seed's result: its outcome and the interventions it used."""
+    return {**measured, "interventions": [
+        {"kind": type(i).kind, **dataclasses.asdict(i)} for i in interventions]}
+
+
+def study_seed(config: RunConfig, seed: int, out: Path, conditions: tuple[str, ...],
+               criteria: Criteria = DEFAULT) -> dict[str, Any]:
+    """Everything measured for one seed, conditions included (one process)."""
+    result = study_base(config, seed, out, criteria)
+    result["conditions"] = {
+        name: condition_record(outcome(ensure_run(run_config, seed, path, progress=False)),
+                               interventions)
+        for name, (run_config, path, interventions)
+        in condition_runs(config, seed, out, conditions, result).items()}
     return result
 
 
@@ -164,26 +201,26 @@ def _detection_record(found: Detection) -> dict[str, Any]:
         "neuron": None if v is None else _plain_row(v),
         "best_candidate": _plain_row(best),
         "contrast": None if c is None else _plain_row(c),
-        "timeline": [],
     }
-    if v is not None:
-        line = found.timelines[found.timelines["unit"] == v["unit"]]
-        record["timeline"] = line[["step", "effect", "effect_low", "effect_high", "margin_effect",
-                                   "selectivity", "matched_selectivity"]].to_dict("records")
     return record
+
+
+def timeline_record(found: Detection, unit: str) -> list[dict[str, Any]]:
+    line = found.timelines[found.timelines["unit"] == unit]
+    return line[["step", "effect", "effect_low", "effect_high", "margin_effect", "selectivity",
+                 "matched_selectivity"]].to_dict("records")
 
 
 def _plain_row(row) -> dict[str, Any]:
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
 
 
-def mechanism_record(run: Run, found: Detection) -> dict[str, Any]:
-    """What took the caught neuron's job over: transitions its settling coincides with, and
-    whether at the end it is unused or still used, and a backup."""
+def mechanism_record(run: Run, found: Detection, v: pd.Series) -> dict[str, Any]:
+    """What took neuron `v`'s job over: the transitions its settling coincides with, whether
+    at the end it is unused or still used, and whether it is a backup."""
     from vestige.analysis import transition_step
     from vestige.mechanism import Subject, mechanism, stage_change_steps
 
-    v = found.vestigial
     layer_rows = found.neurons[found.neurons["layer"] == v["layer"]]
     joint = tuple(int(n) for n in layer_rows.nlargest(3, "peak_effect")["neuron"])
     tables = mechanism(run, Subject(int(v["layer"]), int(v["neuron"]), joint))
@@ -326,7 +363,7 @@ def summarize(config: RunConfig, results: list[dict], conditions: tuple[str, ...
         "preset": config.name,
         "seeds": [r["seed"] for r in results],
         "n_seeds": len(results),
-        "criteria": {**vars_of(Criteria()), "clauses": Criteria().clauses()},
+        "criteria": {**vars_of(DEFAULT), "clauses": DEFAULT.clauses()},
         "caught": len(caught),
         "caught_seeds": [r["seed"] for r in caught],
         "failed_clauses_when_not_caught": failed,
