@@ -57,9 +57,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_explorer.py
 
-## study: the 10-seed reference study cited by the course (report in course/study/)
+## study: the study the course cites (report in course/study/): 20 unseen reference seeds with
+## every suppression condition, and the control preset on 5 more; finished runs are reused
 study: $(STAMP)
-	$(BIN)/vestige study --preset reference --seeds 0-9 --out runs/study --report course/study
+	$(BIN)/vestige study --preset reference --seeds 1000-1019 --control-seeds 2000-2004 \
+	  --out runs/study --report course/study --search course/study/search.jsonl
 
 ## browser-deps: Debian's chromium for the real-browser test and bench (apt; idempotent)
 browser-deps:
