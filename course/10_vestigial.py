@@ -1,34 +1,31 @@
 # %% [markdown]
 # # Catching a vestigial neuron
 #
-# A neuron can fire for exactly one kind of input in the finished model, which makes it look
-# important, and yet barely matter when you take it away. In this notebook you will find such
-# a neuron, and use the training history to see *why* it is there: it did a job early in
-# training, and a better mechanism took the job over. It is **vestigial**.
+# A neuron can fire for one kind of input in the finished model, which makes it look
+# important, and yet barely matter when you take it away. If the training history shows that
+# it *did* matter once, and something else took its job over, the neuron is **vestigial**: a
+# leftover of an earlier stage of training. In this notebook you test that claim on one
+# training run, the way the kit's detector does, and then see how often it holds across seeds.
 #
-# **The task.** Each sequence is random tokens with a segment repeated later; the model is
-# scored on the repeat, so the best strategy is to *copy* it (an induction mechanism). Inside
-# the segment a trigger pair A B is usually followed by C: a shortcut (a *crutch*) that a model
-# can learn long before it learns to copy. A and B also appear alone, as decoys, so only the
-# pair predicts C. A second rule, D E followed by F, lives outside the segment, where copying
-# cannot help: whatever serves it stays needed.
+# **The task.** Each sequence is random tokens with a segment written twice; the model is
+# scored on the second copy, where *copying* the first copy (an induction mechanism) predicts
+# every token. Inside the segment a trigger pair A B is usually followed by C: a shortcut (a
+# *crutch*) a model can learn long before it can copy. A and B also appear alone (*decoys*),
+# so only the pair predicts C. A second rule, D E followed by F, lives outside the segment,
+# where copying cannot help.
 #
-# Positions come in five classes: `trigger` (B right after A), `decoy` (A or B alone, D or E
-# alone), `copy` (the rest of the repeat), `live` (E right after D) and `other`.
-#
-# Run the cells in order. Each exercise is followed by a check that tells you at once whether
-# you got it, with a hint if not.
+# Positions come in five classes: `trigger` (B right after A: the crutch's focus), `decoy` (A
+# or B alone, D or E alone), `copy` (the rest of the second copy), `live` (E right after D)
+# and `other`. Run the cells in order; each exercise is followed by a check.
 
 # %% tags=["parameters"]
-student = ""             # your name, for the gradebook
-runs_dir = "../runs"     # runs are saved here (trained once; reopened afterwards)
+student = ""                    # your name, for the gradebook
+runs_dir = "../runs"            # precomputed runs (trained once; reopened afterwards)
 preset = "reference"
-seed = 0
-study_dir = "../course/study"   # the 10-seed study the course cites
-try_suppression = True   # train the seed once more without the neuron (about a minute)
+seed = 0                        # a seed in which the study caught a vestigial neuron
+study_dir = "../course/study"   # the study across seeds the course cites
 
 # %%
-import json
 from pathlib import Path
 
 import altair as alt
@@ -37,139 +34,159 @@ import torch
 
 import vestige
 from vestige import charts
-from vestige.analysis import analyze
-from vestige.config import Suppress
+from vestige.analysis import Positions, analyze, transition_step
 from vestige.course import Checker
-from vestige.detect import detect
+from vestige.detect import Criteria, detect
 from vestige.hooks import cache_activations, mlp_post, set_neurons
-from vestige.metrics import class_means, per_position_loss, selectivity_index
+from vestige.mechanism import Subject, mechanism
+from vestige.metrics import per_position_loss
 from vestige.notebook import setup
+from vestige.report import load as load_study
+from vestige.tables import explorer_tables
 
 setup()
-check = Checker("10_vestigial")
+
+# %% tags=["check"]
+check = Checker("10_vestigial", runs_dir=runs_dir, preset=preset, seed=seed)
 
 # %% [markdown]
-# ## 1. The run and its two learning stages
+# ## 1. The run and its stages
 #
-# `ensure_run` reopens the run if it is on disk (on Binder it was trained when the image was
-# built) and trains it otherwise, with a progress bar.
+# `ensure_run` reopens the run from disk (on Binder it was trained when the image was built)
+# and trains it otherwise, with a progress bar.
 
 # %%
 run = vestige.ensure_run(vestige.preset(preset), seed, Path(runs_dir) / preset / f"seed-{seed}")
 metrics = run.metrics
 train = metrics[metrics.split == "train"]
 classes = list(run.task.class_names)
-print(run, "\nposition classes:", classes)
+run
 
 # %%
 per_class = [c for c in train.columns if c.startswith("loss_")]
 curves = train.melt("step", per_class, var_name="positions", value_name="nats")
 alt.Chart(curves).mark_line().encode(
     x=alt.X("step:Q"), y=alt.Y("nats:Q", title="loss (nats)"), color="positions:N"
-).properties(width=520, height=240, title="Loss on each kind of position")
+).properties(width=520, height=220, title="Loss on each kind of position")
 
 # %% [markdown]
-# The loss on **trigger** positions (predicting C after A B) falls within the first hundred
-# steps: the shortcut. The loss on **copy** positions stays high for a while and then drops
-# sharply: the model has learned to copy.
-#
+# The loss on **trigger** positions falls within the first hundred steps: the crutch. The
+# loss on **copy** positions drops later and sharply, when the model learns to copy. The kit
+# dates that drop with one definition, `transition_step`:
+
+# %%
+copy_transition = transition_step(run)
+copy_transition
+
+# %% [markdown]
+# The loss alone hides a stage in between. The *stage curves* read the model's predicted
+# probability of C in three places: after A B in the first copy (only the crutch can predict
+# C there; nothing is scored there, so nothing keeps it up after the crutch is dropped), after
+# A B in the second copy (crutch or copying), and after a **lone** B, where C never follows:
+# a model that predicts C there has learned "B, then C", not "A B, then C".
+
+# %%
+subject = Subject(0, 0)  # the stage curves do not depend on the neuron chosen here
+stages = mechanism(run, subject, progress=True)["stages"]
+alt.Chart(stages).mark_line(point=True).encode(
+    x=charts.step_x(run.steps), y=alt.Y("probability:Q", title="predicted P(C)"),
+    color=alt.Color("stage:N", title=None),
+).properties(width=520, height=220, title="What the model predicts after B")
+
+# %% [markdown]
 # ### Exercise 1
-# Set `transition` to the first logged training step at which `loss_copy` is below 1.0 nats.
+# Write `change_step(steps, probs)`: for a curve that rises and then falls, return the first
+# step *after its peak* at which it is below the midpoint of the peak and its final value.
+# Leave step 0 out (an untrained model's value is noise), and do not assume the points come
+# sorted. The check runs your function on curves of its own; here is the one above:
 
 # %%
-### BEGIN SOLUTION
-transition = int(train.loc[train.loss_copy < 1.0, "step"].iloc[0])
-### END SOLUTION
-transition
-
-# %%
-check(
-    "ex1",
-    lambda: transition == int(train.loc[train.loss_copy < 1.0, "step"].iloc[0]),
-    points=1,
-    hint="Filter `train` with `train.loss_copy < 1.0` and take the first `step`.",
-    success="Before this step the model cannot copy; after it, it can.",
-)
-
-# %% [markdown]
-# ## 2. Selectivity
-#
-# A neuron's *class selectivity index* (Leavitt & Morcos, 2021) compares its mean activation
-# on its favourite class of positions, mu_max, with its mean over the other classes, mu_rest:
-#
-# SI = (mu_max - mu_rest) / (mu_max + mu_rest)
-#
-# With ReLU activations SI is between 0 (fires the same everywhere) and 1 (fires for one class
-# only).
-#
-# ### Exercise 2
-# Write `selectivity(means)`: `means` is a tensor `[n_neurons, n_classes]` of mean activations
-# per class; return a tensor `[n_neurons]` of SI values. Add `1e-7` to the denominator so that
-# a silent neuron gets 0, not a division by zero.
-
-# %%
-def selectivity(means: torch.Tensor) -> torch.Tensor:
+def change_step(steps, probs) -> float:
     ### BEGIN SOLUTION
-    top = means.max(dim=-1).values
-    rest = (means.sum(dim=-1) - top) / (means.shape[-1] - 1)
-    return (top - rest) / (top + rest + 1e-7)
+    points = sorted((int(s), float(p)) for s, p in zip(steps, probs) if s > 0)
+    peak_at = max(range(len(points)), key=lambda i: points[i][1])
+    middle = (points[peak_at][1] + points[-1][1]) / 2
+    return next((s for s, p in points[peak_at:] if p < middle), float("nan"))
     ### END SOLUTION
 
 
-# %%
-def _check_selectivity():
-    means = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [3.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
-    assert torch.allclose(selectivity(means), torch.tensor([1.0, 0.0, 0.5, 0.0]), atol=1e-5), \
-        f"for {means.tolist()} expected [1, 0, 0.5, 0], got {selectivity(means).tolist()}"
-    random = torch.rand(16, 5)
-    assert torch.allclose(selectivity(random), selectivity_index(random), atol=1e-5)
+lone_b = stages[stages.stage == "P(C | lone B)"]
+change_step(lone_b.step.tolist(), lone_b.probability.tolist())
 
-
-check("ex2", _check_selectivity, points=2,
-      hint="mu_rest is the mean of the other classes: (sum of all classes - mu_max) / (n_classes - 1).")
+# %% tags=["check"]
+check("ex1", change_step)
 
 # %% [markdown]
-# Now the selectivity of every MLP neuron at the final checkpoint. `cache_activations` runs
-# the model on the evaluation batch and keeps the activations at the hooks we ask for;
-# `mlp_post(layer)` names the MLP activations of a layer.
+# Compare the step your function returns with `copy_transition`: the model stops
+# predicting C after a lone B (it checks for A) well before it learns to copy.
+#
+# ## 2. Selectivity, against the right baseline
+#
+# A neuron's *class selectivity index* (Leavitt & Morcos, 2021) compares its mean
+# activation on its favourite class with its mean over the others:
+# SI = (mu_max - mu_rest) / (mu_max + mu_rest), between 0 and 1 for ReLU neurons.
+#
+# Here the classes are mostly *token identities* (a trigger is a B, a decoy an A, B, D or E),
+# so an **untrained** neuron that happens to respond to B already looks selective. The
+# analysis measures that baseline: the selectivity of 32 untrained models' neurons with the
+# same labels. Shuffled labels, the usual baseline, is far too easy a bar:
 
 # %%
+tables = analyze(run, progress=True)
 final = run.steps[-1]
-model = run.model_at(final)
-batch = run.eval_batch
-layers = range(run.config.model.n_layers)
-_, acts = cache_activations(model, batch.tokens, [mlp_post(layer) for layer in layers])
-si = pd.DataFrame([
-    {"unit": f"L{layer}N{n}", "layer": layer, "selectivity": float(value)}
-    for layer in layers
-    # the kit's selectivity_index computes what your `selectivity` does (the check compared them)
-    for n, value in enumerate(selectivity_index(class_means(acts[mlp_post(layer)], batch.labels, len(classes))))
-])
-alt.Chart(si).mark_bar().encode(
-    x=alt.X("unit:N", sort=None), y="selectivity:Q", color="layer:N"
-).properties(width=560, height=200, title=f"Selectivity at step {final}")
+baseline = tables["baseline"].query("step == @final")[["layer", "p99", "untrained_p99",
+                                                        "untrained_matched_p99"]]
+baseline.rename(columns={"p99": "shuffled labels, p99", "untrained_p99": "untrained, p99",
+                         "untrained_matched_p99": "untrained same-token, p99"})
 
 # %% [markdown]
-# With five classes and thousands of positions even a random neuron has some selectivity.
-# The analysis also computes a **baseline**: the selectivity neurons get when the position
-# labels are shuffled. Only neurons above its 99th percentile are called selective.
+# A sharper test compares a neuron's activation on trigger positions with its activation on
+# **other positions with the same current token** (a lone B): token identity cannot make a
+# neuron selective there. A neuron that only tracks "the current token is B" scores about 0.
+#
+# ### Exercise 2
+# Write `token_selectivity(acts, focus, same)`: `acts` is `[n_positions, n_neurons]`, `focus`
+# and `same` are boolean masks over positions. Return, per neuron,
+# (mean on focus - mean on same) / (mean on focus + mean on same + 1e-7). Write it yourself
+# (the check refuses the kit's own function).
+
+# %%
+def token_selectivity(acts: torch.Tensor, focus: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    mu_focus = acts[focus].mean(0)
+    mu_same = acts[same].mean(0)
+    return (mu_focus - mu_same) / (mu_focus + mu_same + 1e-7)
+    ### END SOLUTION
+
+
+positions = Positions.of(run)
+model = run.model_at(final)
+_, acts = cache_activations(model, run.eval_batch.tokens, [mlp_post(0)])
+layer0 = acts[mlp_post(0)].reshape(-1, run.config.model.d_mlp)
+token_selectivity(layer0, positions.focus_all.reshape(-1), positions.same_token.reshape(-1))
+
+# %% tags=["check"]
+check("ex2", token_selectivity)
 
 # %% [markdown]
 # ## 3. Ablation: does the model need the neuron?
 #
-# *Mean ablation* replaces a neuron's activation everywhere by its mean over the evaluation
-# batch, removing the information it carries, and measures how much the loss goes up.
+# *Mean ablation* holds a neuron at its mean activation over the evaluation batch, removing
+# the information it carries, and measures how much the loss goes up.
 #
 # ### Exercise 3
-# Write `ablation_effect(model, layer, neuron, where)`: the increase in mean loss, over the
-# positions where the boolean mask `where` is True, when `neuron` of `layer` is mean-ablated.
-#
-# Tools: `acts[mlp_post(layer)]` holds the activations `[batch, seq, d_mlp]` you need for the
-# mean (recompute them for `model`); `set_neurons([neuron], value)` makes a hook;
-# `model.run_with_hooks(batch.tokens, fwd_hooks=[(mlp_post(layer), hook)])` returns logits;
-# `per_position_loss(logits, batch.tokens)` returns `(loss, correct)`, each `[batch, seq]`.
+# Write `ablation_effect(model, layer, neuron, where)`: the increase in mean loss over the
+# positions where the boolean mask `where` is True when `neuron` of `layer` is held at its
+# mean. Tools: `cache_activations(model, tokens, [mlp_post(layer)])` returns
+# `(logits, {name: activations})`; `set_neurons([neuron], value)` makes a hook;
+# `model.run_with_hooks(tokens, fwd_hooks=[(mlp_post(layer), hook)])` returns logits;
+# `per_position_loss(logits, tokens)` returns `(loss, correct)`, each `[batch, seq]`.
 
 # %%
+batch = run.eval_batch
+focus = positions.classes[positions.focus]  # scored trigger positions
+
+
 @torch.no_grad()
 def ablation_effect(model, layer: int, neuron: int, where: torch.Tensor) -> float:
     ### BEGIN SOLUTION
@@ -178,158 +195,152 @@ def ablation_effect(model, layer: int, neuron: int, where: torch.Tensor) -> floa
     clean, _ = per_position_loss(logits, batch.tokens)
     hook = set_neurons([neuron], mean)
     ablated, _ = per_position_loss(
-        model.run_with_hooks(batch.tokens, fwd_hooks=[(mlp_post(layer), hook)]), batch.tokens
-    )
+        model.run_with_hooks(batch.tokens, fwd_hooks=[(mlp_post(layer), hook)]), batch.tokens)
     return (ablated - clean)[where].mean().item()
     ### END SOLUTION
 
 
-# %%
-tables = analyze(run)  # every checkpoint, every neuron; computed once, then cached on disk
-trigger = batch.loss_mask & (batch.labels == classes.index("trigger"))
-
-
-def _check_ablation():
-    expected = tables["ablation"].query("mode == 'mean' and positions == 'trigger'")
-    for step, layer, neuron in [(run.steps[len(run.steps) // 2], 0, 0), (final, 0, 1)]:
-        want = expected.query("step == @step and layer == @layer and neuron == @neuron").delta_loss.item()
-        got = ablation_effect(run.model_at(step), layer, neuron, trigger)
-        assert abs(got - want) < 1e-3, f"step {step}, L{layer}N{neuron}: expected {want:.4f}, got {got:.4f}"
-
-
-check("ex3", _check_ablation, points=3,
-      hint="Take the mean of the neuron's activations over batch and positions, hook it in, "
-           "and compare the per-position losses with and without the hook on `where` only.")
+# %% tags=["check"]
+check("ex3", ablation_effect)
 
 # %% [markdown]
-# ## 4. Selective, yet not needed
+# The analysis did this for every neuron at every checkpoint, with a 95% bootstrap interval
+# over the evaluation sequences. Each line is one neuron's effect on trigger positions:
+
+# %%
+explorer = explorer_tables(run)
+charts.effects_over_training(explorer, seed=seed)
+
+# %% [markdown]
+# ## 4. The definition, clause by clause
 #
-# `tables` holds, for every checkpoint, each neuron's selectivity and its ablation effect on
-# the positions of the class it prefers. At the final checkpoint, look at the neurons that are
-# clearly selective but whose ablation costs almost nothing (the shaded region):
+# The kit has one definition of "vestigial", `vestige.detect.Criteria`. Every chart, report
+# and notebook reads it from there:
 
 # %%
-explorer_tables = run.explorer_tables()
-charts.selectivity_vs_effect(explorer_tables, seed=seed, step=final)
-
-# %% [markdown]
-# Selectivity alone would call every neuron on the right important. The history tells them
-# apart. Here is each neuron's effect on trigger positions across training (log-spaced
-# checkpoints):
-
-# %%
-effects = tables["ablation"].query("mode == 'mean' and positions == 'trigger'").copy()
-effects["unit"] = "L" + effects.layer.astype(str) + "N" + effects.neuron.astype(str)
-effects["step1"] = effects.step.clip(lower=1)
-alt.Chart(effects).mark_line().encode(
-    x=alt.X("step1:Q", scale=alt.Scale(type="log"), title="step (log)"),
-    y=alt.Y("delta_loss:Q", title="effect on trigger positions (nats)"),
-    color=alt.Color("unit:N", legend=alt.Legend(columns=2)),
-).properties(width=520, height=260)
+for name, text in Criteria().clauses().items():
+    print(f"{name:16s} {text}")
 
 # %% [markdown]
 # ### Exercise 4
-# Set `vestigial_unit` (a string like `"L0N3"`) to the neuron that
-# 1. is selective at the end: its selectivity at the final checkpoint is above the
-#    shuffled-label p99 of its layer (`tables["baseline"]`, column `p99`);
-# 2. mattered once: its effect on trigger positions reached at least 0.15 nats at some
-#    checkpoint after step 0 (at step 0 the model is untrained and effects are noise);
-# 3. does not matter now: its final effect is below a tenth of that peak.
-#
-# If several qualify, take the one with the largest peak. `tables["neurons"]` has each
-# neuron's `selectivity` per step; `effects` (above) has its effect on trigger positions.
+# Write `is_vestigial(line, init_floor)`. `line` is one neuron's timeline, a table with
+# columns `step`, `effect`, `effect_low`, `effect_high` (the 95% interval), `selectivity`,
+# `untrained_p99`, `matched_selectivity`, `untrained_matched_p99` and `preferred_class`, one
+# row per checkpoint in any order; `init_floor` is the largest effect of any neuron at step
+# 0. Return True when every clause above holds (with the default thresholds; the focus
+# class is `"trigger"`). The check builds timelines where each clause fails on its own.
 
 # %%
-### BEGIN SOLUTION
-at_end = tables["neurons"].query("step == @final").merge(
-    tables["baseline"].query("step == @final")[["layer", "p99"]], on="layer")
-selective = at_end.loc[at_end.selectivity > at_end.p99, "unit"]
-peak = effects[effects.step > 0].groupby("unit").delta_loss.max()
-last = effects[effects.step == final].set_index("unit").delta_loss.reindex(peak.index)
-qualifies = peak[(peak >= 0.15) & (last < 0.1 * peak) & peak.index.isin(selective)]
-vestigial_unit = qualifies.idxmax()
-### END SOLUTION
-vestigial_unit
+def is_vestigial(line: pd.DataFrame, init_floor: float) -> bool:
+    ### BEGIN SOLUTION
+    c = Criteria()
+    line = line.sort_values("step").reset_index(drop=True)
+    trained = line[line.step > 0]
+    peak = trained.loc[trained.effect.idxmax()]
+    needed = (trained.effect_low >= c.min_peak).astype(int).tolist()
+    longest = run_length = 0
+    for flag in needed:
+        run_length = run_length + 1 if flag else 0
+        longest = max(longest, run_length)
+    end = line.iloc[-1]
+    return bool(
+        peak.effect_low >= c.min_peak
+        and peak.effect >= c.init_floor_ratio * init_floor
+        and longest >= c.sustained
+        and end.effect_high < c.max_final_fraction * peak.effect
+        and end.selectivity > end.untrained_p99
+        and end.preferred_class == "trigger"
+        and end.matched_selectivity > end.untrained_matched_p99
+    )
+    ### END SOLUTION
+
+
+# %% tags=["check"]
+check("ex4", is_vestigial)
+
+# %% [markdown]
+# Now the kit's detector on this run, every neuron judged by the same clauses (the table
+# lists the best candidates first, with the clauses each one failed):
 
 # %%
 found = detect(run)
 print(found.summary())
-
-# %%
-check(
-    "ex4",
-    lambda: found.vestigial is not None and vestigial_unit == found.vestigial.unit,
-    points=2,
-    hint="Per unit: the peak is the max of delta_loss over steps > 0, the final value is at "
-         "step == final; keep peak >= 0.15, final < 0.1 * peak, and SI > p99; then the largest peak.",
-    success="Selective at the end, needed once, not needed now: vestigial.",
-)
+found.neurons.head(6)[["unit", "peak_effect", "peak_low", "peak_step", "settle_step",
+                       "final_effect", "final_high", "final_selectivity", "selectivity_baseline",
+                       "final_matched_selectivity", "matched_baseline", "failed"]]
 
 # %% [markdown]
-# The detector also names a **contrast**: a selective neuron that the final model still
-# needs. Selectivity does not tell the two apart; ablation across training does.
-
-# %%
-found.neurons.head(8)[["unit", "peak_effect", "peak_step", "final_effect", "final_selectivity",
-                       "baseline", "vestigial", "reason"]]
-
-# %% [markdown]
-# ## 5. Would training without it hurt?
+# ## 5. Not needed, or not used?
 #
-# If the neuron is only a leftover, a model trained with it held at its mean from the start
-# should end no worse. That is a prediction to test, not a given. One seed proves little, so the course ran this on ten seeds
-# (`vestige study`, report in `course/study/report.md`). First, your own seed (the detector
-# also says when the neuron's effect *settled*: compare it with the transition step):
-
-# %%
-if try_suppression and found.vestigial is not None:
-    v = found.vestigial
-    config = run.config.replace(interventions=(Suppress(int(v.layer), (int(v.neuron),)),))
-    suppressed = vestige.ensure_run(config, seed, Path(runs_dir) / f"{preset}-without-{v.unit}" / f"seed-{seed}")
-    both = pd.concat([run.metrics.assign(run="with the neuron"), suppressed.metrics.assign(run="neuron held at its mean")])
-    display(alt.Chart(both[both.split == "eval"]).mark_line(point=True).encode(
-        x="step:Q", y=alt.Y("loss:Q", title="evaluation loss (nats)"), color="run:N"
-    ).properties(width=520, height=220))
-
-# %% [markdown]
-# And the ten seeds. `d final loss` is suppressed minus unsuppressed, with a 95% interval:
-
-# %%
-study = json.loads((Path(study_dir) / "summary.json").read_text())
-print(f"vestigial neuron caught in {study['vestigial_found']} of {study['seeds']} seeds; "
-      f"in {study['retired_at_transition']} of them it stopped mattering around the transition "
-      "(as if induction took its job over), in the others earlier.")
-pd.DataFrame({
-    name: {"seeds": len(c["seeds"]), "d final loss (mean)": c["delta_loss"]["mean"],
-           "95% low": c["delta_loss"]["low"], "95% high": c["delta_loss"]["high"], "verdict": c["verdict"]}
-    for name, c in study["comparisons"].items()
-}).T
-
-# %% [markdown]
+# The loss saturates: once copying predicts C almost surely, removing any one contributor
+# barely moves the loss, even if that contributor still pushes C. The drop in the target's
+# *logit margin* (its logit minus the mean logit) does not saturate.
+#
 # ### Exercise 5
-# According to the study, what does holding the neuron at its mean for the **whole run** do to
-# the final loss? Set `answer` to `"better"`, `"worse"` or `"no clear difference"`.
+# Set `margin_fraction` to the caught neuron's `margin_effect` at the final checkpoint divided
+# by its largest `margin_effect` over the trained checkpoints (from `tables["neurons"]`).
 
 # %%
+caught = found.vestigial if found.vestigial is not None else found.neurons.iloc[0]
 ### BEGIN SOLUTION
-answer = study["comparisons"]["suppress-whole"]["verdict"].split(" (")[0]
+line = tables["neurons"].query("unit == @caught.unit").sort_values("step")
+margin_fraction = float(line.margin_effect.iloc[-1] / line[line.step > 0].margin_effect.max())
 ### END SOLUTION
-answer
+margin_fraction
 
-# %%
-check(
-    "ex5",
-    lambda: study["comparisons"]["suppress-whole"]["verdict"].startswith(answer)
-    and answer in ("better", "worse", "no clear difference"),
-    points=1,
-    hint="Read the 'verdict' column for suppress-whole: does its 95% interval lie below 0, "
-         "above 0, or contain 0?",
-)
+# %% tags=["check"]
+check("ex5", lambda: margin_fraction)
 
 # %% [markdown]
-# **What to take away.** A selective neuron is not necessarily a needed one: the checkpoints
-# show when a structure mattered, and training without it tests whether the final model
-# depends on its having been there. Read the study's table as it is: a small but consistent
-# cost is a different answer from "no difference", and the detector's *settles at* column says
-# whether copying, or something earlier, made the neuron unnecessary. Next: `20_explorer.ipynb`,
-# to watch all of this happen with a slider.
+# Compare it with the same ratio for the loss (`final_effect / peak_effect` in the table
+# above). A neuron whose margin effect stays large is **still used, but outweighed**: the
+# loss no longer depends on it because something else predicts C too. One whose margin
+# effect falls as well is **unused**.
+#
+# ## 6. What took its job over
+#
+# The mechanism tables ablate every attention head at every checkpoint. The heads whose cost
+# on trigger positions grew while the neuron faded, and where they look from a trigger (the
+# previous token, A, or the induction target, the token after the earlier copy of A B):
+
+# %%
+tools = mechanism(run, Subject(int(caught.layer), int(caught.neuron)), progress=True)
+heads = tools["heads"]
+settle = int(caught.settle_step) if pd.notna(caught.settle_step) else run.steps[-1]
+at = heads[heads.step.isin([int(caught.peak_step), settle, final])]
+at.pivot(index="unit", columns="step", values="effect_focus").round(2)
+
+# %%
+at.pivot(index="unit", columns="step", values="attn_previous").round(2)
+
+# %% [markdown]
+# And the **backup test**: the neuron's effect when every later attention head is held at
+# its mean. A neuron that matters again once its successor is removed is a *backup*, not
+# dead weight:
+
+# %%
+tools["neuron"][["step", "effect_alone", "effect_later_attn_ablated"]].round(3)
+
+# %% [markdown]
+# ## 7. One seed is an anecdote
+#
+# The course's study ran the same detector, and these mechanism tests, on seeds it never
+# looked at while the task was designed (`course/study/report.md`). What it found:
+
+# %%
+study, per_seed = load_study(study_dir)
+print(f"A vestigial neuron was caught in {study['caught']} of {study['n_seeds']} seeds "
+      f"(negative control, the task without its crutch: {study['control']['caught']} of "
+      f"{len(study['control']['seeds'])}).")
+print("Clauses that stopped the other seeds' best candidates:", study["failed_clauses_when_not_caught"])
+print("The caught neurons settled together with:", study["coincides_with"],
+      "| with no stage:", study["coincides_with_none"])
+print("At the end they were:", study["end_status"], "| backups:", study["backup_at_end"])
+
+# %% [markdown]
+# Read those counts as they are. In the report's appendix, the search for a task and model in
+# which a vestigial neuron appears in most seeds is written up variant by variant: in this
+# family of toy models the crutch is usually carried by a B-token neuron that later loses its
+# selectivity, or spread over several neurons; a clean single vestigial neuron is the
+# exception, not the rule. The next notebooks train runs yourself, fork them, and read many
+# seeds at once.

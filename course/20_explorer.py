@@ -32,7 +32,9 @@ from vestige.notebook import setup
 from vestige.tables import explorer_tables
 
 setup()
-check = Checker("20_explorer")
+
+# %% tags=["check"]
+check = Checker("20_explorer", runs_dir=runs_dir, preset=preset, seeds=seeds)
 
 # %%
 root = Path(runs_dir) / preset
@@ -77,21 +79,8 @@ explorer.step = int(mine.loc[mine.effect.idxmax(), "step"])
 peak_step = explorer.step
 peak_step
 
-# %%
-def _largest_effect_step():
-    neurons = tables.neurons
-    mine = neurons[(neurons.seed == seeds[0]) & (neurons.unit == explorer.neuron) & (neurons.step > 0)]
-    return int(mine.loc[mine.effect.idxmax(), "step"])
-
-
-check(
-    "ex1",
-    lambda: peak_step == _largest_effect_step(),
-    points=1,
-    hint="Watch the lower timeline (effect over training): move the slider until the cursor "
-         "sits on the highest point of the black line.",
-    success="At that checkpoint the model leaned on this neuron most.",
-)
+# %% tags=["check"]
+check("ex1", lambda: peak_step)
 
 # %% [markdown]
 # What the detector says about this seed (its verdict names the peak too):
@@ -99,6 +88,21 @@ check(
 # %%
 found = detect(runs[seeds[0]])
 print(found.summary())
+
+# %% [markdown]
+# ### Exercise 2
+# Switch the **seed** picker to the second seed and compare the dashed transition lines of
+# the training curves. Set `transition_gap` to the second seed's copy transition minus the
+# first seed's, in steps (`tables.transition(seed)` reads the step the explorer marks).
+
+# %%
+### BEGIN SOLUTION
+transition_gap = tables.transition(seeds[1]) - tables.transition(seeds[0])
+### END SOLUTION
+transition_gap
+
+# %% tags=["check"]
+check("ex2", lambda: transition_gap)
 
 # %% [markdown]
 # Every neuron's effect over the whole of training, in one static chart: the detector's
@@ -121,8 +125,8 @@ explorer.state()
 # course web page, offline), or as a PNG for slides.
 
 # %%
-html = charts.export_static(tables, root / "explorer.html", seed=seeds[0],
+html = charts.export_static(tables, Path("explorer.html"), seed=seeds[0],
                             neuron=explorer.neuron)
-png = charts.export_static(tables, root / "explorer.png", seed=seeds[0],
+png = charts.export_static(tables, Path("explorer.png"), seed=seeds[0],
                            step=explorer.step, neuron=explorer.neuron)
 print(html, png)

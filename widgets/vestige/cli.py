@@ -1,4 +1,4 @@
-"""Command line: `vestige train`, `vestige analyze`, `vestige study`, `vestige course`."""
+"""Command line: `vestige train`, `analyze`, `fork`, `study`, `course`."""
 
 from __future__ import annotations
 
@@ -57,6 +57,16 @@ def cmd_analyze(args: argparse.Namespace) -> None:
         print(f"{run.path}: {len(tables['neurons'])} neuron rows in {run.path / 'analysis'}")
 
 
+def cmd_fork(args: argparse.Namespace) -> None:
+    from vestige.counterfactual import run_forks
+    from vestige.runs import Runs
+
+    for path in args.runs:
+        for run in Runs.open(path):
+            for name, forked in run_forks(run, args.out, progress=not args.quiet).items():
+                print(f"{run.path} -> {name}: {forked.path}")
+
+
 def cmd_study(args: argparse.Namespace) -> None:
     from vestige.distributed import scheduler_from_env
     from vestige.study import CONDITION_NAMES, run_study
@@ -94,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--quiet", action="store_true")
     analyze.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     analyze.set_defaults(func=cmd_analyze)
+
+    fork = sub.add_parser("fork", help="train the course's counterfactual forks of runs "
+                                       "(vestige.counterfactual.standard_forks)")
+    fork.add_argument("runs", nargs="+", help="run directories or directories of seed-K runs")
+    fork.add_argument("--out", required=True, help="forks go to OUT/<preset>/seed-K/<fork>")
+    fork.add_argument("--quiet", action="store_true")
+    fork.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+    fork.set_defaults(func=cmd_fork)
 
     study = sub.add_parser("study", help="the vestigial-neuron study across seeds, with suppression runs")
     study.add_argument("--preset", default="reference", choices=sorted(PRESETS))

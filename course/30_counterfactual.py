@@ -1,0 +1,166 @@
+# %% [markdown]
+# # Counterfactual training: change the past, compare the futures
+#
+# A checkpoint tells you what a model *was*; it cannot tell you what would have happened
+# without some part of it. For that you train again, with one thing changed, and compare.
+# A **fork** makes this cheap and exact: it continues a run from one of its checkpoints, with
+# the optimiser state and random generator it had there, so up to that step the fork *is*
+# the parent, bit for bit, and every difference after it comes from the change you made.
+#
+# Here you fork the reference run where its target neuron mattered most (the detector's
+# vestigial neuron, or the neuron the crutch leaned on most), hold that neuron at its mean
+# until the copy transition, and compare with the unforked run and with a control fork that
+# holds a never-needed neuron the same way.
+
+# %% tags=["parameters"]
+student = ""                    # your name, for the gradebook
+runs_dir = "../runs"            # precomputed runs and forks (trained if missing)
+preset = "reference"
+seed = 0
+study_dir = "../course/study"   # the study across seeds the course cites
+
+# %%
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+
+import vestige
+from vestige import charts
+from vestige.analysis import transition_step
+from vestige.counterfactual import run_forks, standard_forks
+from vestige.course import Checker
+from vestige.notebook import setup
+from vestige.report import load as load_study
+
+setup()
+
+# %% tags=["check"]
+check = Checker("30_counterfactual", runs_dir=runs_dir, preset=preset, seed=seed)
+
+# %% [markdown]
+# ## 1. The forks
+#
+# `standard_forks` names the course's forks of a run (the same ones `make runs` precomputes,
+# so here they open from disk in a second; otherwise each trains in about a minute):
+
+# %%
+run = vestige.ensure_run(vestige.preset(preset), seed, Path(runs_dir) / preset / f"seed-{seed}")
+plans = standard_forks(run)
+for name, plan in plans.items():
+    print(f"{name}: fork at step {plan.at}; {plan.description}")
+
+# %%
+forks = run_forks(run, Path(runs_dir) / "forks")
+forks
+
+# %% [markdown]
+# Up to the fork the histories are identical: the same checkpoints, byte for byte.
+
+# %%
+fork_at = plans["hold-target"].at
+shared = [s for s in run.steps if s <= fork_at]
+same = [(run.path / "checkpoints" / f"step-{s:06d}.safetensors").read_bytes()
+        == (forks["hold-target"].path / "checkpoints" / f"step-{s:06d}.safetensors").read_bytes()
+        for s in shared]
+print(f"{sum(same)} of {len(shared)} shared checkpoints are identical")
+
+# %% [markdown]
+# ## 2. Three futures
+#
+# The evaluation loss on trigger positions (where the crutch applies) and on copy positions
+# (where only copying helps), for the parent and both forks:
+
+# %%
+futures = pd.concat([
+    r.metrics.query("split == 'eval'").assign(run=name)
+    for name, r in {"parent": run, **forks}.items()
+])
+long = futures.melt(["run", "step"], ["loss_trigger", "loss_copy"], var_name="positions",
+                    value_name="nats")
+alt.Chart(long).mark_line(point=True).encode(
+    x=charts.step_x(run.steps), y=alt.Y("nats:Q", title="evaluation loss (nats)"),
+    color="run:N", strokeDash="positions:N",
+).properties(width=520, height=260, title=f"Forked at step {fork_at}")
+
+# %% [markdown]
+# ### Exercise 1
+# Set `delay` to the copy transition of the `hold-target` fork minus the parent's
+# (`transition_step` dates any run's). A positive delay means the model learned to copy later
+# without the neuron.
+
+# %%
+### BEGIN SOLUTION
+delay = transition_step(forks["hold-target"]) - transition_step(run)
+### END SOLUTION
+delay
+
+# %% tags=["check"]
+check("ex1", lambda: delay)
+
+# %% [markdown]
+# ### Exercise 2
+# Holding *any* neuron at its mean perturbs training a little. The control fork measures how
+# much. Set `held_cost` to the final evaluation loss on trigger positions (`loss_trigger` in
+# the last evaluation row) of the `hold-target` fork minus that of the `hold-control` fork.
+
+# %%
+### BEGIN SOLUTION
+def final_trigger_loss(r):
+    evals = r.metrics.query("split == 'eval'").sort_values("step")
+    return float(evals["loss_trigger"].iloc[-1])
+
+
+held_cost = final_trigger_loss(forks["hold-target"]) - final_trigger_loss(forks["hold-control"])
+### END SOLUTION
+held_cost
+
+# %% tags=["check"]
+check("ex2", lambda: held_cost)
+
+# %% [markdown]
+# ## 3. One seed is an anecdote, again
+#
+# The study ran the same kind of counterfactual on every seed (from step 0 rather than from
+# the peak, for several windows), each paired with the unchanged run of its seed. To read a
+# paired difference across seeds you need an interval for its mean.
+#
+# ### Exercise 3
+# Write `paired_interval(deltas)`: the 95% t-interval of the mean of a list of paired
+# differences, `(low, high)` = mean -/+ t(0.975, n - 1) * s / sqrt(n), with s the sample
+# standard deviation. Write it yourself (the check refuses the kit's `mean_ci`).
+
+# %%
+def paired_interval(deltas) -> tuple[float, float]:
+    ### BEGIN SOLUTION
+    import numpy as np
+    from scipy import stats
+
+    x = np.asarray(deltas, dtype=float)
+    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return float(x.mean() - half), float(x.mean() + half)
+    ### END SOLUTION
+
+
+# %% tags=["check"]
+check("ex3", paired_interval)
+
+# %% [markdown]
+# Now apply it to the study: the change in final loss when the target neuron was held at its
+# mean from step 0 to the copy transition, seed by seed, against the study's own verdict.
+
+# %%
+study, per_seed = load_study(study_dir)
+deltas = [r["conditions"]["neuron-1T"]["final_loss"] - r["base"]["final_loss"]
+          for r in per_seed if "neuron-1T" in r["conditions"]]
+low, high = paired_interval(deltas)
+verdict = study["comparisons"]["neuron-1T"]["verdict"]
+print(f"{len(deltas)} seeds: mean change {sum(deltas) / len(deltas):+.4f} nats, "
+      f"95% interval [{low:+.4f}, {high:+.4f}]; the study's verdict: {verdict}")
+
+# %% [markdown]
+# **What to take away.** A fork separates what a structure *did* from what merely happened
+# at the same time: the parent and the fork share every step before the change. The control
+# fork keeps you honest about the intervention itself, and only the interval over seeds says
+# whether a difference is more than one run's luck. The study's report frames these results
+# against Leavitt & Morcos (2021), Ranadive et al. (2023) and Chen et al. (2024).

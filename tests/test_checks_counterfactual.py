@@ -1,0 +1,128 @@
+"""The checks of 30_counterfactual (on tiny runs and their forks) and of 20_explorer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import vestige
+from scipy import stats
+from vestige.analysis import transition_step
+from vestige.counterfactual import run_forks, standard_forks
+from vestige.course import plain
+from vestige.course.checks import AnswerError, counterfactual, explorer
+from vestige.stats import mean_ci
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cf-runs")
+    parents = [vestige.train(vestige.preset("tiny"), seed, root / "tiny" / f"seed-{seed}",
+                             progress=False) for seed in (0, 1)]
+    run_forks(parents[0], root / "forks", progress=False)
+    return root
+
+
+def verdict(module, exercise, answer, ctx):
+    ex = {e.id: e for e in module.EXERCISES}[exercise]
+    return ex.judge(plain.roundtrip(ex.capture(answer, ctx)), ctx)
+
+
+@pytest.fixture
+def ctx(runs):
+    return counterfactual.context({"runs_dir": str(runs), "preset": "tiny", "seed": 0})
+
+
+def final_trigger(run):
+    return float(run.metrics.query("split == 'eval'").sort_values("step")["loss_trigger"].iloc[-1])
+
+
+def test_standard_forks_hold_the_target_then_release_it(runs):
+    parent = vestige.Run.open(runs / "tiny" / "seed-0")
+    plans = standard_forks(parent)
+    assert set(plans) == {"hold-target", "hold-control"}
+    held = plans["hold-target"].interventions[0]
+    assert held.start == plans["hold-target"].at and held.end > held.start
+    assert plans["hold-control"].interventions[0].neurons != held.neurons
+
+
+def test_ex1_and_ex2_accept_the_right_numbers_in_any_type(ctx):
+    delay = transition_step(ctx.fork("hold-target")) - transition_step(ctx.parent)
+    for value in (delay, np.float32(delay), torch.tensor(delay)):
+        assert verdict(counterfactual, "ex1", value, ctx).passed
+    cost = final_trigger(ctx.fork("hold-target")) - final_trigger(ctx.fork("hold-control"))
+    for value in (cost, np.float64(cost), round(cost, 4)):
+        assert verdict(counterfactual, "ex2", value, ctx).passed
+
+
+class FakeRun:
+    """A run whose final evaluation row is given (what judge_ex2 reads)."""
+
+    def __init__(self, loss, trigger):
+        import pandas as pd
+
+        self.metrics = pd.DataFrame({"split": ["eval", "eval"], "step": [0, 60],
+                                     "loss": [4.0, loss], "loss_trigger": [4.0, trigger]})
+
+
+def test_ex2_names_typical_wrong_answers(ctx, monkeypatch):
+    runs = {"hold-target": FakeRun(1.30, 0.50), "hold-control": FakeRun(1.20, 0.35)}
+    monkeypatch.setattr(counterfactual.Context, "fork", lambda self, name: runs[name])
+    monkeypatch.setattr(counterfactual.Context, "parent", FakeRun(1.10, 0.30))
+    assert verdict(counterfactual, "ex2", 0.15, ctx).passed
+    for wrong, named in ((0.20, "parent"), (-0.15, "opposite sign"), (0.10, "overall")):
+        result = verdict(counterfactual, "ex2", wrong, ctx)
+        assert not result.passed and named in result.got, (wrong, result)
+    assert not verdict(counterfactual, "ex2", 0.0, ctx).passed
+
+
+def test_ex1_fails_the_opposite_sign_and_the_parents_transition(ctx):
+    parent = transition_step(ctx.parent)
+    delay = transition_step(ctx.fork("hold-target")) - parent
+    assert not verdict(counterfactual, "ex1", parent, ctx).passed or parent == delay
+    if delay != 0:
+        assert "opposite sign" in verdict(counterfactual, "ex1", -delay, ctx).got
+
+
+def t_interval(deltas):
+    x = np.asarray(deltas, dtype=float)
+    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return x.mean() - half, x.mean() + half
+
+
+def test_ex3_accepts_a_t_interval_written_any_way(ctx):
+    assert verdict(counterfactual, "ex3", t_interval, ctx).passed
+    assert verdict(counterfactual, "ex3", lambda d: np.array(t_interval(d)), ctx).passed
+    assert verdict(counterfactual, "ex3", lambda d: list(stats.t.interval(
+        0.95, len(d) - 1, loc=np.mean(d), scale=stats.sem(d))), ctx).passed
+
+
+@pytest.mark.parametrize("wrong", [
+    lambda d: (np.mean(d) - 1.96 * np.std(d, ddof=1) / np.sqrt(len(d)),
+               np.mean(d) + 1.96 * np.std(d, ddof=1) / np.sqrt(len(d))),  # normal, not t
+    lambda d: t_interval(d)[::-1],  # (high, low)
+    lambda d: (np.mean(d) - stats.t.ppf(0.975, len(d) - 1) * np.std(d),
+               np.mean(d) + stats.t.ppf(0.975, len(d) - 1) * np.std(d)),  # std, not standard error
+    lambda d: (0.0, 0.0),
+])
+def test_ex3_fails_typical_wrong_intervals(ctx, wrong):
+    assert not verdict(counterfactual, "ex3", wrong, ctx).passed
+
+
+def test_ex3_refuses_the_kits_interval(ctx):
+    with pytest.raises(AnswerError, match="mean_ci"):
+        counterfactual.capture_ex3(lambda d: (mean_ci(d)["low"], mean_ci(d)["high"]), ctx)
+
+
+def test_explorer_checks_read_the_explorers_own_numbers(runs):
+    ctx = explorer.context({"runs_dir": str(runs), "preset": "tiny", "seeds": [0, 1]})
+    peak = explorer.reference_peak_step(ctx)
+    assert verdict(explorer, "ex1", peak, ctx).passed
+    assert verdict(explorer, "ex1", np.int64(peak), ctx).passed
+    assert not verdict(explorer, "ex1", 0, ctx).passed
+    other = next(s for s in ctx.tables.steps(0) if s not in (0, peak))
+    assert not verdict(explorer, "ex1", other, ctx).passed
+    gap = ctx.tables.transition(1) - ctx.tables.transition(0)
+    assert verdict(explorer, "ex2", gap, ctx).passed
+    if gap != 0:
+        assert "opposite sign" in verdict(explorer, "ex2", -gap, ctx).got

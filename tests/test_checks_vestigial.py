@@ -1,0 +1,187 @@
+"""The checks of 10_vestigial: each exercise fails its typical wrong answers and accepts
+correct answers written another way."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import vestige
+from vestige.course import plain
+from vestige.course.checks import AnswerError, vestigial
+from vestige.hooks import cache_activations, mlp_post, set_neurons
+from vestige.metrics import contrast_selectivity, per_position_loss
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vestigial-runs")
+    vestige.train(vestige.preset("tiny"), 0, root / "tiny" / "seed-0", progress=False)
+    return vestigial.context({"runs_dir": str(root), "preset": "tiny", "seed": 0})
+
+
+def verdict(exercise, answer, ctx):
+    ex = {e.id: e for e in vestigial.EXERCISES}[exercise]
+    return ex.judge(plain.roundtrip(ex.capture(answer, ctx)), ctx)
+
+
+# --- ex1 --------------------------------------------------------------------------------------
+
+def change_step_right(steps, probs):
+    points = sorted((int(s), float(p)) for s, p in zip(steps, probs) if s > 0)
+    peak = max(range(len(points)), key=lambda i: points[i][1])
+    middle = (points[peak][1] + points[-1][1]) / 2
+    return next((s for s, p in points[peak:] if p < middle), float("nan"))
+
+
+def change_step_numpy(steps, probs):  # another method, numpy and an int64 result
+    steps, probs = np.asarray(steps), np.asarray(probs)
+    order = np.argsort(steps)
+    steps, probs = steps[order][1:], probs[order][1:]
+    peak = int(np.argmax(probs))
+    below = np.nonzero(probs[peak:] < (probs[peak] + probs[-1]) / 2)[0]
+    return steps[peak + below[0]]
+
+
+def change_step_unsorted(steps, probs):  # assumes sorted input
+    peak = int(np.argmax(probs[1:])) + 1
+    middle = (probs[peak] + probs[-1]) / 2
+    return next(s for s, p in zip(steps[peak:], probs[peak:]) if p < middle)
+
+
+def change_step_with_step_zero(steps, probs):  # the untrained value can be the peak
+    points = sorted(zip(steps, probs))
+    peak = max(range(len(points)), key=lambda i: points[i][1])
+    middle = (points[peak][1] + points[-1][1]) / 2
+    return next((s for s, p in points[peak:] if p < middle), float("nan"))
+
+
+def change_step_half_peak(steps, probs):  # half the peak, not the midpoint with the end
+    points = sorted((int(s), float(p)) for s, p in zip(steps, probs) if s > 0)
+    peak = max(range(len(points)), key=lambda i: points[i][1])
+    return next((s for s, p in points[peak:] if p < points[peak][1] / 2), float("nan"))
+
+
+def test_ex1_right_answers_pass(ctx):
+    assert verdict("ex1", change_step_right, ctx).passed
+    assert verdict("ex1", change_step_numpy, ctx).passed
+
+
+@pytest.mark.parametrize("wrong", [change_step_unsorted, change_step_with_step_zero,
+                                   change_step_half_peak, lambda s, p: 140, lambda s, p: s[-1]])
+def test_ex1_wrong_answers_fail(ctx, wrong):
+    assert not verdict("ex1", wrong, ctx).passed
+
+
+# --- ex2 --------------------------------------------------------------------------------------
+
+def token_right(acts, focus, same):
+    mu_f, mu_s = acts[focus].mean(0), acts[same].mean(0)
+    return (mu_f - mu_s) / (mu_f + mu_s + 1e-7)
+
+
+def token_numpy_float64(acts, focus, same):
+    a = np.asarray(acts, dtype=np.float64)
+    f, s = a[np.asarray(focus)].mean(0), a[np.asarray(same)].mean(0)
+    return (f - s) / (f + s + 1e-7)
+
+
+def test_ex2_right_answers_pass(ctx):
+    for right in (token_right, token_numpy_float64, lambda a, f, s: token_right(a, f, s).tolist()):
+        assert verdict("ex2", right, ctx).passed, right
+
+
+@pytest.mark.parametrize("wrong", [
+    lambda a, f, s: (a[f].mean(0) - a[s].mean(0)) / (a[f].mean(0) + a[s].mean(0)),  # silent: nan
+    lambda a, f, s: (a[f].mean(0) - a[~f].mean(0)) / (a[f].mean(0) + a[~f].mean(0) + 1e-7),  # all others
+    lambda a, f, s: a[f].mean(0) - a[s].mean(0),  # not normalised
+    lambda a, f, s: torch.zeros(a.shape[1]),
+])
+def test_ex2_wrong_answers_fail(ctx, wrong):
+    assert not verdict("ex2", wrong, ctx).passed
+
+
+def test_ex2_refuses_the_kits_own_function(ctx):
+    with pytest.raises(AnswerError, match="contrast_selectivity"):
+        vestigial.capture_ex2(contrast_selectivity, ctx)
+    with pytest.raises(AnswerError, match="contrast_selectivity"):
+        vestigial.capture_ex2(lambda a, f, s: contrast_selectivity(a, f, s), ctx)
+
+
+# --- ex3 --------------------------------------------------------------------------------------
+
+def ablation(ctx, mode="mean", everywhere=False):
+    batch = ctx.run.eval_batch
+
+    @torch.no_grad()
+    def effect(model, layer, neuron, where):
+        logits, cache = cache_activations(model, batch.tokens, [mlp_post(layer)])
+        value = cache[mlp_post(layer)][..., neuron].mean() if mode == "mean" else 0.0
+        clean, _ = per_position_loss(logits, batch.tokens)
+        ablated, _ = per_position_loss(model.run_with_hooks(
+            batch.tokens, fwd_hooks=[(mlp_post(layer), set_neurons([neuron], value))]), batch.tokens)
+        mask = batch.loss_mask if everywhere else where
+        return (ablated - clean)[mask].mean()  # a 0-d tensor: accepted too
+
+    return effect
+
+
+def test_ex3_right_answer_passes(ctx):
+    assert verdict("ex3", ablation(ctx), ctx).passed
+
+
+@pytest.mark.parametrize("kind", ["zero", "everywhere", "constant"])
+def test_ex3_wrong_answers_fail(ctx, kind):
+    wrong = {"zero": ablation(ctx, mode="zero"), "everywhere": ablation(ctx, everywhere=True),
+             "constant": lambda model, layer, neuron, where: 0.0}[kind]
+    assert not verdict("ex3", wrong, ctx).passed
+
+
+# --- ex4 --------------------------------------------------------------------------------------
+
+def is_vestigial_right(line, floor):
+    line = line.sort_values("step")
+    trained = line[line.step > 0]
+    peak = trained.loc[trained.effect.idxmax()]
+    needed = (trained.effect_low >= 0.15).astype(int).astype(str).str.cat()
+    end = line.iloc[-1]
+    return bool(peak.effect_low >= 0.15 and peak.effect >= 2 * floor and "11" in needed
+                and end.effect_high < 0.1 * peak.effect and end.selectivity > end.untrained_p99
+                and end.preferred_class == "trigger"
+                and end.matched_selectivity > end.untrained_matched_p99)
+
+
+def drop(clause):
+    """is_vestigial_right without one clause: the dropped-criterion wrong answer."""
+    def answer(line, floor):
+        line = line.sort_values("step")
+        trained = line[line.step > 0]
+        peak = trained.loc[trained.effect.idxmax()]
+        needed = (trained.effect_low >= 0.15).astype(int).astype(str).str.cat()
+        end = line.iloc[-1]
+        clauses = {"needed": peak.effect_low >= 0.15, "above_init": peak.effect >= 2 * floor,
+                   "sustained": "11" in needed, "faded": end.effect_high < 0.1 * peak.effect,
+                   "selective": end.selectivity > end.untrained_p99,
+                   "prefers_focus": end.preferred_class == "trigger",
+                   "token_selective": end.matched_selectivity > end.untrained_matched_p99}
+        clauses.pop(clause)
+        return bool(all(clauses.values()))
+
+    return answer
+
+
+def test_ex4_right_answer_passes(ctx):
+    assert verdict("ex4", is_vestigial_right, ctx).passed
+    assert verdict("ex4", lambda line, floor: np.bool_(is_vestigial_right(line, floor)), ctx).passed
+
+
+@pytest.mark.parametrize("clause", ["needed", "above_init", "sustained", "faded", "selective",
+                                    "prefers_focus", "token_selective"])
+def test_ex4_fails_when_any_clause_is_dropped(ctx, clause):
+    assert not verdict("ex4", drop(clause), ctx).passed
+
+
+def test_ex4_fails_constant_answers_and_non_booleans(ctx):
+    assert not verdict("ex4", lambda line, floor: True, ctx).passed
+    assert not verdict("ex4", lambda line, floor: False, ctx).passed
+    assert not verdict("ex4", lambda line, floor: 1, ctx).passed  # an int is not a verdict
