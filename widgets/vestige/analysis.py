@@ -64,7 +64,7 @@ def iter_activations(
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """(step, activations on the evaluation batch) at each checkpoint, one at a time."""
     for step in run.steps if steps is None else steps:
-        model = run.load_weights(step)
+        model = run.model_at(step)
         _, acts = cache_activations(model, run.eval_batch.tokens, [hook_name])
         yield step, acts[hook_name]
 
@@ -108,7 +108,7 @@ def _compute(run: Run, spec: AnalysisSpec, progress: bool) -> dict[str, pd.DataF
     resamples = resample_counts(len(run.eval_batch), spec.n_resamples, seed=run.seed)
     rows: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
     for step in tqdm(run.steps, desc=f"analysing seed {run.seed}", disable=not progress, leave=False):
-        model = run.load_weights(step)
+        model = run.model_at(step)
         tables = checkpoint_tables(model, run, positions, spec, resamples, step)
         tables["baseline"] = tables["baseline"].merge(untrained, on="layer")
         for name, table in tables.items():

@@ -70,7 +70,7 @@ def _compute(run: Run, subject: Subject, progress: bool) -> dict[str, pd.DataFra
     positions = Positions.of(run)
     rows: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
     for step in tqdm(run.steps, desc=f"mechanism seed {run.seed}", disable=not progress, leave=False):
-        model = run.load_weights(step)
+        model = run.model_at(step)
         for name, table in checkpoint_mechanism(model, run, positions, subject).items():
             table.insert(0, "step", step)
             rows[name].append(table)

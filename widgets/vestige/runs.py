@@ -28,7 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from vestige.config import FORMAT_VERSION, RunConfig
+from vestige.config import RunConfig
 from vestige.task import Batch, Task, make_task
 
 CHECKPOINT_RE = re.compile(r"^step-(\d+)\.safetensors$")
@@ -113,18 +113,13 @@ def read_config(run_dir: Path) -> tuple[RunConfig, int]:
         )
     text = path.read_text()
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise RunError(f"{path} is not valid JSON ({err}); retrain the run") from err
-    if data.get("format_version") != FORMAT_VERSION:
-        raise RunError(
-            f"{path} has format_version {data.get('format_version')!r}, but this vestige reads "
-            f"version {FORMAT_VERSION}; retrain the run with this version, or open it with the "
-            "vestige version that wrote it"
-        )
-    if "seed" not in data:
+        seed = json.loads(text).get("seed")
+        config = RunConfig.from_json(text)  # the one check of the format version
+    except ValueError as err:
+        raise RunError(f"{path}: {err}; or open the run with the vestige version that wrote it") from err
+    if seed is None:
         raise RunError(f"{path} has no seed; it is a config, not a run: train it with --config")
-    return RunConfig.from_json(text), int(data["seed"])
+    return config, int(seed)
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -216,13 +211,13 @@ class Run:
                 f"step {step} is not a checkpoint of {self.path}; nearest checkpoints: "
                 f"{sorted(nearest)} (all: run.steps)"
             )
-        model = self.load_weights(step)
+        model = self._load(step)
         self._models[step] = model
         if len(self._models) > self._cache_size:
             self._models.popitem(last=False)
         return model
 
-    def load_weights(self, step: int):
+    def _load(self, step: int):
         from vestige.model import build_model
 
         tensors, _ = load_safetensors(checkpoint_path(self.path, step), self.retrain_hint())
