@@ -22,7 +22,7 @@
 student = ""                    # your name, for the gradebook
 runs_dir = "../runs"            # precomputed runs (trained once; reopened afterwards)
 preset = "reference"
-seed = 0                        # a seed in which the study caught a vestigial neuron
+seed = 1005                     # a seed in which the study caught a vestigial neuron
 study_dir = "../course/study"   # the study across seeds the course cites
 
 # %%
@@ -38,10 +38,11 @@ from vestige.analysis import Positions, analyze, transition_step
 from vestige.course import Checker
 from vestige.detect import Criteria, detect
 from vestige.hooks import cache_activations, mlp_post, set_neurons
-from vestige.mechanism import Subject, mechanism
+from vestige.mechanism import mechanism
 from vestige.metrics import per_position_loss
 from vestige.notebook import setup
 from vestige.report import load as load_study
+from vestige.study import target_neuron, target_subject
 from vestige.tables import explorer_tables
 
 setup()
@@ -86,8 +87,10 @@ copy_transition
 # a model that predicts C there has learned "B, then C", not "A B, then C".
 
 # %%
-subject = Subject(0, 0)  # the stage curves do not depend on the neuron chosen here
-stages = mechanism(run, subject, progress=True)["stages"]
+found = detect(run)  # (what it found waits for section 4)
+target = target_neuron(found)
+tools = mechanism(run, target_subject(found), progress=True)
+stages = tools["stages"]
 alt.Chart(stages).mark_line(point=True).encode(
     x=charts.step_x(run.steps), y=alt.Y("probability:Q", title="predicted P(C)"),
     color=alt.Color("stage:N", title=None),
@@ -263,7 +266,6 @@ check("ex4", is_vestigial)
 # lists the best candidates first, with the clauses each one failed):
 
 # %%
-found = detect(run)
 print(found.summary())
 found.neurons.head(6)[["unit", "peak_effect", "peak_low", "peak_step", "settle_step",
                        "final_effect", "final_high", "final_selectivity", "selectivity_baseline",
@@ -281,7 +283,7 @@ found.neurons.head(6)[["unit", "peak_effect", "peak_low", "peak_step", "settle_s
 # by its largest `margin_effect` over the trained checkpoints (from `tables["neurons"]`).
 
 # %%
-caught = found.vestigial if found.vestigial is not None else found.neurons.iloc[0]
+caught = target  # the detector's vestigial neuron (else the neuron the crutch leaned on most)
 ### BEGIN SOLUTION
 line = tables["neurons"].query("unit == @caught.unit").sort_values("step")
 margin_fraction = float(line.margin_effect.iloc[-1] / line[line.step > 0].margin_effect.max())
@@ -304,7 +306,6 @@ check("ex5", lambda: margin_fraction)
 # previous token, A, or the induction target, the token after the earlier copy of A B):
 
 # %%
-tools = mechanism(run, Subject(int(caught.layer), int(caught.neuron)), progress=True)
 heads = tools["heads"]
 settle = int(caught.settle_step) if pd.notna(caught.settle_step) else run.steps[-1]
 at = heads[heads.step.isin([int(caught.peak_step), settle, final])]

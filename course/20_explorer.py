@@ -19,7 +19,7 @@
 student = ""
 runs_dir = "../runs"
 preset = "reference"     # tests use "tiny" (trains in seconds)
-seeds = [0, 1, 2]        # trained if missing (about a minute each), then reopened
+seeds = [1005, 1009]     # precomputed (trained if missing, about a minute each)
 
 # %%
 from pathlib import Path

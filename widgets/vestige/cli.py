@@ -55,6 +55,14 @@ def cmd_analyze(args: argparse.Namespace) -> None:
     for run in Runs.open(args.dir):
         tables = analyze(run, spec, progress=not args.quiet)
         print(f"{run.path}: {len(tables['neurons'])} neuron rows in {run.path / 'analysis'}")
+        if args.mechanism:
+            from vestige.detect import detect
+            from vestige.mechanism import mechanism
+            from vestige.study import target_subject
+
+            subject = target_subject(detect(run))
+            mechanism(run, subject, progress=not args.quiet)
+            print(f"{run.path}: mechanism tables of {subject.unit}")
 
 
 def cmd_fork(args: argparse.Namespace) -> None:
@@ -101,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = sub.add_parser("analyze", help="compute and cache the analysis tables of runs")
     analyze.add_argument("dir", help="a run directory or a directory of seed-K runs")
     analyze.add_argument("--modes", default="mean", help="ablations, e.g. mean,zero,resample")
+    analyze.add_argument("--mechanism", action="store_true",
+                         help="also the mechanism tables of the detector's target neuron")
     analyze.add_argument("--quiet", action="store_true")
     analyze.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     analyze.set_defaults(func=cmd_analyze)

@@ -130,6 +130,17 @@ def target_neuron(found: Detection) -> pd.Series:
     return found.neurons.loc[found.neurons["peak_effect"].idxmax()]
 
 
+def target_subject(found: Detection, target: pd.Series | None = None):
+    """The mechanism tables' subject for `target` (default: `target_neuron`): the neuron, and
+    the three neurons of its layer with the largest peaks for the joint ablation."""
+    from vestige.mechanism import Subject
+
+    target = target_neuron(found) if target is None else target
+    layer_rows = found.neurons[found.neurons["layer"] == target["layer"]]
+    joint = tuple(int(n) for n in layer_rows.nlargest(3, "peak_effect")["neuron"])
+    return Subject(int(target["layer"]), int(target["neuron"]), joint)
+
+
 def control_neuron(found: Detection, target: pd.Series) -> int | None:
     """The control for suppressing `target`: a neuron of the same layer that was never needed
     (the smallest peak effect; not the contrast), held at its mean the same way."""
@@ -219,11 +230,10 @@ def mechanism_record(run: Run, found: Detection, v: pd.Series) -> dict[str, Any]
     """What took neuron `v`'s job over: the transitions its settling coincides with, whether
     at the end it is unused or still used, and whether it is a backup."""
     from vestige.analysis import transition_step
-    from vestige.mechanism import Subject, mechanism, stage_change_steps
+    from vestige.mechanism import mechanism, stage_change_steps
 
-    layer_rows = found.neurons[found.neurons["layer"] == v["layer"]]
-    joint = tuple(int(n) for n in layer_rows.nlargest(3, "peak_effect")["neuron"])
-    tables = mechanism(run, Subject(int(v["layer"]), int(v["neuron"]), joint))
+    subject = target_subject(found, v)
+    tables = mechanism(run, subject)
     steps = run.steps
     transitions = {"copy": _nearest(steps, transition_step(run)),
                    **{name: s for name, s in stage_change_steps(tables["stages"]).items()}}
@@ -247,7 +257,7 @@ def mechanism_record(run: Run, found: Detection, v: pd.Series) -> dict[str, Any]
         "effect_later_attn_ablated": _series(neuron, "effect_later_attn_ablated"),
         "effect_joint": _series(neuron, "effect_joint"),
         "effect_all_others": _series(neuron, "effect_all_others"),
-        "joint_neurons": list(joint),
+        "joint_neurons": list(subject.joint),
         "heads_that_grew": took_over,
         "stages": tables["stages"].pivot(index="step", columns="stage", values="probability")
         .reset_index().to_dict("records"),
