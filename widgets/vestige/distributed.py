@@ -5,8 +5,8 @@ the detector, read its mechanism) and, once that is done, one per seed and condi
 or reuse the suppressed run and measure its outcome). A condition's interventions depend on
 its seed's result (the target neuron, its control, the transition step), so condition tasks
 are submitted when their seed's task returns. The results are assembled into exactly what
-`vestige.study.study_seed` returns for the seed with all its conditions (its base from
-`study_base`, each condition from `condition_runs` and `condition_record`).
+`vestige.study.study_seed` returns for the seed with all its conditions; the study passes
+its functions in (`Steps`), so this module never imports it.
 
 The same tasks run on `workers` local processes or on a Dask cluster (`scheduler`: an
 address such as tcp://HOST:PORT, a scheduler file, or a `distributed.Client`). On a cluster
@@ -161,24 +161,35 @@ def run_dir(out: str | os.PathLike, name: str, seed: int) -> Path:
     return Path(out) / name / f"seed-{seed}"
 
 
-def seed_task(config: RunConfig, seed: int, out: Path, *rest) -> dict[str, Any]:
-    """The seed's unchanged run, judged: `vestige.study.study_base` (runs on a worker)."""
-    from vestige.study import study_base
+@dataclass(frozen=True)
+class Steps:
+    """What a study computes, passed in so that this module does not import the study: `base`
+    (config, seed, out, *rest) -> the seed's result; `plan` (config, seed, out, conditions,
+    base) -> {condition: (config, run dir, interventions)}; `record` (outcome, interventions) ->
+    the condition's entry; `measure` (run) -> its outcome. Module-level functions, so they
+    pickle for worker processes and Dask."""
 
+    base: Callable
+    plan: Callable
+    record: Callable
+    measure: Callable
+
+
+def seed_task(steps: Steps, config: RunConfig, seed: int, out: Path, *rest) -> dict[str, Any]:
+    """The seed's unchanged run, judged (runs on a worker)."""
     with _writing(run_dir(out, "base", seed)):
-        return study_base(config, seed, Path(out), *rest)
+        return steps.base(config, seed, Path(out), *rest)
 
 
-def condition_task(config: RunConfig, seed: int, path: Path) -> dict[str, float]:
+def condition_task(steps: Steps, config: RunConfig, seed: int, path: Path) -> dict[str, float]:
     """Train (or resume, or reuse) one suppressed run and measure its outcome (on a worker)."""
     import torch
 
-    from vestige.study import outcome
     from vestige.training import ensure_run
 
     torch.set_num_threads(1)
     with _writing(Path(path)):
-        return outcome(ensure_run(config, seed, path, progress=False))
+        return steps.measure(ensure_run(config, seed, path, progress=False))
 
 
 # ----------------------------------------------------------------------------- executors
@@ -349,11 +360,12 @@ def connect(address: str, timeout: float | None = None):
 # ----------------------------------------------------------------------------- a study
 
 
-def run_tasks(jobs: dict[tuple, tuple], workers: int = 2, progress: bool = True,
+def run_tasks(jobs: dict[tuple, tuple], steps: Steps, workers: int = 2, progress: bool = True,
               scheduler=None, retries: int = 2) -> dict[tuple, dict[str, Any]]:
-    """`study_seed(*args)` for every job {key: (config, seed, out, conditions, ...)}, as one
-    task per seed and one per seed and condition, on `workers` local processes or on the
-    Dask cluster `scheduler`. Jobs whose runs are the same run directory share its task."""
+    """What `vestige.study.study_seed(*args)` computes for every job {key: (config, seed, out,
+    conditions, ...)}, with the study's `steps`, as one task per seed and one per seed and
+    condition, on `workers` local processes or on the Dask cluster `scheduler`. Jobs whose
+    runs are the same run directory share its task."""
     jobs = {key: (args[0], args[1], Path(os.path.abspath(args[2])), *args[3:])
             for key, args in jobs.items()}
     executor = Dask(scheduler, retries) if scheduler is not None else Processes(workers, retries)
@@ -363,12 +375,13 @@ def run_tasks(jobs: dict[tuple, tuple], workers: int = 2, progress: bool = True,
             described = executor.check(sorted({args[2] for args in jobs.values()}))
             if progress:
                 tqdm.write(described)
-        return _run(executor, jobs, progress, token)
+        return _run(executor, jobs, steps, progress, token)
     finally:
         executor.close()
 
 
-def _run(executor, jobs: dict[tuple, tuple], progress: bool, token: str) -> dict[tuple, dict]:
+def _run(executor, jobs: dict[tuple, tuple], steps: Steps, progress: bool,
+         token: str) -> dict[tuple, dict]:
     bases: dict[tuple, dict] = {}          # job -> its seed_task result
     pieces: dict[tuple, dict] = {}         # job -> {condition: record}
     wanted: dict[tuple, list] = {}         # job -> the conditions it waits for
@@ -383,7 +396,7 @@ def _run(executor, jobs: dict[tuple, tuple], progress: bool, token: str) -> dict
 
     def schedule(task: Task, path: Path, config: RunConfig, seed: int) -> None:
         """Submit `task` unless its run directory already has one (then share it)."""
-        identity = f"{path}|{seed}|{config.to_json()}|{task.args[3:]!r}"
+        identity = f"{path}|{seed}|{config.to_json()}|{task.args[4:]!r}"
         first = by_run.get(identity)
         if first is None:
             by_run[identity] = task
@@ -406,23 +419,21 @@ def _run(executor, jobs: dict[tuple, tuple], progress: bool, token: str) -> dict
         results[job] = result
 
     def done(job: tuple, condition: str | None, interventions: tuple, value: dict) -> None:
-        from vestige.study import condition_record, condition_runs
-
         config, seed, out, conditions = jobs[job][:4]
         if condition is not None:
-            pieces[job][condition] = condition_record(value, interventions)
+            pieces[job][condition] = steps.record(value, interventions)
             bar.update(1)
             finish(job)
             return
         bases[job] = value
         if progress:
             tqdm.write(f"{job[0]} {value['summary']}")
-        runs = condition_runs(config, seed, out, conditions, value)
+        runs = steps.plan(config, seed, out, conditions, value)
         wanted[job], pieces[job] = list(runs), {}
         bar.update(1 + len(conditions) - len(runs))  # the conditions that do not apply
         for name, (run_config, path, applied) in runs.items():
             schedule(Task(f"vestige-{name}-{config.name}-seed-{seed}-{token}", condition_task,
-                          (run_config, seed, path), job, name, applied),
+                          (steps, run_config, seed, path), job, name, applied),
                      path, run_config, seed)
         finish(job)
 
@@ -430,7 +441,7 @@ def _run(executor, jobs: dict[tuple, tuple], progress: bool, token: str) -> dict
         for job, args in jobs.items():
             config, seed, out = args[:3]
             schedule(Task(f"vestige-base-{config.name}-seed-{seed}-{token}", seed_task,
-                          (config, seed, out, *args[4:]), job),
+                          (steps, config, seed, out, *args[4:]), job),
                      run_dir(out, "base", seed), config, seed)
         try:
             while pending:

@@ -15,7 +15,6 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from vestige.study import CONDITION_NAMES
 
 
 def write_report(summary: dict, results: list[dict], folder: Path,
@@ -25,7 +24,7 @@ def write_report(summary: dict, results: list[dict], folder: Path,
     for name, data in (("summary", summary), ("results", results)):
         text = json.dumps(_plain(data), indent=1, allow_nan=False)
         (folder / f"{name}.json").write_text(text + "\n")
-    figures = write_figures(results, folder)
+    figures = write_figures(results, folder, {n: c["label"] for n, c in summary["comparisons"].items()})
     sections = [
         _headline(summary),
         _per_seed(summary, results),
@@ -152,7 +151,7 @@ def _suppression(s: dict) -> str:
             "|---|---|---|---|---|---|---|---|---|"]
     for name, c in s["comparisons"].items():
         rows.append(
-            f"| {CONDITION_NAMES[name].label} | {len(c['seeds'])} | {_ci(c['delta_final_loss'])} | "
+            f"| {c['label']} | {len(c['seeds'])} | {_ci(c['delta_final_loss'])} | "
             f"{_ci(c['delta_focus_loss'])} | {_ci(c['delta_copy_loss'])} | "
             f"{_ci(c['delta_budget_loss'])} | {_ci(c['delta_transition'], 0)} | "
             f"{_ci(c['delta_mean_selectivity'], 2)} | {c['verdict']} |")
@@ -243,8 +242,9 @@ def _search_appendix(path: Path) -> str:
 # ----------------------------------------------------------------------------- figures
 
 
-def write_figures(results: list[dict], folder: Path) -> list[str]:
-    """PNG figures (altair through vl-convert); returns their names."""
+def write_figures(results: list[dict], folder: Path, labels: dict[str, str]) -> list[str]:
+    """PNG figures (altair through vl-convert); `labels` names the conditions. Returns the
+    figures' names."""
     names = []
     rows = [{"seed": str(r["seed"]), **point} for r in results if r["caught"] for point in r["timeline"]]
     if rows:
@@ -264,13 +264,13 @@ def write_figures(results: list[dict], folder: Path) -> list[str]:
         (effect | selectivity).save(str(folder / "vestigial_timelines.png"), scale_factor=1.5)
         names.append("vestigial_timelines")
     deltas = pd.DataFrame([
-        {"seed": r["seed"], "condition": CONDITION_NAMES[n].label,
+        {"seed": r["seed"], "condition": labels[n],
          "delta_loss": c["final_loss"] - r["base"]["final_loss"]}
-        for r in results for n, c in r["conditions"].items()])
+        for r in results for n, c in r["conditions"].items() if n in labels])
     if len(deltas):
         chart = alt.Chart(deltas).mark_circle(size=50).encode(
             x=alt.X("delta_loss:Q", title="final loss, condition minus unchanged (nats)"),
-            y=alt.Y("condition:N", title=None, sort=[c.label for c in CONDITION_NAMES.values()]),
+            y=alt.Y("condition:N", title=None, sort=list(labels.values())),
             tooltip=["seed", alt.Tooltip("delta_loss:Q", format="+.3f")],
         ).properties(width=420, height=30 * deltas["condition"].nunique(),
                      title="Training without the neuron, per seed")

@@ -340,9 +340,10 @@ def run_jobs(jobs: dict[tuple, tuple], workers: int, progress: bool,
              scheduler: Any = None) -> dict[tuple, dict]:
     """`study_seed(*args)` for every job {key: args}, cut into one task per seed and one per
     seed and condition, on `workers` local processes or on the Dask cluster `scheduler`."""
-    from vestige.distributed import run_tasks
+    from vestige.distributed import Steps, run_tasks
 
-    results = run_tasks(jobs, workers, progress, scheduler)
+    steps = Steps(base=study_base, plan=condition_runs, record=condition_record, measure=outcome)
+    results = run_tasks(jobs, steps, workers, progress, scheduler)
     return {key: {"preset": jobs[key][0].name, **results[key]} for key in jobs}
 
 
@@ -364,6 +365,7 @@ def summarize(config: RunConfig, results: list[dict], conditions: tuple[str, ...
                for m in OUTCOMES},
         }
         comparisons[name]["verdict"] = verdict(comparisons[name]["delta_final_loss"])
+        comparisons[name]["label"] = CONDITION_NAMES[name].label
     failed = {}
     for r in results:
         if not r["caught"]:
