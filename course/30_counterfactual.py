@@ -153,10 +153,13 @@ check("ex3", paired_interval)
 study, per_seed = load_study(study_dir)
 deltas = [r["conditions"]["neuron-1T"]["final_loss"] - r["base"]["final_loss"]
           for r in per_seed if "neuron-1T" in r["conditions"]]
-low, high = paired_interval(deltas)
 verdict = study["comparisons"]["neuron-1T"]["verdict"]
-print(f"{len(deltas)} seeds: mean change {sum(deltas) / len(deltas):+.4f} nats, "
-      f"95% interval [{low:+.4f}, {high:+.4f}]; the study's verdict: {verdict}")
+try:
+    low, high = paired_interval(deltas)
+    print(f"{len(deltas)} seeds: mean change {sum(deltas) / len(deltas):+.4f} nats, "
+          f"95% interval [{low:+.4f}, {high:+.4f}]; the study's verdict: {verdict}")
+except NotImplementedError:
+    print("Solve exercise 3 first: this cell uses your paired_interval.")
 
 # %% [markdown]
 # **What to take away.** A fork separates what a structure *did* from what merely happened
