@@ -54,9 +54,11 @@ from typing import Any
 #: notebook id -> checks module (the package's own course)
 REGISTRY: dict[str, str] = {
     "00_welcome": "vestige.course.checks.welcome",
+    "05_training": "vestige.course.checks.training",
     "10_vestigial": "vestige.course.checks.vestigial",
     "20_explorer": "vestige.course.checks.explorer",
     "30_counterfactual": "vestige.course.checks.counterfactual",
+    "40_many_seeds": "vestige.course.checks.many_seeds",
 }
 #: extra ``{notebook: module}`` mappings as JSON (a course outside the package, the tests)
 MODULES_ENV = "VESTIGE_CHECKS_MODULES"

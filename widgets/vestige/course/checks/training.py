@@ -26,6 +26,7 @@ seeds of one config differ.
 
 from __future__ import annotations
 
+import json
 import math
 from functools import cached_property
 from pathlib import Path
@@ -126,7 +127,7 @@ def expected_longer(preset: str) -> dict:
 
     base = named(preset)
     train = dataclasses.replace(base.train, steps=2 * base.train.steps, lr=base.train.lr / 2)
-    return base.replace(train=train).to_dict()
+    return json.loads(base.replace(train=train).to_json())  # lists, as in captured data
 
 
 def capture_ex1(answer, ctx) -> dict:
@@ -159,7 +160,7 @@ def _same(a, b) -> bool:
         return a is b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return close(float(a), float(b), 0.0, 1e-9)
-    if isinstance(a, list) and isinstance(b, list):
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     return a == b
 
@@ -202,7 +203,7 @@ def judge_ex1(got, ctx) -> Verdict:
 def _preset_dict(preset: str) -> dict:
     from vestige.config import preset as named
 
-    return named(preset).to_dict()
+    return json.loads(named(preset).to_json())
 
 
 # --- ex2: the checkpoint schedule ---------------------------------------------------------------
@@ -340,9 +341,7 @@ def reference_gaps(ma, mb, position: int = -1, split: str = "eval") -> dict[str,
 def capture_ex3(answer, ctx) -> dict:
     import pandas as pd
 
-    if type(answer) is dict:
-        items = list(answer.items())
-    elif type(answer) is pd.Series:
+    if type(answer) is dict or type(answer) is pd.Series:
         items = list(answer.items())
     else:
         raise AnswerError(f"expected a dict or a pandas Series (class -> loss gap), got "
@@ -399,8 +398,8 @@ def _wrong_gaps(ctx, ma, mb, want):
         except Exception:  # noqa: BLE001 - those runs need not exist
             other = {}
         if other:
-            yield other, (f"the gaps between seeds {LEARNER_SEEDS[1]} and {LEARNER_SEEDS[0]}, not "
-                          f"the seeds this check is for")
+            yield other, (f"seed {LEARNER_SEEDS[1]} minus seed {LEARNER_SEEDS[0]} (the notebook's "
+                          f"default seeds), not the seeds this check is for")
 
 
 # --- ex4: the checkpoint with the largest gap ---------------------------------------------------
@@ -525,16 +524,16 @@ def judge_ex4(got, ctx) -> Verdict:
 EXERCISES = (
     Exercise("ex1", points=1, capture=capture_ex1, judge=judge_ex1, hints=(
         "The config is frozen: make a changed copy. The training settings live in `config.train`.",
-        "`dataclasses.replace(config.train, steps=..., lr=...)` gives a new TrainConfig; hand it "
-        "to `config.replace(train=...)`.",
-        "Twice the steps: `2 * config.train.steps` (an int); half the learning rate: "
-        "`config.train.lr / 2`. Nothing else changes."),
+        ("`dataclasses.replace(config.train, steps=..., lr=...)` gives a new TrainConfig; hand it "
+        "to `config.replace(train=...)`."),
+        ("Twice the steps: `2 * config.train.steps` (an int); half the learning rate: "
+        "`config.train.lr / 2`. Nothing else changes.")),
         success="A config is plain data: `longer.to_json()` is all it takes to retrain it."),
     Exercise("ex2", points=2, kind="function", capture=capture_ex2, judge=judge_ex2, hints=(
-        "Log-spaced: each step is the previous one times the same ratio, "
-        "ratio = (total / first) ** (1 / (n_log - 1)).",
-        "Round each value to the nearest whole step (`round`, not `int`), add 0 and `total`, drop "
-        "repeats and sort. When `first >= total` there are only 0 and `total`.",
+        ("Log-spaced: each step is the previous one times the same ratio, "
+        "ratio = (total / first) ** (1 / (n_log - 1))."),
+        ("Round each value to the nearest whole step (`round`, not `int`), add 0 and `total`, drop "
+        "repeats and sort. When `first >= total` there are only 0 and `total`."),
         "With n_log = 1 the only log-spaced step is `first` itself (divide by max(n_log - 1, 1))."),
         success="The same schedule `CheckpointConfig.steps` gives."),
     Exercise("ex3", points=1, capture=capture_ex3, judge=judge_ex3, hints=(
@@ -544,8 +543,8 @@ EXERCISES = (
         success="Same config, same data, another seed: the gaps are what chance alone does."),
     Exercise("ex4", points=2, kind="function", capture=capture_ex4, judge=judge_ex4, hints=(
         "Keep the eval rows of each table, and pair them by `step` (not by row position).",
-        "`a.merge(b, on=\"step\")` keeps the steps both runs have; the gap is the absolute "
-        "difference of the two losses.",
+        ("`a.merge(b, on=\"step\")` keeps the steps both runs have; the gap is the absolute "
+        "difference of the two losses."),
         "Return the step of the largest absolute gap (e.g. with `idxmax`), not the gap itself."),
         success="Now you know where in training two seeds part ways the most."),
 )

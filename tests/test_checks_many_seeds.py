@@ -1,0 +1,583 @@
+"""The checks of 40_many_seeds: each exercise fails its typical wrong answers and accepts
+correct answers written another way. Independent of the course's live study: a small fake
+study (summary.json and results.json of the shape `vestige study` writes, its summary made
+by the kit's own `summarize`) is built here."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import vestige
+from scipy import stats
+from vestige.course import Checker, grade, plain
+from vestige.course.checks import AnswerError, many_seeds
+from vestige.course.sandbox import Limits
+from vestige.detect import _settle_step
+from vestige.report import _plain
+from vestige.report import load as load_study
+from vestige.stats import mean_ci
+from vestige.study import summarize
+
+LONE_B = many_seeds.LONE_B
+
+
+def verdict(exercise, answer, hidden=None):
+    ctx = many_seeds.context({}, hidden)
+    ex = {e.id: e for e in many_seeds.EXERCISES}[exercise]
+    return ex.judge(plain.roundtrip(ex.capture(answer, ctx)), ctx)
+
+
+def hidden(seed):
+    return plain.roundtrip(many_seeds.hidden_inputs({}, np.random.default_rng(seed)))
+
+
+def passes_everywhere(exercise, answer):
+    return all(verdict(exercise, answer, h).passed for h in (None, hidden(1), hidden(2)))
+
+
+def fails_everywhere(exercise, answer):
+    results = [verdict(exercise, answer, h) for h in (None, hidden(1), hidden(2))]
+    return all(not r.passed and "wrong on" in r.message() for r in results)
+
+
+# --- a fake study --------------------------------------------------------------------------------
+
+def _coincides(record):
+    """What `vestige.study.mechanism_record` records (its rule, restated here)."""
+    steps = [p["step"] for p in record["timeline"]]
+    settle = record["mechanism"]["settle_step"]
+    return [name for name, step in record["mechanism"]["transitions"].items()
+            if settle is not None and step is not None
+            and abs(steps.index(int(step)) - steps.index(int(settle))) <= 1]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A 12-seed study folder written as `vestige study` writes it."""
+    rng = np.random.default_rng(7)
+    results = []
+    for seed in range(12):
+        settle = [None, 4, 8, 9, 11, 13, 16][seed % 7]
+        copy_at = None if seed == 5 else int(rng.integers(9, 14))
+        transitions = {"copy": copy_at, LONE_B: int(rng.integers(6, 11)),
+                       many_seeds.STAGES[0]: int(rng.integers(6, 11)), many_seeds.STAGES[1]: copy_at}
+        record = many_seeds.make_record(rng, seed, settle, transitions, caught=seed % 3 != 0,
+                                        conditions=("neuron-whole", "alpha-1"))
+        if seed == 3:
+            del record["conditions"]["alpha-1"]  # a seed without one condition
+        record["mechanism"]["coincides_with"] = _coincides(record)
+        record["best_candidate"] = {"failed": [] if record["caught"] else ["faded"]}
+        results.append(record)
+    nan_results = json.loads(json.dumps(results).replace("null", "NaN"))  # in-process: NaN
+    summary = summarize(vestige.preset("reference"), nan_results, ("neuron-whole", "alpha-1"), 1.0)
+    folder = tmp_path_factory.mktemp("study")
+    for name, data in (("summary", summary), ("results", results)):
+        (folder / f"{name}.json").write_text(json.dumps(_plain(data), allow_nan=False))
+    return folder
+
+
+def test_the_fake_study_has_the_shape_the_notebook_reads(study):
+    summary, results = load_study(study)
+    assert summary["n_seeds"] == 12 and set(summary["comparisons"]) == {"neuron-whole", "alpha-1"}
+    assert summary["comparisons"]["alpha-1"]["seeds"] == [s for s in range(12) if s != 3]
+    assert any(r["base"]["transition"] is None for r in results)
+    assert any(r["mechanism"]["settle_step"] is None for r in results)
+
+
+def test_the_references_agree_with_the_kit_on_the_fake_study(study):
+    summary, results = load_study(study)
+    for r in results:
+        line = pd.DataFrame(r["timeline"]).sort_values("step").reset_index(drop=True)
+        trained = line[line.step > 0]
+        peak, settle = many_seeds.reference_peak_and_settle(r["timeline"])
+        assert peak == trained.effect.max()
+        assert settle == _settle_step(line, trained.effect.idxmax()) == r["mechanism"]["settle_step"]
+        assert many_seeds.reference_settled_with(r) == sorted(r["mechanism"]["coincides_with"])
+    for name, comparison in summary["comparisons"].items():
+        for outcome in ("final_loss", "transition", "focus_loss"):
+            mine, kit = many_seeds.reference_paired(results, name, outcome), comparison[f"delta_{outcome}"]
+            assert mine["n"] == kit["n"]
+            for key in ("mean", "low", "high"):
+                assert math.isclose(mine[key], kit[key], rel_tol=1e-9, abs_tol=1e-12)
+
+
+def test_the_right_answers_run_on_the_fake_study(study):
+    _, results = load_study(study)
+    for r in results:
+        assert settled_right(r) == many_seeds.reference_settled_with(r)
+        assert peak_settle_right(r["timeline"]) == many_seeds.reference_peak_and_settle(r["timeline"])
+    usable = [r for r in results if r["base"]["transition"] is not None]
+    x = np.array([peak_settle_right(r["timeline"])[0] for r in usable])
+    y = np.array([r["base"]["transition"] for r in usable])
+    rows = np.random.default_rng(0).integers(0, len(x), size=(500, len(x)))
+    rho, lows, highs = many_seeds.reference_correlation(x, y, rows)
+    assert np.allclose(correlation_right(x, y, rows), (rho, lows[0], highs[0]))
+    assert np.allclose(paired_right(results, "alpha-1", "final_loss"),
+                       [mean_ci([r["conditions"]["alpha-1"]["final_loss"] - r["base"]["final_loss"]
+                                 for r in results if "alpha-1" in r["conditions"]])[k]
+                        for k in ("mean", "low", "high")])
+
+
+# --- ex1: peak and settle ------------------------------------------------------------------------
+
+def peak_settle_right(timeline):  # the notebook's solution
+    points = sorted((p["step"], p["effect"]) for p in timeline if p["step"] > 0)
+    at = max(range(len(points)), key=lambda i: points[i][1])
+    peak = points[at][1]
+    for i in range(at, len(points)):
+        if all(effect < peak / 2 for _, effect in points[i:]):
+            return peak, points[i][0]
+    return peak, None
+
+
+def peak_settle_pandas(timeline):  # the detector's way: a reversed running maximum; NaN, numpy
+    line = pd.DataFrame(timeline).sort_values("step").reset_index(drop=True)
+    line = line[line.step > 0]
+    at = line.effect.idxmax()
+    after = line.loc[at:]
+    high = after.effect >= line.effect[at] / 2
+    settled = after.step[~high[::-1].cummax()[::-1]]
+    return np.float32(line.effect[at]), (settled.iloc[0] if len(settled) else np.nan)
+
+
+def peak_settle_numpy(timeline):  # an array (peak, settle) with NaN, a torch peak
+    steps = np.array([p["step"] for p in timeline])
+    effect = np.array([p["effect"] for p in timeline])
+    order = np.argsort(steps)
+    steps, effect = steps[order][1:], effect[order][1:]
+    at = int(np.argmax(effect))
+    above = np.nonzero(effect >= effect[at] / 2)[0]
+    last = above.max()
+    settle = float(steps[last + 1]) if last + 1 < len(steps) else float("nan")
+    return [torch.tensor(effect[at]), settle]
+
+
+def peak_with_step_zero(timeline):
+    points = sorted((p["step"], p["effect"]) for p in timeline)
+    at = max(range(len(points)), key=lambda i: points[i][1])
+    peak = points[at][1]
+    for i in range(at, len(points)):
+        if all(effect < peak / 2 for _, effect in points[i:]):
+            return peak, points[i][0]
+    return peak, None
+
+
+def first_dip(timeline):  # the first checkpoint below half, not "for good"
+    points = sorted((p["step"], p["effect"]) for p in timeline if p["step"] > 0)
+    at = max(range(len(points)), key=lambda i: points[i][1])
+    peak = points[at][1]
+    return peak, next((s for s, e in points[at:] if e < peak / 2), None)
+
+
+def assumes_sorted(timeline):
+    points = [(p["step"], p["effect"]) for p in timeline][1:]
+    at = max(range(len(points)), key=lambda i: points[i][1])
+    peak = points[at][1]
+    for i in range(at, len(points)):
+        if all(effect < peak / 2 for _, effect in points[i:]):
+            return peak, points[i][0]
+    return peak, None
+
+
+def peak_step_for_settle(timeline):
+    points = sorted((p["step"], p["effect"]) for p in timeline if p["step"] > 0)
+    step, peak = max(points, key=lambda p: p[1])
+    return peak, step
+
+
+def half_of_the_final(timeline):  # below half the peak... of the final value
+    points = sorted((p["step"], p["effect"]) for p in timeline if p["step"] > 0)
+    at = max(range(len(points)), key=lambda i: points[i][1])
+    return points[at][1], next((s for s, e in points[at:] if e <= points[-1][1]), None)
+
+
+@pytest.mark.parametrize("right", [peak_settle_right, peak_settle_pandas, peak_settle_numpy])
+def test_ex1_accepts_other_methods_and_types(right):
+    assert passes_everywhere("ex1", right)
+
+
+@pytest.mark.parametrize("wrong", [peak_with_step_zero, first_dip, assumes_sorted, peak_step_for_settle,
+                                   half_of_the_final, lambda t: (0.3, None), lambda t: (0.3, 216),
+                                   lambda t: peak_settle_right(t)[1]])
+def test_ex1_refuses_wrong_answers(wrong):
+    assert fails_everywhere("ex1", wrong)
+
+
+def test_ex1_says_which_case_went_wrong():
+    message = verdict("ex1", first_dip).message()
+    assert "dips below half its peak and comes back" in message and "another settle step" in message
+    assert "at step 0" in verdict("ex1", peak_with_step_zero).message()
+
+
+# --- ex2: a rank correlation with a bootstrap interval ---------------------------------------------
+
+def _spearman(a, b):
+    ra, rb = stats.rankdata(a), stats.rankdata(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return np.nan
+    return np.corrcoef(ra, rb)[0, 1]
+
+
+def correlation_right(x, y, resamples):  # the notebook's solution
+    boot = np.array([_spearman(x[row], y[row]) for row in resamples])
+    low, high = np.nanpercentile(boot, [2.5, 97.5])
+    return _spearman(x, y), low, high
+
+
+def correlation_scipy(x, y, resamples):  # scipy's spearmanr, sorting for the percentiles
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        boot = np.array([stats.spearmanr(x[row], y[row]).statistic for row in resamples])
+    boot = np.sort(boot[~np.isnan(boot)])
+    low, high = boot[int(0.025 * (len(boot) - 1))], boot[math.ceil(0.975 * (len(boot) - 1))]
+    return [stats.spearmanr(x, y).statistic, low, high]
+
+
+def correlation_pandas(x, y, resamples):  # pandas ranks, a torch result, 'nearest' percentiles
+    def rho(i):
+        return pd.Series(x[i]).corr(pd.Series(y[i]), method="spearman")
+
+    boot = pd.Series([rho(row) for row in resamples]).dropna()
+    low, high = np.percentile(boot, [2.5, 97.5], method="nearest")
+    return torch.tensor([rho(np.arange(len(x))), low, high], dtype=torch.float64)
+
+
+def correlation_pearson(x, y, resamples):
+    def r(a, b):
+        return np.nan if a.std() == 0 else np.corrcoef(a, b)[0, 1]
+
+    boot = np.array([r(x[row], y[row]) for row in resamples])
+    return (r(x, y), *np.nanpercentile(boot, [2.5, 97.5]))
+
+
+def correlation_ordinal_ranks(x, y, resamples):
+    def rho(a, b):
+        ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+        return np.nan if np.ptp(a) == 0 or np.ptp(b) == 0 else np.corrcoef(ra, rb)[0, 1]
+
+    boot = np.array([rho(x[row], y[row]) for row in resamples])
+    return (rho(x, y), *np.nanpercentile(boot, [2.5, 97.5]))
+
+
+def correlation_tie_free_formula(x, y, resamples):
+    def rho(a, b):
+        if np.ptp(a) == 0 or np.ptp(b) == 0:
+            return np.nan
+        d = stats.rankdata(a) - stats.rankdata(b)
+        n = len(a)
+        return 1 - 6 * (d**2).sum() / (n * (n**2 - 1))
+
+    boot = np.array([rho(x[row], y[row]) for row in resamples])
+    return (rho(x, y), *np.nanpercentile(boot, [2.5, 97.5]))
+
+
+def correlation_nan_kept(x, y, resamples):
+    boot = np.array([_spearman(x[row], y[row]) for row in resamples])
+    return (_spearman(x, y), *np.percentile(boot, [2.5, 97.5]))
+
+
+def correlation_bootstrap_mean(x, y, resamples):
+    boot = np.array([_spearman(x[row], y[row]) for row in resamples])
+    return (np.nanmean(boot), *np.nanpercentile(boot, [2.5, 97.5]))
+
+
+def correlation_unpaired(x, y, resamples):  # x and y resampled with different rows
+    shifted = np.roll(resamples, 1, axis=0)
+    boot = np.array([_spearman(x[a], y[b]) for a, b in zip(resamples, shifted)])
+    return (_spearman(x, y), *np.nanpercentile(boot, [2.5, 97.5]))
+
+
+def correlation_90(x, y, resamples):
+    boot = np.array([_spearman(x[row], y[row]) for row in resamples])
+    return (_spearman(x, y), *np.nanpercentile(boot, [5, 95]))
+
+
+@pytest.mark.parametrize("right", [correlation_right, correlation_scipy, correlation_pandas])
+def test_ex2_accepts_other_methods_percentile_conventions_and_types(right):
+    assert passes_everywhere("ex2", right)
+
+
+@pytest.mark.parametrize("wrong", [correlation_pearson, correlation_ordinal_ranks,
+                                   correlation_tie_free_formula, correlation_nan_kept,
+                                   correlation_bootstrap_mean, correlation_unpaired, correlation_90,
+                                   lambda x, y, r: (0.2, -0.3, 0.6)])
+def test_ex2_refuses_wrong_answers(wrong):
+    assert fails_everywhere("ex2", wrong)
+
+
+def test_ex2_names_nan_bounds():
+    assert "NaN bounds" in verdict("ex2", correlation_nan_kept).message()
+
+
+# --- ex3: what the settling coincided with ---------------------------------------------------------
+
+def settled_right(result):  # the notebook's solution
+    steps = sorted(p["step"] for p in result["timeline"])
+    settle = result["mechanism"]["settle_step"]
+    if settle is None:
+        return []
+    at = steps.index(settle)
+    return sorted(name for name, step in result["mechanism"]["transitions"].items()
+                  if step is not None and abs(steps.index(step) - at) <= 1)
+
+
+def settled_numpy(result):  # searchsorted, a set
+    steps = np.sort([p["step"] for p in result["timeline"]])
+    settle = result["mechanism"]["settle_step"]
+    if settle is None or (isinstance(settle, float) and math.isnan(settle)):
+        return set()
+    at = np.searchsorted(steps, settle)
+    return {name for name, step in result["mechanism"]["transitions"].items()
+            if step is not None and abs(int(np.searchsorted(steps, step)) - int(at)) <= 1}
+
+
+def settled_within_steps(window):
+    def answer(result):
+        settle = result["mechanism"]["settle_step"]
+        if settle is None:
+            return []
+        return [n for n, s in result["mechanism"]["transitions"].items()
+                if s is not None and abs(s - settle) <= window]
+
+    return answer
+
+
+def settled_same_checkpoint(result):
+    settle = result["mechanism"]["settle_step"]
+    return [n for n, s in result["mechanism"]["transitions"].items() if s is not None and s == settle]
+
+
+def settled_within_two(result):
+    steps = sorted(p["step"] for p in result["timeline"])
+    settle = result["mechanism"]["settle_step"]
+    if settle is None:
+        return []
+    return [n for n, s in result["mechanism"]["transitions"].items()
+            if s is not None and abs(steps.index(s) - steps.index(settle)) <= 2]
+
+
+def settled_ignoring_none(result):
+    steps = sorted(p["step"] for p in result["timeline"])
+    settle = result["mechanism"]["settle_step"]
+    return [n for n, s in result["mechanism"]["transitions"].items()
+            if abs(steps.index(s) - steps.index(settle)) <= 1]
+
+
+@pytest.mark.parametrize("right", [settled_right, settled_numpy,
+                                   lambda r: tuple(reversed(settled_right(r)))])
+def test_ex3_accepts_other_methods_and_types(right):
+    assert passes_everywhere("ex3", right)
+
+
+@pytest.mark.parametrize("wrong", [settled_within_steps(25), settled_within_steps(60),
+                                   settled_within_steps(150), settled_same_checkpoint, settled_within_two,
+                                   settled_ignoring_none, lambda r: [], lambda r: [LONE_B],
+                                   lambda r: r["mechanism"]["coincides_with"]])
+def test_ex3_refuses_wrong_answers(wrong):
+    assert fails_everywhere("ex3", wrong)
+
+
+def test_ex3_says_coincides_with_is_not_there_to_read():
+    message = verdict("ex3", lambda r: r["mechanism"]["coincides_with"]).message()
+    assert "have no `coincides_with`: compute it" in message
+
+
+# --- ex4: a paired difference --------------------------------------------------------------------
+
+def paired_right(results, condition, outcome):  # the notebook's solution
+    deltas = []
+    for r in results:
+        changed = r["conditions"].get(condition, {}).get(outcome)
+        base = r["base"].get(outcome)
+        if changed is not None and base is not None:
+            deltas.append(changed - base)
+    d = np.array(deltas, dtype=float)
+    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    return d.mean(), d.mean() - half, d.mean() + half
+
+
+def paired_mean_ci(results, condition, outcome):  # the kit's interval, a dict
+    return mean_ci([r["conditions"][condition][outcome] - r["base"][outcome] for r in results
+                    if condition in r["conditions"] and r["conditions"][condition][outcome] is not None
+                    and r["base"][outcome] is not None])
+
+
+def paired_scipy(results, condition, outcome):  # a one-sample t-test's interval, float32
+    table = pd.DataFrame([{"base": r["base"][outcome], "changed": r["conditions"][condition][outcome]}
+                          for r in results if condition in r["conditions"]]).dropna()
+    d = (table.changed - table.base).to_numpy()
+    ci = stats.ttest_1samp(d, 0).confidence_interval(0.95)
+    return np.array([d.mean(), ci.low, ci.high])
+
+
+def paired_unpaired(results, condition, outcome):
+    a = np.array([r["conditions"][condition][outcome] for r in results if condition in r["conditions"]
+                  and r["conditions"][condition][outcome] is not None and r["base"][outcome] is not None])
+    b = np.array([r["base"][outcome] for r in results if condition in r["conditions"]
+                  and r["conditions"][condition][outcome] is not None and r["base"][outcome] is not None])
+    half = stats.t.ppf(0.975, len(a) - 1) * math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    return a.mean() - b.mean(), a.mean() - b.mean() - half, a.mean() - b.mean() + half
+
+
+def paired_with(interval):
+    def answer(results, condition, outcome):
+        d = np.array([r["conditions"][condition][outcome] - r["base"][outcome] for r in results
+                      if condition in r["conditions"] and r["conditions"][condition][outcome] is not None
+                      and r["base"][outcome] is not None])
+        half = interval(d)
+        return d.mean(), d.mean() - half, d.mean() + half
+
+    return answer
+
+
+def t_interval(d):
+    d = np.asarray(d, dtype=float)
+    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    return d.mean(), d.mean() - half, d.mean() + half
+
+
+def paired_keeps_none(results, condition, outcome):  # a null value is not left out
+    return t_interval([r["conditions"][condition][outcome] - r["base"][outcome] for r in results
+                       if condition in r["conditions"]])
+
+
+def paired_every_seed(results, condition, outcome):  # seeds without the condition kept
+    return t_interval([r["conditions"][condition][outcome] - r["base"][outcome] for r in results
+                       if r["conditions"][condition][outcome] is not None and r["base"][outcome] is not None])
+
+
+def paired_summarize(results, condition, outcome):
+    s = summarize(vestige.preset("reference"), results, (condition,), 0)
+    d = s["comparisons"][condition][f"delta_{outcome}"]
+    return d["mean"], d["low"], d["high"]
+
+
+@pytest.mark.parametrize("right", [paired_right, paired_mean_ci, paired_scipy])
+def test_ex4_accepts_other_methods_and_types(right):
+    assert passes_everywhere("ex4", right)
+
+
+@pytest.mark.parametrize("wrong", [
+    paired_unpaired,
+    paired_with(lambda d: 1.96 * d.std(ddof=1) / math.sqrt(len(d))),                      # z
+    paired_with(lambda d: stats.t.ppf(0.975, len(d) - 1) * d.std() / math.sqrt(len(d))),  # ddof 0
+    paired_with(lambda d: stats.t.ppf(0.975, len(d)) * d.std(ddof=1) / math.sqrt(len(d))),  # n dof
+    paired_keeps_none, paired_every_seed, lambda r, c, o: (0.01, 0.0, 0.02),
+])
+def test_ex4_refuses_wrong_answers(wrong):
+    assert fails_everywhere("ex4", wrong)
+
+
+def test_ex4_refuses_the_kits_summarize():
+    with pytest.raises(AnswerError, match="summarize"):
+        many_seeds.capture_ex4(paired_summarize, many_seeds.context({}))
+
+
+def test_ex4_says_how_wide_a_wrong_interval_is():
+    z = paired_with(lambda d: 1.96 * d.std(ddof=1) / math.sqrt(len(d)))
+    assert "times as wide as the paired t-interval" in verdict("ex4", z).message()
+
+
+# --- the framework's side ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("exercise, forged", [
+    ("ex1", "passed"), ("ex1", [[0.3]]), ("ex2", {"rho": 1}), ("ex3", None), ("ex4", [1, 2]),
+])
+def test_judges_refuse_malformed_captures(exercise, forged):
+    ex = {e.id: e for e in many_seeds.EXERCISES}[exercise]
+    with pytest.raises(AnswerError):
+        ex.judge(forged, many_seeds.context({}))
+
+
+@pytest.mark.parametrize("exercise, function", [
+    ("ex1", lambda t: type("A", (), {"__eq__": lambda s, o: True})()),
+    ("ex2", lambda x, y, r: type("A", (), {"__eq__": lambda s, o: True, "__len__": lambda s: 3})()),
+    ("ex4", lambda *a: {"mean": True, "low": 0, "high": 1}),
+])
+def test_always_equal_results_are_refused(exercise, function):
+    assert not verdict(exercise, function).passed
+
+
+def test_hidden_inputs_differ_per_submission_and_from_practice():
+    def text(inputs):
+        return json.dumps(plain.encode(inputs)[0]) + "".join(a.tobytes().hex()[:64] for a in plain.encode(inputs)[1])
+
+    practice = many_seeds.hidden_inputs({}, np.random.default_rng(many_seeds.PRACTICE_SEED))
+    one, two = many_seeds.hidden_inputs({}, np.random.default_rng(1)), many_seeds.hidden_inputs(
+        {}, np.random.default_rng(2))
+    assert len({text(practice), text(one), text(two)}) == 3
+    assert text(plain.roundtrip(one)) == text(one)
+    assert [c["case"] for c in one["timelines"]] == list(many_seeds.TIMELINE_CASES)
+    assert all("coincides_with" not in c["record"]["mechanism"] for c in one["records"])
+
+
+def test_checker_climbs_the_hint_ladder_and_gives_five_points():
+    check = Checker("40_many_seeds", strict=False)
+    check("ex3", lambda: settled_with)  # noqa: F821 - not defined yet: not attempted
+    assert check.results["ex3"]["status"] == "not_attempted"
+    hints = next(e for e in many_seeds.EXERCISES if e.id == "ex3").hints
+    for attempt in range(4):
+        check("ex3", settled_same_checkpoint)
+        assert check.results["ex3"]["message"].endswith(hints[min(attempt, len(hints) - 1)])
+    answers = {"ex1": peak_settle_right, "ex2": correlation_right, "ex3": settled_right, "ex4": paired_right}
+    for exercise, answer in answers.items():
+        check(exercise, answer)
+    assert {e: r["points"] for e, r in check.results.items()} == {"ex1": 1, "ex2": 2, "ex3": 1, "ex4": 1}
+
+
+# --- grading in the sandbox ----------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+STUB = 'raise NotImplementedError("Exercise: replace this line with your code")'
+
+
+def submission(edits: dict[str, tuple[str, str]] = ()) -> dict:
+    """The learner notebook with the reference solutions filled in, then `edits`: {a text in
+    the solution cell: (old, new)}."""
+    learner = json.loads((REPO / "notebooks/40_many_seeds.ipynb").read_text())
+    solution = {c["id"]: "".join(c["source"]) for c in
+                json.loads((REPO / "course/solutions/40_many_seeds.ipynb").read_text())["cells"]}
+    for cell in learner["cells"]:
+        if STUB in "".join(cell["source"]):
+            cell["source"] = solution[cell["id"]]
+            for marker, (old, new) in dict(edits).items():
+                if marker in cell["source"]:
+                    assert old in cell["source"], (marker, old)
+                    cell["source"] = cell["source"].replace(old, new)
+    return learner
+
+
+@pytest.mark.slow
+def test_many_seeds_submissions_are_graded_in_the_sandbox(study, tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    cheats = {
+        "ada": submission(),
+        # the study's own fields and numbers instead of a computation, a printed interval
+        "bea": submission({
+            "def settled_with": ("    steps = sorted(",
+                                 "    return result['mechanism']['coincides_with']\n    steps = sorted("),
+            "def paired_difference": ("    deltas = []", ("    d = summary['comparisons'][condition]"
+                                      "['delta_' + outcome]\n    return d['mean'], d['low'], d['high']")),
+            "def rank_correlation_ci": ("    def spearman(a, b):",
+                                        "    return 0.12, -0.45, 0.61\n\n    def spearman(a, b):"),
+        }),
+    }
+    for name, nb in cheats.items():
+        (subs / f"{name}_40_many_seeds.ipynb").write_text(json.dumps(nb))
+    gradebook = grade(subs, manifest=REPO / "course/solutions/manifest.json", salt="seeds",
+                      data={"study": str(study)}, parameters={"study_dir": "/data/study"},
+                      limits=Limits(wall_seconds=300, memory_bytes=2 << 30))
+    rows = {r["student"]: r for r in gradebook.to_dict("records")}
+    assert [rows["ada"][k] for k in ("points", "max_points", "reason")] == [5, 5, ""]
+    assert json.loads(rows["ada"]["grading"])["study_dir"] == "/data/study"
+    assert [rows["bea"][f"ex{i}"] for i in range(1, 5)] == ["passed", "failed", "failed", "failed"]
+    assert rows["bea"]["points"] == 1
