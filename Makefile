@@ -8,8 +8,8 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 # The runs the notebooks open: reference seeds the study caught a vestigial neuron in (1005,
-# 1009) and one it did not (1000), their forks, and tiny seeds for the welcome notebook and
-# its grading.
+# 1009) and one it did not (1000), their forks, and tiny seeds for 00_welcome and 05_training
+# and their grading (which picks seeds other than the notebooks' defaults).
 SEEDS  ?= 1000,1005,1009
 RUNS   := runs/reference
 
@@ -42,6 +42,7 @@ runs: $(STAMP)
 	$(BIN)/vestige analyze $(RUNS) --mechanism
 	$(BIN)/vestige fork $(RUNS) --out runs/forks
 	$(BIN)/vestige train --preset tiny --seeds 0-3 --out runs/welcome-tiny --resume
+	$(BIN)/vestige train --preset tiny --seeds 0-3 --out runs/training-tiny --resume
 
 ## test: the whole suite, slow tests included
 test: $(STAMP) sandbox-deps browser-deps
@@ -69,10 +70,13 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_explorer.py
 
-## study: the study the course cites (report in course/study/): 20 unseen reference seeds with
-## every suppression condition, and the control preset on 5 more; finished runs are reused
+## study: the study the course cites (report in course/study/): the detector on 20 unseen
+## reference seeds, the suppression conditions on the first 10 of them (target neuron held
+## from the start to the transition and for the whole run, a control neuron held for the whole
+## run), and the control preset on 5 more seeds; finished runs are reused
 study: $(STAMP)
-	$(BIN)/vestige study --preset reference --seeds 1000-1019 --control-seeds 2000-2004 \
+	$(BIN)/vestige study --preset reference --seeds 1000-1019 --condition-seeds 1000-1009 \
+	  --conditions neuron-1T,neuron-whole,control-whole --control-seeds 2000-2004 \
 	  --out runs/study --report course/study --search course/study/search.jsonl
 
 ## browser-deps: Debian's chromium for the real-browser test and bench (apt; idempotent)

@@ -84,7 +84,8 @@ def cmd_study(args: argparse.Namespace) -> None:
     control = (args.control_preset, args.control_seeds) if args.control_seeds else None
     summary = run_study(args.preset, args.seeds, args.out, args.report, args.workers,
                         not args.quiet, conditions, control, args.search,
-                        scheduler=scheduler_from_env(args.scheduler))
+                        scheduler=scheduler_from_env(args.scheduler),
+                        condition_seeds=args.condition_seeds)
     print(f"vestigial neuron caught in {summary['caught']} of {summary['n_seeds']} seeds; "
           f"report in {Path(args.report or args.out) / 'report.md'}")
 
@@ -140,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--conditions", default="all",
                        help="which runs to train again per seed: 'all', '' for none, or names "
                             "from vestige.study.CONDITIONS, comma-separated")
+    study.add_argument("--condition-seeds", type=parse_seeds,
+                       help="train the conditions on these seeds only (default: every seed)")
     study.add_argument("--control-preset", default="control", choices=sorted(PRESETS),
                        help="the negative control: judged by the detector only")
     study.add_argument("--control-seeds", type=parse_seeds, help="seeds of the negative control")

@@ -307,12 +307,14 @@ def run_study(
     control: tuple[str, list[int]] | None = None,
     search: str | os.PathLike | None = None,
     scheduler: Any = None,
+    condition_seeds: list[int] | None = None,
 ) -> dict[str, Any]:
     """Run (or reuse) every seed, then write report.md, summary.json and figures to `report`
     (default: OUT) and return the summary. `control` = (preset, seeds) is judged by the
     detector only, as the negative control; `search` is the search log for the appendix.
     `scheduler` (a Dask scheduler address or `distributed.Client`) runs the seeds on that
-    cluster instead of `workers` local processes (see `vestige.distributed`)."""
+    cluster instead of `workers` local processes (see `vestige.distributed`).
+    `condition_seeds` (default: every seed) are the seeds the conditions are trained on."""
     from vestige.report import write_report
 
     unknown = set(conditions) - set(CONDITION_NAMES)
@@ -321,7 +323,10 @@ def run_study(
     config = preset(preset_name)
     out = Path(out)
     started = time.perf_counter()
-    jobs = {("study", seed): (config, seed, out / config.name, conditions) for seed in seeds}
+    with_conditions = set(seeds if condition_seeds is None else condition_seeds)
+    jobs = {("study", seed): (config, seed, out / config.name,
+                              conditions if seed in with_conditions else ())
+            for seed in seeds}
     if control is not None:
         control_config = preset(control[0])
         jobs.update({("control", seed): (control_config, seed, out / control_config.name, ())
