@@ -162,7 +162,7 @@ def test_static_page_works_from_a_file_with_a_step_slider(session):
     """The page `export_static` wrote (the notebook's last cell): offline, styled controls
     above the views, the slider showing the checkpoint's step."""
     page = session["browser"].new_page()
-    html = next(Path(session["runs"]).glob("tiny/explorer.html"))
+    html = session["root"] / "explorer.html"  # written beside the notebook
     page.goto(html.as_uri())
     slider = page.locator("#controls input[type=range]")
     slider.wait_for(timeout=30000)
@@ -225,15 +225,23 @@ def test_reopened_after_a_kernel_restart_the_notebook_still_shows_its_charts(ses
 
 def _drawn_outputs(page) -> dict:
     """Scroll through the notebook (it renders lazily) counting drawn vega outputs and the
-    visible explorer snapshot."""
+    visible explorer snapshot. Vega draws asynchronously (its bundle loads on first use), so a
+    cell holding a vega output gets up to 20 s to draw."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     seen_vega, snapshot = set(), False
     cells = page.locator(".jp-Notebook .jp-Cell")
     for i in range(cells.count()):
         cell = cells.nth(i)
         cell.scroll_into_view_if_needed()
         page.wait_for_timeout(150)
-        if cell.locator(".jp-RenderedVegaCommon5 svg, .jp-RenderedVegaCommon5 canvas").count():
-            seen_vega.add(i)
+        if cell.locator(".jp-RenderedVegaCommon5").count():
+            drawn = cell.locator(".jp-RenderedVegaCommon5 svg, .jp-RenderedVegaCommon5 canvas")
+            try:
+                drawn.first.wait_for(state="attached", timeout=20000)
+                seen_vega.add(i)
+            except PlaywrightTimeout:
+                pass
         image = cell.locator(".jp-RenderedImage img")
         snapshot = snapshot or (image.count() > 0 and image.first.is_visible())
     return {"vega": len(seen_vega), "snapshot_visible": snapshot}
