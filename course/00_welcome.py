@@ -21,8 +21,7 @@ from pathlib import Path
 import altair as alt
 
 import vestige
-from vestige.course import Checker
-from vestige.notebook import setup
+from vestige import Checker, setup
 
 setup()
 

@@ -23,9 +23,7 @@ import numpy as np
 import pandas as pd
 
 import vestige
-from vestige.analysis import transition_step
-from vestige.course import Checker
-from vestige.notebook import setup
+from vestige import Checker, setup, transition_step
 
 setup()
 

@@ -33,17 +33,11 @@ import pandas as pd
 import torch
 
 import vestige
-from vestige import charts
-from vestige.analysis import Positions, analyze, transition_step
-from vestige.course import Checker
-from vestige.detect import Criteria, detect
-from vestige.hooks import cache_activations, mlp_post, set_neurons
-from vestige.mechanism import mechanism
-from vestige.metrics import per_position_loss
-from vestige.notebook import setup
-from vestige.report import load as load_study
-from vestige.study import target_neuron, target_subject
-from vestige.tables import explorer_tables
+from vestige import (
+    Checker, Criteria, Positions, analyze, cache_activations, charts, detect, explorer_tables,
+    load_study, mechanism, mlp_post, per_position_loss, set_neurons, setup, target_neuron,
+    target_subject, transition_step,
+)
 
 setup()
 

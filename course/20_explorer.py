@@ -25,11 +25,7 @@ seeds = [1005, 1009]     # precomputed (trained if missing, about a minute each)
 from pathlib import Path
 
 import vestige
-from vestige import charts
-from vestige.course import Checker
-from vestige.detect import detect
-from vestige.notebook import setup
-from vestige.tables import explorer_tables
+from vestige import Checker, charts, detect, explorer_tables, setup
 
 setup()
 

@@ -26,12 +26,7 @@ import altair as alt
 import pandas as pd
 
 import vestige
-from vestige import charts
-from vestige.analysis import transition_step
-from vestige.counterfactual import run_forks, standard_forks
-from vestige.course import Checker
-from vestige.notebook import setup
-from vestige.report import load as load_study
+from vestige import Checker, charts, load_study, run_forks, setup, standard_forks, transition_step
 
 setup()
 

@@ -28,10 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from vestige.course import Checker
-from vestige.notebook import setup
-from vestige.report import load as load_study
-from vestige.study import CONDITION_NAMES
+from vestige import Checker, CONDITION_NAMES, load_study, setup
 
 setup()
 

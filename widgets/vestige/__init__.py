@@ -1,6 +1,7 @@
 """vestige: study how a toy language model was trained, across checkpoints and seeds.
 
-Names are imported lazily, so `from vestige.course import Checker` does not load torch.
+The one import surface for notebooks and scripts: `from vestige import detect, charts, ...`.
+Names are imported lazily, so `from vestige import Checker` does not load torch.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import importlib
 
 __version__ = "0.1.0"
 
+# name -> "module" (the name is an attribute of it) or "module:attribute" (a different name),
+# or "module:" (the module itself)
 _EXPORTS = {
     "PRESETS": "vestige.config",
     "RunConfig": "vestige.config",
@@ -21,7 +24,26 @@ _EXPORTS = {
     "fork": "vestige.training",
     "train": "vestige.training",
     "analyze": "vestige.analysis",
+    "Positions": "vestige.analysis",
+    "transition_step": "vestige.analysis",
+    "Criteria": "vestige.detect",
+    "detect": "vestige.detect",
+    "cache_activations": "vestige.hooks",
+    "mlp_post": "vestige.hooks",
+    "set_neurons": "vestige.hooks",
+    "per_position_loss": "vestige.metrics",
+    "mechanism": "vestige.mechanism",
+    "run_forks": "vestige.counterfactual",
+    "standard_forks": "vestige.counterfactual",
+    "CONDITION_NAMES": "vestige.study",
+    "target_neuron": "vestige.study",
+    "target_subject": "vestige.study",
+    "load_study": "vestige.report:load",
+    "explorer_tables": "vestige.tables",
+    "charts": "vestige.charts:",
     "CheckpointExplorer": "vestige.explorer",
+    "setup": "vestige.notebook",
+    "Checker": "vestige.course",
 }
 
 __all__ = list(_EXPORTS)  # noqa: PLE0605 (names resolved lazily by __getattr__)
@@ -30,7 +52,10 @@ __all__ = list(_EXPORTS)  # noqa: PLE0605 (names resolved lazily by __getattr__)
 def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'vestige' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+    module, colon, attribute = _EXPORTS[name].partition(":")
+    if colon and not attribute:
+        return importlib.import_module(module)
+    return getattr(importlib.import_module(module), attribute or name)
 
 
 def __dir__() -> list[str]:
