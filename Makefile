@@ -7,11 +7,6 @@ BIN    := $(VENV)/bin
 # torch 2.13.0 is the local CPU build on the course machines; nothing may ask for a newer one.
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
-# The runs the notebooks open: reference seeds the study caught a vestigial neuron in (1005,
-# 1009) and one it did not (1000), their forks, and tiny seeds for 00_welcome and 05_training
-# and their grading (which picks seeds other than the notebooks' defaults).
-SEEDS  ?= 1000,1005,1009
-RUNS   := runs/reference
 
 .PHONY: lab test test-fast bench runs notebooks study clean browser-deps
 
@@ -36,13 +31,13 @@ lab: runs
 # JupyterLab refuses to start as root unless told to (containers and workshop VMs run as root).
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
-## runs: train (or resume, or reuse) the reference runs the notebooks open
+## runs: make (or reuse) every run, analysis and fork the notebooks open, by running each
+## solution notebook once (the notebooks decide what they open; binder/postBuild does the
+## same), and the tiny seeds grading 00_welcome and 05_training picks from
 runs: $(STAMP)
-	$(BIN)/vestige train --preset reference --seeds $(SEEDS) --out $(RUNS) --resume
-	$(BIN)/vestige analyze $(RUNS) --mechanism
-	$(BIN)/vestige fork $(RUNS) --out runs/forks
-	$(BIN)/vestige train --preset tiny --seeds 0-3 --out runs/welcome-tiny --resume
-	$(BIN)/vestige train --preset tiny --seeds 0-3 --out runs/training-tiny --resume
+	$(BIN)/python scripts/precompute.py
+	$(BIN)/vestige train --preset tiny --seeds 0-3 --out runs/welcome-tiny --resume --quiet
+	$(BIN)/vestige train --preset tiny --seeds 0-3 --out runs/training-tiny --resume --quiet
 
 ## test: the whole suite, slow tests included
 test: $(STAMP) sandbox-deps browser-deps
@@ -99,12 +94,6 @@ wheelhouse: | $(BIN)/python
 	$(BIN)/python scripts/binder/wheelhouse_check.py $(WHEELHOUSE).partial "$(TORCH)"
 	rm -rf $(WHEELHOUSE) && mv $(WHEELHOUSE).partial $(WHEELHOUSE)
 	@echo "$(WHEELHOUSE)/: $$(ls $(WHEELHOUSE)/*.whl | wc -l) wheels, $$(du -sh $(WHEELHOUSE) | cut -f1)"
-
-## precompute: make every run, fork and analysis the notebooks open, by running each solution
-## notebook once (the notebooks decide what they open; binder/postBuild does the same)
-.PHONY: precompute
-precompute: $(STAMP)
-	$(BIN)/python scripts/binder/precompute.py
 
 ## binder-check: build binder/ in a fresh environment the way repo2docker does (runtime.txt,
 ## requirements.txt, postBuild) in $(BINDER_DIR), then run every notebook, solved and unsolved,

@@ -67,18 +67,6 @@ def add_course_parser(subparsers) -> argparse.ArgumentParser:
     grade_parser.add_argument("--jobs", type=int, default=1, help="submissions run at once")
     grade_parser.set_defaults(func=grade_command)
 
-    time_parser = commands.add_parser(
-        "time", allow_abbrev=False,
-        help="execute every learner and solution notebook on one core; record time and memory")
-    time_parser.add_argument("--notebooks-dir", default="notebooks")
-    time_parser.add_argument("--solutions-dir", default="course/solutions")
-    time_parser.add_argument("--runs", default="runs", help="the runs the notebooks open")
-    time_parser.add_argument("--workdir", help="where executed copies go (default: a temp dir)")
-    time_parser.add_argument("--out", default="course/timings.json")
-    time_parser.add_argument("--docs", nargs="*",
-                             default=["course/syllabus.md", "course/instructor_guide.md"],
-                             help="documents whose timing tables are rewritten")
-    time_parser.set_defaults(func=time_command)
     return course
 
 
@@ -128,25 +116,3 @@ def grade_command(args: argparse.Namespace) -> None:
     print(summary.to_string(index=False))
     flagged = int((gradebook["flags"] != "").sum())
     print(f"wrote {args.out} ({len(gradebook)} rows, {flagged} flagged; details in {details})")
-
-
-def time_command(args: argparse.Namespace) -> None:
-    """Run ``time_course``, write the timings and the documents' tables."""
-    import tempfile
-
-    from .timing import insert_table, time_course, timing_table, write_timings
-
-    with tempfile.TemporaryDirectory(prefix="vestige-timing-") as scratch:
-        workdir = Path(args.workdir or scratch)
-        timings = time_course(Path(args.notebooks_dir), Path(args.solutions_dir), workdir,
-                              Path(args.runs))
-    data = write_timings(timings, Path(args.out))
-    table = timing_table(data)
-    print(table)
-    for document in args.docs:
-        if not insert_table(Path(document), table):
-            print(f"{document}: no timing markers; table not inserted", file=sys.stderr)
-    failed = [t for t in timings if t.variant == "solution" and not t.ok]
-    if failed:
-        raise SystemExit(f"vestige course time: {len(failed)} solution notebook(s) failed: "
-                         + "; ".join(f"{t.notebook}: {t.error}" for t in failed))
