@@ -22,7 +22,7 @@ import nbformat
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts" / "browser"))
 
-import lab as harness
+import lab as harness  # noqa: E402 (a script folder, added to the path above)
 
 NOTEBOOK = "bench_explorer.ipynb"
 CODE = [

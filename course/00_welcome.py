@@ -19,7 +19,6 @@ runs_dir = "../runs"    # where runs are saved; a killed kernel loses nothing sa
 from pathlib import Path
 
 import altair as alt
-
 import vestige
 from vestige import Checker, setup
 

@@ -21,7 +21,6 @@ from pathlib import Path
 import altair as alt
 import numpy as np
 import pandas as pd
-
 import vestige
 from vestige import Checker, setup, transition_step
 

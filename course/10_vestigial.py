@@ -31,12 +31,25 @@ from pathlib import Path
 import altair as alt
 import pandas as pd
 import torch
-
 import vestige
 from vestige import (
-    Checker, Criteria, Positions, analyze, cache_activations, charts, detect, explorer_tables,
-    load_study, mechanism, mlp_post, per_position_loss, set_neurons, setup, target_neuron,
-    target_subject, transition_step,
+    Checker,
+    Criteria,
+    Positions,
+    analyze,
+    cache_activations,
+    charts,
+    detect,
+    explorer_tables,
+    load_study,
+    mechanism,
+    mlp_post,
+    per_position_loss,
+    set_neurons,
+    setup,
+    target_neuron,
+    target_subject,
+    transition_step,
 )
 
 setup()

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import altair as alt
 import pandas as pd
-
 import vestige
 from vestige import Checker, charts, load_study, run_forks, setup, standard_forks, transition_step
 

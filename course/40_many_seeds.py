@@ -27,8 +27,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 from scipy import stats
-
-from vestige import Checker, CONDITION_NAMES, load_study, setup
+from vestige import CONDITION_NAMES, Checker, load_study, setup
 
 setup()
 

@@ -53,7 +53,7 @@ def main(argv=None) -> int:
         try:
             NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
                            resources={"metadata": {"path": str(cwd)}}).execute()
-        except Exception as exc:  # noqa: BLE001 - reported below, the other notebooks still run
+        except Exception as exc:
             last = [line for line in str(exc).strip().splitlines() if line.strip()][-1:]
             failed.append(f"{path.name}: {type(exc).__name__}: {' '.join(last)[:300]}")
             print(f"precompute: {path.name} FAILED: {failed[-1]}", flush=True)

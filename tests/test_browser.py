@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "tests" / "_out" / "browser"
 sys.path.insert(0, str(REPO / "scripts" / "browser"))
 
-import lab as harness
+import lab as harness  # noqa: E402 (a script folder, added to the path above)
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from vestige import Run
 from vestige.detect import detect
 

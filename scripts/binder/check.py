@@ -245,7 +245,7 @@ class Build:
 
 def disk_usage(path: Path) -> int:
     total = 0
-    for folder, dirs, files in os.walk(path):
+    for folder, _, files in os.walk(path):
         for name in files:
             try:
                 total += os.lstat(os.path.join(folder, name)).st_blocks * 512
@@ -295,7 +295,7 @@ def check_server(build: Build) -> dict:
            f"--port={port}", f"--IdentityProvider.token={token}"]
     if os.geteuid() == 0:
         cmd.append("--allow-root")  # Binder runs it as the notebook user, not as root
-    log = open(build.logs / "jupyterlab.log", "w")  # noqa: SIM115 - closed below
+    log = open(build.logs / "jupyterlab.log", "w")
     server = subprocess.Popen(cmd, cwd=build.home, env=build.environ(), stdout=log,
                               stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"

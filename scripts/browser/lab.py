@@ -118,9 +118,9 @@ def jupyterlab(root: Path, workdir: Path, env: dict | None = None, nice: int = 1
             try:
                 lab.api("status")
                 break
-            except OSError:
+            except OSError as exc:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"JupyterLab did not start:\n{log.read_text()[-3000:]}")
+                    raise RuntimeError(f"JupyterLab did not start:\n{log.read_text()[-3000:]}") from exc
                 time.sleep(0.5)
         yield lab
     finally:

@@ -46,7 +46,7 @@ _EXPORTS = {
     "Checker": "vestige.course",
 }
 
-__all__ = list(_EXPORTS)  # noqa: PLE0605 (names resolved lazily by __getattr__)
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str):

@@ -21,6 +21,7 @@ import pandas as pd
 from vestige.analysis import AnalysisSpec, analyze
 from vestige.runs import Run
 
+
 @dataclass(frozen=True)
 class Criteria:
     """Thresholds of the verdict. Effects are mean-ablation loss increases in nats on the

@@ -16,7 +16,6 @@ import altair as alt
 import pandas as pd
 
 
-
 def write_report(summary: dict, results: list[dict], folder: Path,
                  search: str | os.PathLike | None = None) -> None:
     """summary.json, results.json (per seed), report.md and the figures, in `folder`."""
@@ -98,7 +97,7 @@ def _per_seed(s: dict, results: list[dict]) -> str:
             f"({n['selectivity_baseline']:.2f}) | {n['final_matched_selectivity']:.2f} "
             f"({n['matched_baseline']:.2f}) | {_int(n['settle_step'])} | "
             f"{_int(r['base']['transition'])} | {r['base']['final_loss']:.3f} |")
-    rows += ["", f"Init floor (largest effect of any neuron at step 0), per seed: "
+    rows += ["", "Init floor (largest effect of any neuron at step 0), per seed: "
              + ", ".join(f"{r['seed']}: {r['init_floor']:.3f}" for r in results) + "."]
     return "\n".join(rows)
 
@@ -149,7 +148,7 @@ def _suppression(s: dict) -> str:
             "| condition | seeds | d final loss | d focus loss | d copy loss | d budget loss | "
             "d transition step | d mean SI | verdict on final loss |",
             "|---|---|---|---|---|---|---|---|---|"]
-    for name, c in s["comparisons"].items():
+    for c in s["comparisons"].values():
         rows.append(
             f"| {c['label']} | {len(c['seeds'])} | {_ci(c['delta_final_loss'])} | "
             f"{_ci(c['delta_focus_loss'])} | {_ci(c['delta_copy_loss'])} | "

@@ -31,7 +31,7 @@ _EXPORTS = {
     "grade_to_csv": "grader",
 }
 
-__all__ = sorted(_EXPORTS)  # noqa: PLE0605 (names resolved lazily by __getattr__)
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):

@@ -147,7 +147,7 @@ def render_source(source: Path, course_id: str = DEFAULT_COURSE_ID) -> Rendered:
         raise SourceError('no parameters cell (add `# %% tags=["parameters"]`)')
     try:
         checks = checks_registry.load(notebook_id)
-    except Exception as exc:  # noqa: BLE001 - any import problem is a build problem
+    except Exception as exc:
         raise SourceError(f"cannot load its checks module: {exc}") from None
     roles = check_roles(cells, notebook_id, checks)
     pairs = [render_cell(cell, index, roles.get(index)) for index, cell in enumerate(cells)]

@@ -130,7 +130,7 @@ class Checker:
             try:
                 verdict = exercise.judge(plain.roundtrip(data), self.context())
                 verdict_status, message = ("passed" if verdict.passed else "failed"), verdict.message()
-            except Exception as exc:  # noqa: BLE001 - report, never crash the notebook
+            except Exception as exc:
                 verdict_status, message = "error", f"the check itself failed: {one_line(exc)}"
         return self._feedback(exercise, verdict_status, message)
 
@@ -149,7 +149,7 @@ class Checker:
             return "failed", str(exc), None
         except plain.PlainDataError as exc:
             return "error", f"{self.checks.name} captured something that is not plain data: {exc}", None
-        except Exception as exc:  # noqa: BLE001 - a learner's bug must not stop the notebook
+        except Exception as exc:
             return "error", one_line(exc), None
 
     def _feedback(self, exercise, status: str, message: str) -> dict:
@@ -220,11 +220,11 @@ def run_test(test: Callable[[], Any] | bool) -> tuple[str, str]:
         return "error", one_line(exc)
     except AssertionError as exc:
         return "failed", one_line(exc).removeprefix("AssertionError: ").removeprefix("AssertionError")
-    except Exception as exc:  # noqa: BLE001 - a learner's bug must not stop the notebook
+    except Exception as exc:
         return "error", one_line(exc)
     try:
         passed = outcome is None or bool(outcome)
-    except Exception as exc:  # noqa: BLE001 - e.g. bool() of a multi-element tensor
+    except Exception as exc:
         return "error", f"the check returned {type(outcome).__name__}, not True/False: {exc}"
     return ("passed", "") if passed else ("failed", "")
 

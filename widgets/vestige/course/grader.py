@@ -202,7 +202,7 @@ class Grader:
             item.reason = str(exc)
             item.notebook = self._notebook_from_name(sub)
             return item
-        except Exception as exc:  # noqa: BLE001 - one file never stops the run
+        except Exception as exc:
             item.reason = f"cannot read: {one_line(exc)}"
             return item
         item.sha256 = hashlib.sha256(raw).hexdigest()
@@ -270,7 +270,7 @@ class Grader:
                   "salt": self.salt}
         try:
             row = self._run_and_judge(item, folder, sandbox_problem, detail)
-        except Exception as exc:  # noqa: BLE001 - one file never stops the run
+        except Exception as exc:
             row = self._failure_row(item, f"grader error: {one_line(exc)}")
         finally:
             _rmtree(folder)
@@ -294,7 +294,7 @@ class Grader:
                                            "pass --runs DIR")
         try:
             chosen = checks.grading_parameters(self.runs, rng) if checks else {}
-        except Exception as exc:  # noqa: BLE001 - e.g. no precomputed runs: say so per row
+        except Exception as exc:
             return self._failure_row(item, f"cannot set up grading: {one_line(exc)}")
         injected = {}
         declared = set(entry.get("parameters", []))
@@ -411,7 +411,7 @@ class Grader:
             except AnswerError as exc:
                 statuses[exercise], messages[exercise] = "failed", f"malformed answer data: {exc}"
                 item.flags.append(f"malformed capture for {exercise}")
-            except Exception as exc:  # noqa: BLE001 - say so, grade the rest
+            except Exception as exc:
                 statuses[exercise], messages[exercise] = "error", f"judge failed: {one_line(exc)}"
                 item.flags.append(f"judge failed on {exercise}: {one_line(exc, 120)}")
         return statuses, messages

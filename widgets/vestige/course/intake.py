@@ -238,7 +238,7 @@ def _validate_schema(nb: dict) -> None:
         raise IntakeError("invalid notebook: nested too deeply") from None
     except nbformat.ValidationError as exc:
         raise IntakeError(f"invalid notebook: {_short(getattr(exc, 'message', exc))}") from None
-    except Exception as exc:  # noqa: BLE001 - whatever the validator trips on, it is this file's
+    except Exception as exc:
         raise IntakeError(f"invalid notebook: {type(exc).__name__}: {_short(exc)}") from None
 
 

@@ -39,12 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     try:
         client.execute()
-    except Exception as exc:  # noqa: BLE001 - a dead kernel: keep what ran
+    except Exception as exc:
         print(f"execution stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
         status = 3
     try:
         nbformat.write(nb, target)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         print(f"cannot write the executed notebook: {exc}", file=sys.stderr)
     return status
 

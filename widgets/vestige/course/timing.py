@@ -228,7 +228,7 @@ def _execute_child(spec: dict) -> dict:
         client.execute()
     except CellExecutionError as exc:
         error = " ".join(str(exc).split())[-300:]
-    except Exception as exc:  # noqa: BLE001 - a failing notebook is a result too
+    except Exception as exc:
         error = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
     activity.tick()
     nbformat.write(nb, spec["out"])

@@ -319,7 +319,7 @@ def call_each(function, inputs: Sequence[tuple], convert: Callable[[Any], Any]) 
             value = function(*args)
         except NotImplementedError:
             raise NotAttempted() from None
-        except Exception as exc:  # noqa: BLE001 - the learner's function may fail anyhow
+        except Exception as exc:
             results.append({"error": one_line(exc)})
             continue
         try:

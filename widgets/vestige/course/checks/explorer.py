@@ -55,7 +55,7 @@ def capture_number(value, ctx) -> float:
 
 def reference_peak_step(ctx) -> int:
     tables, seed = ctx.tables, ctx.seeds[0]
-    unit = tables.default_neuron(seed)
+    unit = tables.default_neuron(seed)  # noqa: F841 (read by the query string below)
     mine = tables.neurons.query("seed == @seed and unit == @unit and step > 0")
     return int(mine.loc[mine.effect.idxmax(), "step"])
 

@@ -348,7 +348,7 @@ RECORD_CASES = (
 
 def make_records(rng) -> list[dict]:
     records = []
-    for index, (case, settle, transitions) in enumerate(RECORD_CASES):
+    for case, settle, transitions in RECORD_CASES:
         record = make_record(rng, seed=int(rng.integers(1000, 9999)), settle=settle,
                              transitions=transitions)
         records.append({"case": case, "record": record})

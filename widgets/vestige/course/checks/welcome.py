@@ -193,8 +193,8 @@ def _table(rng, case: str) -> dict:
     train_steps = list(range(0, train_end + 1, max(1, last // 12)))
     train_loss = [floor + (start - floor) * float(np.exp(-4.0 * s / last))
                   + float(rng.uniform(0.02, 0.2)) for s in train_steps]
-    rows = ([("train", s, l) for s, l in zip(train_steps, train_loss)]
-            + [("eval", s, l) for s, l in zip(eval_steps, eval_loss)])
+    rows = ([("train", s, loss) for s, loss in zip(train_steps, train_loss)]
+            + [("eval", s, loss) for s, loss in zip(eval_steps, eval_loss)])
     rows.sort(key=lambda r: (r[1], r[0] == "eval"))
     if case == "rows are shuffled":
         order = rng.permutation(len(rows))
