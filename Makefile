@@ -40,8 +40,14 @@ runs: $(STAMP)
 	$(BIN)/vestige train --preset tiny --seeds 0-3 --out runs/training-tiny --resume --quiet
 
 ## test: the whole suite, slow tests included
-test: $(STAMP) sandbox-deps browser-deps
+test: $(STAMP) sandbox-deps browser-deps lint
 	$(BIN)/python -m pytest -q -ra
+
+## lint: ruff's checks and formatting (pinned in the dev extra, so every machine agrees)
+.PHONY: lint
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 ## sandbox-deps: bubblewrap, the sandbox `vestige course grade` runs submissions in (apt, as root or via sudo)
 .PHONY: sandbox-deps

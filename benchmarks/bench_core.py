@@ -58,10 +58,14 @@ class PlainBlock(nn.Module):
 class PlainTransformer(nn.Module):
     """The baseline: the same shape and math as the kit's model, written directly in PyTorch."""
 
-    def __init__(self, vocab: int, n_ctx: int, d_model: int, n_heads: int, d_mlp: int, n_layers: int):
+    def __init__(
+        self, vocab: int, n_ctx: int, d_model: int, n_heads: int, d_mlp: int, n_layers: int
+    ):
         super().__init__()
         self.embed, self.pos = nn.Embedding(vocab, d_model), nn.Embedding(n_ctx, d_model)
-        self.blocks = nn.ModuleList(PlainBlock(d_model, n_heads, d_mlp, n_ctx) for _ in range(n_layers))
+        self.blocks = nn.ModuleList(
+            PlainBlock(d_model, n_heads, d_mlp, n_ctx) for _ in range(n_layers)
+        )
         self.ln, self.unembed = nn.LayerNorm(d_model), nn.Linear(d_model, vocab)
 
     def forward(self, tokens):
@@ -99,10 +103,12 @@ def bench_step(steps: int, rounds: int = 5) -> None:
     ratios = []
     for _ in range(rounds):
         ratios.append(step_rate(kit, batches, steps) / step_rate(plain, batches, steps))
-    print(f"1. training step, reference shape (batch {config.train.batch_size}), {rounds} "
-          f"interleaved rounds of {steps} steps: kit / plain PyTorch = "
-          f"{statistics.median(ratios):.2f} (median; range {min(ratios):.2f}-{max(ratios):.2f}; "
-          "target >= 0.9)")
+    print(
+        f"1. training step, reference shape (batch {config.train.batch_size}), {rounds} "
+        f"interleaved rounds of {steps} steps: kit / plain PyTorch = "
+        f"{statistics.median(ratios):.2f} (median; range {min(ratios):.2f}-{max(ratios):.2f}; "
+        "target >= 0.9)"
+    )
 
 
 def bench_seed_batching(seeds: int, steps: int) -> None:
@@ -110,8 +116,9 @@ def bench_seed_batching(seeds: int, steps: int) -> None:
     tasks = [make_task(config.task.name, config.task.params, s) for s in range(seeds)]
     models = [build_model(config, s) for s in range(seeds)]
     batches = [[t.train_batch(i, config.train.batch_size) for t in tasks] for i in range(steps)]
-    single = statistics.median(step_rate(models[s], [b[s] for b in batches], steps)
-                               for s in range(min(seeds, 3)))
+    single = statistics.median(
+        step_rate(models[s], [b[s] for b in batches], steps) for s in range(min(seeds, 3))
+    )
     params, buffers = stack_module_state(models)
     base = copy.deepcopy(models[0]).to("meta")
 
@@ -131,11 +138,13 @@ def bench_seed_batching(seeds: int, steps: int) -> None:
             params[name].grad = g
         opt.step()
     batched = seeds * steps / (time.perf_counter() - start)
-    print(f"2. seed batching, {seeds} reference seeds, one thread: batched (vmap) "
-          f"{batched:.1f} seed-steps/s against {single:.1f} for one seed at a time: "
-          f"{batched / single:.2f}x. On 2 cores two single-seed processes give ~2x one; "
-          f"the batched model on 2 threads at most ~2x itself: projected ratio "
-          f"{batched / single:.2f} (issue target 3.3x: not reached; the step is compute-bound)")
+    print(
+        f"2. seed batching, {seeds} reference seeds, one thread: batched (vmap) "
+        f"{batched:.1f} seed-steps/s against {single:.1f} for one seed at a time: "
+        f"{batched / single:.2f}x. On 2 cores two single-seed processes give ~2x one; "
+        f"the batched model on 2 threads at most ~2x itself: projected ratio "
+        f"{batched / single:.2f} (issue target 3.3x: not reached; the step is compute-bound)"
+    )
 
 
 def bench_ablation() -> None:
@@ -156,23 +165,35 @@ def bench_ablation() -> None:
         for layer in range(layers):
             for neuron in range(d_mlp):
                 hook = set_neurons([neuron], values[layer][neuron])
-                per_position_loss(model.run_with_hooks(batch.tokens, fwd_hooks=[(mlp_post(layer), hook)]), batch.tokens)
+                per_position_loss(
+                    model.run_with_hooks(batch.tokens, fwd_hooks=[(mlp_post(layer), hook)]),
+                    batch.tokens,
+                )
     loop = time.perf_counter() - start
-    print(f"3. ablation sweep, {layers} layers x {d_mlp} neurons on {len(batch)} sequences: "
-          f"batched {batched:.2f} s, one forward per neuron {loop:.2f} s: {loop / batched:.1f}x")
+    print(
+        f"3. ablation sweep, {layers} layers x {d_mlp} neurons on {len(batch)} sequences: "
+        f"batched {batched:.2f} s, one forward per neuron {loop:.2f} s: {loop / batched:.1f}x"
+    )
 
 
 def bench_run() -> None:
-    code = ("import resource, sys, time, torch; torch.set_num_threads(1); from vestige.cli import main; "
-            "t = time.perf_counter(); main(sys.argv[1:]); "
-            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    code = (
+        "import resource, sys, time, torch; torch.set_num_threads(1); from vestige.cli import main; "
+        "t = time.perf_counter(); main(sys.argv[1:]); "
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         figures = {}
-        for label, args in [("train", ["train", "--preset", "reference", "--seed", "0",
-                                       "--out", f"{tmp}/run", "--quiet"]),
-                            ("analyse", ["analyze", f"{tmp}/run", "--quiet"])]:
-            out = subprocess.run([sys.executable, "-c", code, *args], check=True,
-                                 capture_output=True, text=True).stdout.split()
+        for label, args in [
+            (
+                "train",
+                ["train", "--preset", "reference", "--seed", "0", "--out", f"{tmp}/run", "--quiet"],
+            ),
+            ("analyse", ["analyze", f"{tmp}/run", "--quiet"]),
+        ]:
+            out = subprocess.run(
+                [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True
+            ).stdout.split()
             figures[label] = (float(out[-2]), int(out[-1]) / 1024)
         from vestige.mechanism import Subject, mechanism
 
@@ -180,10 +201,12 @@ def bench_run() -> None:
         mechanism(vestige.Run.open(f"{tmp}/run"), Subject(0, 0))
         mech = time.perf_counter() - start
     (train_s, train_mb), (analyse_s, analyse_mb) = figures["train"], figures["analyse"]
-    print(f"4. one reference seed in fresh processes: training {train_s:.0f} s, peak RSS "
-          f"{train_mb:.0f} MB (targets 90 s, 800 MB); analysis {analyse_s:.0f} s "
-          f"({analyse_mb:.0f} MB) + mechanism tables {mech:.0f} s = "
-          f"{(analyse_s + mech) / train_s:.0%} of training (target <= 25%)")
+    print(
+        f"4. one reference seed in fresh processes: training {train_s:.0f} s, peak RSS "
+        f"{train_mb:.0f} MB (targets 90 s, 800 MB); analysis {analyse_s:.0f} s "
+        f"({analyse_mb:.0f} MB) + mechanism tables {mech:.0f} s = "
+        f"{(analyse_s + mech) / train_s:.0%} of training (target <= 25%)"
+    )
 
 
 def main() -> None:

@@ -90,7 +90,7 @@ def bench_rebuild(ex: CheckpointExplorer, n: int) -> tuple[list[float], list[int
     """Baseline: rebuild every chart (and re-send its data) per step change."""
     seconds, sizes = [], []
     steps = ex.tables.steps(ex.seed)
-    for step in steps[1:n + 1]:
+    for step in steps[1 : n + 1]:
         dt, nbytes = timed(partial(rebuild, ex, step))
         seconds.append(dt)
         sizes.append(nbytes)
@@ -141,44 +141,65 @@ def main() -> None:
 
     t0 = time.perf_counter()
     tables = ExplorerTables.synthetic(n_seeds=args.seeds)
-    print(f"synthetic tables: {args.seeds} seeds, {len(tables.steps())} checkpoints, "
-          f"{len(tables.attention):,} attention rows ({time.perf_counter() - t0:.2f} s)")
+    print(
+        f"synthetic tables: {args.seeds} seeds, {len(tables.steps())} checkpoints, "
+        f"{len(tables.attention):,} attention rows ({time.perf_counter() - t0:.2f} s)"
+    )
 
     offline_s, _ = timed(alt.JupyterChart.enable_offline)
     shown = []
     first_s, first_bytes = timed(lambda: shown.append(show(tables)))
     ex = shown[0]
-    print(f"\nfirst display: {first_s:.2f} s (+ {offline_s:.2f} s enable_offline, once per kernel;"
-          f" total {first_s + offline_s:.2f} s; target <= 3 s), {first_bytes / 1e6:.1f} MB sent")
+    print(
+        f"\nfirst display: {first_s:.2f} s (+ {offline_s:.2f} s enable_offline, once per kernel;"
+        f" total {first_s + offline_s:.2f} s; target <= 3 s), {first_bytes / 1e6:.1f} MB sent"
+    )
 
     print("\nview (one seed)        rows   data KB")
-    views = [charts.training_curves, charts.selectivity_vs_effect, charts.class_means,
-             charts.neuron_timeline, charts.attention_pattern]
+    views = [
+        charts.training_curves,
+        charts.selectivity_vs_effect,
+        charts.class_means,
+        charts.neuron_timeline,
+        charts.attention_pattern,
+    ]
     for view in views:
         spec = view(tables, 0).to_dict()
         datasets = spec.get("datasets", {}).values()
-        print(f"{view.__name__:<21} {sum(len(v) for v in datasets):>6}   "
-              f"{len(json.dumps(list(datasets))) / 1e3:>7.0f}")
-    print(f"the explorer's one chart (all five, shared data): "
-          f"{len(json.dumps(ex.chart.spec)) / 1e3:.0f} KB spec, "
-          f"{len(ex.chart._esm) / 1e6:.1f} MB JavaScript (offline, once)")
+        print(
+            f"{view.__name__:<21} {sum(len(v) for v in datasets):>6}   "
+            f"{len(json.dumps(list(datasets))) / 1e3:>7.0f}"
+        )
+    print(
+        f"the explorer's one chart (all five, shared data): "
+        f"{len(json.dumps(ex.chart.spec)) / 1e3:.0f} KB spec, "
+        f"{len(ex.chart._esm) / 1e6:.1f} MB JavaScript (offline, once)"
+    )
 
     step_s, seed_s, step_bytes, resent = bench_steps(ex)
     med, p95 = summary(step_s)
     base_s, base_bytes = bench_rebuild(ex, args.baseline_steps)
     base_med, base_p95 = summary(base_s)
-    print(f"\nstep change, params only ({len(step_s)} changes over {args.seeds} seeds): "
-          f"median {med:.2f} ms, p95 {p95:.2f} ms (targets 30 / 100 ms), "
-          f"{statistics.median(step_bytes):.0f} B sent, spec re-sent: {resent}")
-    print(f"baseline, rebuild charts per step ({len(base_s)} changes): median {base_med:.0f} ms, "
-          f"p95 {base_p95:.0f} ms, {statistics.median(base_bytes) / 1e6:.2f} MB sent")
-    print(f"ratio baseline / params: median x{base_med / med:.0f}, p95 x{base_p95 / p95:.0f}, "
-          f"bytes x{statistics.median(base_bytes) / statistics.median(step_bytes):.0f}")
+    print(
+        f"\nstep change, params only ({len(step_s)} changes over {args.seeds} seeds): "
+        f"median {med:.2f} ms, p95 {p95:.2f} ms (targets 30 / 100 ms), "
+        f"{statistics.median(step_bytes):.0f} B sent, spec re-sent: {resent}"
+    )
+    print(
+        f"baseline, rebuild charts per step ({len(base_s)} changes): median {base_med:.0f} ms, "
+        f"p95 {base_p95:.0f} ms, {statistics.median(base_bytes) / 1e6:.2f} MB sent"
+    )
+    print(
+        f"ratio baseline / params: median x{base_med / med:.0f}, p95 x{base_p95 / p95:.0f}, "
+        f"bytes x{statistics.median(base_bytes) / statistics.median(step_bytes):.0f}"
+    )
     seed_med, seed_p95 = summary(seed_s)
     print(f"seed change (rebuilds specs): median {seed_med:.0f} ms, p95 {seed_p95:.0f} ms")
 
-    print(f"\nattention under the 5,000-row limit (seed 0; altair on one seed's long rows: "
-          f"{max_rows_error(tables, 0)})")
+    print(
+        f"\nattention under the 5,000-row limit (seed 0; altair on one seed's long rows: "
+        f"{max_rows_error(tables, 0)})"
+    )
     for option, rows, nbytes in attention_options(tables, 0):
         print(f"  {option:<40} {rows:>8,} rows {nbytes / 1e3:>8.0f} KB")
 
@@ -192,11 +213,13 @@ def main() -> None:
         print(f"browser side: skipped ({browser})")
         return
     b_med, b_p95 = browser["median"], browser["p95"]
-    print(f"browser side, slider keydown to every view repainted ({browser['moves']} moves, "
-          f"JupyterLab + Chromium, reference-size synthetic tables): median {b_med:.0f} ms, "
-          f"p95 {b_p95:.0f} ms (target p95 <= 150 ms: {'met' if b_p95 <= 150 else 'NOT met'}); "
-          f"drag: median {browser['drag_median']:.0f} ms; blocked requests "
-          f"{browser['blocked']}, console errors {browser['errors']}")
+    print(
+        f"browser side, slider keydown to every view repainted ({browser['moves']} moves, "
+        f"JupyterLab + Chromium, reference-size synthetic tables): median {b_med:.0f} ms, "
+        f"p95 {b_p95:.0f} ms (target p95 <= 150 ms: {'met' if b_p95 <= 150 else 'NOT met'}); "
+        f"drag: median {browser['drag_median']:.0f} ms; blocked requests "
+        f"{browser['blocked']}, console errors {browser['errors']}"
+    )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,10 @@ import lab as harness  # noqa: E402 (a script folder, added to the path above)
 NOTEBOOK = "bench_explorer.ipynb"
 CODE = [
     "from vestige.notebook import setup\nsetup()",
-    ("from vestige.explorer import CheckpointExplorer\nfrom vestige.tables import ExplorerTables\n"
-     "explorer = CheckpointExplorer(ExplorerTables.synthetic(n_seeds=2))\nexplorer"),
+    (
+        "from vestige.explorer import CheckpointExplorer\nfrom vestige.tables import ExplorerTables\n"
+        "explorer = CheckpointExplorer(ExplorerTables.synthetic(n_seeds=2))\nexplorer"
+    ),
 ]
 
 
@@ -42,13 +44,18 @@ def browser_latency(moves: int = 50, out: Path | None = None) -> dict | str:
     with tempfile.TemporaryDirectory(prefix="vestige-bench-") as tmp:
         root = Path(tmp) / "lab"
         root.mkdir()
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CODE],
-                                      metadata={"kernelspec": {"name": "python3",
-                                                               "display_name": "Python 3",
-                                                               "language": "python"}})
+        nb = nbformat.v4.new_notebook(
+            cells=[nbformat.v4.new_code_cell(c) for c in CODE],
+            metadata={
+                "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+            },
+        )
         nbformat.write(nb, root / NOTEBOOK)
-        with harness.jupyterlab(root, Path(tmp) / "state") as lab, \
-                sync_playwright() as playwright, harness.chromium(playwright) as browser:
+        with (
+            harness.jupyterlab(root, Path(tmp) / "state") as lab,
+            sync_playwright() as playwright,
+            harness.chromium(playwright) as browser,
+        ):
             page = browser.new_page()
             notebook = harness.Notebook(page, lab, NOTEBOOK).open()
             notebook.run_all(timeout=600)
@@ -78,9 +85,15 @@ def browser_latency(moves: int = 50, out: Path | None = None) -> dict | str:
             if out is not None:
                 notebook.screenshot(out)
             median, p95 = harness.summary(ms)
-            return {"median": median, "p95": p95, "moves": len(ms), "ms": ms,
-                    "drag_median": harness.summary(drags)[0], "blocked": len(browser.blocked),
-                    "errors": len(browser.errors)}
+            return {
+                "median": median,
+                "p95": p95,
+                "moves": len(ms),
+                "ms": ms,
+                "drag_median": harness.summary(drags)[0],
+                "blocked": len(browser.blocked),
+                "errors": len(browser.errors),
+            }
 
 
 def main() -> None:
@@ -91,10 +104,12 @@ def main() -> None:
     if isinstance(result, str):
         print(f"skipped: {result}")
         return
-    print(f"slider keydown to every view repainted, {result['moves']} moves: median "
-          f"{result['median']:.0f} ms, p95 {result['p95']:.0f} ms (target p95 <= 150 ms); "
-          f"drag median {result['drag_median']:.0f} ms; blocked requests {result['blocked']}, "
-          f"console errors {result['errors']}")
+    print(
+        f"slider keydown to every view repainted, {result['moves']} moves: median "
+        f"{result['median']:.0f} ms, p95 {result['p95']:.0f} ms (target p95 <= 150 ms); "
+        f"drag median {result['drag_median']:.0f} ms; blocked requests {result['blocked']}, "
+        f"console errors {result['errors']}"
+    )
 
 
 if __name__ == "__main__":

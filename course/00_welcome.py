@@ -10,10 +10,10 @@
 # (Shift+Enter).
 
 # %% tags=["parameters"]
-student = ""            # your name, for the gradebook
-preset = "tiny"         # a named configuration: "tiny" (seconds) or "reference" (the course)
+student = ""  # your name, for the gradebook
+preset = "tiny"  # a named configuration: "tiny" (seconds) or "reference" (the course)
 seed = 0
-runs_dir = "../runs"    # where runs are saved; a killed kernel loses nothing saved there
+runs_dir = "../runs"  # where runs are saved; a killed kernel loses nothing saved there
 
 # %%
 from pathlib import Path
@@ -82,6 +82,7 @@ check("ex1", lambda: final_eval_loss)
 # Write `last_eval_loss(metrics)`: the evaluation loss at the last checkpoint of *any* run's
 # metrics table, returned as a float. The check runs your function on tables it makes up,
 # and their rows are not always in order.
+
 
 # %%
 def last_eval_loss(metrics):

@@ -8,10 +8,10 @@
 # CPU), and measure how much two runs that differ only in their seed differ.
 
 # %% tags=["parameters"]
-student = ""            # your name, for the gradebook
-runs_dir = "../runs"    # runs are saved here, and reopened (not retrained) the next time
-preset = "tiny"         # seconds per run on one CPU
-seed_a = 0              # two seeds of the same config
+student = ""  # your name, for the gradebook
+runs_dir = "../runs"  # runs are saved here, and reopened (not retrained) the next time
+preset = "tiny"  # seconds per run on one CPU
+seed_a = 0  # two seeds of the same config
 seed_b = 1
 
 # %%
@@ -62,8 +62,9 @@ except ValueError as err:
 
 # %%
 ### BEGIN SOLUTION
-longer = config.replace(train=dataclasses.replace(
-    config.train, steps=2 * config.train.steps, lr=config.train.lr / 2))
+longer = config.replace(
+    train=dataclasses.replace(config.train, steps=2 * config.train.steps, lr=config.train.lr / 2)
+)
 ### END SOLUTION
 longer.train
 
@@ -84,10 +85,13 @@ check("ex1", lambda: longer)
 # %%
 reference = vestige.preset("reference")
 print(reference.checkpoints)
-alt.Chart(pd.DataFrame({"step": reference.checkpoint_steps})).mark_tick(thickness=2, size=28).encode(
-    x=alt.X("step:Q", title="training step")
-).properties(width=520, height=40, title=f"{len(reference.checkpoint_steps)} checkpoints of the "
-                                         f"reference preset")
+alt.Chart(pd.DataFrame({"step": reference.checkpoint_steps})).mark_tick(
+    thickness=2, size=28
+).encode(x=alt.X("step:Q", title="training step")).properties(
+    width=520,
+    height=40,
+    title=f"{len(reference.checkpoint_steps)} checkpoints of the reference preset",
+)
 
 # %% [markdown]
 # Dense early, sparse late (the Pythia suite does the same): you will see why in section 3.
@@ -100,6 +104,7 @@ alt.Chart(pd.DataFrame({"step": reference.checkpoint_steps})).mark_tick(thicknes
 # order. When `first` is not below `total` there are only 0 and `total`. The check runs your
 # function on schedules of its own; the line below compares it with the reference preset's.
 
+
 # %%
 def log_schedule(total: int, first: int, n_log: int) -> list[int]:
     ### BEGIN SOLUTION
@@ -111,8 +116,9 @@ def log_schedule(total: int, first: int, n_log: int) -> list[int]:
     ### END SOLUTION
 
 
-log_schedule(reference.train.steps, reference.checkpoints.first,
-             reference.checkpoints.n_log) == reference.checkpoint_steps
+log_schedule(
+    reference.train.steps, reference.checkpoints.first, reference.checkpoints.n_log
+) == reference.checkpoint_steps
 
 # %% tags=["check"]
 check("ex2", log_schedule)
@@ -133,11 +139,14 @@ print(run_b)
 print("checkpoints:", run_a.steps)
 
 # %%
-both = pd.concat([run_a.metrics.assign(seed=f"seed {seed_a}"),
-                  run_b.metrics.assign(seed=f"seed {seed_b}")])
+both = pd.concat(
+    [run_a.metrics.assign(seed=f"seed {seed_a}"), run_b.metrics.assign(seed=f"seed {seed_b}")]
+)
 train = both[both.split == "train"]
 alt.Chart(train).mark_line().encode(
-    x=alt.X("step:Q"), y=alt.Y("loss:Q", title="training loss (nats)"), color=alt.Color("seed:N", title=None)
+    x=alt.X("step:Q"),
+    y=alt.Y("loss:Q", title="training loss (nats)"),
+    color=alt.Color("seed:N", title=None),
 ).properties(width=520, height=220, title=f"Two seeds of the {preset} preset")
 
 # %% [markdown]
@@ -146,8 +155,12 @@ alt.Chart(train).mark_line().encode(
 # the logged training loss, lightly smoothed):
 
 # %%
-logged = (run_a.metrics.query("split == 'train'").set_index("step")["loss"]
-          .rolling(3, center=True, min_periods=1).mean())
+logged = (
+    run_a.metrics.query("split == 'train'")
+    .set_index("step")["loss"]
+    .rolling(3, center=True, min_periods=1)
+    .mean()
+)
 
 
 def falls(steps) -> np.ndarray:
@@ -157,15 +170,19 @@ def falls(steps) -> np.ndarray:
 
 
 even = np.linspace(0, config.train.steps, len(run_a.steps)).round().astype(int)
-schedules = pd.DataFrame({
-    "log-spaced: interval": [f"{a}-{b}" for a, b in zip(run_a.steps, run_a.steps[1:])],
-    "log-spaced: fall": falls(run_a.steps).round(3),
-    "even: interval": [f"{a}-{b}" for a, b in zip(even, even[1:])],
-    "even: fall": falls(even).round(3),
-})
+schedules = pd.DataFrame(
+    {
+        "log-spaced: interval": [f"{a}-{b}" for a, b in zip(run_a.steps, run_a.steps[1:])],
+        "log-spaced: fall": falls(run_a.steps).round(3),
+        "even: interval": [f"{a}-{b}" for a, b in zip(even, even[1:])],
+        "even: fall": falls(even).round(3),
+    }
+)
 first_share = falls(even)[0] / falls(even).sum()
-print(f"With even spacing, {first_share:.0%} of the whole fall happens before the second "
-      f"checkpoint (step {even[1]}).")
+print(
+    f"With even spacing, {first_share:.0%} of the whole fall happens before the second "
+    f"checkpoint (step {even[1]})."
+)
 schedules
 
 # %% [markdown]
@@ -183,7 +200,9 @@ schedules
 classes = [c for c in run_a.metrics.columns if c.startswith("loss_")]
 curves = train.melt(["step", "seed"], classes, var_name="positions", value_name="nats")
 alt.Chart(curves).mark_line().encode(
-    x="step:Q", y=alt.Y("nats:Q", title="training loss (nats)"), color=alt.Color("seed:N", title=None),
+    x="step:Q",
+    y=alt.Y("nats:Q", title="training loss (nats)"),
+    color=alt.Color("seed:N", title=None),
     facet=alt.Facet("positions:N", columns=3, title=None),
 ).properties(width=170, height=120)
 
@@ -212,6 +231,7 @@ check("ex3", lambda: class_gaps)
 # assume the rows are in order, or that both runs have the same checkpoints (one may have
 # stopped early).
 
+
 # %%
 def largest_gap_step(metrics_a: pd.DataFrame, metrics_b: pd.DataFrame) -> int:
     ### BEGIN SOLUTION
@@ -235,18 +255,30 @@ check("ex4", largest_gap_step)
 evals = both[both.split == "eval"]
 table = evals.pivot(index="step", columns="seed", values="loss")
 gap = (table[f"seed {seed_b}"] - table[f"seed {seed_a}"]).rename("gap").reset_index()
-lines = alt.Chart(evals).mark_line(point=True).encode(
-    x=alt.X("step:Q"), y=alt.Y("loss:Q", title="evaluation loss (nats)"), color=alt.Color("seed:N", title=None)
-).properties(width=300, height=200, title="Evaluation loss")
-bars = alt.Chart(gap).mark_bar().encode(
-    x=alt.X("step:O"), y=alt.Y("gap:Q", title=f"seed {seed_b} minus seed {seed_a} (nats)")
-).properties(width=200, height=200, title="Gap at each checkpoint")
+lines = (
+    alt.Chart(evals)
+    .mark_line(point=True)
+    .encode(
+        x=alt.X("step:Q"),
+        y=alt.Y("loss:Q", title="evaluation loss (nats)"),
+        color=alt.Color("seed:N", title=None),
+    )
+    .properties(width=300, height=200, title="Evaluation loss")
+)
+bars = (
+    alt.Chart(gap)
+    .mark_bar()
+    .encode(x=alt.X("step:O"), y=alt.Y("gap:Q", title=f"seed {seed_b} minus seed {seed_a} (nats)"))
+    .properties(width=200, height=200, title="Gap at each checkpoint")
+)
 lines | bars
 
 # %%
 before, after = gap.set_index("step")["gap"].iloc[[0, -1]]
-print(f"Seed {seed_b} minus seed {seed_a}: {before:+.3f} nats at step 0 (two random "
-      f"initialisations), {after:+.3f} nats at the end of training.")
+print(
+    f"Seed {seed_b} minus seed {seed_a}: {before:+.3f} nats at step 0 (two random "
+    f"initialisations), {after:+.3f} nats at the end of training."
+)
 
 # %% [markdown]
 # ## 5. The copy transition

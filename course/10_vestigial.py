@@ -19,11 +19,11 @@
 # and `other`. Run the cells in order; each exercise is followed by a check.
 
 # %% tags=["parameters"]
-student = ""                    # your name, for the gradebook
-runs_dir = "../runs"            # precomputed runs (trained once; reopened afterwards)
+student = ""  # your name, for the gradebook
+runs_dir = "../runs"  # precomputed runs (trained once; reopened afterwards)
 preset = "reference"
-seed = 1005                     # a seed in which the study caught a vestigial neuron
-study_dir = "../course/study"   # the study across seeds the course cites
+seed = 1005  # a seed in which the study caught a vestigial neuron
+study_dir = "../course/study"  # the study across seeds the course cites
 
 # %%
 from pathlib import Path
@@ -99,7 +99,8 @@ target = target_neuron(found)
 tools = mechanism(run, target_subject(found), progress=True)
 stages = tools["stages"]
 alt.Chart(stages).mark_line(point=True).encode(
-    x=charts.step_x(run.steps), y=alt.Y("probability:Q", title="predicted P(C)"),
+    x=charts.step_x(run.steps),
+    y=alt.Y("probability:Q", title="predicted P(C)"),
     color=alt.Color("stage:N", title=None),
 ).properties(width=520, height=220, title="What the model predicts after B")
 
@@ -109,6 +110,7 @@ alt.Chart(stages).mark_line(point=True).encode(
 # step *after its peak* at which it is below the midpoint of the peak and its final value.
 # Leave step 0 out (an untrained model's value is noise), and do not assume the points come
 # sorted. The check runs your function on curves of its own; here is the one above:
+
 
 # %%
 def change_step(steps, probs) -> float:
@@ -144,10 +146,16 @@ check("ex1", change_step)
 # %%
 tables = analyze(run, progress=True)
 final = run.steps[-1]
-baseline = tables["baseline"].query("step == @final")[["layer", "p99", "untrained_p99",
-                                                        "untrained_matched_p99"]]
-baseline.rename(columns={"p99": "shuffled labels, p99", "untrained_p99": "untrained, p99",
-                         "untrained_matched_p99": "untrained same-token, p99"})
+baseline = tables["baseline"].query("step == @final")[
+    ["layer", "p99", "untrained_p99", "untrained_matched_p99"]
+]
+baseline.rename(
+    columns={
+        "p99": "shuffled labels, p99",
+        "untrained_p99": "untrained, p99",
+        "untrained_matched_p99": "untrained same-token, p99",
+    }
+)
 
 # %% [markdown]
 # A sharper test compares a neuron's activation on trigger positions with its activation on
@@ -159,6 +167,7 @@ baseline.rename(columns={"p99": "shuffled labels, p99", "untrained_p99": "untrai
 # and `same` are boolean masks over positions. Return, per neuron,
 # (mean on focus - mean on same) / (mean on focus + mean on same + 1e-7). Write it yourself
 # (the check refuses the kit's own function).
+
 
 # %%
 def token_selectivity(acts: torch.Tensor, focus: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
@@ -205,7 +214,8 @@ def ablation_effect(model, layer: int, neuron: int, where: torch.Tensor) -> floa
     clean, _ = per_position_loss(logits, batch.tokens)
     hook = set_neurons([neuron], mean)
     ablated, _ = per_position_loss(
-        model.run_with_hooks(batch.tokens, fwd_hooks=[(mlp_post(layer), hook)]), batch.tokens)
+        model.run_with_hooks(batch.tokens, fwd_hooks=[(mlp_post(layer), hook)]), batch.tokens
+    )
     return (ablated - clean)[where].mean().item()
     ### END SOLUTION
 
@@ -239,6 +249,7 @@ for name, text in Criteria().clauses().items():
 # row per checkpoint in any order; `init_floor` is the largest effect of any neuron at step
 # 0. Return True when every clause above holds (with the default thresholds; the focus
 # class is `"trigger"`). The check builds timelines where each clause fails on its own.
+
 
 # %%
 def is_vestigial(line: pd.DataFrame, init_floor: float) -> bool:
@@ -274,9 +285,22 @@ check("ex4", is_vestigial)
 
 # %%
 print(found.summary())
-found.neurons.head(6)[["unit", "peak_effect", "peak_low", "peak_step", "settle_step",
-                       "final_effect", "final_high", "final_selectivity", "selectivity_baseline",
-                       "final_matched_selectivity", "matched_baseline", "failed"]]
+found.neurons.head(6)[
+    [
+        "unit",
+        "peak_effect",
+        "peak_low",
+        "peak_step",
+        "settle_step",
+        "final_effect",
+        "final_high",
+        "final_selectivity",
+        "selectivity_baseline",
+        "final_matched_selectivity",
+        "matched_baseline",
+        "failed",
+    ]
+]
 
 # %% [markdown]
 # ## 5. Not needed, or not used?
@@ -337,12 +361,21 @@ tools["neuron"][["step", "effect_alone", "effect_later_attn_ablated"]].round(3)
 
 # %%
 study, per_seed = load_study(study_dir)
-print(f"A vestigial neuron was caught in {study['caught']} of {study['n_seeds']} seeds "
-      f"(negative control, the task without its crutch: {study['control']['caught']} of "
-      f"{len(study['control']['seeds'])}).")
-print("Clauses that stopped the other seeds' best candidates:", study["failed_clauses_when_not_caught"])
-print("The caught neurons settled together with:", study["coincides_with"],
-      "| with no stage:", study["coincides_with_none"])
+print(
+    f"A vestigial neuron was caught in {study['caught']} of {study['n_seeds']} seeds "
+    f"(negative control, the task without its crutch: {study['control']['caught']} of "
+    f"{len(study['control']['seeds'])})."
+)
+print(
+    "Clauses that stopped the other seeds' best candidates:",
+    study["failed_clauses_when_not_caught"],
+)
+print(
+    "The caught neurons settled together with:",
+    study["coincides_with"],
+    "| with no stage:",
+    study["coincides_with_none"],
+)
 print("At the end they were:", study["end_status"], "| backups:", study["backup_at_end"])
 
 # %% [markdown]

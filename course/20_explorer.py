@@ -18,8 +18,8 @@
 # %% tags=["parameters"]
 student = ""
 runs_dir = "../runs"
-preset = "reference"     # tests use "tiny" (trains in seconds)
-seeds = [1005, 1009]     # precomputed (trained if missing, about a minute each)
+preset = "reference"  # tests use "tiny" (trains in seconds)
+seeds = [1005, 1009]  # precomputed (trained if missing, about a minute each)
 
 # %%
 from pathlib import Path
@@ -63,8 +63,10 @@ explorer
 explorer.seed = seeds[0]
 explorer.neuron = tables.default_neuron(seeds[0])
 verdict = tables.verdict(seeds[0], explorer.neuron)
-print(f"picked {explorer.neuron}: the detector calls it {verdict.verdict}"
-      + (f" (clauses failed: {verdict.failed})" if verdict.failed else ""))
+print(
+    f"picked {explorer.neuron}: the detector calls it {verdict.verdict}"
+    + (f" (clauses failed: {verdict.failed})" if verdict.failed else "")
+)
 
 # %%
 ### BEGIN SOLUTION
@@ -121,8 +123,8 @@ explorer.state()
 # course web page, offline), or as a PNG for slides.
 
 # %%
-html = charts.export_static(tables, Path("explorer.html"), seed=seeds[0],
-                            neuron=explorer.neuron)
-png = charts.export_static(tables, Path("explorer.png"), seed=seeds[0],
-                           step=explorer.step, neuron=explorer.neuron)
+html = charts.export_static(tables, Path("explorer.html"), seed=seeds[0], neuron=explorer.neuron)
+png = charts.export_static(
+    tables, Path("explorer.png"), seed=seeds[0], step=explorer.step, neuron=explorer.neuron
+)
 print(html, png)

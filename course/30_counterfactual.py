@@ -13,11 +13,11 @@
 # holds a never-needed neuron the same way.
 
 # %% tags=["parameters"]
-student = ""                    # your name, for the gradebook
-runs_dir = "../runs"            # precomputed runs and forks (trained if missing)
+student = ""  # your name, for the gradebook
+runs_dir = "../runs"  # precomputed runs and forks (trained if missing)
 preset = "reference"
 seed = 1005
-study_dir = "../course/study"   # the study across seeds the course cites
+study_dir = "../course/study"  # the study across seeds the course cites
 
 # %%
 from pathlib import Path
@@ -54,9 +54,11 @@ forks
 # %%
 fork_at = plans["hold-target"].at
 shared = [s for s in run.steps if s <= fork_at]
-same = [(run.path / "checkpoints" / f"step-{s:06d}.safetensors").read_bytes()
-        == (forks["hold-target"].path / "checkpoints" / f"step-{s:06d}.safetensors").read_bytes()
-        for s in shared]
+same = [
+    (run.path / "checkpoints" / f"step-{s:06d}.safetensors").read_bytes()
+    == (forks["hold-target"].path / "checkpoints" / f"step-{s:06d}.safetensors").read_bytes()
+    for s in shared
+]
 print(f"{sum(same)} of {len(shared)} shared checkpoints are identical")
 
 # %% [markdown]
@@ -66,15 +68,20 @@ print(f"{sum(same)} of {len(shared)} shared checkpoints are identical")
 # (where only copying helps), for the parent and both forks:
 
 # %%
-futures = pd.concat([
-    r.metrics.query("split == 'eval'").assign(run=name)
-    for name, r in {"parent": run, **forks}.items()
-])
-long = futures.melt(["run", "step"], ["loss_trigger", "loss_copy"], var_name="positions",
-                    value_name="nats")
+futures = pd.concat(
+    [
+        r.metrics.query("split == 'eval'").assign(run=name)
+        for name, r in {"parent": run, **forks}.items()
+    ]
+)
+long = futures.melt(
+    ["run", "step"], ["loss_trigger", "loss_copy"], var_name="positions", value_name="nats"
+)
 alt.Chart(long).mark_line(point=True).encode(
-    x=charts.step_x(run.steps), y=alt.Y("nats:Q", title="evaluation loss (nats)"),
-    color="run:N", strokeDash="positions:N",
+    x=charts.step_x(run.steps),
+    y=alt.Y("nats:Q", title="evaluation loss (nats)"),
+    color="run:N",
+    strokeDash="positions:N",
 ).properties(width=520, height=260, title=f"Forked at step {fork_at}")
 
 # %% [markdown]
@@ -97,6 +104,7 @@ check("ex1", lambda: delay)
 # Holding *any* neuron at its mean perturbs training a little. The control fork measures how
 # much. Set `held_cost` to the final evaluation loss on trigger positions (`loss_trigger` in
 # the last evaluation row) of the `hold-target` fork minus that of the `hold-control` fork.
+
 
 # %%
 ### BEGIN SOLUTION
@@ -124,6 +132,7 @@ check("ex2", lambda: held_cost)
 # differences, `(low, high)` = mean -/+ t(0.975, n - 1) * s / sqrt(n), with s the sample
 # standard deviation. Write it yourself (the check refuses the kit's `mean_ci`).
 
+
 # %%
 def paired_interval(deltas) -> tuple[float, float]:
     ### BEGIN SOLUTION
@@ -145,13 +154,18 @@ check("ex3", paired_interval)
 
 # %%
 study, per_seed = load_study(study_dir)
-deltas = [r["conditions"]["neuron-1T"]["final_loss"] - r["base"]["final_loss"]
-          for r in per_seed if "neuron-1T" in r["conditions"]]
+deltas = [
+    r["conditions"]["neuron-1T"]["final_loss"] - r["base"]["final_loss"]
+    for r in per_seed
+    if "neuron-1T" in r["conditions"]
+]
 verdict = study["comparisons"]["neuron-1T"]["verdict"]
 try:
     low, high = paired_interval(deltas)
-    print(f"{len(deltas)} seeds: mean change {sum(deltas) / len(deltas):+.4f} nats, "
-          f"95% interval [{low:+.4f}, {high:+.4f}]; the study's verdict: {verdict}")
+    print(
+        f"{len(deltas)} seeds: mean change {sum(deltas) / len(deltas):+.4f} nats, "
+        f"95% interval [{low:+.4f}, {high:+.4f}]; the study's verdict: {verdict}"
+    )
 except NotImplementedError:
     print("Solve exercise 3 first: this cell uses your paired_interval.")
 

@@ -14,10 +14,10 @@
 # re-run (`make study`) and this notebook reads whatever it finds.
 
 # %% tags=["parameters"]
-student = ""                    # your name, for the gradebook
-runs_dir = "../runs"            # not used here: this notebook reads only the study's files
-study_dir = "../course/study"   # summary.json and results.json, written by `vestige study`
-n_boot = 2000                   # bootstrap resamples of seeds
+student = ""  # your name, for the gradebook
+runs_dir = "../runs"  # not used here: this notebook reads only the study's files
+study_dir = "../course/study"  # summary.json and results.json, written by `vestige study`
+n_boot = 2000  # bootstrap resamples of seeds
 boot_seed = 0
 
 # %%
@@ -46,8 +46,10 @@ print(f"preset {summary['preset']!r}: {summary['n_seeds']} seeds ({summary['seed
 print(f"A vestigial neuron was caught in {summary['caught']} of {summary['n_seeds']} seeds.")
 if "control" in summary:
     control = summary["control"]
-    print(f"Negative control (preset {control['preset']!r}): caught in {control['caught']} of "
-          f"{len(control['seeds'])} seeds.")
+    print(
+        f"Negative control (preset {control['preset']!r}): caught in {control['caught']} of "
+        f"{len(control['seeds'])} seeds."
+    )
 print("Each seed was trained again under:")
 for name in summary["comparisons"]:
     print(f"  {name}: {CONDITION_NAMES[name].label}")
@@ -76,14 +78,23 @@ example["mechanism"]["transitions"]
 # Every seed's target neuron over training (the step axis is logarithmic, step 0 drawn at 1):
 
 # %%
-lines = pd.DataFrame([{"seed": str(r["seed"]), "caught": r["caught"], **point}
-                      for r in results for point in r["timeline"]])
+lines = pd.DataFrame(
+    [
+        {"seed": str(r["seed"]), "caught": r["caught"], **point}
+        for r in results
+        for point in r["timeline"]
+    ]
+)
 lines["step1"] = lines["step"].clip(lower=1)
 alt.Chart(lines).mark_line(point=True, opacity=0.7).encode(
-    x=alt.X("step1:Q", title="training step",
-            scale=alt.Scale(type="log", domain=[1, int(lines["step"].max())], nice=False)),
+    x=alt.X(
+        "step1:Q",
+        title="training step",
+        scale=alt.Scale(type="log", domain=[1, int(lines["step"].max())], nice=False),
+    ),
     y=alt.Y("effect:Q", title="ablation effect on trigger positions (nats)"),
-    color=alt.Color("caught:N", title="caught"), detail="seed:N",
+    color=alt.Color("caught:N", title="caught"),
+    detail="seed:N",
     tooltip=["seed", "step", alt.Tooltip("effect:Q", format=".3f")],
 ).properties(width=520, height=240, title="The target neuron of every seed")
 
@@ -101,6 +112,7 @@ alt.Chart(lines).mark_line(point=True, opacity=0.7).encode(
 # effect after step 0, and the settle step, or `None` if the effect never stays below half
 # the peak. The check runs it on timelines of its own; here it is compared with the settle
 # steps the study recorded.
+
 
 # %%
 def peak_and_settle(timeline: list[dict]) -> tuple[float, int | None]:
@@ -141,22 +153,29 @@ rows = []
 for r in results:
     trained = [p for p in r["timeline"] if p["step"] > 0]
     best = max(trained, key=lambda p: p["effect"])
-    rows.append({
-        "seed": r["seed"], "caught": r["caught"], "neuron": r["target"]["unit"],
-        "peak effect": best["effect"], "peak step": best["step"],
-        "settles at": r["mechanism"]["settle_step"],
-        "copy transition": r["base"]["transition"],
-        "P(C | lone B) drops at": r["mechanism"]["transitions"].get(LONE_B),
-    })
-seeds = pd.DataFrame(rows).astype({"settles at": float, "copy transition": float,
-                                   "P(C | lone B) drops at": float})
+    rows.append(
+        {
+            "seed": r["seed"],
+            "caught": r["caught"],
+            "neuron": r["target"]["unit"],
+            "peak effect": best["effect"],
+            "peak step": best["step"],
+            "settles at": r["mechanism"]["settle_step"],
+            "copy transition": r["base"]["transition"],
+            "P(C | lone B) drops at": r["mechanism"]["transitions"].get(LONE_B),
+        }
+    )
+seeds = pd.DataFrame(rows).astype(
+    {"settles at": float, "copy transition": float, "P(C | lone B) drops at": float}
+)
 seeds
 
 # %%
 alt.Chart(seeds.dropna(subset=["copy transition"])).mark_circle(size=70).encode(
     x=alt.X("peak effect:Q", title="target neuron's peak effect (nats)"),
     y=alt.Y("copy transition:Q", title="copy transition (step)", scale=alt.Scale(zero=False)),
-    color=alt.Color("caught:N", title="caught"), tooltip=["seed", "neuron", "peak effect", "copy transition"],
+    color=alt.Color("caught:N", title="caught"),
+    tooltip=["seed", "neuron", "peak effect", "copy transition"],
 ).properties(width=420, height=260, title="Peak size against the time of the copy transition")
 
 # %% [markdown]
@@ -186,8 +205,11 @@ print(f"{len(x)} of {len(seeds)} seeds have a copy transition; {n_boot} resample
 # (`x[row]`, `y[row]` for each `row` of `resamples`). A resample in which all the `x` (or
 # all the `y`) are equal has no correlation: leave it out.
 
+
 # %%
-def rank_correlation_ci(x: np.ndarray, y: np.ndarray, resamples: np.ndarray) -> tuple[float, float, float]:
+def rank_correlation_ci(
+    x: np.ndarray, y: np.ndarray, resamples: np.ndarray
+) -> tuple[float, float, float]:
     ### BEGIN SOLUTION
     def spearman(a, b):
         ra, rb = stats.rankdata(a), stats.rankdata(b)
@@ -203,16 +225,22 @@ def rank_correlation_ci(x: np.ndarray, y: np.ndarray, resamples: np.ndarray) -> 
 
 if len(x) >= 3:
     rho, low, high = rank_correlation_ci(x, y, resamples)
-    print(f"Spearman's rho = {rho:+.2f}, 95% bootstrap interval [{low:+.2f}, {high:+.2f}], "
-          f"over {len(x)} seeds.")
+    print(
+        f"Spearman's rho = {rho:+.2f}, 95% bootstrap interval [{low:+.2f}, {high:+.2f}], "
+        f"over {len(x)} seeds."
+    )
     if low <= 0 <= high:
-        print("The interval includes 0: these seeds do not show a relation between the size of "
-              "the neuron's peak and the time of the copy transition (which is not evidence that "
-              "there is none).")
+        print(
+            "The interval includes 0: these seeds do not show a relation between the size of "
+            "the neuron's peak and the time of the copy transition (which is not evidence that "
+            "there is none)."
+        )
     else:
         direction = "later" if rho > 0 else "earlier"
-        print(f"The interval excludes 0: in these seeds, larger peaks go with {direction} copy "
-              "transitions.")
+        print(
+            f"The interval excludes 0: in these seeds, larger peaks go with {direction} copy "
+            "transitions."
+        )
 else:
     print("Fewer than 3 seeds have a copy transition: no correlation to compute.")
 
@@ -240,6 +268,7 @@ check("ex2", rank_correlation_ci)
 # never settled coincides with nothing. Compute it: the check's records have no
 # `coincides_with` field.
 
+
 # %%
 def settled_with(result: dict) -> list[str]:
     ### BEGIN SOLUTION
@@ -248,8 +277,11 @@ def settled_with(result: dict) -> list[str]:
     if settle is None:
         return []
     at = steps.index(settle)
-    return [name for name, step in result["mechanism"]["transitions"].items()
-            if step is not None and abs(steps.index(step) - at) <= 1]
+    return [
+        name
+        for name, step in result["mechanism"]["transitions"].items()
+        if step is not None and abs(steps.index(step) - at) <= 1
+    ]
     ### END SOLUTION
 
 
@@ -266,11 +298,20 @@ def kind(result: dict) -> str:
     return "neither"
 
 
-settled = pd.DataFrame({"seed": [r["seed"] for r in results], "caught": [r["caught"] for r in results],
-                        "settled with": [kind(r) for r in results]})
-lone_b_first = int((settled["settled with"] == "the drop of P(C | lone B), not the copy transition").sum())
-print(f"{lone_b_first} of {len(results)} seeds' target neurons settled with the drop of "
-      f"P(C | lone B) rather than the copy transition.")
+settled = pd.DataFrame(
+    {
+        "seed": [r["seed"] for r in results],
+        "caught": [r["caught"] for r in results],
+        "settled with": [kind(r) for r in results],
+    }
+)
+lone_b_first = int(
+    (settled["settled with"] == "the drop of P(C | lone B), not the copy transition").sum()
+)
+print(
+    f"{lone_b_first} of {len(results)} seeds' target neurons settled with the drop of "
+    f"P(C | lone B) rather than the copy transition."
+)
 pd.crosstab(settled["settled with"], settled["caught"].map({True: "caught", False: "not caught"}))
 
 # %% tags=["check"]
@@ -280,8 +321,12 @@ check("ex3", settled_with)
 # The study's own count, over the caught neurons only (`summary.json`):
 
 # %%
-print("Caught neurons settled together with:", summary["coincides_with"] or "nothing",
-      "| with no transition:", summary["coincides_with_none"])
+print(
+    "Caught neurons settled together with:",
+    summary["coincides_with"] or "nothing",
+    "| with no transition:",
+    summary["coincides_with_none"],
+)
 print("At the end they were:", summary["end_status"] or "-", "| backups:", summary["backup_at_end"])
 
 # %% [markdown]
@@ -299,8 +344,11 @@ print("At the end they were:", summary["end_status"] or "-", "| backups:", summa
 # may lack the condition), the mean of the differences (condition minus base) and its 95%
 # t-interval, mean ± t(0.975, n - 1) · sd / √n. Return `(mean, low, high)`.
 
+
 # %%
-def paired_difference(results: list[dict], condition: str, outcome: str) -> tuple[float, float, float]:
+def paired_difference(
+    results: list[dict], condition: str, outcome: str
+) -> tuple[float, float, float]:
     ### BEGIN SOLUTION
     deltas = []
     for r in results:
@@ -316,10 +364,16 @@ def paired_difference(results: list[dict], condition: str, outcome: str) -> tupl
     ### END SOLUTION
 
 
-whole = "neuron-whole" if "neuron-whole" in summary["comparisons"] else next(iter(summary["comparisons"]))
+whole = (
+    "neuron-whole"
+    if "neuron-whole" in summary["comparisons"]
+    else next(iter(summary["comparisons"]))
+)
 outcomes = {  # outcome: (unit, digits, words for an interval above / below 0)
-    "final_loss": ("nats", 3, "higher", "lower"), "focus_loss": ("nats", 3, "higher", "lower"),
-    "copy_loss": ("nats", 3, "higher", "lower"), "transition": ("steps", 1, "later", "earlier"),
+    "final_loss": ("nats", 3, "higher", "lower"),
+    "focus_loss": ("nats", 3, "higher", "lower"),
+    "copy_loss": ("nats", 3, "higher", "lower"),
+    "transition": ("steps", 1, "later", "earlier"),
 }
 print(f"{CONDITION_NAMES[whole].label}, minus the unchanged run of the same seed:")
 for outcome, (unit, digits, up, down) in outcomes.items():
@@ -328,8 +382,10 @@ for outcome, (unit, digits, up, down) in outcomes.items():
         print(f"  {outcome}: {mean:+.{digits}f} {unit} (too few seeds for an interval)")
         continue
     reading = up if low > 0 else down if high < 0 else "no clear difference"
-    print(f"  {outcome}: {mean:+.{digits}f} {unit}, 95% interval [{low:+.{digits}f}, "
-          f"{high:+.{digits}f}]: {reading}")
+    print(
+        f"  {outcome}: {mean:+.{digits}f} {unit}, 95% interval [{low:+.{digits}f}, "
+        f"{high:+.{digits}f}]: {reading}"
+    )
 
 # %% tags=["check"]
 check("ex4", paired_difference)
@@ -339,10 +395,17 @@ check("ex4", paired_difference)
 # paired interval (`summary.json`):
 
 # %%
-deltas = pd.DataFrame([
-    {"seed": r["seed"], "condition": CONDITION_NAMES[name].label,
-     "d final loss": c["final_loss"] - r["base"]["final_loss"]}
-    for r in results for name, c in r["conditions"].items()])
+deltas = pd.DataFrame(
+    [
+        {
+            "seed": r["seed"],
+            "condition": CONDITION_NAMES[name].label,
+            "d final loss": c["final_loss"] - r["base"]["final_loss"],
+        }
+        for r in results
+        for name, c in r["conditions"].items()
+    ]
+)
 
 
 def signed(value) -> str:
@@ -351,16 +414,25 @@ def signed(value) -> str:
 
 for name, comparison in summary["comparisons"].items():
     d = comparison["delta_final_loss"]
-    print(f"{CONDITION_NAMES[name].label}: {signed(d['mean'])} nats over {d['n']} seeds, "
-          f"[{signed(d['low'])}, {signed(d['high'])}]: {comparison['verdict']}")
+    print(
+        f"{CONDITION_NAMES[name].label}: {signed(d['mean'])} nats over {d['n']} seeds, "
+        f"[{signed(d['low'])}, {signed(d['high'])}]: {comparison['verdict']}"
+    )
 zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(color="gray").encode(x="x:Q")
-points = alt.Chart(deltas).mark_circle(size=50).encode(
-    x=alt.X("d final loss:Q", title="final loss, condition minus unchanged (nats)"),
-    y=alt.Y("condition:N", title=None, axis=alt.Axis(labelLimit=360)),
-    tooltip=["seed", alt.Tooltip("d final loss:Q", format="+.4f")],
+points = (
+    alt.Chart(deltas)
+    .mark_circle(size=50)
+    .encode(
+        x=alt.X("d final loss:Q", title="final loss, condition minus unchanged (nats)"),
+        y=alt.Y("condition:N", title=None, axis=alt.Axis(labelLimit=360)),
+        tooltip=["seed", alt.Tooltip("d final loss:Q", format="+.4f")],
+    )
 )
-(zero + points).properties(width=420, height=30 * deltas["condition"].nunique(),
-                           title="Training under each condition, per seed")
+(zero + points).properties(
+    width=420,
+    height=30 * deltas["condition"].nunique(),
+    title="Training under each condition, per seed",
+)
 
 # %% [markdown]
 # Read the intervals as they are: an interval that excludes 0 says the change was

@@ -51,8 +51,12 @@ def main(argv=None) -> int:
         print(f"precompute: {path.name} ...", flush=True)
         nb = nbformat.read(path, as_version=4)
         try:
-            NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
-                           resources={"metadata": {"path": str(cwd)}}).execute()
+            NotebookClient(
+                nb,
+                timeout=args.timeout,
+                kernel_name="python3",
+                resources={"metadata": {"path": str(cwd)}},
+            ).execute()
         except Exception as exc:
             last = [line for line in str(exc).strip().splitlines() if line.strip()][-1:]
             failed.append(f"{path.name}: {type(exc).__name__}: {' '.join(last)[:300]}")
@@ -61,12 +65,24 @@ def main(argv=None) -> int:
             for made in set(cwd.iterdir()) - before:  # byproducts, not part of the image
                 if made.is_file():
                     made.unlink()
-        new = sorted(str(p.relative_to(cwd.parent)) for p in runs.glob("*/*")
-                     if p.is_dir() and p not in known) if runs.exists() else []
-        print(f"precompute: {path.name} done in {time.monotonic() - started:.0f} s"
-              + (f"; new runs: {', '.join(new)}" if new else ""), flush=True)
+        new = (
+            sorted(
+                str(p.relative_to(cwd.parent))
+                for p in runs.glob("*/*")
+                if p.is_dir() and p not in known
+            )
+            if runs.exists()
+            else []
+        )
+        print(
+            f"precompute: {path.name} done in {time.monotonic() - started:.0f} s"
+            + (f"; new runs: {', '.join(new)}" if new else ""),
+            flush=True,
+        )
     if failed:
-        print(f"precompute: {len(failed)} notebook(s) failed:\n  " + "\n  ".join(failed), flush=True)
+        print(
+            f"precompute: {len(failed)} notebook(s) failed:\n  " + "\n  ".join(failed), flush=True
+        )
         return 0 if os.environ.get("VESTIGE_PRECOMPUTE_KEEP_GOING") == "1" else 1
     return 0
 

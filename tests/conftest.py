@@ -16,4 +16,6 @@ os.environ.setdefault("VESTIGE_STRICT_CHECKS", "1")
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> vestige.Run:
     """A finished run of the `tiny` preset, seed 0 (do not modify it)."""
-    return vestige.train(vestige.preset("tiny"), 0, tmp_path_factory.mktemp("runs") / "tiny", progress=False)
+    return vestige.train(
+        vestige.preset("tiny"), 0, tmp_path_factory.mktemp("runs") / "tiny", progress=False
+    )

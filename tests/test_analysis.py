@@ -12,15 +12,22 @@ def test_tables_are_keyed_by_seed_step_layer_neuron(tiny_run):
     assert len(neurons) == len(tiny_run.steps) * 8
     assert not neurons.duplicated(["seed", "step", "layer", "neuron"]).any()
     assert neurons.selectivity.dropna().between(0, 1).all()
-    assert (neurons.effect_low <= neurons.effect).all() and (neurons.effect <= neurons.effect_high).all()
+    assert (neurons.effect_low <= neurons.effect).all() and (
+        neurons.effect <= neurons.effect_high
+    ).all()
     assert (neurons.positions == "trigger").all()
     ablation = tables["ablation"]
     assert set(ablation["mode"]) == {"mean", "zero"}
     assert {"all", "trigger", "copy"} <= set(ablation.positions)
-    trigger = ablation.query("mode == 'mean' and positions == 'trigger'").set_index(
-        ["step", "layer", "neuron"]).delta_loss
-    assert np.allclose(neurons.set_index(["step", "layer", "neuron"]).effect, trigger.loc[
-        neurons.set_index(["step", "layer", "neuron"]).index])
+    trigger = (
+        ablation.query("mode == 'mean' and positions == 'trigger'")
+        .set_index(["step", "layer", "neuron"])
+        .delta_loss
+    )
+    assert np.allclose(
+        neurons.set_index(["step", "layer", "neuron"]).effect,
+        trigger.loc[neurons.set_index(["step", "layer", "neuron"]).index],
+    )
     assert set(tables["class_means"].cls) == {"other", "trigger", "decoy", "copy", "live"}
     attention = tables["attention"]
     assert (attention["key"] <= attention["query"]).all()
@@ -43,7 +50,8 @@ def test_focus_and_same_token_positions(tiny_run):
     assert (positions.focus_all == (batch.labels == names.index("trigger"))).all()
     assert not (positions.same_token & positions.focus_all).any()
     assert set(batch.tokens[positions.same_token].unique().tolist()) <= set(
-        batch.tokens[positions.focus_all].unique().tolist())
+        batch.tokens[positions.focus_all].unique().tolist()
+    )
 
 
 def test_cache_is_reused_and_recomputed_when_stale(tiny_run):

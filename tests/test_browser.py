@@ -57,22 +57,39 @@ def session(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     runs = tmp_path_factory.mktemp("runs")
     nb = load_notebook_node(str(REPO / "course" / "solutions" / NOTEBOOK))
-    nb = parameterize_notebook(nb, {**PARAMETERS, "runs_dir": str(runs)}, kernel_name="python3",
-                               language="python")
+    nb = parameterize_notebook(
+        nb, {**PARAMETERS, "runs_dir": str(runs)}, kernel_name="python3", language="python"
+    )
     nbformat.write(nb, root / NOTEBOOK)
-    with harness.jupyterlab(root, tmp_path_factory.mktemp("lab-state")) as lab, \
-            sync_playwright() as playwright, harness.chromium(playwright) as browser:
+    with (
+        harness.jupyterlab(root, tmp_path_factory.mktemp("lab-state")) as lab,
+        sync_playwright() as playwright,
+        harness.chromium(playwright) as browser,
+    ):
         page = browser.new_page()
         notebook = harness.Notebook(page, lab, NOTEBOOK).open()
         try:
             notebook.run_all(timeout=900)
         finally:
             notebook.screenshot(OUT / "01-run-all.png")
-        yield {"page": page, "notebook": notebook, "browser": browser, "lab": lab, "root": root,
-               "runs": runs}
-        (OUT / "network-and-console.json").write_text(json.dumps(
-            {"blocked": browser.blocked, "non_local_websockets": browser.sockets,
-             "console_errors": browser.errors}, indent=1))
+        yield {
+            "page": page,
+            "notebook": notebook,
+            "browser": browser,
+            "lab": lab,
+            "root": root,
+            "runs": runs,
+        }
+        (OUT / "network-and-console.json").write_text(
+            json.dumps(
+                {
+                    "blocked": browser.blocked,
+                    "non_local_websockets": browser.sockets,
+                    "console_errors": browser.errors,
+                },
+                indent=1,
+            )
+        )
 
 
 def _show_explorer(page):
@@ -96,8 +113,9 @@ def test_explorer_draws_every_view_and_fits_a_laptop_screen(session):
     assert overflow["explorer"] <= overflow["output"] + 1, overflow
     assert page.locator("#filebrowser").is_visible()  # the left sidebar is open
     # While the widget is alive its static snapshot (the next output) is hidden.
-    snapshot = page.locator(".jp-OutputArea-child:has(.vestige-live) + .jp-OutputArea-child "
-                            ".jp-RenderedImage")
+    snapshot = page.locator(
+        ".jp-OutputArea-child:has(.vestige-live) + .jp-OutputArea-child .jp-RenderedImage"
+    )
     assert snapshot.count() == 1 and snapshot.is_hidden()
     harness.Notebook(page, session["lab"], NOTEBOOK).screenshot(OUT / "02-explorer.png")
 
@@ -173,8 +191,9 @@ def test_static_page_works_from_a_file_with_a_step_slider(session):
     before = page.locator("#vis svg").inner_html()
     slider.focus()
     page.keyboard.press("End")
-    page.wait_for_function("(s) => document.querySelector('#controls output').textContent == s",
-                           arg=str(steps[-1]))
+    page.wait_for_function(
+        "(s) => document.querySelector('#controls output').textContent == s", arg=str(steps[-1])
+    )
     assert page.locator("#vis svg").inner_html() != before
     controls = page.locator("#controls").bounding_box()
     assert controls["y"] < page.locator("#vis").bounding_box()["y"]  # controls above the views
@@ -201,15 +220,19 @@ def test_reopened_after_a_kernel_restart_the_notebook_still_shows_its_charts(ses
     outputs = [o for c in saved.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     vega = [o for o in outputs if "application/vnd.vegalite.v5+json" in o.get("data", {})]
     snapshots = [o for o in outputs if "image/jpeg" in o.get("data", {})]
-    widgets = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    widgets = [
+        o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
     assert vega and all("image/png" in o["data"] for o in vega)
     assert len(snapshots) == 1
     assert "seed 1" in "".join(snapshots[0]["data"]["text/plain"])  # the last live state
     # On the page: every vega-lite output drawn by JupyterLab's own renderer and the
     # explorer's snapshot visible.
     drawn = _drawn_outputs(page)
-    for selector, name in ((".jp-RenderedImage img", "07-reopened-snapshot.png"),
-                           (".jp-RenderedVegaCommon5", "08-reopened-chart.png")):
+    for selector, name in (
+        (".jp-RenderedImage img", "07-reopened-snapshot.png"),
+        (".jp-RenderedVegaCommon5", "08-reopened-chart.png"),
+    ):
         page.locator(selector).first.scroll_into_view_if_needed()
         page.wait_for_timeout(1000)
         reopened.screenshot(OUT / name)

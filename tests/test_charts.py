@@ -15,8 +15,13 @@ import vl_convert as vlc
 from vestige import charts, notebook
 from vestige.tables import COLUMNS, ExplorerTables, as_tables, explorer_tables, nearest_step
 
-VIEWS = [charts.training_curves, charts.selectivity_vs_effect, charts.class_means,
-         charts.neuron_timeline, charts.attention_pattern]
+VIEWS = [
+    charts.training_curves,
+    charts.selectivity_vs_effect,
+    charts.class_means,
+    charts.neuron_timeline,
+    charts.attention_pattern,
+]
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +68,20 @@ def test_realistic_views_stay_under_the_row_limit(realistic, view):
 
 
 def test_dashboard_is_one_chart_with_shared_cursors_and_independent_legends(realistic):
-    spec = charts.dashboard(realistic, 0, alt.param(name="step", value=899),
-                            alt.param(name="neuron", value="L1N3"), alt.param(name="layer", value=1),
-                            alt.param(name="head", value=2)).to_dict(validate=True)
+    spec = charts.dashboard(
+        realistic,
+        0,
+        alt.param(name="step", value=899),
+        alt.param(name="neuron", value="L1N3"),
+        alt.param(name="layer", value=1),
+        alt.param(name="head", value=2),
+    ).to_dict(validate=True)
     assert {p["name"]: p["value"] for p in spec["params"]} == {
-        "step": 899, "neuron": "L1N3", "layer": 1, "head": 2}
+        "step": 899,
+        "neuron": "L1N3",
+        "layer": 1,
+        "head": 2,
+    }
     text = json.dumps(spec)
     assert all(f'"name": "{name}"' in text for name in charts.VIEWS)
     assert spec["resolve"]["legend"]["color"] == "independent"
@@ -81,7 +95,7 @@ def test_attention_packs_every_layer_head_step_in_a_cell(tables):
     row = att.iloc[1234]
     cell = cells[(cells["query"] == row["query"]) & (cells["key"] == row["key"])].iloc[0]
     index = int((row["layer"] * n_heads + row["head"]) * len(steps) + steps.index(row["step"]))
-    assert int(cell["w"][2 * index: 2 * index + 2], 16) == round(255 * row["weight"])
+    assert int(cell["w"][2 * index : 2 * index + 2], 16) == round(255 * row["weight"])
     assert len(cell["w"]) == 2 * 2 * n_heads * len(steps)
     assert len(cells) == 12 * 13 // 2
 
@@ -147,7 +161,8 @@ def test_tables_take_the_detectors_verdicts_and_the_analysis_transition(run_tabl
         assert run_tables.highlighted(seed)[found.contrast["unit"]] == "contrast"
     transition = transition_step(tiny_run)
     assert run_tables.transition(seed) == transition or (
-        np.isnan(transition) and np.isnan(run_tables.transition(seed)))
+        np.isnan(transition) and np.isnan(run_tables.transition(seed))
+    )
 
 
 def test_runs_give_tables_through_as_tables(tiny_run, run_tables):
@@ -161,7 +176,9 @@ def test_timelines_tick_at_checkpoints_and_end_where_the_data_ends(realistic):
     steps = realistic.steps(0)
     spec = charts.neuron_timeline(realistic, 0).to_dict()
     scales = [e["x"]["scale"] for e in _encodings(spec) if "x" in e and "scale" in e["x"]]
-    assert scales and all(s["domain"] == [steps[0], steps[-1]] and s["nice"] is False for s in scales)
+    assert scales and all(
+        s["domain"] == [steps[0], steps[-1]] and s["nice"] is False for s in scales
+    )
     axes = [e["x"]["axis"] for e in _encodings(spec) if "x" in e and "axis" in e["x"]]
     assert axes and all(a["values"] == steps for a in axes)
     effects = charts.effects_over_training(realistic, 0).to_dict(validate=True)
@@ -179,8 +196,9 @@ def test_effects_over_training_greys_all_but_a_few_units(realistic):
 
 
 def test_missing_transition_draws_no_transition_rule(tables):
-    no_transition = ExplorerTables(**{**tables.__dict__, "transitions":
-                                      tables.transitions.assign(step=np.nan)})
+    no_transition = ExplorerTables(
+        **{**tables.__dict__, "transitions": tables.transitions.assign(step=np.nan)}
+    )
     spec = charts.training_curves(no_transition, 0).to_dict(validate=True)
     assert charts.TRANSITION not in str(spec)
 
@@ -200,7 +218,9 @@ def test_nearest_step():
 def test_static_png_has_the_rendered_size(tables, tmp_path):
     path = charts.export_static(tables, tmp_path / "explorer.png", seed=1, step=899, scale=2)
     svg = vlc.vegalite_to_svg(charts.standalone(tables, 1, 899).to_dict())
-    width, height = (float(v) for v in re.search(r'width="([\d.]+)" height="([\d.]+)"', svg).groups())
+    width, height = (
+        float(v) for v in re.search(r'width="([\d.]+)" height="([\d.]+)"', svg).groups()
+    )
     head = path.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", head[16:24]) == (round(2 * width), round(2 * height))
@@ -233,16 +253,22 @@ def test_setup_saves_charts_as_vegalite_outputs_not_widgets(tmp_path):
     """An executed notebook keeps each chart as a vega-lite output with a PNG, no widget."""
     import papermill as pm
 
-    source = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("from vestige.notebook import setup\nsetup()"),
-        nbformat.v4.new_code_cell(
-            "import altair as alt, pandas as pd\n"
-            "alt.Chart(pd.DataFrame({'x': [1, 2], 'y': [3, 4]})).mark_line().encode(x='x', y='y')"),
-    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                "language": "python"}})
+    source = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("from vestige.notebook import setup\nsetup()"),
+            nbformat.v4.new_code_cell(
+                "import altair as alt, pandas as pd\n"
+                "alt.Chart(pd.DataFrame({'x': [1, 2], 'y': [3, 4]})).mark_line().encode(x='x', y='y')"
+            ),
+        ],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
     nbformat.write(source, tmp_path / "in.ipynb")
-    pm.execute_notebook(tmp_path / "in.ipynb", tmp_path / "out.ipynb", kernel_name="python3",
-                        progress_bar=False)
+    pm.execute_notebook(
+        tmp_path / "in.ipynb", tmp_path / "out.ipynb", kernel_name="python3", progress_bar=False
+    )
     executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     data = executed.cells[1].outputs[0]["data"]
     assert notebook.VEGALITE_V5 in data and "image/png" in data

@@ -17,8 +17,10 @@ from vestige.stats import mean_ci
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("cf-runs")
-    parents = [vestige.train(vestige.preset("tiny"), seed, root / "tiny" / f"seed-{seed}",
-                             progress=False) for seed in (0, 1)]
+    parents = [
+        vestige.train(vestige.preset("tiny"), seed, root / "tiny" / f"seed-{seed}", progress=False)
+        for seed in (0, 1)
+    ]
     run_forks(parents[0], root / "forks", progress=False)
     return root
 
@@ -61,8 +63,14 @@ class FakeRun:
     def __init__(self, loss, trigger):
         import pandas as pd
 
-        self.metrics = pd.DataFrame({"split": ["eval", "eval"], "step": [0, 60],
-                                     "loss": [4.0, loss], "loss_trigger": [4.0, trigger]})
+        self.metrics = pd.DataFrame(
+            {
+                "split": ["eval", "eval"],
+                "step": [0, 60],
+                "loss": [4.0, loss],
+                "loss_trigger": [4.0, trigger],
+            }
+        )
 
 
 def test_ex2_names_typical_wrong_answers(ctx, monkeypatch):
@@ -93,18 +101,29 @@ def t_interval(deltas):
 def test_ex3_accepts_a_t_interval_written_any_way(ctx):
     assert verdict(counterfactual, "ex3", t_interval, ctx).passed
     assert verdict(counterfactual, "ex3", lambda d: np.array(t_interval(d)), ctx).passed
-    assert verdict(counterfactual, "ex3", lambda d: list(stats.t.interval(
-        0.95, len(d) - 1, loc=np.mean(d), scale=stats.sem(d))), ctx).passed
+    assert verdict(
+        counterfactual,
+        "ex3",
+        lambda d: list(stats.t.interval(0.95, len(d) - 1, loc=np.mean(d), scale=stats.sem(d))),
+        ctx,
+    ).passed
 
 
-@pytest.mark.parametrize("wrong", [
-    lambda d: (np.mean(d) - 1.96 * np.std(d, ddof=1) / np.sqrt(len(d)),
-               np.mean(d) + 1.96 * np.std(d, ddof=1) / np.sqrt(len(d))),  # normal, not t
-    lambda d: t_interval(d)[::-1],  # (high, low)
-    lambda d: (np.mean(d) - stats.t.ppf(0.975, len(d) - 1) * np.std(d),
-               np.mean(d) + stats.t.ppf(0.975, len(d) - 1) * np.std(d)),  # std, not standard error
-    lambda d: (0.0, 0.0),
-])
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda d: (
+            np.mean(d) - 1.96 * np.std(d, ddof=1) / np.sqrt(len(d)),
+            np.mean(d) + 1.96 * np.std(d, ddof=1) / np.sqrt(len(d)),
+        ),  # normal, not t
+        lambda d: t_interval(d)[::-1],  # (high, low)
+        lambda d: (
+            np.mean(d) - stats.t.ppf(0.975, len(d) - 1) * np.std(d),
+            np.mean(d) + stats.t.ppf(0.975, len(d) - 1) * np.std(d),
+        ),  # std, not standard error
+        lambda d: (0.0, 0.0),
+    ],
+)
 def test_ex3_fails_typical_wrong_intervals(ctx, wrong):
     assert not verdict(counterfactual, "ex3", wrong, ctx).passed
 

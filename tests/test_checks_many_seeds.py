@@ -48,13 +48,18 @@ def fails_everywhere(exercise, answer):
 
 # --- a fake study --------------------------------------------------------------------------------
 
+
 def _coincides(record):
     """What `vestige.study.mechanism_record` records (its rule, restated here)."""
     steps = [p["step"] for p in record["timeline"]]
     settle = record["mechanism"]["settle_step"]
-    return [name for name, step in record["mechanism"]["transitions"].items()
-            if settle is not None and step is not None
-            and abs(steps.index(int(step)) - steps.index(int(settle))) <= 1]
+    return [
+        name
+        for name, step in record["mechanism"]["transitions"].items()
+        if settle is not None
+        and step is not None
+        and abs(steps.index(int(step)) - steps.index(int(settle))) <= 1
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +70,20 @@ def study(tmp_path_factory):
     for seed in range(12):
         settle = [None, 4, 8, 9, 11, 13, 16][seed % 7]
         copy_at = None if seed == 5 else int(rng.integers(9, 14))
-        transitions = {"copy": copy_at, LONE_B: int(rng.integers(6, 11)),
-                       many_seeds.STAGES[0]: int(rng.integers(6, 11)), many_seeds.STAGES[1]: copy_at}
-        record = many_seeds.make_record(rng, seed, settle, transitions, caught=seed % 3 != 0,
-                                        conditions=("neuron-whole", "alpha-1"))
+        transitions = {
+            "copy": copy_at,
+            LONE_B: int(rng.integers(6, 11)),
+            many_seeds.STAGES[0]: int(rng.integers(6, 11)),
+            many_seeds.STAGES[1]: copy_at,
+        }
+        record = many_seeds.make_record(
+            rng,
+            seed,
+            settle,
+            transitions,
+            caught=seed % 3 != 0,
+            conditions=("neuron-whole", "alpha-1"),
+        )
         if seed == 3:
             del record["conditions"]["alpha-1"]  # a seed without one condition
         record["mechanism"]["coincides_with"] = _coincides(record)
@@ -97,11 +112,16 @@ def test_the_references_agree_with_the_kit_on_the_fake_study(study):
         trained = line[line.step > 0]
         peak, settle = many_seeds.reference_peak_and_settle(r["timeline"])
         assert peak == trained.effect.max()
-        assert settle == _settle_step(line, trained.effect.idxmax()) == r["mechanism"]["settle_step"]
+        assert (
+            settle == _settle_step(line, trained.effect.idxmax()) == r["mechanism"]["settle_step"]
+        )
         assert many_seeds.reference_settled_with(r) == sorted(r["mechanism"]["coincides_with"])
     for name, comparison in summary["comparisons"].items():
         for outcome in ("final_loss", "transition", "focus_loss"):
-            mine, kit = many_seeds.reference_paired(results, name, outcome), comparison[f"delta_{outcome}"]
+            mine, kit = (
+                many_seeds.reference_paired(results, name, outcome),
+                comparison[f"delta_{outcome}"],
+            )
             assert mine["n"] == kit["n"]
             for key in ("mean", "low", "high"):
                 assert math.isclose(mine[key], kit[key], rel_tol=1e-9, abs_tol=1e-12)
@@ -111,20 +131,32 @@ def test_the_right_answers_run_on_the_fake_study(study):
     _, results = load_study(study)
     for r in results:
         assert settled_right(r) == many_seeds.reference_settled_with(r)
-        assert peak_settle_right(r["timeline"]) == many_seeds.reference_peak_and_settle(r["timeline"])
+        assert peak_settle_right(r["timeline"]) == many_seeds.reference_peak_and_settle(
+            r["timeline"]
+        )
     usable = [r for r in results if r["base"]["transition"] is not None]
     x = np.array([peak_settle_right(r["timeline"])[0] for r in usable])
     y = np.array([r["base"]["transition"] for r in usable])
     rows = np.random.default_rng(0).integers(0, len(x), size=(500, len(x)))
     rho, lows, highs = many_seeds.reference_correlation(x, y, rows)
     assert np.allclose(correlation_right(x, y, rows), (rho, lows[0], highs[0]))
-    assert np.allclose(paired_right(results, "alpha-1", "final_loss"),
-                       [mean_ci([r["conditions"]["alpha-1"]["final_loss"] - r["base"]["final_loss"]
-                                 for r in results if "alpha-1" in r["conditions"]])[k]
-                        for k in ("mean", "low", "high")])
+    assert np.allclose(
+        paired_right(results, "alpha-1", "final_loss"),
+        [
+            mean_ci(
+                [
+                    r["conditions"]["alpha-1"]["final_loss"] - r["base"]["final_loss"]
+                    for r in results
+                    if "alpha-1" in r["conditions"]
+                ]
+            )[k]
+            for k in ("mean", "low", "high")
+        ],
+    )
 
 
 # --- ex1: peak and settle ------------------------------------------------------------------------
+
 
 def peak_settle_right(timeline):  # the notebook's solution
     points = sorted((p["step"], p["effect"]) for p in timeline if p["step"] > 0)
@@ -202,9 +234,19 @@ def test_ex1_accepts_other_methods_and_types(right):
     assert passes_everywhere("ex1", right)
 
 
-@pytest.mark.parametrize("wrong", [peak_with_step_zero, first_dip, assumes_sorted, peak_step_for_settle,
-                                   half_of_the_final, lambda t: (0.3, None), lambda t: (0.3, 216),
-                                   lambda t: peak_settle_right(t)[1]])
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        peak_with_step_zero,
+        first_dip,
+        assumes_sorted,
+        peak_step_for_settle,
+        half_of_the_final,
+        lambda t: (0.3, None),
+        lambda t: (0.3, 216),
+        lambda t: peak_settle_right(t)[1],
+    ],
+)
 def test_ex1_refuses_wrong_answers(wrong):
     assert fails_everywhere("ex1", wrong)
 
@@ -216,6 +258,7 @@ def test_ex1_says_which_case_went_wrong():
 
 
 # --- ex2: a rank correlation with a bootstrap interval ---------------------------------------------
+
 
 def _spearman(a, b):
     ra, rb = stats.rankdata(a), stats.rankdata(b)
@@ -305,10 +348,19 @@ def test_ex2_accepts_other_methods_percentile_conventions_and_types(right):
     assert passes_everywhere("ex2", right)
 
 
-@pytest.mark.parametrize("wrong", [correlation_pearson, correlation_ordinal_ranks,
-                                   correlation_tie_free_formula, correlation_nan_kept,
-                                   correlation_bootstrap_mean, correlation_unpaired, correlation_90,
-                                   lambda x, y, r: (0.2, -0.3, 0.6)])
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        correlation_pearson,
+        correlation_ordinal_ranks,
+        correlation_tie_free_formula,
+        correlation_nan_kept,
+        correlation_bootstrap_mean,
+        correlation_unpaired,
+        correlation_90,
+        lambda x, y, r: (0.2, -0.3, 0.6),
+    ],
+)
 def test_ex2_refuses_wrong_answers(wrong):
     assert fails_everywhere("ex2", wrong)
 
@@ -319,14 +371,18 @@ def test_ex2_names_nan_bounds():
 
 # --- ex3: what the settling coincided with ---------------------------------------------------------
 
+
 def settled_right(result):  # the notebook's solution
     steps = sorted(p["step"] for p in result["timeline"])
     settle = result["mechanism"]["settle_step"]
     if settle is None:
         return []
     at = steps.index(settle)
-    return sorted(name for name, step in result["mechanism"]["transitions"].items()
-                  if step is not None and abs(steps.index(step) - at) <= 1)
+    return sorted(
+        name
+        for name, step in result["mechanism"]["transitions"].items()
+        if step is not None and abs(steps.index(step) - at) <= 1
+    )
 
 
 def settled_numpy(result):  # searchsorted, a set
@@ -335,8 +391,11 @@ def settled_numpy(result):  # searchsorted, a set
     if settle is None or (isinstance(settle, float) and math.isnan(settle)):
         return set()
     at = np.searchsorted(steps, settle)
-    return {name for name, step in result["mechanism"]["transitions"].items()
-            if step is not None and abs(int(np.searchsorted(steps, step)) - int(at)) <= 1}
+    return {
+        name
+        for name, step in result["mechanism"]["transitions"].items()
+        if step is not None and abs(int(np.searchsorted(steps, step)) - int(at)) <= 1
+    }
 
 
 def settled_within_steps(window):
@@ -344,15 +403,20 @@ def settled_within_steps(window):
         settle = result["mechanism"]["settle_step"]
         if settle is None:
             return []
-        return [n for n, s in result["mechanism"]["transitions"].items()
-                if s is not None and abs(s - settle) <= window]
+        return [
+            n
+            for n, s in result["mechanism"]["transitions"].items()
+            if s is not None and abs(s - settle) <= window
+        ]
 
     return answer
 
 
 def settled_same_checkpoint(result):
     settle = result["mechanism"]["settle_step"]
-    return [n for n, s in result["mechanism"]["transitions"].items() if s is not None and s == settle]
+    return [
+        n for n, s in result["mechanism"]["transitions"].items() if s is not None and s == settle
+    ]
 
 
 def settled_within_two(result):
@@ -360,27 +424,44 @@ def settled_within_two(result):
     settle = result["mechanism"]["settle_step"]
     if settle is None:
         return []
-    return [n for n, s in result["mechanism"]["transitions"].items()
-            if s is not None and abs(steps.index(s) - steps.index(settle)) <= 2]
+    return [
+        n
+        for n, s in result["mechanism"]["transitions"].items()
+        if s is not None and abs(steps.index(s) - steps.index(settle)) <= 2
+    ]
 
 
 def settled_ignoring_none(result):
     steps = sorted(p["step"] for p in result["timeline"])
     settle = result["mechanism"]["settle_step"]
-    return [n for n, s in result["mechanism"]["transitions"].items()
-            if abs(steps.index(s) - steps.index(settle)) <= 1]
+    return [
+        n
+        for n, s in result["mechanism"]["transitions"].items()
+        if abs(steps.index(s) - steps.index(settle)) <= 1
+    ]
 
 
-@pytest.mark.parametrize("right", [settled_right, settled_numpy,
-                                   lambda r: tuple(reversed(settled_right(r)))])
+@pytest.mark.parametrize(
+    "right", [settled_right, settled_numpy, lambda r: tuple(reversed(settled_right(r)))]
+)
 def test_ex3_accepts_other_methods_and_types(right):
     assert passes_everywhere("ex3", right)
 
 
-@pytest.mark.parametrize("wrong", [settled_within_steps(25), settled_within_steps(60),
-                                   settled_within_steps(150), settled_same_checkpoint, settled_within_two,
-                                   settled_ignoring_none, lambda r: [], lambda r: [LONE_B],
-                                   lambda r: r["mechanism"]["coincides_with"]])
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        settled_within_steps(25),
+        settled_within_steps(60),
+        settled_within_steps(150),
+        settled_same_checkpoint,
+        settled_within_two,
+        settled_ignoring_none,
+        lambda r: [],
+        lambda r: [LONE_B],
+        lambda r: r["mechanism"]["coincides_with"],
+    ],
+)
 def test_ex3_refuses_wrong_answers(wrong):
     assert fails_everywhere("ex3", wrong)
 
@@ -391,6 +472,7 @@ def test_ex3_says_coincides_with_is_not_there_to_read():
 
 
 # --- ex4: a paired difference --------------------------------------------------------------------
+
 
 def paired_right(results, condition, outcome):  # the notebook's solution
     deltas = []
@@ -405,33 +487,66 @@ def paired_right(results, condition, outcome):  # the notebook's solution
 
 
 def paired_mean_ci(results, condition, outcome):  # the kit's interval, a dict
-    return mean_ci([r["conditions"][condition][outcome] - r["base"][outcome] for r in results
-                    if condition in r["conditions"] and r["conditions"][condition][outcome] is not None
-                    and r["base"][outcome] is not None])
+    return mean_ci(
+        [
+            r["conditions"][condition][outcome] - r["base"][outcome]
+            for r in results
+            if condition in r["conditions"]
+            and r["conditions"][condition][outcome] is not None
+            and r["base"][outcome] is not None
+        ]
+    )
 
 
 def paired_scipy(results, condition, outcome):  # a one-sample t-test's interval, float32
-    table = pd.DataFrame([{"base": r["base"][outcome], "changed": r["conditions"][condition][outcome]}
-                          for r in results if condition in r["conditions"]]).dropna()
+    table = pd.DataFrame(
+        [
+            {"base": r["base"][outcome], "changed": r["conditions"][condition][outcome]}
+            for r in results
+            if condition in r["conditions"]
+        ]
+    ).dropna()
     d = (table.changed - table.base).to_numpy()
     ci = stats.ttest_1samp(d, 0).confidence_interval(0.95)
     return np.array([d.mean(), ci.low, ci.high])
 
 
 def paired_unpaired(results, condition, outcome):
-    a = np.array([r["conditions"][condition][outcome] for r in results if condition in r["conditions"]
-                  and r["conditions"][condition][outcome] is not None and r["base"][outcome] is not None])
-    b = np.array([r["base"][outcome] for r in results if condition in r["conditions"]
-                  and r["conditions"][condition][outcome] is not None and r["base"][outcome] is not None])
-    half = stats.t.ppf(0.975, len(a) - 1) * math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    a = np.array(
+        [
+            r["conditions"][condition][outcome]
+            for r in results
+            if condition in r["conditions"]
+            and r["conditions"][condition][outcome] is not None
+            and r["base"][outcome] is not None
+        ]
+    )
+    b = np.array(
+        [
+            r["base"][outcome]
+            for r in results
+            if condition in r["conditions"]
+            and r["conditions"][condition][outcome] is not None
+            and r["base"][outcome] is not None
+        ]
+    )
+    half = stats.t.ppf(0.975, len(a) - 1) * math.sqrt(
+        a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)
+    )
     return a.mean() - b.mean(), a.mean() - b.mean() - half, a.mean() - b.mean() + half
 
 
 def paired_with(interval):
     def answer(results, condition, outcome):
-        d = np.array([r["conditions"][condition][outcome] - r["base"][outcome] for r in results
-                      if condition in r["conditions"] and r["conditions"][condition][outcome] is not None
-                      and r["base"][outcome] is not None])
+        d = np.array(
+            [
+                r["conditions"][condition][outcome] - r["base"][outcome]
+                for r in results
+                if condition in r["conditions"]
+                and r["conditions"][condition][outcome] is not None
+                and r["base"][outcome] is not None
+            ]
+        )
         half = interval(d)
         return d.mean(), d.mean() - half, d.mean() + half
 
@@ -445,13 +560,23 @@ def t_interval(d):
 
 
 def paired_keeps_none(results, condition, outcome):  # a null value is not left out
-    return t_interval([r["conditions"][condition][outcome] - r["base"][outcome] for r in results
-                       if condition in r["conditions"]])
+    return t_interval(
+        [
+            r["conditions"][condition][outcome] - r["base"][outcome]
+            for r in results
+            if condition in r["conditions"]
+        ]
+    )
 
 
 def paired_every_seed(results, condition, outcome):  # seeds without the condition kept
-    return t_interval([r["conditions"][condition][outcome] - r["base"][outcome] for r in results
-                       if r["conditions"][condition][outcome] is not None and r["base"][outcome] is not None])
+    return t_interval(
+        [
+            r["conditions"][condition][outcome] - r["base"][outcome]
+            for r in results
+            if r["conditions"][condition][outcome] is not None and r["base"][outcome] is not None
+        ]
+    )
 
 
 def paired_summarize(results, condition, outcome):
@@ -465,13 +590,22 @@ def test_ex4_accepts_other_methods_and_types(right):
     assert passes_everywhere("ex4", right)
 
 
-@pytest.mark.parametrize("wrong", [
-    paired_unpaired,
-    paired_with(lambda d: 1.96 * d.std(ddof=1) / math.sqrt(len(d))),                      # z
-    paired_with(lambda d: stats.t.ppf(0.975, len(d) - 1) * d.std() / math.sqrt(len(d))),  # ddof 0
-    paired_with(lambda d: stats.t.ppf(0.975, len(d)) * d.std(ddof=1) / math.sqrt(len(d))),  # n dof
-    paired_keeps_none, paired_every_seed, lambda r, c, o: (0.01, 0.0, 0.02),
-])
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        paired_unpaired,
+        paired_with(lambda d: 1.96 * d.std(ddof=1) / math.sqrt(len(d))),  # z
+        paired_with(
+            lambda d: stats.t.ppf(0.975, len(d) - 1) * d.std() / math.sqrt(len(d))
+        ),  # ddof 0
+        paired_with(
+            lambda d: stats.t.ppf(0.975, len(d)) * d.std(ddof=1) / math.sqrt(len(d))
+        ),  # n dof
+        paired_keeps_none,
+        paired_every_seed,
+        lambda r, c, o: (0.01, 0.0, 0.02),
+    ],
+)
 def test_ex4_refuses_wrong_answers(wrong):
     assert fails_everywhere("ex4", wrong)
 
@@ -488,31 +622,49 @@ def test_ex4_says_how_wide_a_wrong_interval_is():
 
 # --- the framework's side ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("exercise, forged", [
-    ("ex1", "passed"), ("ex1", [[0.3]]), ("ex2", {"rho": 1}), ("ex3", None), ("ex4", [1, 2]),
-])
+
+@pytest.mark.parametrize(
+    "exercise, forged",
+    [
+        ("ex1", "passed"),
+        ("ex1", [[0.3]]),
+        ("ex2", {"rho": 1}),
+        ("ex3", None),
+        ("ex4", [1, 2]),
+    ],
+)
 def test_judges_refuse_malformed_captures(exercise, forged):
     ex = {e.id: e for e in many_seeds.EXERCISES}[exercise]
     with pytest.raises(AnswerError):
         ex.judge(forged, many_seeds.context({}))
 
 
-@pytest.mark.parametrize("exercise, function", [
-    ("ex1", lambda t: type("A", (), {"__eq__": lambda s, o: True})()),
-    ("ex2", lambda x, y, r: type("A", (), {"__eq__": lambda s, o: True, "__len__": lambda s: 3})()),
-    ("ex4", lambda *a: {"mean": True, "low": 0, "high": 1}),
-])
+@pytest.mark.parametrize(
+    "exercise, function",
+    [
+        ("ex1", lambda t: type("A", (), {"__eq__": lambda s, o: True})()),
+        (
+            "ex2",
+            lambda x, y, r: type("A", (), {"__eq__": lambda s, o: True, "__len__": lambda s: 3})(),
+        ),
+        ("ex4", lambda *a: {"mean": True, "low": 0, "high": 1}),
+    ],
+)
 def test_always_equal_results_are_refused(exercise, function):
     assert not verdict(exercise, function).passed
 
 
 def test_hidden_inputs_differ_per_submission_and_from_practice():
     def text(inputs):
-        return json.dumps(plain.encode(inputs)[0]) + "".join(a.tobytes().hex()[:64] for a in plain.encode(inputs)[1])
+        return json.dumps(plain.encode(inputs)[0]) + "".join(
+            a.tobytes().hex()[:64] for a in plain.encode(inputs)[1]
+        )
 
     practice = many_seeds.hidden_inputs({}, np.random.default_rng(many_seeds.PRACTICE_SEED))
-    one, two = many_seeds.hidden_inputs({}, np.random.default_rng(1)), many_seeds.hidden_inputs(
-        {}, np.random.default_rng(2))
+    one, two = (
+        many_seeds.hidden_inputs({}, np.random.default_rng(1)),
+        many_seeds.hidden_inputs({}, np.random.default_rng(2)),
+    )
     assert len({text(practice), text(one), text(two)}) == 3
     assert text(plain.roundtrip(one)) == text(one)
     assert [c["case"] for c in one["timelines"]] == list(many_seeds.TIMELINE_CASES)
@@ -527,10 +679,20 @@ def test_checker_climbs_the_hint_ladder_and_gives_five_points():
     for attempt in range(4):
         check("ex3", settled_same_checkpoint)
         assert check.results["ex3"]["message"].endswith(hints[min(attempt, len(hints) - 1)])
-    answers = {"ex1": peak_settle_right, "ex2": correlation_right, "ex3": settled_right, "ex4": paired_right}
+    answers = {
+        "ex1": peak_settle_right,
+        "ex2": correlation_right,
+        "ex3": settled_right,
+        "ex4": paired_right,
+    }
     for exercise, answer in answers.items():
         check(exercise, answer)
-    assert {e: r["points"] for e, r in check.results.items()} == {"ex1": 1, "ex2": 2, "ex3": 1, "ex4": 1}
+    assert {e: r["points"] for e, r in check.results.items()} == {
+        "ex1": 1,
+        "ex2": 2,
+        "ex3": 1,
+        "ex4": 1,
+    }
 
 
 # --- grading in the sandbox ----------------------------------------------------------------------
@@ -543,8 +705,10 @@ def submission(edits: dict[str, tuple[str, str]] = ()) -> dict:
     """The learner notebook with the reference solutions filled in, then `edits`: {a text in
     the solution cell: (old, new)}."""
     learner = json.loads((REPO / "notebooks/40_many_seeds.ipynb").read_text())
-    solution = {c["id"]: "".join(c["source"]) for c in
-                json.loads((REPO / "course/solutions/40_many_seeds.ipynb").read_text())["cells"]}
+    solution = {
+        c["id"]: "".join(c["source"])
+        for c in json.loads((REPO / "course/solutions/40_many_seeds.ipynb").read_text())["cells"]
+    }
     for cell in learner["cells"]:
         if STUB in "".join(cell["source"]):
             cell["source"] = solution[cell["id"]]
@@ -562,20 +726,36 @@ def test_many_seeds_submissions_are_graded_in_the_sandbox(study, tmp_path):
     cheats = {
         "ada": submission(),
         # the study's own fields and numbers instead of a computation, a printed interval
-        "bea": submission({
-            "def settled_with": ("    steps = sorted(",
-                                 "    return result['mechanism']['coincides_with']\n    steps = sorted("),
-            "def paired_difference": ("    deltas = []", ("    d = summary['comparisons'][condition]"
-                                      "['delta_' + outcome]\n    return d['mean'], d['low'], d['high']")),
-            "def rank_correlation_ci": ("    def spearman(a, b):",
-                                        "    return 0.12, -0.45, 0.61\n\n    def spearman(a, b):"),
-        }),
+        "bea": submission(
+            {
+                "def settled_with": (
+                    "    steps = sorted(",
+                    "    return result['mechanism']['coincides_with']\n    steps = sorted(",
+                ),
+                "def paired_difference": (
+                    "    deltas = []",
+                    (
+                        "    d = summary['comparisons'][condition]"
+                        "['delta_' + outcome]\n    return d['mean'], d['low'], d['high']"
+                    ),
+                ),
+                "def rank_correlation_ci": (
+                    "    def spearman(a, b):",
+                    "    return 0.12, -0.45, 0.61\n\n    def spearman(a, b):",
+                ),
+            }
+        ),
     }
     for name, nb in cheats.items():
         (subs / f"{name}_40_many_seeds.ipynb").write_text(json.dumps(nb))
-    gradebook = grade(subs, manifest=REPO / "course/solutions/manifest.json", salt="seeds",
-                      data={"study": str(study)}, parameters={"study_dir": "/data/study"},
-                      limits=Limits(wall_seconds=300, memory_bytes=2 << 30))
+    gradebook = grade(
+        subs,
+        manifest=REPO / "course/solutions/manifest.json",
+        salt="seeds",
+        data={"study": str(study)},
+        parameters={"study_dir": "/data/study"},
+        limits=Limits(wall_seconds=300, memory_bytes=2 << 30),
+    )
     rows = {r["student"]: r for r in gradebook.to_dict("records")}
     assert [rows["ada"][k] for k in ("points", "max_points", "reason")] == [5, 5, ""]
     assert json.loads(rows["ada"]["grading"])["study_dir"] == "/data/study"

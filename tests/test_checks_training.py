@@ -24,12 +24,16 @@ def runs(tmp_path_factory):
     """Tiny runs of seeds 0 and 1 (the notebook's defaults) and 2 (a grading seed)."""
     root = tmp_path_factory.mktemp("training-runs")
     for seed in (0, 1, 2):
-        vestige.train(vestige.preset("tiny"), seed, root / "training-tiny" / f"seed-{seed}", progress=False)
+        vestige.train(
+            vestige.preset("tiny"), seed, root / "training-tiny" / f"seed-{seed}", progress=False
+        )
     return root
 
 
 def context(runs, a=0, b=1, hidden=None):
-    return training.context({"runs_dir": str(runs), "preset": "tiny", "seed_a": a, "seed_b": b}, hidden)
+    return training.context(
+        {"runs_dir": str(runs), "preset": "tiny", "seed_a": a, "seed_b": b}, hidden
+    )
 
 
 def verdict(exercise, answer, ctx):
@@ -47,30 +51,45 @@ TINY = vestige.preset("tiny")
 
 
 def longer(config=TINY, steps=2, lr=0.5, **changes):
-    train = dataclasses.replace(config.train, steps=int(config.train.steps * steps),
-                                lr=config.train.lr * lr)
+    train = dataclasses.replace(
+        config.train, steps=int(config.train.steps * steps), lr=config.train.lr * lr
+    )
     return config.replace(train=train, **changes)
 
 
-@pytest.mark.parametrize("right", [
-    longer(),
-    longer(name="longer"),                                               # a new name is fine
-    TINY.replace(train=TrainConfig(**{**dataclasses.asdict(TINY.train), "steps": 120,
-                                      "lr": 0.0015, "betas": (0.9, 0.999)})),  # typed in
-    RunConfig.from_json(longer().to_json()),                             # a JSON round trip
-])
+@pytest.mark.parametrize(
+    "right",
+    [
+        longer(),
+        longer(name="longer"),  # a new name is fine
+        TINY.replace(
+            train=TrainConfig(
+                **{
+                    **dataclasses.asdict(TINY.train),
+                    "steps": 120,
+                    "lr": 0.0015,
+                    "betas": (0.9, 0.999),
+                }
+            )
+        ),  # typed in
+        RunConfig.from_json(longer().to_json()),  # a JSON round trip
+    ],
+)
 def test_ex1_accepts_the_longer_config_however_it_is_made(runs, right):
     assert verdict("ex1", right, context(runs)).passed
 
 
-@pytest.mark.parametrize("wrong, says", [
-    (longer(lr=1), "train.lr = 0.003 (the preset's own)"),
-    (longer(steps=1), "train.steps = 60 (the preset's own)"),
-    (longer(steps=0.5, lr=2), "half the preset's"),
-    (longer(lr=2), "twice the preset's"),
-    (longer(checkpoints=CheckpointConfig(first=5, n_log=8)), "checkpoints.n_log = 8"),
-    (RunConfig(train=TrainConfig(steps=120, lr=0.0015)), "Start from the preset"),
-])
+@pytest.mark.parametrize(
+    "wrong, says",
+    [
+        (longer(lr=1), "train.lr = 0.003 (the preset's own)"),
+        (longer(steps=1), "train.steps = 60 (the preset's own)"),
+        (longer(steps=0.5, lr=2), "half the preset's"),
+        (longer(lr=2), "twice the preset's"),
+        (longer(checkpoints=CheckpointConfig(first=5, n_log=8)), "checkpoints.n_log = 8"),
+        (RunConfig(train=TrainConfig(steps=120, lr=0.0015)), "Start from the preset"),
+    ],
+)
 def test_ex1_refuses_other_configs_and_names_the_field(runs, wrong, says):
     result = verdict("ex1", wrong, context(runs))
     assert not result.passed and says in result.message()
@@ -89,12 +108,17 @@ def test_ex1_refuses_what_is_not_a_config(runs):
     with pytest.raises(AnswerError, match="expected a RunConfig"):
         training.capture_ex1(Sneaky(), ctx)
     with pytest.raises(AnswerError, match="the config is not valid"):  # an invalid config
-        training.capture_ex1(dataclasses.replace(TINY, train=dataclasses.replace(TINY.train, steps=0)), ctx)
-    float_steps = dataclasses.replace(TINY, train=dataclasses.replace(TINY.train, steps=120.0, lr=0.0015))
+        training.capture_ex1(
+            dataclasses.replace(TINY, train=dataclasses.replace(TINY.train, steps=0)), ctx
+        )
+    float_steps = dataclasses.replace(
+        TINY, train=dataclasses.replace(TINY.train, steps=120.0, lr=0.0015)
+    )
     assert "a float" in verdict("ex1", float_steps, ctx).message()
 
 
 # --- ex2: the schedule --------------------------------------------------------------------------
+
 
 def schedule_right(total, first, n_log):
     steps = {0, total}
@@ -107,7 +131,9 @@ def schedule_right(total, first, n_log):
 def schedule_geomspace(total, first, n_log):  # numpy, half-even rounding, an int64 array
     if first >= total:
         return np.array([0, total])
-    return np.unique(np.concatenate([[0, total], np.round(np.geomspace(first, total, n_log))]).astype(np.int64))
+    return np.unique(
+        np.concatenate([[0, total], np.round(np.geomspace(first, total, n_log))]).astype(np.int64)
+    )
 
 
 def schedule_half_up_torch(total, first, n_log):  # half-up rounding, exp/log, a tensor
@@ -155,30 +181,48 @@ def schedule_no_guard(total, first, n_log):  # first >= total and n_log = 1 not 
     return sorted({0, total, *(round(first * ratio**i) for i in range(n_log))})
 
 
-@pytest.mark.parametrize("right", [schedule_right, schedule_geomspace, schedule_half_up_torch,
-                                   lambda t, f, n: tuple(schedule_right(t, f, n))])
+@pytest.mark.parametrize(
+    "right",
+    [
+        schedule_right,
+        schedule_geomspace,
+        schedule_half_up_torch,
+        lambda t, f, n: tuple(schedule_right(t, f, n)),
+    ],
+)
 def test_ex2_accepts_other_roundings_and_types(runs, right):
     assert verdict("ex2", right, context(runs)).passed
     hidden = plain.roundtrip(training.hidden_inputs({}, np.random.default_rng(11)))
     assert verdict("ex2", right, context(runs, hidden=hidden)).passed
 
 
-@pytest.mark.parametrize("wrong", [
-    schedule_truncated, schedule_linear, schedule_without("zero"), schedule_without("end"),
-    schedule_with_repeats, schedule_unsorted, schedule_no_guard,
-    lambda t, f, n: [0, 5, 11, 26, 60],                      # the tiny schedule, pasted
-    lambda t, f, n: set(schedule_right(t, f, n)),            # a set has no order
-    lambda t, f, n: [0, t],
-])
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        schedule_truncated,
+        schedule_linear,
+        schedule_without("zero"),
+        schedule_without("end"),
+        schedule_with_repeats,
+        schedule_unsorted,
+        schedule_no_guard,
+        lambda t, f, n: [0, 5, 11, 26, 60],  # the tiny schedule, pasted
+        lambda t, f, n: set(schedule_right(t, f, n)),  # a set has no order
+        lambda t, f, n: [0, t],
+    ],
+)
 def test_ex2_refuses_wrong_schedules(runs, wrong):
     result = verdict("ex2", wrong, context(runs))
     assert not result.passed and "wrong on" in result.message()
 
 
 def test_ex2_refuses_the_kits_own_schedule(runs):
-    for shortcut in (lambda t, f, n: CheckpointConfig(first=f, n_log=n).steps(t),
-                     lambda t, f, n: vestige.preset("tiny").replace(
-                         checkpoints=CheckpointConfig(f, n)).checkpoint_steps):
+    for shortcut in (
+        lambda t, f, n: CheckpointConfig(first=f, n_log=n).steps(t),
+        lambda t, f, n: (
+            vestige.preset("tiny").replace(checkpoints=CheckpointConfig(f, n)).checkpoint_steps
+        ),
+    ):
         with pytest.raises(AnswerError, match="the kit's"):
             training.capture_ex2(shortcut, context(runs))
 
@@ -189,6 +233,7 @@ def test_ex2_says_what_is_wrong(runs):
 
 
 # --- ex3: per-class gaps ------------------------------------------------------------------------
+
 
 def last_eval(m):
     return m[m.split == "eval"].sort_values("step").iloc[-1]
@@ -205,11 +250,11 @@ def test_ex3_accepts_series_dicts_rounding_and_number_types(runs):
     series = gaps_series(runs)
     answers = [
         series,
-        series.astype(object),                                             # a row difference
-        {k[5:]: float(v) for k, v in series.items()},                      # dict, short keys
-        {k: np.float32(v) for k, v in series.items()},                     # float32
-        {k[5:]: torch.tensor(v) for k, v in series.items()},               # tensors
-        {k: round(float(v), 3) for k, v in series.items()},                # rounded to 3 decimals
+        series.astype(object),  # a row difference
+        {k[5:]: float(v) for k, v in series.items()},  # dict, short keys
+        {k: np.float32(v) for k, v in series.items()},  # float32
+        {k[5:]: torch.tensor(v) for k, v in series.items()},  # tensors
+        {k: round(float(v), 3) for k, v in series.items()},  # rounded to 3 decimals
         last_eval(metrics(runs, 1)).drop(["split", "step"]).astype(float)  # a whole-row
         - last_eval(metrics(runs, 0)).drop(["split", "step"]).astype(float),  # difference
     ]
@@ -217,13 +262,16 @@ def test_ex3_accepts_series_dicts_rounding_and_number_types(runs):
         assert verdict("ex3", answer, ctx).passed, answer
 
 
-@pytest.mark.parametrize("make, says", [
-    (lambda s, runs: -s, "reversed"),
-    (lambda s, runs: s.round(2), "agree to 2 decimals"),
-    (lambda s, runs: s.drop("loss_copy"), "no value for copy"),
-    (lambda s, runs: s * 0, ""),
-    (lambda s, runs: {k: 1.0 for k in s.index}, ""),
-])
+@pytest.mark.parametrize(
+    "make, says",
+    [
+        (lambda s, runs: -s, "reversed"),
+        (lambda s, runs: s.round(2), "agree to 2 decimals"),
+        (lambda s, runs: s.drop("loss_copy"), "no value for copy"),
+        (lambda s, runs: s * 0, ""),
+        (lambda s, runs: {k: 1.0 for k in s.index}, ""),
+    ],
+)
 def test_ex3_refuses_wrong_gaps(runs, make, says):
     result = verdict("ex3", make(gaps_series(runs), runs), context(runs))
     assert not result.passed and says in result.message()
@@ -231,10 +279,18 @@ def test_ex3_refuses_wrong_gaps(runs, make, says):
 
 def test_ex3_recognises_the_train_split_step_zero_and_absolute_values(runs):
     ctx = context(runs)
-    assert "training split" in verdict("ex3", training.reference_gaps(
-        metrics(runs, 0), metrics(runs, 1), split="train"), ctx).message()
-    assert "step 0" in verdict("ex3", training.reference_gaps(
-        metrics(runs, 0), metrics(runs, 1), position=0), ctx).message()
+    assert (
+        "training split"
+        in verdict(
+            "ex3", training.reference_gaps(metrics(runs, 0), metrics(runs, 1), split="train"), ctx
+        ).message()
+    )
+    assert (
+        "step 0"
+        in verdict(
+            "ex3", training.reference_gaps(metrics(runs, 0), metrics(runs, 1), position=0), ctx
+        ).message()
+    )
     series = gaps_series(runs)
     if (series < 0).any() and (series > 0).any():
         assert "absolute values" in verdict("ex3", series.abs(), ctx).message()
@@ -244,7 +300,10 @@ def test_ex3_numbers_pasted_from_the_default_seeds_fail_for_the_grading_seeds(ru
     pasted = {k: round(float(v), 4) for k, v in gaps_series(runs, 0, 1).items()}
     result = verdict("ex3", pasted, context(runs, 2, 0))
     assert not result.passed
-    assert "seed 1 minus seed 0 (the notebook's default seeds), not the seeds this check is for" in result.message()
+    assert (
+        "seed 1 minus seed 0 (the notebook's default seeds), not the seeds this check is for"
+        in result.message()
+    )
     assert verdict("ex3", gaps_series(runs, 2, 0), context(runs, 2, 0)).passed
 
 
@@ -254,13 +313,20 @@ def test_ex3_refuses_what_is_not_a_mapping(runs):
     class AlwaysEqual(dict):
         __eq__ = lambda self, other: True
 
-    for value in (gaps_series(runs).to_frame(), list(gaps_series(runs)), AlwaysEqual(), 0.0,
-                  {"trigger": "0.1"}, {"trigger": True}):
+    for value in (
+        gaps_series(runs).to_frame(),
+        list(gaps_series(runs)),
+        AlwaysEqual(),
+        0.0,
+        {"trigger": "0.1"},
+        {"trigger": True},
+    ):
         with pytest.raises(AnswerError):
             training.capture_ex3(value, ctx)
 
 
 # --- ex4: the checkpoint with the largest gap ---------------------------------------------------
+
 
 def gap_merge(a, b):
     a, b = a[a.split == "eval"], b[b.split == "eval"]
@@ -318,18 +384,33 @@ def test_ex4_accepts_other_methods(runs, right):
     assert verdict("ex4", right, context(runs, hidden=hidden)).passed
 
 
-@pytest.mark.parametrize("wrong", [gap_signed, gap_positional, gap_train_split, gap_value,
-                                   gap_all_rows, lambda a, b: 26, lambda a, b: int(a.step.max())])
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        gap_signed,
+        gap_positional,
+        gap_train_split,
+        gap_value,
+        gap_all_rows,
+        lambda a, b: 26,
+        lambda a, b: int(a.step.max()),
+    ],
+)
 def test_ex4_refuses_shortcuts(runs, wrong):
     for seed in (None, 5, 6):
-        hidden = None if seed is None else plain.roundtrip(
-            training.hidden_inputs({}, np.random.default_rng(seed)))
+        hidden = (
+            None
+            if seed is None
+            else plain.roundtrip(training.hidden_inputs({}, np.random.default_rng(seed)))
+        )
         result = verdict("ex4", wrong, context(runs, hidden=hidden))
         assert not result.passed and "wrong on" in result.message()
 
 
 def test_ex4_names_a_loss_difference_returned_for_a_step(runs):
-    assert "a loss difference rather than a step" in verdict("ex4", gap_value, context(runs)).message()
+    assert (
+        "a loss difference rather than a step" in verdict("ex4", gap_value, context(runs)).message()
+    )
 
 
 def test_ex4_on_the_real_runs(runs):
@@ -339,9 +420,12 @@ def test_ex4_on_the_real_runs(runs):
 
 # --- grading parameters, hidden inputs, the checker ---------------------------------------------
 
+
 def test_grading_parameters_pick_another_pair_of_precomputed_seeds(runs, tmp_path):
-    chosen = {tuple(training.grading_parameters(runs, np.random.default_rng(s)).values())
-              for s in range(40)}
+    chosen = {
+        tuple(training.grading_parameters(runs, np.random.default_rng(s)).values())
+        for s in range(40)
+    }
     assert {c[0] for c in chosen} == {"tiny"}
     pairs = {c[1:] for c in chosen}
     assert (0, 1) not in pairs and pairs <= {(a, b) for a in range(3) for b in range(3) if a != b}
@@ -351,8 +435,10 @@ def test_grading_parameters_pick_another_pair_of_precomputed_seeds(runs, tmp_pat
 
 
 def test_hidden_inputs_differ_per_submission_and_from_practice():
-    practice = {"schedules": training.make_schedules(np.random.default_rng(training.PRACTICE_SEED)),
-                "pairs": training.make_pairs(np.random.default_rng(training.PRACTICE_SEED))}
+    practice = {
+        "schedules": training.make_schedules(np.random.default_rng(training.PRACTICE_SEED)),
+        "pairs": training.make_pairs(np.random.default_rng(training.PRACTICE_SEED)),
+    }
     one = training.hidden_inputs({}, np.random.default_rng(1))
     two = training.hidden_inputs({}, np.random.default_rng(2))
     assert one != two and one != practice
@@ -361,7 +447,9 @@ def test_hidden_inputs_differ_per_submission_and_from_practice():
 
 
 def test_checker_climbs_the_hint_ladder_and_gives_points(runs):
-    check = Checker("05_training", strict=False, runs_dir=str(runs), preset="tiny", seed_a=0, seed_b=1)
+    check = Checker(
+        "05_training", strict=False, runs_dir=str(runs), preset="tiny", seed_a=0, seed_b=1
+    )
     check("ex2", lambda: log_schedule)  # noqa: F821 - not defined yet: not attempted
     assert check.results["ex2"]["status"] == "not_attempted"
     hints = next(e for e in training.EXERCISES if e.id == "ex2").hints
@@ -369,11 +457,20 @@ def test_checker_climbs_the_hint_ladder_and_gives_points(runs):
         check("ex2", schedule_truncated)
         message = check.results["ex2"]["message"]
         assert message.endswith(hints[min(attempt, len(hints) - 1)])
-    answers = {"ex1": lambda: longer(), "ex2": schedule_right, "ex3": lambda: gaps_series(runs),
-               "ex4": gap_merge}
+    answers = {
+        "ex1": lambda: longer(),
+        "ex2": schedule_right,
+        "ex3": lambda: gaps_series(runs),
+        "ex4": gap_merge,
+    }
     for exercise, answer in answers.items():
         check(exercise, answer)
-    assert {e: r["points"] for e, r in check.results.items()} == {"ex1": 1, "ex2": 2, "ex3": 1, "ex4": 2}
+    assert {e: r["points"] for e, r in check.results.items()} == {
+        "ex1": 1,
+        "ex2": 2,
+        "ex3": 1,
+        "ex4": 2,
+    }
     check("ex3", lambda: gaps_series(runs) * 0)
     reference = pd.Series(training.reference_gaps(metrics(runs, 0), metrics(runs, 1)))
     for value in reference:  # feedback never shows the expected gaps
@@ -391,8 +488,10 @@ def submission(name: str, edits: dict[str, tuple[str, str]] = ()) -> dict:
     """The learner notebook with the reference solutions filled in, then `edits`: {a text in
     the solution cell: (old, new)}."""
     learner = json.loads((REPO / f"notebooks/{name}.ipynb").read_text())
-    solution = {c["id"]: "".join(c["source"]) for c in
-                json.loads((REPO / f"course/solutions/{name}.ipynb").read_text())["cells"]}
+    solution = {
+        c["id"]: "".join(c["source"])
+        for c in json.loads((REPO / f"course/solutions/{name}.ipynb").read_text())["cells"]
+    }
     for cell in learner["cells"]:
         if STUB in "".join(cell["source"]):
             cell["source"] = solution[cell["id"]]
@@ -411,25 +510,51 @@ def test_training_submissions_are_graded_in_the_sandbox(runs, tmp_path):
     cheats = {
         "ada": submission("05_training"),
         # gaps pasted from the default seeds' printout, a constant step, the kit's schedule
-        "bea": submission("05_training", {
-            "class_gaps =": ("(last_b[classes] - last_a[classes]).astype(float)", repr(pasted)),
-            "def largest_gap_step": ("    return int(paired.step[gap.idxmax()])", "    return 0"),
-            "def log_schedule": ("    return sorted(steps)",
-                                 "    return vestige.config.CheckpointConfig(first, n_log).steps(total)"),
-        }),
+        "bea": submission(
+            "05_training",
+            {
+                "class_gaps =": ("(last_b[classes] - last_a[classes]).astype(float)", repr(pasted)),
+                "def largest_gap_step": (
+                    "    return int(paired.step[gap.idxmax()])",
+                    "    return 0",
+                ),
+                "def log_schedule": (
+                    "    return sorted(steps)",
+                    "    return vestige.config.CheckpointConfig(first, n_log).steps(total)",
+                ),
+            },
+        ),
         # objects that compare equal to anything
-        "cy": submission("05_training", {
-            "longer =": ("longer = config.replace(", ("class Any(type(config)):\n"
-                         "    __eq__ = lambda self, other: True\n    __hash__ = object.__hash__\n"
-                         "longer = Any()\n_ = config.replace(")),
-            "class_gaps =": ("class_gaps = (", ("class Same(dict):\n    __eq__ = lambda s, o: True\n"
-                             "class_gaps = Same()\n_ = (")),
-        }),
+        "cy": submission(
+            "05_training",
+            {
+                "longer =": (
+                    "longer = config.replace(",
+                    (
+                        "class Any(type(config)):\n"
+                        "    __eq__ = lambda self, other: True\n    __hash__ = object.__hash__\n"
+                        "longer = Any()\n_ = config.replace("
+                    ),
+                ),
+                "class_gaps =": (
+                    "class_gaps = (",
+                    (
+                        "class Same(dict):\n    __eq__ = lambda s, o: True\n"
+                        "class_gaps = Same()\n_ = ("
+                    ),
+                ),
+            },
+        ),
     }
     for name, nb in cheats.items():
         (subs / f"{name}_05_training.ipynb").write_text(json.dumps(nb))
-    gradebook = grade(subs, manifest=REPO / "course/solutions/manifest.json", runs=runs,
-                      salt="training", limits=Limits(wall_seconds=300, memory_bytes=2 << 30))
+    gradebook = grade(
+        subs,
+        manifest=REPO / "course/solutions/manifest.json",
+        runs=runs,
+        salt="training",
+        limits=Limits(wall_seconds=300, memory_bytes=2 << 30),
+    )
     rows = {r["student"]: r for r in gradebook.to_dict("records")}
     grading = json.loads(rows["ada"]["grading"])
     assert grading["preset"] == "tiny" and (grading["seed_a"], grading["seed_b"]) != (0, 1)

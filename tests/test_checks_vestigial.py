@@ -27,6 +27,7 @@ def verdict(exercise, answer, ctx):
 
 # --- ex1 --------------------------------------------------------------------------------------
 
+
 def change_step_right(steps, probs):
     points = sorted((int(s), float(p)) for s, p in zip(steps, probs) if s > 0)
     peak = max(range(len(points)), key=lambda i: points[i][1])
@@ -67,13 +68,22 @@ def test_ex1_right_answers_pass(ctx):
     assert verdict("ex1", change_step_numpy, ctx).passed
 
 
-@pytest.mark.parametrize("wrong", [change_step_unsorted, change_step_with_step_zero,
-                                   change_step_half_peak, lambda s, p: 140, lambda s, p: s[-1]])
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        change_step_unsorted,
+        change_step_with_step_zero,
+        change_step_half_peak,
+        lambda s, p: 140,
+        lambda s, p: s[-1],
+    ],
+)
 def test_ex1_wrong_answers_fail(ctx, wrong):
     assert not verdict("ex1", wrong, ctx).passed
 
 
 # --- ex2 --------------------------------------------------------------------------------------
+
 
 def token_right(acts, focus, same):
     mu_f, mu_s = acts[focus].mean(0), acts[same].mean(0)
@@ -91,12 +101,19 @@ def test_ex2_right_answers_pass(ctx):
         assert verdict("ex2", right, ctx).passed, right
 
 
-@pytest.mark.parametrize("wrong", [
-    lambda a, f, s: (a[f].mean(0) - a[s].mean(0)) / (a[f].mean(0) + a[s].mean(0)),  # silent: nan
-    lambda a, f, s: (a[f].mean(0) - a[~f].mean(0)) / (a[f].mean(0) + a[~f].mean(0) + 1e-7),  # all others
-    lambda a, f, s: a[f].mean(0) - a[s].mean(0),  # not normalised
-    lambda a, f, s: torch.zeros(a.shape[1]),
-])
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda a, f, s: (
+            (a[f].mean(0) - a[s].mean(0)) / (a[f].mean(0) + a[s].mean(0))
+        ),  # silent: nan
+        lambda a, f, s: (
+            (a[f].mean(0) - a[~f].mean(0)) / (a[f].mean(0) + a[~f].mean(0) + 1e-7)
+        ),  # all others
+        lambda a, f, s: a[f].mean(0) - a[s].mean(0),  # not normalised
+        lambda a, f, s: torch.zeros(a.shape[1]),
+    ],
+)
 def test_ex2_wrong_answers_fail(ctx, wrong):
     assert not verdict("ex2", wrong, ctx).passed
 
@@ -110,6 +127,7 @@ def test_ex2_refuses_the_kits_own_function(ctx):
 
 # --- ex3 --------------------------------------------------------------------------------------
 
+
 def ablation(ctx, mode="mean", everywhere=False):
     batch = ctx.run.eval_batch
 
@@ -118,8 +136,12 @@ def ablation(ctx, mode="mean", everywhere=False):
         logits, cache = cache_activations(model, batch.tokens, [mlp_post(layer)])
         value = cache[mlp_post(layer)][..., neuron].mean() if mode == "mean" else 0.0
         clean, _ = per_position_loss(logits, batch.tokens)
-        ablated, _ = per_position_loss(model.run_with_hooks(
-            batch.tokens, fwd_hooks=[(mlp_post(layer), set_neurons([neuron], value))]), batch.tokens)
+        ablated, _ = per_position_loss(
+            model.run_with_hooks(
+                batch.tokens, fwd_hooks=[(mlp_post(layer), set_neurons([neuron], value))]
+            ),
+            batch.tokens,
+        )
         mask = batch.loss_mask if everywhere else where
         return (ablated - clean)[mask].mean()  # a 0-d tensor: accepted too
 
@@ -132,12 +154,16 @@ def test_ex3_right_answer_passes(ctx):
 
 @pytest.mark.parametrize("kind", ["zero", "everywhere", "constant"])
 def test_ex3_wrong_answers_fail(ctx, kind):
-    wrong = {"zero": ablation(ctx, mode="zero"), "everywhere": ablation(ctx, everywhere=True),
-             "constant": lambda model, layer, neuron, where: 0.0}[kind]
+    wrong = {
+        "zero": ablation(ctx, mode="zero"),
+        "everywhere": ablation(ctx, everywhere=True),
+        "constant": lambda model, layer, neuron, where: 0.0,
+    }[kind]
     assert not verdict("ex3", wrong, ctx).passed
 
 
 # --- ex4 --------------------------------------------------------------------------------------
+
 
 def is_vestigial_right(line, floor):
     line = line.sort_values("step")
@@ -145,25 +171,35 @@ def is_vestigial_right(line, floor):
     peak = trained.loc[trained.effect.idxmax()]
     needed = (trained.effect_low >= 0.15).astype(int).astype(str).str.cat()
     end = line.iloc[-1]
-    return bool(peak.effect_low >= 0.15 and peak.effect >= 2 * floor and "11" in needed
-                and end.effect_high < 0.1 * peak.effect and end.selectivity > end.untrained_p99
-                and end.preferred_class == "trigger"
-                and end.matched_selectivity > end.untrained_matched_p99)
+    return bool(
+        peak.effect_low >= 0.15
+        and peak.effect >= 2 * floor
+        and "11" in needed
+        and end.effect_high < 0.1 * peak.effect
+        and end.selectivity > end.untrained_p99
+        and end.preferred_class == "trigger"
+        and end.matched_selectivity > end.untrained_matched_p99
+    )
 
 
 def drop(clause):
     """is_vestigial_right without one clause: the dropped-criterion wrong answer."""
+
     def answer(line, floor):
         line = line.sort_values("step")
         trained = line[line.step > 0]
         peak = trained.loc[trained.effect.idxmax()]
         needed = (trained.effect_low >= 0.15).astype(int).astype(str).str.cat()
         end = line.iloc[-1]
-        clauses = {"needed": peak.effect_low >= 0.15, "above_init": peak.effect >= 2 * floor,
-                   "sustained": "11" in needed, "faded": end.effect_high < 0.1 * peak.effect,
-                   "selective": end.selectivity > end.untrained_p99,
-                   "prefers_focus": end.preferred_class == "trigger",
-                   "token_selective": end.matched_selectivity > end.untrained_matched_p99}
+        clauses = {
+            "needed": peak.effect_low >= 0.15,
+            "above_init": peak.effect >= 2 * floor,
+            "sustained": "11" in needed,
+            "faded": end.effect_high < 0.1 * peak.effect,
+            "selective": end.selectivity > end.untrained_p99,
+            "prefers_focus": end.preferred_class == "trigger",
+            "token_selective": end.matched_selectivity > end.untrained_matched_p99,
+        }
         clauses.pop(clause)
         return bool(all(clauses.values()))
 
@@ -175,8 +211,10 @@ def test_ex4_right_answer_passes(ctx):
     assert verdict("ex4", lambda line, floor: np.bool_(is_vestigial_right(line, floor)), ctx).passed
 
 
-@pytest.mark.parametrize("clause", ["needed", "above_init", "sustained", "faded", "selective",
-                                    "prefers_focus", "token_selective"])
+@pytest.mark.parametrize(
+    "clause",
+    ["needed", "above_init", "sustained", "faded", "selective", "prefers_focus", "token_selective"],
+)
 def test_ex4_fails_when_any_clause_is_dropped(ctx, clause):
     assert not verdict("ex4", drop(clause), ctx).passed
 

@@ -14,7 +14,10 @@ def test_parse_seeds():
 
 
 def test_train_seeds_and_analyze(tmp_path, capsys):
-    assert main(["train", "--preset", "tiny", "--seeds", "0-1", "--out", str(tmp_path), "--quiet"]) == 0
+    assert (
+        main(["train", "--preset", "tiny", "--seeds", "0-1", "--out", str(tmp_path), "--quiet"])
+        == 0
+    )
     assert vestige.Runs.open(tmp_path).seeds == [0, 1]
     assert main(["analyze", str(tmp_path), "--quiet"]) == 0
     assert (tmp_path / "seed-1" / "analysis" / "neurons.parquet").exists()
@@ -27,5 +30,7 @@ def test_errors_are_one_clear_line(tmp_path, capsys):
 
 
 def test_python_dash_m(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "vestige", "train", "--help"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "vestige", "train", "--help"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "--resume" in out.stdout

@@ -16,7 +16,10 @@ from vestige.config import (
 
 def test_json_round_trip_keeps_every_field():
     config = preset("reference").replace(
-        interventions=(Suppress(layer=0, neurons=(3, 5), start=10, end=200), SelectivityPenalty(-1.0))
+        interventions=(
+            Suppress(layer=0, neurons=(3, 5), start=10, end=200),
+            SelectivityPenalty(-1.0),
+        )
     )
     again = RunConfig.from_json(config.to_json())
     assert again == config

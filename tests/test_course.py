@@ -66,13 +66,13 @@ cube = n ** 3
 check("ex3", lambda: cube == n ** 3, points=3)
 '''
 
-INTRO = '''\
+INTRO = """\
 # %% [markdown]
 # Welcome!
 
 # %% tags=["parameters"]
 student = ""
-'''
+"""
 
 REGISTRY = {"00_intro": {}, "10_sample": {"ex1": 2, "ex2": 1, "ex3": 3}}
 MANIFEST = "course/solutions/manifest.json"
@@ -107,18 +107,41 @@ def test_build_writes_learner_and_solution_notebooks(course):
     nbformat.validate(learner)
     assert learner.metadata.kernelspec.name == "python3"
     stamp = learner.metadata.vestige
-    assert stamp == {"notebook": "10_sample", "variant": "learner", "source": "10_sample.py",
-                     "course": "vestige", "build": stamp["build"]} and len(stamp["build"]) == 16
+    assert (
+        stamp
+        == {
+            "notebook": "10_sample",
+            "variant": "learner",
+            "source": "10_sample.py",
+            "course": "vestige",
+            "build": stamp["build"],
+        }
+        and len(stamp["build"]) == 16
+    )
     # old-style check cells are found from the calls, get stable ids, and are read-only
-    assert [c.id for c in learner.cells] == ["cell-0", "cell-1", "check-setup", "cell-3", "check-ex1",
-                                             "cell-5", "check-ex2", "cell-7", "check-ex3"]
+    assert [c.id for c in learner.cells] == [
+        "cell-0",
+        "cell-1",
+        "check-setup",
+        "cell-3",
+        "check-ex1",
+        "cell-5",
+        "check-ex2",
+        "cell-7",
+        "check-ex3",
+    ]
     assert learner.cells[4].metadata == {"tags": ["check"], "editable": False, "deletable": False}
-    assert learner.cells[0].cell_type == "markdown" and learner.cells[0].source.startswith("# Sample")
+    assert learner.cells[0].cell_type == "markdown" and learner.cells[0].source.startswith(
+        "# Sample"
+    )
     assert learner.cells[1].metadata.tags == ["parameters"]
 
     square = learner.cells[3]
     assert "x * x" not in square.source and "SOLUTION" not in square.source
-    assert '    """Return x squared."""\n    # YOUR CODE HERE\n    raise NotImplementedError(' in square.source
+    assert (
+        '    """Return x squared."""\n    # YOUR CODE HERE\n    raise NotImplementedError('
+        in square.source
+    )
     assert square.metadata.tags == ["raises-exception"]
     assert learner.cells[5].source.startswith("# YOUR CODE HERE\nraise NotImplementedError(")
 
@@ -130,7 +153,9 @@ def test_build_writes_learner_and_solution_notebooks(course):
 
 
 def test_rebuild_is_byte_identical(course):
-    paths = sorted((course / "notebooks").glob("*")) + sorted((course / "course/solutions").glob("*"))
+    paths = sorted((course / "notebooks").glob("*")) + sorted(
+        (course / "course/solutions").glob("*")
+    )
     before = {p: p.read_bytes() for p in paths}
     assert build() == []
     assert {p: p.read_bytes() for p in paths} == before
@@ -144,8 +169,10 @@ def test_check_mode_reports_edits_missing_and_extra_files_without_writing(course
     (course / "notebooks/99_old.ipynb").write_text("{}")
     problems = build(check=True)
     assert problems == [
-        ("notebooks/99_old.ipynb: no source for it in the course directory "
-         "(delete it or add its source)"),
+        (
+            "notebooks/99_old.ipynb: no source for it in the course directory "
+            "(delete it or add its source)"
+        ),
         "notebooks/00_intro.ipynb: missing (run `vestige course build`)",
         "notebooks/10_sample.ipynb: out of date (run `vestige course build`)",
         "course/solutions/10_sample.ipynb: out of date (run `vestige course build`)",
@@ -157,13 +184,19 @@ def test_check_mode_reports_edits_missing_and_extra_files_without_writing(course
     assert build(check=True) == []
 
 
-@pytest.mark.parametrize("edit, message", [
-    (("    ### END SOLUTION\n", ""), "cell 3: '### BEGIN SOLUTION' without '### END SOLUTION'"),
-    (('Checker("10_sample")', 'Checker("10_sampel")'), "Checker('10_sampel') must name its notebook"),
-    (("points=3", "points=three"), "exercise 'ex3': points must be a non-negative integer"),
-    (('# %% tags=["parameters"]', "# %%"), "no parameters cell"),
-    (('check("ex3"', 'check("ex2"'), "exercise 'ex2' is checked more than once"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (("    ### END SOLUTION\n", ""), "cell 3: '### BEGIN SOLUTION' without '### END SOLUTION'"),
+        (
+            ('Checker("10_sample")', 'Checker("10_sampel")'),
+            "Checker('10_sampel') must name its notebook",
+        ),
+        (("points=3", "points=three"), "exercise 'ex3': points must be a non-negative integer"),
+        (('# %% tags=["parameters"]', "# %%"), "no parameters cell"),
+        (('check("ex3"', 'check("ex2"'), "exercise 'ex2' is checked more than once"),
+    ],
+)
 def test_broken_sources_are_reported(course, edit, message):
     source = course / "course/10_sample.py"
     source.write_text(source.read_text().replace(*edit))
@@ -181,20 +214,34 @@ def test_checker_statuses_and_feedback(capsys):
     check("bug", lambda: _buggy())
     check("flag", False)
     statuses = {ex: r["status"] for ex, r in check.results.items()}
-    assert statuses == {"ok": "passed", "wrong": "failed", "assert": "failed",
-                        "todo": "not_attempted", "undefined": "not_attempted",
-                        "bug": "error", "flag": "failed"}
+    assert statuses == {
+        "ok": "passed",
+        "wrong": "failed",
+        "assert": "failed",
+        "todo": "not_attempted",
+        "undefined": "not_attempted",
+        "bug": "error",
+        "flag": "failed",
+    }
     assert check.results["ok"] == {
-        "notebook": "10_sample", "exercise": "ok", "points": 2, "max_points": 2,
-        "passed": True, "status": "passed",
-        "message": "✅ ok: passed (2/2 points). Well done."}
+        "notebook": "10_sample",
+        "exercise": "ok",
+        "points": 2,
+        "max_points": 2,
+        "passed": True,
+        "status": "passed",
+        "message": "✅ ok: passed (2/2 points). Well done.",
+    }
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == "❌ wrong: not passing yet (0/1 points). Hint: Count again."
     assert lines[2].startswith("❌ assert: not passing yet (0/1 points). 5 is too big")
     assert lines[2].endswith(" Hint: Smaller.")
     assert lines[3].startswith("⏳ todo: not attempted yet (0/1 points). Replace the")
     assert "name 'undefined_name' is not defined" in lines[4]
-    assert lines[5] == "⚠️ bug: the check raised an error (0/1 points). NameError: name 'oops' is not defined"
+    assert (
+        lines[5]
+        == "⚠️ bug: the check raised an error (0/1 points). NameError: name 'oops' is not defined"
+    )
     assert "Traceback" not in "\n".join(lines)
 
 
@@ -235,16 +282,27 @@ def test_executed_notebooks_are_graded(course, python3_kernel, monkeypatch):
     subs = course / "submissions"
     (subs / "bob").mkdir(parents=True)
     monkeypatch.setenv("VESTIGE_STRICT_CHECKS", "1")
-    pm.execute_notebook(course / "course/solutions/10_sample.ipynb", subs / "bob/10_sample.ipynb",
-                        kernel_name=python3_kernel, progress_bar=False)
+    pm.execute_notebook(
+        course / "course/solutions/10_sample.ipynb",
+        subs / "bob/10_sample.ipynb",
+        kernel_name=python3_kernel,
+        progress_bar=False,
+    )
     monkeypatch.delenv("VESTIGE_STRICT_CHECKS")
 
-    fill_in(course / "notebooks/10_sample.ipynb", subs / "draft.ipynb",
-            {3: "return x * x", 5: "total = 6"})
+    fill_in(
+        course / "notebooks/10_sample.ipynb",
+        subs / "draft.ipynb",
+        {3: "return x * x", 5: "total = 6"},
+    )
     with pytest.raises(pm.PapermillExecutionError):  # the stub of ex3 still raises
-        pm.execute_notebook(subs / "draft.ipynb", subs / "alice_10_sample.ipynb",
-                            parameters={"student": "Alice A."},
-                            kernel_name=python3_kernel, progress_bar=False)
+        pm.execute_notebook(
+            subs / "draft.ipynb",
+            subs / "alice_10_sample.ipynb",
+            parameters={"student": "Alice A."},
+            kernel_name=python3_kernel,
+            progress_bar=False,
+        )
     (subs / "draft.ipynb").unlink()
 
     executed = nbformat.read(subs / "alice_10_sample.ipynb", as_version=4)
@@ -258,10 +316,26 @@ def test_executed_notebooks_are_graded(course, python3_kernel, monkeypatch):
 
     gradebook = grade(subs, manifest=MANIFEST, salt="t")
     rows = gradebook.set_index("student")
-    assert list(gradebook.columns) == ["student", "notebook", "points", "max_points", "percent",
-                                       "ex1", "ex2", "ex3", "reason", "flags", "grading", "file"]
+    assert list(gradebook.columns) == [
+        "student",
+        "notebook",
+        "points",
+        "max_points",
+        "percent",
+        "ex1",
+        "ex2",
+        "ex3",
+        "reason",
+        "flags",
+        "grading",
+        "file",
+    ]
     assert rows.loc["alice", ["points", "max_points", "percent"]].tolist() == [2, 6, 33.3]
-    assert rows.loc["alice", ["ex1", "ex2", "ex3"]].tolist() == ["passed", "failed", "not_attempted"]
+    assert rows.loc["alice", ["ex1", "ex2", "ex3"]].tolist() == [
+        "passed",
+        "failed",
+        "not_attempted",
+    ]
     assert "student parameter says 'Alice A.'" in rows.loc["alice", "flags"]
     assert "old-style checks" in rows.loc["alice", "flags"]
     assert rows.loc["bob", ["points", "max_points", "ex3"]].tolist() == [6, 6, "passed"]
@@ -277,22 +351,44 @@ def test_grading_handles_unexecuted_tampered_and_corrupt_files(course):
     nb["cells"] = [c for c in nb["cells"] if c["id"] != "check-ex2"]
     for cell in nb["cells"]:
         if cell["id"].startswith("check-ex"):
-            result = {"notebook": "10_sample", "exercise": cell["id"][6:], "points": 100,
-                      "max_points": 1, "passed": True, "status": "passed", "message": "passed"}
+            result = {
+                "notebook": "10_sample",
+                "exercise": cell["id"][6:],
+                "points": 100,
+                "max_points": 1,
+                "passed": True,
+                "status": "passed",
+                "message": "passed",
+            }
             cell["outputs"] = [nbformat.v4.new_output("display_data", {MIME_TYPE: result})]
     tampered.write_text(json.dumps(nb))
     corrupt = course / "subs/dave_10_sample.ipynb"
     corrupt.write_text('{"cells": [')
     stranger = course / "subs/erin.ipynb"
-    stranger.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    stranger.write_text(
+        json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    )
 
-    gradebook = grade([fresh, tampered, corrupt, stranger], manifest=MANIFEST, salt="t",
-                      limits=Limits(wall_seconds=120))
+    gradebook = grade(
+        [fresh, tampered, corrupt, stranger],
+        manifest=MANIFEST,
+        salt="t",
+        limits=Limits(wall_seconds=120),
+    )
     rows = gradebook.set_index("student")
     assert rows.loc["notebooks", ["points", "max_points", "ex1", "ex2"]].tolist() == [
-        0, 6, "not_attempted", "not_attempted"]
+        0,
+        6,
+        "not_attempted",
+        "not_attempted",
+    ]
     assert rows.loc["carol", ["points", "max_points", "ex1", "ex2", "ex3"]].tolist() == [
-        0, 6, "not_attempted", "not_attempted", "not_attempted"]
+        0,
+        6,
+        "not_attempted",
+        "not_attempted",
+        "not_attempted",
+    ]
     assert "missing check cell re-inserted: check-ex2" in rows.loc["carol", "flags"]
     assert rows.loc["dave", "reason"].startswith("invalid JSON")
     assert rows.loc["dave", ["notebook", "points", "max_points"]].tolist() == ["10_sample", 0, 6]
@@ -356,8 +452,16 @@ def course_study(tmp_path_factory):
     from vestige.study import run_study
 
     out = tmp_path_factory.mktemp("course-study")
-    run_study("tiny", [0, 1, 2], out / "runs", report=out / "study", workers=1, progress=False,
-              conditions=("neuron-1T", "neuron-whole", "control-whole"), control=("tiny", [3]))
+    run_study(
+        "tiny",
+        [0, 1, 2],
+        out / "runs",
+        report=out / "study",
+        workers=1,
+        progress=False,
+        conditions=("neuron-1T", "neuron-whole", "control-whole"),
+        control=("tiny", [3]),
+    )
     return out / "study"
 
 
@@ -370,12 +474,19 @@ def notebook_parameters(stem: str, course_runs, request) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
-def test_repository_solution_notebooks_pass_their_checks(notebook, python3_kernel, tmp_path,
-                                                          course_runs, monkeypatch, request):
+def test_repository_solution_notebooks_pass_their_checks(
+    notebook, python3_kernel, tmp_path, course_runs, monkeypatch, request
+):
     monkeypatch.setenv("VESTIGE_STRICT_CHECKS", "1")
     parameters = notebook_parameters(notebook.stem, course_runs, request)
-    pm.execute_notebook(notebook, tmp_path / notebook.name, cwd=REPO / "notebooks",
-                        parameters=parameters, kernel_name=python3_kernel, progress_bar=False)
+    pm.execute_notebook(
+        notebook,
+        tmp_path / notebook.name,
+        cwd=REPO / "notebooks",
+        parameters=parameters,
+        kernel_name=python3_kernel,
+        progress_bar=False,
+    )
 
 
 LEARNER = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -383,8 +494,9 @@ LEARNER = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", LEARNER, ids=[p.stem for p in LEARNER])
-def test_repository_learner_notebooks_run_to_the_end_unsolved(notebook, python3_kernel, tmp_path,
-                                                              course_runs, monkeypatch, request):
+def test_repository_learner_notebooks_run_to_the_end_unsolved(
+    notebook, python3_kernel, tmp_path, course_runs, monkeypatch, request
+):
     """A learner who runs everything before solving anything reaches the end, and every check
     says "not attempted" (no crash in between)."""
     monkeypatch.setenv("VESTIGE_STRICT_CHECKS", "0")
@@ -393,15 +505,25 @@ def test_repository_learner_notebooks_run_to_the_end_unsolved(notebook, python3_
     # The unsolved stubs raise (tagged raises-exception, so execution goes on past them);
     # papermill reports the first such error once the whole notebook has run.
     with pytest.raises(pm.PapermillExecutionError, match="NotImplementedError"):
-        pm.execute_notebook(notebook, out, cwd=REPO / "notebooks", parameters=parameters,
-                            kernel_name=python3_kernel, progress_bar=False)
+        pm.execute_notebook(
+            notebook,
+            out,
+            cwd=REPO / "notebooks",
+            parameters=parameters,
+            kernel_name=python3_kernel,
+            progress_bar=False,
+        )
     executed = nbformat.read(out, as_version=4)
     code = [c for c in executed.cells if c.cell_type == "code"]
     assert code[-1].execution_count is not None, "the notebook stopped before its last cell"
     errors = [o.ename for c in code for o in c.get("outputs", []) if o.output_type == "error"]
     assert set(errors) == {"NotImplementedError"}
-    results = {o.data[MIME_TYPE]["exercise"]: o.data[MIME_TYPE] for c in code
-               for o in c.get("outputs", []) if MIME_TYPE in o.get("data", {})}
+    results = {
+        o.data[MIME_TYPE]["exercise"]: o.data[MIME_TYPE]
+        for c in code
+        for o in c.get("outputs", [])
+        if MIME_TYPE in o.get("data", {})
+    }
     registry = json.loads((REPO / "course/solutions/exercises.json").read_text())[notebook.stem]
     assert sorted(results) == sorted(registry)
     assert {r["status"] for r in results.values()} == {"not_attempted"}

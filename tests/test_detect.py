@@ -14,24 +14,32 @@ PASSING = {
 }
 
 
-def line(effect=None, half_width=None, selectivity=None, matched=None, preferred=None,
-         final_high=None) -> pd.DataFrame:
+def line(
+    effect=None, half_width=None, selectivity=None, matched=None, preferred=None, final_high=None
+) -> pd.DataFrame:
     """A neuron's timeline like `detect.timelines` makes: PASSING unless told otherwise."""
     effect = PASSING["effect"] if effect is None else effect
     hw = PASSING["half_width"] if half_width is None else half_width
     hw = hw if isinstance(hw, list) else [hw] * len(STEPS)
-    table = pd.DataFrame({
-        "step": STEPS, "unit": "L0N1", "positions": "trigger",
-        "preferred_class": ["trigger"] * 5 + [preferred or PASSING["preferred"]],
-        "selectivity": [0.5] * 5 + [selectivity or PASSING["selectivity"]],
-        "matched_selectivity": [0.1] * 5 + [matched or PASSING["matched"]],
-        "effect": effect,
-        "effect_low": [e - h for e, h in zip(effect, hw)],
-        "effect_high": [e + h for e, h in zip(effect, hw)],
-        "margin_effect": [2 * e for e in effect], "margin_effect_low": [2 * e - 0.1 for e in effect],
-        "margin_effect_high": [2 * e + 0.1 for e in effect], "effect_own": effect,
-        "untrained_p99": 0.65, "untrained_matched_p99": 0.30,
-    })
+    table = pd.DataFrame(
+        {
+            "step": STEPS,
+            "unit": "L0N1",
+            "positions": "trigger",
+            "preferred_class": ["trigger"] * 5 + [preferred or PASSING["preferred"]],
+            "selectivity": [0.5] * 5 + [selectivity or PASSING["selectivity"]],
+            "matched_selectivity": [0.1] * 5 + [matched or PASSING["matched"]],
+            "effect": effect,
+            "effect_low": [e - h for e, h in zip(effect, hw)],
+            "effect_high": [e + h for e, h in zip(effect, hw)],
+            "margin_effect": [2 * e for e in effect],
+            "margin_effect_low": [2 * e - 0.1 for e in effect],
+            "margin_effect_high": [2 * e + 0.1 for e in effect],
+            "effect_own": effect,
+            "untrained_p99": 0.65,
+            "untrained_matched_p99": 0.30,
+        }
+    )
     if final_high is not None:
         table.loc[len(table) - 1, "effect_high"] = final_high
     return table
@@ -50,17 +58,25 @@ def test_a_neuron_passing_every_clause_is_vestigial():
     assert "peak 0.400" in v["reason"]
 
 
-@pytest.mark.parametrize("clause, changes", [
-    # the peak's interval reaches below 0.15, though two later checkpoints are clearly needed
-    ("needed", {"effect": [0.05, 0.10, 0.40, 0.30, 0.25, 0.01],
-                "half_width": [0.02, 0.02, 0.30, 0.02, 0.02, 0.02]}),
-    ("above_init", {"floor": 0.25}),  # 0.40 < 2 x 0.25
-    ("sustained", {"effect": [0.05, 0.10, 0.40, 0.12, 0.02, 0.01]}),  # one checkpoint only
-    ("faded", {"final_high": 0.045}),  # upper bound 11% of the peak
-    ("selective", {"selectivity": 0.60}),  # below the untrained p99 (0.65)
-    ("prefers_focus", {"preferred": "decoy"}),
-    ("token_selective", {"matched": 0.25}),  # below the untrained same-token p99 (0.30)
-])
+@pytest.mark.parametrize(
+    "clause, changes",
+    [
+        # the peak's interval reaches below 0.15, though two later checkpoints are clearly needed
+        (
+            "needed",
+            {
+                "effect": [0.05, 0.10, 0.40, 0.30, 0.25, 0.01],
+                "half_width": [0.02, 0.02, 0.30, 0.02, 0.02, 0.02],
+            },
+        ),
+        ("above_init", {"floor": 0.25}),  # 0.40 < 2 x 0.25
+        ("sustained", {"effect": [0.05, 0.10, 0.40, 0.12, 0.02, 0.01]}),  # one checkpoint only
+        ("faded", {"final_high": 0.045}),  # upper bound 11% of the peak
+        ("selective", {"selectivity": 0.60}),  # below the untrained p99 (0.65)
+        ("prefers_focus", {"preferred": "decoy"}),
+        ("token_selective", {"matched": 0.25}),  # below the untrained same-token p99 (0.30)
+    ],
+)
 def test_each_clause_fails_alone(clause, changes):
     v = verdict(**changes)
     assert v["failed"] == [clause] and not v["vestigial"]

@@ -49,8 +49,15 @@ def run_files(run: Path) -> dict[str, bytes]:
 def single_machine(tmp_path_factory):
     """The study on this machine's processes, the reference every other way must equal."""
     root = tmp_path_factory.mktemp("single")
-    summary = run_study("tiny", SEEDS, root / "runs", root / "report", workers=2, progress=False,
-                        conditions=CONDITIONS)
+    summary = run_study(
+        "tiny",
+        SEEDS,
+        root / "runs",
+        root / "report",
+        workers=2,
+        progress=False,
+        conditions=CONDITIONS,
+    )
     return summary, root
 
 
@@ -59,15 +66,16 @@ def single_machine(tmp_path_factory):
 
 def test_tasks_assemble_exactly_what_study_seed_returns(single_machine, tmp_path):
     _, root = single_machine
-    expected = [{"preset": "tiny", **study_seed(TINY, seed, tmp_path, CONDITIONS)} for seed in SEEDS]
+    expected = [
+        {"preset": "tiny", **study_seed(TINY, seed, tmp_path, CONDITIONS)} for seed in SEEDS
+    ]
     written = json.loads((root / "report" / "results.json").read_text())
     assert written == _plain(expected)
     assert [list(r["conditions"]) for r in written] == [list(CONDITIONS)] * len(SEEDS)
 
 
 def test_condition_runs_are_study_seeds_conditions_in_order(tmp_path):
-    base = {"target": {"layer": 0, "neuron": 7}, "control_neuron": 3,
-            "base": {"transition": 40.0}}
+    base = {"target": {"layer": 0, "neuron": 7}, "control_neuron": 3, "base": {"transition": 40.0}}
     runs = condition_runs(TINY, 4, tmp_path, ("alpha-1", "neuron-0.5T", "control-whole"), base)
     assert list(runs) == ["alpha-1", "neuron-0.5T", "control-whole"]
     config, path, interventions = runs["neuron-0.5T"]
@@ -78,7 +86,10 @@ def test_condition_runs_are_study_seeds_conditions_in_order(tmp_path):
     assert runs["alpha-1"][2] == (SelectivityPenalty(alpha=-1.0),)
     no_target = {"target": None, "control_neuron": None, "base": {"transition": 40.0}}
     assert list(condition_runs(TINY, 4, tmp_path, tuple(CONDITION_NAMES), no_target)) == [
-        "alpha-1", "alpha-0.3", "alpha+0.3"]
+        "alpha-1",
+        "alpha-0.3",
+        "alpha+0.3",
+    ]
 
 
 def test_scheduler_comes_from_the_flag_then_the_environment():
@@ -109,8 +120,10 @@ def test_one_writer_per_run_directory_and_a_dead_holder_frees_it(tmp_path):
     assert entered.wait(5)
     thread.join()
     # another process holds it: wait; when that process is killed, the lock is free at once
-    code = ("import sys, time; from vestige.distributed import RunLock\n"
-            f"with RunLock({str(run)!r}):\n    print('held', flush=True); time.sleep(60)")
+    code = (
+        "import sys, time; from vestige.distributed import RunLock\n"
+        f"with RunLock({str(run)!r}):\n    print('held', flush=True); time.sleep(60)"
+    )
     other = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert other.stdout.readline().strip() == "held"
@@ -176,14 +189,20 @@ class Killer(threading.Thread):
             return False
         owner = holder(run)
         allowed = self.allowed() if callable(self.allowed) else self.allowed
-        if owner is None or owner["pid"] == os.getpid() or (
-                allowed is not None and owner["pid"] not in allowed):
+        if (
+            owner is None
+            or owner["pid"] == os.getpid()
+            or (allowed is not None and owner["pid"] not in allowed)
+        ):
             return False
         step = load_safetensors(latest, "")[1]["step"]
         if step == 0:  # nothing to resume from yet
             return False
-        files = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in checkpoints
-                 if int(p.stem.split("-")[1]) <= step}
+        files = {
+            p.name: (p.stat().st_ino, p.stat().st_mtime_ns)
+            for p in checkpoints
+            if int(p.stem.split("-")[1]) <= step
+        }
         os.kill(owner["pid"], signal.SIGKILL)
         self.killed = {"run": run, "pid": owner["pid"], "step": step, "files": files}
         return True
@@ -210,8 +229,15 @@ def test_local_pool_resumes_a_killed_process(single_machine, tmp_path, monkeypat
     killer = Killer(out)
     killer.start()
     try:
-        again = run_study("tiny", SEEDS, out, tmp_path / "report", workers=2, progress=False,
-                          conditions=CONDITIONS)
+        again = run_study(
+            "tiny",
+            SEEDS,
+            out,
+            tmp_path / "report",
+            workers=2,
+            progress=False,
+            conditions=CONDITIONS,
+        )
     finally:
         killer.stop.set()
     assert killer.killed is not None, "no run was caught half-trained"
@@ -232,10 +258,17 @@ def test_study_on_dask_survives_a_killed_worker(single_machine, tmp_path, monkey
         def setup(self, worker):
             slow_steps(0.05)
 
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=logging.ERROR,
-                                  local_directory=str(tmp_path / "dask")) as cluster, \
-            distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+            local_directory=str(tmp_path / "dask"),
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         client.register_plugin(SlowSteps())
 
         def worker_pids():
@@ -245,8 +278,15 @@ def test_study_on_dask_survives_a_killed_worker(single_machine, tmp_path, monkey
         killer = Killer(out, worker_pids())
         killer.start()
         try:
-            on_dask = run_study("tiny", SEEDS, out, tmp_path / "report", progress=False,
-                                conditions=CONDITIONS, scheduler=cluster.scheduler_address)
+            on_dask = run_study(
+                "tiny",
+                SEEDS,
+                out,
+                tmp_path / "report",
+                progress=False,
+                conditions=CONDITIONS,
+                scheduler=cluster.scheduler_address,
+            )
         finally:
             killer.stop.set()
         assert killer.killed is not None, "no run was caught half-trained"
@@ -258,9 +298,25 @@ def test_study_on_dask_survives_a_killed_worker(single_machine, tmp_path, monkey
         # the command line, with the scheduler from the environment: every run is reused
         monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster.scheduler_address)
         report = tmp_path / "cli"
-        assert main(["study", "--preset", "tiny", "--seeds", "0-1", "--out", str(out),
-                     "--report", str(report), "--conditions", ",".join(CONDITIONS),
-                     "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "study",
+                    "--preset",
+                    "tiny",
+                    "--seeds",
+                    "0-1",
+                    "--out",
+                    str(out),
+                    "--report",
+                    str(report),
+                    "--conditions",
+                    ",".join(CONDITIONS),
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
         cli = json.loads((report / "summary.json").read_text())
         assert without_timing(cli) == without_timing(summary)
 
@@ -269,7 +325,21 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path, capsys):
     dask = pytest.importorskip("dask")
     pytest.importorskip("distributed")
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
-        code = main(["study", "--preset", "tiny", "--seeds", "0", "--out", str(tmp_path),
-                     "--conditions", "", "--quiet", "--scheduler", "tcp://127.0.0.1:9"])
+        code = main(
+            [
+                "study",
+                "--preset",
+                "tiny",
+                "--seeds",
+                "0",
+                "--out",
+                str(tmp_path),
+                "--conditions",
+                "",
+                "--quiet",
+                "--scheduler",
+                "tcp://127.0.0.1:9",
+            ]
+        )
     assert code == 2
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in capsys.readouterr().err

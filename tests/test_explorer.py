@@ -75,7 +75,10 @@ def test_slider_drives_the_chart(explorer):
 def test_neuron_layer_head_are_params(explorer):
     explorer.neuron, explorer.layer, explorer.head = "L1N3", 1, 2
     assert (param(explorer, "neuron"), param(explorer, "layer"), param(explorer, "head")) == (
-        "L1N3", 1, 2)
+        "L1N3",
+        1,
+        2,
+    )
 
 
 def test_neuron_picker_marks_the_detectors_picks(explorer, tables):
@@ -119,9 +122,12 @@ def test_single_seed_has_no_seed_picker(tables):
 
 def test_seed_with_other_checkpoints_and_units_keeps_the_nearest_cursor(tables):
     steps = [0, 5, 2000]
-    other = {name: df[(df["seed"] == 0) | df["step"].isin(steps)] if name in
-             ("checkpoints", "neurons", "baseline", "class_means", "attention") else df
-             for name, df in tables.__dict__.items()}
+    other = {
+        name: df[(df["seed"] == 0) | df["step"].isin(steps)]
+        if name in ("checkpoints", "neurons", "baseline", "class_means", "attention")
+        else df
+        for name, df in tables.__dict__.items()
+    }
     for name in ("neurons", "verdicts", "class_means"):
         df = other[name]
         drop = (df["seed"] == 1) & (df["layer"] == 1) & (df["neuron"] == 3)
@@ -137,10 +143,14 @@ def test_display_leaves_a_snapshot_that_follows_the_cursor(tables, monkeypatch):
     """In a notebook: the widget, then a JPEG snapshot with a display id, redrawn after a
     cell that moved the cursor (the saved notebook's fallback)."""
     shown = []
-    monkeypatch.setattr("IPython.display.display",
-                        lambda obj, raw=False, display_id=None: shown.append((obj, display_id)))
-    monkeypatch.setattr("IPython.display.update_display",
-                        lambda obj, raw=False, display_id=None: shown.append((obj, display_id)))
+    monkeypatch.setattr(
+        "IPython.display.display",
+        lambda obj, raw=False, display_id=None: shown.append((obj, display_id)),
+    )
+    monkeypatch.setattr(
+        "IPython.display.update_display",
+        lambda obj, raw=False, display_id=None: shown.append((obj, display_id)),
+    )
     monkeypatch.setattr(CheckpointExplorer, "snapshot", lambda self, **k: f"{self.step}".encode())
     explorer = CheckpointExplorer(tables.seed_tables(0))
     explorer._ipython_display_()

@@ -221,12 +221,19 @@ def write(path: Path, nb: dict) -> Path:
 
 def add_cell(nb: dict, after_id: str | None, source: str, cell_type="code", **extra) -> dict:
     nb = copy.deepcopy(nb)
-    cell = {"cell_type": cell_type, "id": extra.pop("id", f"x{len(nb['cells'])}"),
-            "metadata": extra.pop("metadata", {}), "source": source}
+    cell = {
+        "cell_type": cell_type,
+        "id": extra.pop("id", f"x{len(nb['cells'])}"),
+        "metadata": extra.pop("metadata", {}),
+        "source": source,
+    }
     if cell_type == "code":
         cell.update(outputs=extra.pop("outputs", []), execution_count=None)
-    index = len(nb["cells"]) if after_id is None else \
-        next(i for i, c in enumerate(nb["cells"]) if c["id"] == after_id) + 1
+    index = (
+        len(nb["cells"])
+        if after_id is None
+        else next(i for i, c in enumerate(nb["cells"]) if c["id"] == after_id) + 1
+    )
     nb["cells"].insert(index, cell)
     return nb
 
@@ -237,11 +244,17 @@ def rows_by_student(gradebook: pd.DataFrame) -> dict:
 
 def run_grade(course: Path, subs, **options):
     options.setdefault("limits", sandbox.Limits(wall_seconds=120, memory_bytes=1536 << 20))
-    return grade(subs, manifest=course / "course/solutions/manifest.json",
-                 runs=course / "runs", salt="test", **options)
+    return grade(
+        subs,
+        manifest=course / "course/solutions/manifest.json",
+        runs=course / "runs",
+        salt="test",
+        **options,
+    )
 
 
 # --- build stamps and manifest -----------------------------------------------------------------
+
 
 def test_build_stamps_notebooks_and_writes_the_manifest(course):
     nb = learner(course)
@@ -254,7 +267,9 @@ def test_build_stamps_notebooks_and_writes_the_manifest(course):
     assert solution["metadata"]["vestige"]["build"] == stamp["build"]
     checks = [c for c in nb["cells"] if "check" in c["metadata"].get("tags", [])]
     assert [c["id"] for c in checks] == ["check-setup", "check-ex1", "check-ex2", "check-ex3"]
-    assert all(c["metadata"]["editable"] is False and c["metadata"]["deletable"] is False for c in checks)
+    assert all(
+        c["metadata"]["editable"] is False and c["metadata"]["deletable"] is False for c in checks
+    )
     for cell in checks:
         assert entry["check_cells"][cell["id"]]["sha256"] == prepare.sha256("".join(cell["source"]))
         assert "sum(" not in "".join(cell["source"]) and "x * x" not in "".join(cell["source"])
@@ -262,20 +277,41 @@ def test_build_stamps_notebooks_and_writes_the_manifest(course):
     assert entry["api"] == "checks" and entry["checks_module"] == "sample_checks"
     assert entry["parameters"] == ["student", "seed", "runs_dir"]
     assert entry["cells"] == [c["id"] for c in nb["cells"]]
-    assert json.loads((course / "course/solutions/exercises.json").read_text())["10_sample"] == entry["exercises"]
+    assert (
+        json.loads((course / "course/solutions/exercises.json").read_text())["10_sample"]
+        == entry["exercises"]
+    )
     # the stamp changes with the source, and a rebuild is byte-identical
-    assert build(course / "course", course / "notebooks", course / "course/solutions", check=True) == []
+    assert (
+        build(course / "course", course / "notebooks", course / "course/solutions", check=True)
+        == []
+    )
 
 
-@pytest.mark.parametrize("edit, message", [
-    (('# %% tags=["check"]\ncheck("ex1"', '# %%\ncheck("ex1"'), "tag it 'check'"),
-    (('check("ex3", lambda: word)', 'check("ex3", lambda: word, points=5)'), "belong in the checks module"),
-    (('check("ex3", lambda: word)', 'check("ex4", lambda: word)'), "'ex4' is not in the checks module"),
-    (('check("ex3", lambda: word)', 'pass'), "tagged 'check' but neither"),
-    (('check("ex3", lambda: word)', 'check("ex2", lambda: word)'), "'ex2' is checked more than once"),
-    (('# %% tags=["check"]\ncheck("ex3", lambda: word)', '# %%\n1'), "no check cell for ex3"),
-    (('# %%\n### BEGIN SOLUTION\nword', '# %% tags=["check"]\n### BEGIN SOLUTION\nword'), "cannot hold a solution"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (('# %% tags=["check"]\ncheck("ex1"', '# %%\ncheck("ex1"'), "tag it 'check'"),
+        (
+            ('check("ex3", lambda: word)', 'check("ex3", lambda: word, points=5)'),
+            "belong in the checks module",
+        ),
+        (
+            ('check("ex3", lambda: word)', 'check("ex4", lambda: word)'),
+            "'ex4' is not in the checks module",
+        ),
+        (('check("ex3", lambda: word)', "pass"), "tagged 'check' but neither"),
+        (
+            ('check("ex3", lambda: word)', 'check("ex2", lambda: word)'),
+            "'ex2' is checked more than once",
+        ),
+        (('# %% tags=["check"]\ncheck("ex3", lambda: word)', "# %%\n1"), "no check cell for ex3"),
+        (
+            ("# %%\n### BEGIN SOLUTION\nword", '# %% tags=["check"]\n### BEGIN SOLUTION\nword'),
+            "cannot hold a solution",
+        ),
+    ],
+)
 def test_broken_check_cells_are_build_problems(course, tmp_path, edit, message):
     (tmp_path / "course").mkdir()
     source = SAMPLE.replace(*edit)
@@ -286,6 +322,7 @@ def test_broken_check_cells_are_build_problems(course, tmp_path, edit, message):
 
 
 # --- checks: capture refuses what it cannot trust -------------------------------------------
+
 
 class AlwaysEqual:
     def __eq__(self, other):
@@ -320,8 +357,18 @@ def test_capture_converts_only_known_types():
     assert as_number(np.float32(1.25)) == 1.25 and type(as_number(np.float32(1.25))) is float
     assert as_number(torch.tensor(2.5)) == 2.5 and as_number(torch.tensor([3])) == 3.0
     assert as_number(np.array([[4.0]])) == 4.0 and as_number(7) == 7.0
-    for bad in (AlwaysEqual(), SneakyFloat(6.0), True, np.bool_(True), "6", [6.0], None,
-                pd.Series([6.0]), torch.tensor([1.0, 2.0]), np.array(["6"])):
+    for bad in (
+        AlwaysEqual(),
+        SneakyFloat(6.0),
+        True,
+        np.bool_(True),
+        "6",
+        [6.0],
+        None,
+        pd.Series([6.0]),
+        torch.tensor([1.0, 2.0]),
+        np.array(["6"]),
+    ):
         with pytest.raises(AnswerError):
             as_number(bad)
     with pytest.raises(AnswerError, match="pandas"):
@@ -374,8 +421,12 @@ def _buggy():
 
 
 def test_plain_data_roundtrip_and_hostile_capture_files(tmp_path):
-    payload = {"exercise": "ex1", "status": "captured", "detail": "",
-               "data": [1.5, {"a": np.arange(6, dtype=np.float32).reshape(2, 3)}, "x", None, float("nan")]}
+    payload = {
+        "exercise": "ex1",
+        "status": "captured",
+        "detail": "",
+        "data": [1.5, {"a": np.arange(6, dtype=np.float32).reshape(2, 3)}, "x", None, float("nan")],
+    }
     plain.dump(tmp_path, "ex1", payload)
     loaded = plain.load(tmp_path, "ex1")
     assert loaded["data"][1]["a"].tolist() == [[0, 1, 2], [3, 4, 5]] and np.isnan(loaded["data"][4])
@@ -393,8 +444,13 @@ def test_plain_data_roundtrip_and_hostile_capture_files(tmp_path):
     (tmp_path / "ex6.json").write_text(json.dumps({"format": 1, "arrays": 1, "payload": {}}))
     np.save(tmp_path / "ex6.0.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     (tmp_path / "ex7.json").write_bytes(b"0" * (plain.MAX_JSON_BYTES + 1))
-    for name, message in [("ex3", "symlink"), ("ex4", "not a regular file"), ("ex5", "nested too deeply"),
-                          ("ex6", "numeric"), ("ex7", "cap")]:
+    for name, message in [
+        ("ex3", "symlink"),
+        ("ex4", "not a regular file"),
+        ("ex5", "nested too deeply"),
+        ("ex6", "numeric"),
+        ("ex7", "cap"),
+    ]:
         with pytest.raises(plain.PlainDataError, match=message):
             plain.load(tmp_path, name)
 
@@ -408,7 +464,9 @@ def test_checker_in_learner_mode_judges_and_climbs_the_hint_ladder(course, capsy
     first = check.results["ex1"]["message"]
     check("ex1", lambda: 34.5)
     second = check.results["ex1"]["message"]
-    assert first.startswith("❌ ex1: not passing yet (0/2 points). Expected the sum of `numbers`; got 34.")
+    assert first.startswith(
+        "❌ ex1: not passing yet (0/2 points). Expected the sum of `numbers`; got 34."
+    )
     assert first.endswith("Hint: Add the numbers up.") and second.endswith("Hint: sum(numbers)")
     check("ex1", lambda: total)
     assert check.results["ex1"]["status"] == "passed" and check.results["ex1"]["points"] == 2
@@ -437,35 +495,49 @@ def test_checker_in_grading_mode_writes_plain_data_only(course, tmp_path, monkey
     check("ex2", lambda x: x * x)
     check("ex3", AlwaysEqual())
     assert {r["status"] for r in check.results.values()} == {"captured"}
-    assert sorted(p.name for p in (tmp_path / "capture").iterdir()) == ["ex1.json", "ex2.json", "ex3.json"]
+    assert sorted(p.name for p in (tmp_path / "capture").iterdir()) == [
+        "ex1.json",
+        "ex2.json",
+        "ex3.json",
+    ]
     ex1 = plain.load(tmp_path / "capture", "ex1")
     assert ex1 == {"exercise": "ex1", "status": "captured", "detail": "", "data": 6.0}
     assert plain.load(tmp_path / "capture", "ex2")["data"] == [2.25, 4.0, 9.0]
     ex3 = plain.load(tmp_path / "capture", "ex3")
-    assert ex3["status"] == "failed" and "expected a string" in ex3["detail"] and ex3["data"] is None
+    assert (
+        ex3["status"] == "failed" and "expected a string" in ex3["detail"] and ex3["data"] is None
+    )
 
 
 # --- intake --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path, student, resubmission", [
-    ("frank_10_sample (1).ipynb", "frank", 1),
-    ("Frank_10_sample(2).ipynb", "frank", 2),
-    ("frank_10_sample - Copy.ipynb", "frank", 1),
-    ("Grace.ipynb", "grace", 0),
-    ("GRACE HOPPER_10_sample.ipynb", "grace_hopper", 0),
-    ("ＧＲＡＣＥ_10_sample.ipynb", "grace", 0),
-    ("--exercises=x.ipynb", "exercises=x", 0),
-    ("=HYPERLINK(\"x\";1)_10_sample.ipynb", "=hyperlink(\"x\";1)", 0),
-    ("al\u200bice\n_10_sample.ipynb", "alice", 0),
-])
+
+@pytest.mark.parametrize(
+    "path, student, resubmission",
+    [
+        ("frank_10_sample (1).ipynb", "frank", 1),
+        ("Frank_10_sample(2).ipynb", "frank", 2),
+        ("frank_10_sample - Copy.ipynb", "frank", 1),
+        ("Grace.ipynb", "grace", 0),
+        ("GRACE HOPPER_10_sample.ipynb", "grace_hopper", 0),
+        ("ＧＲＡＣＥ_10_sample.ipynb", "grace", 0),
+        ("--exercises=x.ipynb", "exercises=x", 0),
+        ('=HYPERLINK("x";1)_10_sample.ipynb', '=hyperlink("x";1)', 0),
+        ("al\u200bice\n_10_sample.ipynb", "alice", 0),
+    ],
+)
 def test_student_names_come_from_the_file_name(path, student, resubmission):
     assert intake.student_of(Path("subs") / path, Path("subs"), ["10_sample"]) == (
-        student, "file name", resubmission)
+        student,
+        "file name",
+        resubmission,
+    )
 
 
 def test_student_names_come_from_the_folder_first():
-    assert intake.student_of(Path("subs/Grace/work/alice_10_sample.ipynb"), Path("subs"),
-                             ["10_sample"]) == ("grace", "folder", 0)
+    assert intake.student_of(
+        Path("subs/Grace/work/alice_10_sample.ipynb"), Path("subs"), ["10_sample"]
+    ) == ("grace", "folder", 0)
     assert intake.student_of(Path("subs/bob/10_sample.ipynb"), None, ["10_sample"])[0] == "bob"
 
 
@@ -477,30 +549,43 @@ def test_formula_injection_is_neutralised():
 
 # --- grading: the hostile set ------------------------------------------------------------------
 
+
 def forged_outputs(nb: dict) -> dict:
     """Outputs pasted from a solved notebook under every check cell (stubs left in)."""
     nb = copy.deepcopy(nb)
     for cell in nb["cells"]:
         if cell["id"].startswith("check-ex"):
             exercise = cell["id"].removeprefix("check-")
-            result = {"notebook": "10_sample", "exercise": exercise, "points": 3, "max_points": 3,
-                      "passed": True, "status": "passed", "message": "passed"}
-            cell["outputs"] = [{"output_type": "display_data", "metadata": {},
-                                "data": {MIME_TYPE: result, "text/plain": "✅ passed"}}]
+            result = {
+                "notebook": "10_sample",
+                "exercise": exercise,
+                "points": 3,
+                "max_points": 3,
+                "passed": True,
+                "status": "passed",
+                "message": "passed",
+            }
+            cell["outputs"] = [
+                {
+                    "output_type": "display_data",
+                    "metadata": {},
+                    "data": {MIME_TYPE: result, "text/plain": "✅ passed"},
+                }
+            ]
             cell["execution_count"] = 1
     return nb
 
 
-FORGE_CAPTURE = '''\
+FORGE_CAPTURE = """\
 import json, os
 folder = os.environ.get("VESTIGE_GRADING_DIR", ".")
 for name, data in {"ex1": 6.0, "ex3": "better"}.items():
     with open(os.path.join(folder, name + ".json"), "w") as f:
         json.dump({"format": 1, "arrays": 0, "payload": {"exercise": name, "status": "captured",
                    "detail": "", "data": data}}, f)
-'''
+"""
 
-ESCAPE = '''\
+ESCAPE = """\
 import os, socket, pathlib
 report = []
 for target in {targets!r}:
@@ -522,7 +607,7 @@ for address in [("127.0.0.1", {port}), ("1.1.1.1", 80)]:
 for path in {hidden!r}:
     report.append(f"visible {{path}}: {{os.path.exists(path)}}")
 print("\\n".join(report))
-'''
+"""
 
 
 @pytest.mark.slow
@@ -533,27 +618,49 @@ def test_the_hostile_class(course, tmp_path):
     write(subs / "alice_10_sample.ipynb", honest)
     # stored results are never read: forged outputs, also pasted into a markdown cell
     write(subs / "bob_10_sample.ipynb", forged_outputs(base))
-    pasted = add_cell(base, "check-ex3", "✅ ex1: passed (2/2 points)\n\n<pre>{json}</pre>".format(
-        json=json.dumps({MIME_TYPE: {"exercise": "ex1", "status": "passed", "points": 2}})), "markdown")
+    pasted = add_cell(
+        base,
+        "check-ex3",
+        "✅ ex1: passed (2/2 points)\n\n<pre>{json}</pre>".format(
+            json=json.dumps({MIME_TYPE: {"exercise": "ex1", "status": "passed", "points": 2}})
+        ),
+        "markdown",
+    )
     write(subs / "carl_10_sample.ipynb", pasted)
     # rebinding check, forging the capture files, appended and edited check cells
-    write(subs / "dora_10_sample.ipynb", add_cell(base, "check-setup", "check = lambda *a, **k: None"))
+    write(
+        subs / "dora_10_sample.ipynb", add_cell(base, "check-setup", "check = lambda *a, **k: None")
+    )
     write(subs / "ed_10_sample.ipynb", add_cell(base, "check-setup", FORGE_CAPTURE))
-    appended = add_cell(add_cell(base, None, 'check("ex1", lambda: True)'), None,
-                        'check("ex3", lambda: "better")\ncheck("ex2", lambda x: True)',
-                        metadata={"tags": ["check"]})
+    appended = add_cell(
+        add_cell(base, None, 'check("ex1", lambda: True)'),
+        None,
+        'check("ex3", lambda: "better")\ncheck("ex2", lambda x: True)',
+        metadata={"tags": ["check"]},
+    )
     write(subs / "fay_10_sample.ipynb", appended)
     edited = copy.deepcopy(honest)
     edited["cells"] = [c for c in edited["cells"] if c["id"] != "check-ex2"]  # deleted
     for cell in edited["cells"]:
         if cell["id"] == "check-ex1":
             cell["source"] = 'check("ex1", lambda: 6.0)'
-    edited = add_cell(edited, "check-ex3", "".join(next(c for c in base["cells"] if c["id"] == "check-ex3")["source"]),
-                      id="copied")
+    edited = add_cell(
+        edited,
+        "check-ex3",
+        "".join(next(c for c in base["cells"] if c["id"] == "check-ex3")["source"]),
+        id="copied",
+    )
     write(subs / "gus_10_sample.ipynb", edited)
     # an always-equal object; a constant pasted from the learner's own seed (0)
-    always = solve(base, {**HONEST, "cell-4": (
-        "class Total:\n    __eq__ = lambda s, o: True\n    __float__ = lambda s: 6.0\ntotal = Total()")})
+    always = solve(
+        base,
+        {
+            **HONEST,
+            "cell-4": (
+                "class Total:\n    __eq__ = lambda s, o: True\n    __float__ = lambda s: 6.0\ntotal = Total()"
+            ),
+        },
+    )
     write(subs / "hal_10_sample.ipynb", always)
     write(subs / "ivy_10_sample.ipynb", solve(base, {**HONEST, "cell-4": "total = 6"}))
     # another course's notebook reusing the id
@@ -573,8 +680,20 @@ def test_the_hostile_class(course, tmp_path):
 
     gradebook = run_grade(course, subs)
     rows = rows_by_student(gradebook)
-    assert sorted(rows) == ["alice", "bob", "carl", "dora", "ed", "fay", "gus", "hal", "ivy", "jo",
-                            "kim", "lee"]
+    assert sorted(rows) == [
+        "alice",
+        "bob",
+        "carl",
+        "dora",
+        "ed",
+        "fay",
+        "gus",
+        "hal",
+        "ivy",
+        "jo",
+        "kim",
+        "lee",
+    ]
     assert (rows["alice"]["points"], rows["alice"]["max_points"]) == (6, 6)
     assert [rows["alice"][e] for e in ("ex1", "ex2", "ex3")] == ["passed"] * 3
     assert json.loads(rows["alice"]["grading"])["seed"] in (1, 2)
@@ -605,8 +724,14 @@ def test_the_sandbox_holds(course, tmp_path):
     """Writes outside the scratch dir fail, the network is unreachable, nothing else shows."""
     subs = tmp_path / "subs"
     outside = tmp_path / "outside.txt"
-    targets = [str(outside), str(course / "runs/seed-0.json"), str(subs / "evil.txt"),
-               "/tmp/../etc/evil", str(Path(sys.prefix) / "evil.txt"), "/grade/in/evil"]
+    targets = [
+        str(outside),
+        str(course / "runs/seed-0.json"),
+        str(subs / "evil.txt"),
+        "/tmp/../etc/evil",
+        str(Path(sys.prefix) / "evil.txt"),
+        "/grade/in/evil",
+    ]
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
@@ -624,10 +749,21 @@ def test_the_sandbox_holds(course, tmp_path):
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    hidden = [str(subs), str(course / "course/solutions"), str(tmp_path), "/etc/shadow",
-              "/root/.bashrc", str(Path(__file__).parent), "/work/main/course", "/sys/kernel"]
-    nb = add_cell(solve(learner(course), HONEST), "check-ex3",
-                  ESCAPE.format(targets=targets, port=port, hidden=hidden))
+    hidden = [
+        str(subs),
+        str(course / "course/solutions"),
+        str(tmp_path),
+        "/etc/shadow",
+        "/root/.bashrc",
+        str(Path(__file__).parent),
+        "/work/main/course",
+        "/sys/kernel",
+    ]
+    nb = add_cell(
+        solve(learner(course), HONEST),
+        "check-ex3",
+        ESCAPE.format(targets=targets, port=port, hidden=hidden),
+    )
     write(subs / "mallory_10_sample.ipynb", nb)
     before = (course / "runs/seed-0.json").read_text()
     keep = tmp_path / "keep"
@@ -639,7 +775,9 @@ def test_the_sandbox_holds(course, tmp_path):
     assert not outside.exists() and not (subs / "evil.txt").exists() and not accepted
     assert (course / "runs/seed-0.json").read_text() == before
     [executed] = keep.glob("*.ipynb")
-    text = "".join(o.get("text", "") for c in nbformat.read(executed, 4).cells for o in c.get("outputs", []))
+    text = "".join(
+        o.get("text", "") for c in nbformat.read(executed, 4).cells for o in c.get("outputs", [])
+    )
     assert "WROTE" not in text and "CONNECTED" not in text
     assert text.count("blocked") == len(targets) and text.count("no network") == 2
     assert text.count(": False") == len(hidden) and ": True" not in text
@@ -656,14 +794,25 @@ def test_limits_end_runaway_submissions(course, tmp_path):
     write(subs / "fork_10_sample.ipynb", add_cell(base, "check-ex1", fork))
     limits = sandbox.Limits(wall_seconds=20, memory_bytes=700 << 20, max_processes=32)
     details = tmp_path / "details.jsonl"
-    gradebook = grade_to_csv(subs, tmp_path / "gb.csv", manifest=course / "course/solutions/manifest.json",
-                             runs=course / "runs", details=details, salt="t", limits=limits)
+    gradebook = grade_to_csv(
+        subs,
+        tmp_path / "gb.csv",
+        manifest=course / "course/solutions/manifest.json",
+        runs=course / "runs",
+        details=details,
+        salt="t",
+        limits=limits,
+    )
     rows = rows_by_student(gradebook)
     assert rows["loop"]["reason"].startswith("timeout: killed after 20 s")
-    assert rows["loop"]["ex1"] == "passed" and rows["loop"]["ex2"] == "not_run"  # captured before it
+    assert (
+        rows["loop"]["ex1"] == "passed" and rows["loop"]["ex2"] == "not_run"
+    )  # captured before it
     assert rows["hog"]["reason"].startswith("memory limit: killed at")
     assert rows["fork"]["reason"].startswith("processes limit")
-    peaks = {json.loads(line)["student"]: json.loads(line) for line in details.read_text().splitlines()}
+    peaks = {
+        json.loads(line)["student"]: json.loads(line) for line in details.read_text().splitlines()
+    }
     # the watchdog's overshoot: at most one poll interval of allocation (400 MB blocks here)
     assert peaks["hog"]["peak_memory_mb"] < 700 + 800
 
@@ -691,7 +840,9 @@ def test_malformed_files_each_get_a_row_and_the_csv_is_written(course, tmp_path)
     with open(subs / "huge_10_sample.ipynb", "wb") as f:
         f.truncate(3 << 20)  # sparse: the cap refuses it from its size, nothing is read
     (subs / "notes.txt").write_text("not a notebook")
-    write(subs / "stranger.ipynb", {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []})
+    write(
+        subs / "stranger.ipynb", {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []}
+    )
     write(subs / "--exercises=x_10_sample.ipynb", honest)
     write(subs / "=HYPERLINK(1)_10_sample.ipynb", learner(course))
     write(subs / "@cmd_10_sample.ipynb", learner(course))
@@ -713,8 +864,14 @@ def test_malformed_files_each_get_a_row_and_the_csv_is_written(course, tmp_path)
                 return real(path, limit)
 
             mp.setattr(intake, "safe_read", unreadable)
-            gradebook = grade_to_csv(subs, out, manifest=course / "course/solutions/manifest.json",
-                                     runs=course / "runs", salt="t", max_bytes=2 << 20)
+            gradebook = grade_to_csv(
+                subs,
+                out,
+                manifest=course / "course/solutions/manifest.json",
+                runs=course / "runs",
+                salt="t",
+                max_bytes=2 << 20,
+            )
     finally:
         signal.alarm(0)
     rows = {Path(r["file"]).name: r for r in gradebook.to_dict("records")}
@@ -749,9 +906,13 @@ def test_resubmissions_and_case(course, tmp_path):
     subs = tmp_path / "subs"
     honest, blank = solve(learner(course), HONEST), learner(course)
     now = time.time()
-    for name, nb, age in [("Grace_10_sample.ipynb", blank, 300), ("grace/10_sample.ipynb", honest, 100),
-                          ("frank_10_sample.ipynb", honest, 300), ("frank_10_sample (1).ipynb", blank, 200),
-                          ("frank_10_sample (2).ipynb", blank, 200)]:
+    for name, nb, age in [
+        ("Grace_10_sample.ipynb", blank, 300),
+        ("grace/10_sample.ipynb", honest, 100),
+        ("frank_10_sample.ipynb", honest, 300),
+        ("frank_10_sample (1).ipynb", blank, 200),
+        ("frank_10_sample (2).ipynb", blank, 200),
+    ]:
         path = write(subs / name, nb)
         os.utime(path, (now - age, now - age))
     gradebook = run_grade(course, subs, jobs=2)
@@ -760,7 +921,9 @@ def test_resubmissions_and_case(course, tmp_path):
     assert rows["grace"]["points"] == 6 and rows["grace"]["file"].endswith("grace/10_sample.ipynb")
     assert "1 earlier submission(s) not graded: Grace_10_sample.ipynb" in rows["grace"]["flags"]
     # same time: the higher resubmission number counts
-    assert rows["frank"]["file"].endswith("frank_10_sample (2).ipynb") and rows["frank"]["points"] == 0
+    assert (
+        rows["frank"]["file"].endswith("frank_10_sample (2).ipynb") and rows["frank"]["points"] == 0
+    )
     assert "frank_10_sample (1).ipynb" in rows["frank"]["flags"]
     assert "byte-identical file to" not in rows["frank"]["flags"]
 
@@ -776,8 +939,16 @@ def test_cli_grade_takes_file_names_as_files(course, tmp_path, capsys, monkeypat
     parser = argparse.ArgumentParser(prog="vestige")
     add_course_parser(parser.add_subparsers(dest="command"))
     out = tmp_path / "gb.csv"
-    common = ["course", "grade", "--runs", str(course / "runs"), "--salt", "s",
-              "--manifest", str(course / "course/solutions/manifest.json")]
+    common = [
+        "course",
+        "grade",
+        "--runs",
+        str(course / "runs"),
+        "--salt",
+        "s",
+        "--manifest",
+        str(course / "course/solutions/manifest.json"),
+    ]
     monkeypatch.chdir(subs)
     with pytest.raises(SystemExit):  # a file name where an option could be: refused, not used
         parser.parse_args([*common, "--out", str(out), "--exercises=x.ipynb"])
@@ -787,7 +958,9 @@ def test_cli_grade_takes_file_names_as_files(course, tmp_path, capsys, monkeypat
     args = parser.parse_args([*common, "--out", str(out), "--", "--exercises=x.ipynb"])
     args.func(args)
     table = pd.read_csv(out, keep_default_na=False)
-    assert table[["student", "points", "max_points", "reason"]].values.tolist() == [["exercises=x", 6, 6, ""]]
+    assert table[["student", "points", "max_points", "reason"]].values.tolist() == [
+        ["exercises=x", 6, 6, ""]
+    ]
     assert "wrote" in capsys.readouterr().out and (tmp_path / "gb.details.jsonl").exists()
 
 
@@ -797,9 +970,13 @@ def test_a_missing_sandbox_is_a_reason_on_every_row(course, tmp_path, monkeypatc
     write(subs / "ben_10_sample.ipynb", learner(course))
     monkeypatch.setattr(sandbox, "probe", lambda: "bubblewrap (bwrap) is not installed")
     out = tmp_path / "gb.csv"
-    gradebook = grade_to_csv(subs, out, manifest=course / "course/solutions/manifest.json",
-                             runs=course / "runs")
-    assert gradebook["reason"].tolist() == ["sandbox unavailable: bubblewrap (bwrap) is not installed"] * 2
+    gradebook = grade_to_csv(
+        subs, out, manifest=course / "course/solutions/manifest.json", runs=course / "runs"
+    )
+    assert (
+        gradebook["reason"].tolist()
+        == ["sandbox unavailable: bubblewrap (bwrap) is not installed"] * 2
+    )
     assert gradebook["points"].tolist() == [0, 0] and out.exists()
 
 
@@ -817,7 +994,10 @@ def test_prepare_restores_check_cells_and_injects_parameters(course):
     namespace = {}
     exec(injected["source"], namespace)
     assert namespace["student"] == "a'\"\nb" and namespace["seed"] == 2
-    assert flags == ["injected-parameters cell dropped: forged", "missing check cell re-inserted: check-ex1"]
+    assert flags == [
+        "injected-parameters cell dropped: forged",
+        "missing check cell re-inserted: check-ex1",
+    ]
     nbformat.validate(nbformat.from_dict(prepared))
     assert all(c.get("outputs", []) == [] for c in prepared["cells"])
 
@@ -832,7 +1012,12 @@ def test_old_notebooks_without_cell_ids_are_matched_by_checksum(course):
     nb["cells"] = [c for c in nb["cells"] if "".join(c["source"]) != 'check("ex2", square)']
     prepared, flags, _ = prepare.prepare(nb, entry, {"seed": 1})
     ids = [c["id"] for c in prepared["cells"]]
-    assert [i for i in ids if i.startswith("check-")] == ["check-setup", "check-ex1", "check-ex2", "check-ex3"]
+    assert [i for i in ids if i.startswith("check-")] == [
+        "check-setup",
+        "check-ex1",
+        "check-ex2",
+        "check-ex3",
+    ]
     assert ids.index("check-ex2") == ids.index("check-ex1") + 2
     assert flags == ["missing check cell re-inserted: check-ex2"]
     nbformat.validate(nbformat.from_dict(prepared))
@@ -841,22 +1026,38 @@ def test_old_notebooks_without_cell_ids_are_matched_by_checksum(course):
 def test_a_notebook_graded_against_runs_needs_them(course, tmp_path):
     write(tmp_path / "subs/amy_10_sample.ipynb", solve(learner(course), HONEST))
     gradebook = grade(tmp_path / "subs", manifest=course / "course/solutions/manifest.json")
-    assert gradebook["reason"].tolist() == ["this notebook is graded against precomputed runs: pass --runs DIR"]
+    assert gradebook["reason"].tolist() == [
+        "this notebook is graded against precomputed runs: pass --runs DIR"
+    ]
 
 
-@pytest.mark.parametrize("source, findings, only_checks", [
-    ('import os\nfolder = os.environ["VESTIGE_GRADING_DIR"]', ["touches the grading machinery"], False),
-    ("from vestige.course.checks import welcome", ["touches the grading machinery"], False),
-    ("check = lambda *a, **k: None", ["rebinds check"], False),
-    ("from vestige.course import Checker as check",
-     ["rebinds Checker", "rebinds check", "touches the grading machinery"], False),
-    ("check.__call__ = print", ["reaches into check"], False),
-    ('check("ex1", lambda: True)\ncheck("ex2", f)  # appended', [], True),
-    ('total = 6; check("ex1", lambda: total)', ["calls check() in a learner cell (kept)"], False),
-    ("checks = 3\nplain = checks + 1", [], False),
-    ("def f(:\n", [], False),             # not Python: nothing to say, nothing dropped
-    ("x = (" * 5000 + ")" * 5000, [], False),
-])
+@pytest.mark.parametrize(
+    "source, findings, only_checks",
+    [
+        (
+            'import os\nfolder = os.environ["VESTIGE_GRADING_DIR"]',
+            ["touches the grading machinery"],
+            False,
+        ),
+        ("from vestige.course.checks import welcome", ["touches the grading machinery"], False),
+        ("check = lambda *a, **k: None", ["rebinds check"], False),
+        (
+            "from vestige.course import Checker as check",
+            ["rebinds Checker", "rebinds check", "touches the grading machinery"],
+            False,
+        ),
+        ("check.__call__ = print", ["reaches into check"], False),
+        ('check("ex1", lambda: True)\ncheck("ex2", f)  # appended', [], True),
+        (
+            'total = 6; check("ex1", lambda: total)',
+            ["calls check() in a learner cell (kept)"],
+            False,
+        ),
+        ("checks = 3\nplain = checks + 1", [], False),
+        ("def f(:\n", [], False),  # not Python: nothing to say, nothing dropped
+        ("x = (" * 5000 + ")" * 5000, [], False),
+    ],
+)
 def test_learner_code_scan(source, findings, only_checks):
     scan = prepare.scan_code(source)
     assert scan.findings == findings and scan.only_check_calls is only_checks

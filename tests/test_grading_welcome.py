@@ -20,10 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 LEARNER = REPO / "notebooks/00_welcome.ipynb"
 MANIFEST = REPO / "course/solutions/manifest.json"
 STUB = 'raise NotImplementedError("Exercise: replace this line with your code")'
-SOLUTION_EX1 = ('evals = metrics[metrics.split == "eval"]\n'
-                'final_eval_loss = float(evals.loc[evals.step.idxmax(), "loss"])')
-SOLUTION_EX2 = ('evals = metrics[metrics.split == "eval"]\n'
-                '    return evals.sort_values("step").loss.iloc[-1]')
+SOLUTION_EX1 = (
+    'evals = metrics[metrics.split == "eval"]\n'
+    'final_eval_loss = float(evals.loc[evals.step.idxmax(), "loss"])'
+)
+SOLUTION_EX2 = (
+    'evals = metrics[metrics.split == "eval"]\n    return evals.sort_values("step").loss.iloc[-1]'
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,9 @@ def runs(tmp_path_factory):
     """Precomputed welcome runs of seeds 0 (the learner's default) and 1."""
     root = tmp_path_factory.mktemp("welcome-runs")
     for seed in (0, 1):
-        vestige.train(vestige.preset("tiny"), seed, root / "welcome-tiny" / f"seed-{seed}", progress=False)
+        vestige.train(
+            vestige.preset("tiny"), seed, root / "welcome-tiny" / f"seed-{seed}", progress=False
+        )
     return root
 
 
@@ -52,34 +57,53 @@ def final(runs, seed=0, split="eval", position=-1, column="loss"):
 
 # --- ex1 ---------------------------------------------------------------------------------------
 
+
 def test_ex1_accepts_the_loss_in_any_numeric_type_and_small_rounding(runs):
     want = final(runs)
-    for value in (want, np.float32(want), np.float64(want), torch.tensor(want),
-                  torch.tensor(want, dtype=torch.float64), torch.tensor([want]), np.array(want),
-                  round(want, 3), round(want, 4), float(f"{want:.6g}")):
+    for value in (
+        want,
+        np.float32(want),
+        np.float64(want),
+        torch.tensor(want),
+        torch.tensor(want, dtype=torch.float64),
+        torch.tensor([want]),
+        np.array(want),
+        round(want, 3),
+        round(want, 4),
+        float(f"{want:.6g}"),
+    ):
         assert judge_ex1(value, runs).passed, repr(value)
 
 
-@pytest.mark.parametrize("wrong, says", [
-    (lambda runs: round(final(runs, split="train"), 4), "training loss"),
-    (lambda runs: round(final(runs, position=-2), 4), "checkpoint before the last"),
-    (lambda runs: round(final(runs, position=0), 3), "step 0"),
-    (lambda runs: round(final(runs, column="accuracy"), 4), "accuracy"),
-    (lambda runs: round(final(runs, seed=1), 4), ""),           # another seed's value
-    (lambda runs: final(runs) + 0.003, "agrees to 2 decimals"),  # a rounded-to-display wrong value
-    (lambda runs: round(final(runs)) + 0.0, ""),
-])
+@pytest.mark.parametrize(
+    "wrong, says",
+    [
+        (lambda runs: round(final(runs, split="train"), 4), "training loss"),
+        (lambda runs: round(final(runs, position=-2), 4), "checkpoint before the last"),
+        (lambda runs: round(final(runs, position=0), 3), "step 0"),
+        (lambda runs: round(final(runs, column="accuracy"), 4), "accuracy"),
+        (lambda runs: round(final(runs, seed=1), 4), ""),  # another seed's value
+        (
+            lambda runs: final(runs) + 0.003,
+            "agrees to 2 decimals",
+        ),  # a rounded-to-display wrong value
+        (lambda runs: round(final(runs)) + 0.0, ""),
+    ],
+)
 def test_ex1_refuses_typical_wrong_answers_and_says_what_they_are(runs, wrong, says):
     verdict = judge_ex1(wrong(runs), runs)
     assert not verdict.passed
     message = verdict.message()
-    assert says in message and "the evaluation loss (split 'eval') at the last checkpoint" in message
+    assert (
+        says in message and "the evaluation loss (split 'eval') at the last checkpoint" in message
+    )
     want = final(runs)
     assert f"{want:.3f}" not in message and f"{want:.4f}" not in message  # no answer given away
 
 
-@pytest.mark.parametrize("value", ["1.5", None, True, [1.5], pd.Series([1.5]),
-                                   torch.tensor([1.0, 2.0]), lambda: 1.5])
+@pytest.mark.parametrize(
+    "value", ["1.5", None, True, [1.5], pd.Series([1.5]), torch.tensor([1.0, 2.0]), lambda: 1.5]
+)
 def test_ex1_refuses_what_is_not_one_number(runs, value):
     with pytest.raises(AnswerError):
         welcome.capture_ex1(value, context(runs))
@@ -162,8 +186,10 @@ def test_checker_feedback_climbs_the_hint_ladder(runs, capsys):
         check("ex1", lambda: final(runs, split="train"))
         messages.append(check.results["ex1"]["message"])
     assert "which is the training loss" in messages[0]
-    assert [m.split("Hint: ")[1] for m in messages] == [*welcome.EXERCISES[0].hints,
-                                                        welcome.EXERCISES[0].hints[-1]]
+    assert [m.split("Hint: ")[1] for m in messages] == [
+        *welcome.EXERCISES[0].hints,
+        welcome.EXERCISES[0].hints[-1],
+    ]
     check("ex1", lambda: np.float32(final(runs)))
     assert check.results["ex1"]["passed"] and check.results["ex1"]["points"] == 1
     check("ex2", RIGHT["torch"])
@@ -179,6 +205,7 @@ def test_grading_parameters_prefer_another_seed(runs, tmp_path):
 
 # --- grading in the sandbox ------------------------------------------------------------------
 
+
 def submission(answers: dict[str, str], extra: list[tuple[str, str]] = ()) -> dict:
     nb = json.loads(LEARNER.read_text())
     for cell in nb["cells"]:
@@ -186,8 +213,17 @@ def submission(answers: dict[str, str], extra: list[tuple[str, str]] = ()) -> di
             cell["source"] = "".join(cell["source"]).replace(STUB, answers[cell["id"]])
     for after, source in extra:
         index = next(i for i, c in enumerate(nb["cells"]) if c["id"] == after) + 1
-        nb["cells"].insert(index, {"cell_type": "code", "id": f"extra-{index}", "metadata": {},
-                                   "source": source, "outputs": [], "execution_count": None})
+        nb["cells"].insert(
+            index,
+            {
+                "cell_type": "code",
+                "id": f"extra-{index}",
+                "metadata": {},
+                "source": source,
+                "outputs": [],
+                "execution_count": None,
+            },
+        )
     return nb
 
 
@@ -202,27 +238,52 @@ def test_welcome_submissions_are_graded_in_the_sandbox(runs, tmp_path):
         # a constant copied from the learner's own run (seed 0): wrong for the grading seed
         "bea": submission({"cell-11": f"final_eval_loss = {own_seed}", "cell-14": SOLUTION_EX2}),
         # an object that compares equal to anything
-        "cy": submission({"cell-11": "class Loss(float):\n    __eq__ = lambda s, o: True\n"
-                                     "    __hash__ = float.__hash__\nfinal_eval_loss = Loss(0)",
-                          "cell-14": "return type('A', (), {'__eq__': lambda s, o: True})()"}),
+        "cy": submission(
+            {
+                "cell-11": "class Loss(float):\n    __eq__ = lambda s, o: True\n"
+                "    __hash__ = float.__hash__\nfinal_eval_loss = Loss(0)",
+                "cell-14": "return type('A', (), {'__eq__': lambda s, o: True})()",
+            }
+        ),
         # check rebound to a no-op, and forged check results pasted as outputs
         "dee": submission({}, [("check-setup", "check = lambda *args, **kwargs: None")]),
     }
     forged = copy.deepcopy(cheats["dee"])
     for cell in forged["cells"]:
         if cell["id"].startswith("check-ex"):
-            cell["outputs"] = [{"output_type": "display_data", "metadata": {}, "data": {
-                "application/vnd.vestige.check+json": {"status": "passed", "points": 2},
-                "text/plain": "✅ passed"}}]
+            cell["outputs"] = [
+                {
+                    "output_type": "display_data",
+                    "metadata": {},
+                    "data": {
+                        "application/vnd.vestige.check+json": {"status": "passed", "points": 2},
+                        "text/plain": "✅ passed",
+                    },
+                }
+            ]
     cheats["dee"] = forged
     for name, nb in cheats.items():
         (subs / f"{name}_00_welcome.ipynb").write_text(json.dumps(nb))
-    gradebook = grade(subs, manifest=MANIFEST, runs=runs, salt="welcome",
-                      limits=Limits(wall_seconds=300, memory_bytes=2 << 30))
+    gradebook = grade(
+        subs,
+        manifest=MANIFEST,
+        runs=runs,
+        salt="welcome",
+        limits=Limits(wall_seconds=300, memory_bytes=2 << 30),
+    )
     rows = {r["student"]: r for r in gradebook.to_dict("records")}
     assert [rows["ada"][k] for k in ("points", "max_points", "ex1", "ex2", "reason")] == [
-        3, 3, "passed", "passed", ""]
+        3,
+        3,
+        "passed",
+        "passed",
+        "",
+    ]
     assert json.loads(rows["ada"]["grading"]) == {"preset": "tiny", "runs_dir": "/runs", "seed": 1}
-    assert (rows["bea"]["points"], rows["bea"]["ex1"], rows["bea"]["ex2"]) == (2, "failed", "passed")
+    assert (rows["bea"]["points"], rows["bea"]["ex1"], rows["bea"]["ex2"]) == (
+        2,
+        "failed",
+        "passed",
+    )
     assert (rows["cy"]["points"], rows["cy"]["ex1"], rows["cy"]["ex2"]) == (0, "failed", "failed")
     assert rows["dee"]["points"] == 0 and "rebinds check" in rows["dee"]["flags"]

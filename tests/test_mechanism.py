@@ -59,7 +59,8 @@ def test_stage_change_step_is_where_a_curve_moves_half_way():
     steps = [0, 10, 20, 40, 80, 160]
     falling = [0.1, 0.5, 0.6, 0.5, 0.2, 0.1]  # peaks at 20, half way (0.35) crossed at 80
     flat = [0.3, 0.31, 0.32, 0.3, 0.31, 0.3]
-    stages = pd.DataFrame({"step": steps * 2, "stage": ["falls"] * 6 + ["flat"] * 6,
-                           "probability": falling + flat})
+    stages = pd.DataFrame(
+        {"step": steps * 2, "stage": ["falls"] * 6 + ["flat"] * 6, "probability": falling + flat}
+    )
     changes = stage_change_steps(stages)
     assert changes["falls"] == 80 and np.isnan(changes["flat"])

@@ -63,8 +63,12 @@ def test_batched_ablation_equals_one_forward_per_neuron(tiny_run):
         for neuron in range(8):
             value = values[neuron] if mode != "resample" else values[neuron][..., None]
             with torch.no_grad():
-                logits = model.run_with_hooks(batch.tokens, fwd_hooks=[(mlp_post(0), set_neurons([neuron], value))])
+                logits = model.run_with_hooks(
+                    batch.tokens, fwd_hooks=[(mlp_post(0), set_neurons([neuron], value))]
+                )
             expected, correct = per_position_loss(logits, batch.tokens)
             assert torch.allclose(ablated.loss[neuron], expected, atol=1e-5), (mode, neuron)
             assert torch.equal(ablated.correct[neuron], correct), (mode, neuron)
-            assert torch.allclose(ablated.margin[neuron], logit_margin(logits, batch.tokens), atol=1e-4)
+            assert torch.allclose(
+                ablated.margin[neuron], logit_margin(logits, batch.tokens), atol=1e-4
+            )

@@ -15,8 +15,9 @@ from vestige.model import bridge_config, build_model
 @pytest.mark.parametrize("act, norm", [("relu", "LN"), ("gelu", "RMS"), ("silu", None)])
 def test_same_weights_and_outputs_as_the_stock_bridge(act, norm):
     config = vestige.preset("reference")
-    config = dataclasses.replace(config, model=dataclasses.replace(config.model, act_fn=act,
-                                                                   normalization_type=norm))
+    config = dataclasses.replace(
+        config, model=dataclasses.replace(config.model, act_fn=act, normalization_type=norm)
+    )
     ours, stock = build_model(config, 3), TransformerBridge.boot_native(bridge_config(config, 3))
     assert ours.state_dict().keys() == stock.state_dict().keys()
     assert all(torch.equal(ours.state_dict()[k], v) for k, v in stock.state_dict().items())

@@ -27,7 +27,9 @@ def test_corrupt_and_missing_checkpoints(run_copy):
     with pytest.raises(vestige.CheckpointError, match="corrupt"):
         run_copy.model_at(5)
     path.unlink()
-    with pytest.raises(vestige.RunError, match="not a checkpoint.*nearest checkpoints: \\[0, 11, 26\\]"):
+    with pytest.raises(
+        vestige.RunError, match="not a checkpoint.*nearest checkpoints: \\[0, 11, 26\\]"
+    ):
         run_copy.model_at(5)
 
 
@@ -35,7 +37,9 @@ def test_run_from_another_format_version_is_refused(run_copy):
     config = json.loads((run_copy.path / "config.json").read_text())
     config["format_version"] = 99
     (run_copy.path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(vestige.RunError, match="format_version is 99.*vestige version that wrote it"):
+    with pytest.raises(
+        vestige.RunError, match="format_version is 99.*vestige version that wrote it"
+    ):
         vestige.Run.open(run_copy.path)
 
 

@@ -35,8 +35,13 @@ def test_ratio_interval_agrees_with_scipy_percentile_bootstrap():
     sums = rng.normal(0.2, 0.5, size=300) * positions
     low, high = ratio_interval(sums, positions, resample_counts(300, 4000, seed=2))
     ref = stats.bootstrap(
-        (sums, positions), lambda s, c, axis=-1: s.sum(axis) / c.sum(axis), paired=True,
-        vectorized=True, n_resamples=4000, method="percentile", random_state=5,
+        (sums, positions),
+        lambda s, c, axis=-1: s.sum(axis) / c.sum(axis),
+        paired=True,
+        vectorized=True,
+        n_resamples=4000,
+        method="percentile",
+        random_state=5,
     ).confidence_interval
     width = ref.high - ref.low
     assert abs(low - ref.low) < 0.1 * width and abs(high - ref.high) < 0.1 * width

@@ -24,37 +24,91 @@ def test_conditions_build_the_interventions_they_name():
     assert CONDITION_NAMES["neuron-1T"].interventions(caught, 3, math.nan, 1500)[0].end == 375
 
 
-@pytest.mark.parametrize("low, high, word", [(-0.3, -0.1, "better"), (0.1, 0.3, "worse"),
-                                             (-0.1, 0.2, "no clear difference")])
+@pytest.mark.parametrize(
+    "low, high, word",
+    [(-0.3, -0.1, "better"), (0.1, 0.3, "worse"), (-0.1, 0.2, "no clear difference")],
+)
 def test_verdict_reads_the_interval(low, high, word):
     assert verdict({"n": 10, "mean": (low + high) / 2, "low": low, "high": high}) == word
     assert verdict({"n": 1, "mean": 0.1, "low": math.nan, "high": math.nan}) == "too few seeds"
 
 
 def fake_result(seed, caught, delta):
-    base = {"final_loss": 0.9, "final_accuracy": 0.8, "focus_loss": 0.05, "copy_loss": 0.1,
-            "budget_loss": 1.2, "transition": 450.0, "mean_selectivity": 0.5}
-    evidence = {"unit": "L0N7", "peak_effect": 0.4, "peak_low": 0.35, "peak_high": 0.45,
-                "peak_step": 73, "settle_step": 140, "final_effect": 0.01, "final_low": 0.0,
-                "final_high": 0.02, "final_margin": 0.1, "margin_fraction": 0.1,
-                "final_selectivity": 0.9, "selectivity_baseline": 0.65,
-                "final_matched_selectivity": 0.8, "matched_baseline": 0.25,
-                "failed": [] if caught else ["selective"]}
-    mechanism = {"transitions": {"copy": 412.0, "P(C | lone B)": 140.0}, "settle_step": 140,
-                 "coincides_with": ["P(C | lone B)"], "end_status": "unused", "backup_at_end": False,
-                 "effect_later_attn_ablated": [[73, 0.5], [1500, 0.02]], "effect_joint": [[1500, 0.1]],
-                 "effect_all_others": [[1500, 1.2]], "joint_neurons": [7, 2, 3],
-                 "heads_that_grew": [{"head": "L1H2", "growth": 0.8, "effect_at_settle": 1.0,
-                                      "attn_previous": 0.6, "attn_induction": 0.1}],
-                 "stages": [], "neuron_margin": []}
-    return {"seed": seed, "preset": "reference", "base": base, "summary": "", "init_floor": 0.05,
-            "caught": caught, "neuron": evidence if caught else None, "best_candidate": evidence,
-            "target": {"unit": "L0N7", "layer": 0, "neuron": 7, "caught": caught},
-            "control_neuron": 3, "contrast": None, "timeline": [{"step": 73, "effect": 0.4, "effect_low": 0.35,
-                                            "effect_high": 0.45, "margin_effect": 1.0,
-                                            "selectivity": 0.9, "matched_selectivity": 0.8}],
-            "mechanism": mechanism,
-            "conditions": {"neuron-whole": {**base, "final_loss": 0.9 + delta}} if caught else {}}
+    base = {
+        "final_loss": 0.9,
+        "final_accuracy": 0.8,
+        "focus_loss": 0.05,
+        "copy_loss": 0.1,
+        "budget_loss": 1.2,
+        "transition": 450.0,
+        "mean_selectivity": 0.5,
+    }
+    evidence = {
+        "unit": "L0N7",
+        "peak_effect": 0.4,
+        "peak_low": 0.35,
+        "peak_high": 0.45,
+        "peak_step": 73,
+        "settle_step": 140,
+        "final_effect": 0.01,
+        "final_low": 0.0,
+        "final_high": 0.02,
+        "final_margin": 0.1,
+        "margin_fraction": 0.1,
+        "final_selectivity": 0.9,
+        "selectivity_baseline": 0.65,
+        "final_matched_selectivity": 0.8,
+        "matched_baseline": 0.25,
+        "failed": [] if caught else ["selective"],
+    }
+    mechanism = {
+        "transitions": {"copy": 412.0, "P(C | lone B)": 140.0},
+        "settle_step": 140,
+        "coincides_with": ["P(C | lone B)"],
+        "end_status": "unused",
+        "backup_at_end": False,
+        "effect_later_attn_ablated": [[73, 0.5], [1500, 0.02]],
+        "effect_joint": [[1500, 0.1]],
+        "effect_all_others": [[1500, 1.2]],
+        "joint_neurons": [7, 2, 3],
+        "heads_that_grew": [
+            {
+                "head": "L1H2",
+                "growth": 0.8,
+                "effect_at_settle": 1.0,
+                "attn_previous": 0.6,
+                "attn_induction": 0.1,
+            }
+        ],
+        "stages": [],
+        "neuron_margin": [],
+    }
+    return {
+        "seed": seed,
+        "preset": "reference",
+        "base": base,
+        "summary": "",
+        "init_floor": 0.05,
+        "caught": caught,
+        "neuron": evidence if caught else None,
+        "best_candidate": evidence,
+        "target": {"unit": "L0N7", "layer": 0, "neuron": 7, "caught": caught},
+        "control_neuron": 3,
+        "contrast": None,
+        "timeline": [
+            {
+                "step": 73,
+                "effect": 0.4,
+                "effect_low": 0.35,
+                "effect_high": 0.45,
+                "margin_effect": 1.0,
+                "selectivity": 0.9,
+                "matched_selectivity": 0.8,
+            }
+        ],
+        "mechanism": mechanism,
+        "conditions": {"neuron-whole": {**base, "final_loss": 0.9 + delta}} if caught else {},
+    }
 
 
 def test_summary_and_report_say_what_was_measured(tmp_path):
@@ -81,7 +135,14 @@ def test_summary_and_report_say_what_was_measured(tmp_path):
 
 @pytest.mark.slow
 def test_the_control_preset_catches_nothing(tmp_path):
-    summary = run_study("control", [0, 1], tmp_path / "runs", tmp_path / "report", workers=2,
-                        progress=False, conditions=())
+    summary = run_study(
+        "control",
+        [0, 1],
+        tmp_path / "runs",
+        tmp_path / "report",
+        workers=2,
+        progress=False,
+        conditions=(),
+    )
     assert summary["n_seeds"] == 2
     assert summary["caught"] == 0, (tmp_path / "report" / "report.md").read_text()

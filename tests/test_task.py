@@ -8,7 +8,9 @@ def test_batches_are_a_pure_function_of_seed_and_step():
     a, b = task.train_batch(17, 8), make_task("trigger_copy", {}, seed=3).train_batch(17, 8)
     assert torch.equal(a.tokens, b.tokens) and torch.equal(a.labels, b.labels)
     assert not torch.equal(a.tokens, task.train_batch(18, 8).tokens)
-    assert not torch.equal(a.tokens, make_task("trigger_copy", {}, seed=4).train_batch(17, 8).tokens)
+    assert not torch.equal(
+        a.tokens, make_task("trigger_copy", {}, seed=4).train_batch(17, 8).tokens
+    )
 
 
 def test_trigger_copy_structure():
@@ -22,7 +24,11 @@ def test_trigger_copy_structure():
     # the repeated segment: every scored copy position predicts the token that followed it before
     for row in range(16):
         for t in (copy[row] & mask[row]).nonzero().flatten().tolist():
-            earlier = [s for s in range(t) if tokens[row, s] == tokens[row, t] and tokens[row, s + 1] == tokens[row, t + 1]]
+            earlier = [
+                s
+                for s in range(t)
+                if tokens[row, s] == tokens[row, t] and tokens[row, s + 1] == tokens[row, t + 1]
+            ]
             assert earlier, (row, t)
     # "trigger" is exactly B right after A inside a segment; C follows it about 90% of the time
     trig = labels == names.index("trigger")

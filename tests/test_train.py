@@ -65,8 +65,19 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     config_file = tmp_path / "config.json"
     config_file.write_text(slow_tiny().to_json())
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "vestige", "train", "--config", str(config_file), "--seed", "0",
-           "--out", str(out), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vestige",
+        "train",
+        "--config",
+        str(config_file),
+        "--seed",
+        "0",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     proc = subprocess.Popen(cmd)
     deadline = time.time() + 600  # a loaded machine may take minutes to start the process
     while len(list((out / "checkpoints").glob("*.safetensors"))) < 2 and time.time() < deadline:
@@ -100,7 +111,10 @@ def test_selectivity_regulariser_moves_selectivity_its_way(tmp_path):
     config = vestige.preset("tiny")
     runs = {
         alpha: vestige.train(
-            config.replace(interventions=(SelectivityPenalty(alpha),)), 0, tmp_path / str(alpha), progress=False
+            config.replace(interventions=(SelectivityPenalty(alpha),)),
+            0,
+            tmp_path / str(alpha),
+            progress=False,
         )
         for alpha in (-3.0, 3.0)
     }
@@ -123,7 +137,10 @@ def test_normal_use_warns_nothing_deprecated(tiny_run, tmp_path):
 
 def test_ensure_run_reuses_a_finished_run_but_never_one_of_another_config(tiny_run):
     before = digests(tiny_run.path)
-    assert vestige.ensure_run(vestige.preset("tiny"), 0, tiny_run.path, progress=False).steps == tiny_run.steps
+    assert (
+        vestige.ensure_run(vestige.preset("tiny"), 0, tiny_run.path, progress=False).steps
+        == tiny_run.steps
+    )
     other = vestige.preset("tiny").replace(interventions=(Suppress(layer=0, neurons=(1,)),))
     with pytest.raises(vestige.RunError, match="another config or seed"):
         vestige.ensure_run(other, 0, tiny_run.path, progress=False)
@@ -134,13 +151,18 @@ def test_fork_shares_the_history_and_equals_training_the_fork_from_scratch(tiny_
     held = (Suppress(layer=0, neurons=(2,), start=26, end=40),)
     forked = vestige.fork(tiny_run, 26, held, tmp_path / "fork", progress=False)
     assert forked.config.interventions == held
-    shared = {name: digest for name, digest in digests(tiny_run.path).items() if int(name[5:11]) <= 26}
+    shared = {
+        name: digest for name, digest in digests(tiny_run.path).items() if int(name[5:11]) <= 26
+    }
     assert shared.items() <= digests(forked.path).items()
     assert digests(forked.path) != digests(tiny_run.path)  # it diverged after step 26
-    scratch = vestige.train(tiny_run.config.replace(interventions=held), 0, tmp_path / "scratch",
-                            progress=False)
+    scratch = vestige.train(
+        tiny_run.config.replace(interventions=held), 0, tmp_path / "scratch", progress=False
+    )
     assert digests(forked.path) == digests(scratch.path)
-    assert (forked.path / "metrics.jsonl").read_text() == (scratch.path / "metrics.jsonl").read_text()
+    assert (forked.path / "metrics.jsonl").read_text() == (
+        scratch.path / "metrics.jsonl"
+    ).read_text()
     assert vestige.fork(tiny_run, 26, held, tmp_path / "fork", progress=False).steps == forked.steps
 
 
@@ -153,9 +175,13 @@ def test_fork_refuses_to_rewrite_the_shared_history(tiny_run, tmp_path):
 
 
 def test_suppressed_heads_are_held_and_learn_nothing_through_their_output(tmp_path):
-    config = vestige.preset("tiny").replace(interventions=(SuppressHeads(layer=0, heads=(1,), mode="zero"),))
+    config = vestige.preset("tiny").replace(
+        interventions=(SuppressHeads(layer=0, heads=(1,), mode="zero"),)
+    )
     run = vestige.train(config, 0, tmp_path / "h", progress=False)
     d_head = run.config.model.d_model // run.config.model.n_heads
     start, end = (run.model_at(s).state_dict()["blocks.0.attn.o.weight"] for s in (0, 60))
-    assert torch.equal(start[:, d_head:2 * d_head], end[:, d_head:2 * d_head])  # head 1 writes nothing
+    assert torch.equal(
+        start[:, d_head : 2 * d_head], end[:, d_head : 2 * d_head]
+    )  # head 1 writes nothing
     assert not torch.equal(start[:, :d_head], end[:, :d_head])

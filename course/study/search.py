@@ -60,14 +60,30 @@ def run_one(name: str, seed: int, out: Path) -> dict:
     run = ensure_run(variant(name), seed, out / _dirname(name) / f"seed-{seed}", progress=False)
     found = detect(run)
     best = found.neurons.iloc[0]
-    keep = ["unit", "peak_effect", "peak_low", "peak_step", "needed_checkpoints", "settle_step",
-            "final_effect", "final_high", "margin_fraction", "final_selectivity",
-            "selectivity_baseline", "preferred_class", "final_matched_selectivity",
-            "matched_baseline", "failed"]
+    keep = [
+        "unit",
+        "peak_effect",
+        "peak_low",
+        "peak_step",
+        "needed_checkpoints",
+        "settle_step",
+        "final_effect",
+        "final_high",
+        "margin_fraction",
+        "final_selectivity",
+        "selectivity_baseline",
+        "preferred_class",
+        "final_matched_selectivity",
+        "matched_baseline",
+        "failed",
+    ]
     evals = run.metrics.query("split == 'eval'")
     return {
-        "variant": name, "seed": seed, "caught": found.vestigial is not None,
-        "init_floor": found.init_floor, "transition": transition_step(run),
+        "variant": name,
+        "seed": seed,
+        "caught": found.vestigial is not None,
+        "init_floor": found.init_floor,
+        "transition": transition_step(run),
         "final_loss": float(evals["loss"].iloc[-1]),
         "best": {k: _plain(best[k]) for k in keep},
     }
@@ -100,11 +116,14 @@ def main(argv: list[str] | None = None) -> None:
             with RESULTS.open("a") as f:
                 f.write(json.dumps(result) + "\n")
             b = result["best"]
-            print(f"{result['variant']} seed {result['seed']}: caught={result['caught']} "
-                  f"{b['unit']} peak {b['peak_effect']:.3f}@{b['peak_step']} final "
-                  f"{b['final_effect']:.3f} SI {b['final_selectivity']:.2f}/{b['selectivity_baseline']:.2f} "
-                  f"tokSI {b['final_matched_selectivity']:.2f}/{b['matched_baseline']:.2f} "
-                  f"failed {b['failed']}", flush=True)
+            print(
+                f"{result['variant']} seed {result['seed']}: caught={result['caught']} "
+                f"{b['unit']} peak {b['peak_effect']:.3f}@{b['peak_step']} final "
+                f"{b['final_effect']:.3f} SI {b['final_selectivity']:.2f}/{b['selectivity_baseline']:.2f} "
+                f"tokSI {b['final_matched_selectivity']:.2f}/{b['matched_baseline']:.2f} "
+                f"failed {b['failed']}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

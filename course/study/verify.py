@@ -48,7 +48,8 @@ def effect_sums(run: Run, step: int, layer: int, neuron: int, positions: str) ->
 
 def _loss(logits, tokens):
     return torch.nn.functional.cross_entropy(
-        logits[:, :-1].transpose(1, 2), tokens[:, 1:], reduction="none")
+        logits[:, :-1].transpose(1, 2), tokens[:, 1:], reduction="none"
+    )
 
 
 def interval(sums: np.ndarray, n: int = 2000) -> tuple[float, float, float]:
@@ -88,7 +89,9 @@ def verify(run: Run, untrained_p99: list[float]) -> dict:
     peak, peak_low, _ = timeline[peak_step]
     floor = init_floor(run, positions)
     needed = [timeline[s][1] >= 0.15 for s in trained]
-    longest = max((len(r) for r in "".join("1" if n else "0" for n in needed).split("0")), default=0)
+    longest = max(
+        (len(r) for r in "".join("1" if n else "0" for n in needed).split("0")), default=0
+    )
     final_si = selectivity(run, steps[-1])[layer][neuron]
     clauses = {
         "needed": peak_low >= 0.15,
@@ -97,17 +100,29 @@ def verify(run: Run, untrained_p99: list[float]) -> dict:
         "faded": timeline[steps[-1]][2] < 0.10 * peak,
         "selective": final_si > untrained_p99[layer],
     }
-    return {"seed": run.seed, "claimed": found["unit"], "peak": peak, "peak_low": peak_low,
-            "peak_step": peak_step, "init_floor": floor, "final": timeline[steps[-1]],
-            "final_si": float(final_si), "untrained_p99": untrained_p99[layer], **clauses,
-            "holds": all(clauses.values())}
+    return {
+        "seed": run.seed,
+        "claimed": found["unit"],
+        "peak": peak,
+        "peak_low": peak_low,
+        "peak_step": peak_step,
+        "init_floor": floor,
+        "final": timeline[steps[-1]],
+        "final_si": float(final_si),
+        "untrained_p99": untrained_p99[layer],
+        **clauses,
+        "holds": all(clauses.values()),
+    }
 
 
 def init_floor(run: Run, positions: str) -> float:
     """The largest mean-ablation effect of any neuron at step 0."""
     d_mlp = run.model_at(0).cfg.d_mlp
-    return max(_ratio(effect_sums(run, 0, layer, neuron, positions))
-               for layer in range(run.config.model.n_layers) for neuron in range(d_mlp))
+    return max(
+        _ratio(effect_sums(run, 0, layer, neuron, positions))
+        for layer in range(run.config.model.n_layers)
+        for neuron in range(d_mlp)
+    )
 
 
 def _ratio(sums: np.ndarray) -> float:
@@ -117,7 +132,9 @@ def _ratio(sums: np.ndarray) -> float:
 def main(folder: str) -> int:
     runs = [Run.open(p) for p in sorted(Path(folder).glob("seed-*"))]
     n_layers = runs[0].config.model.n_layers
-    untrained = [np.concatenate([selectivity(r, 0)[layer] for r in runs]) for layer in range(n_layers)]
+    untrained = [
+        np.concatenate([selectivity(r, 0)[layer] for r in runs]) for layer in range(n_layers)
+    ]
     p99 = [float(np.quantile(u, 0.99)) for u in untrained]
     ok = True
     for run in runs:

@@ -55,30 +55,51 @@ MB = 1 << 20
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--dir", default="build/binder", help="where the build and results go")
-    parser.add_argument("--torch", default="torch==2.13.0",
-                        help="the local CPU torch used when requirements.txt's index is unreachable")
-    parser.add_argument("--committed", action="store_true",
-                        help="build from `git archive HEAD` instead of the working tree")
-    parser.add_argument("--reuse", action="store_true",
-                        help="keep an environment this script built before (skip the build)")
+    parser.add_argument(
+        "--torch",
+        default="torch==2.13.0",
+        help="the local CPU torch used when requirements.txt's index is unreachable",
+    )
+    parser.add_argument(
+        "--committed",
+        action="store_true",
+        help="build from `git archive HEAD` instead of the working tree",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep an environment this script built before (skip the build)",
+    )
     parser.add_argument("--build-only", action="store_true", help="build, do not run notebooks")
-    parser.add_argument("--keep-going", action="store_true",
-                        help="a solution notebook failing in postBuild's precompute does not stop "
-                             "the build (it is reported); for a course still being written")
-    parser.add_argument("--only", action="append", default=[],
-                        help="run only notebooks whose name starts with this (repeatable)")
+    parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="a solution notebook failing in postBuild's precompute does not stop "
+        "the build (it is reported); for a course still being written",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="run only notebooks whose name starts with this (repeatable)",
+    )
     parser.add_argument("--variants", default="learner,solution")
     parser.add_argument("--memory-mb", type=float, default=2048, help="Binder's memory limit")
     parser.add_argument("--min-headroom", type=float, default=0.25)
     parser.add_argument("--cull-seconds", type=float, default=600)
-    parser.add_argument("--wall-seconds", type=float, default=3600,
-                        help="kill a notebook still running after this long")
+    parser.add_argument(
+        "--wall-seconds",
+        type=float,
+        default=3600,
+        help="kill a notebook still running after this long",
+    )
     parser.add_argument("--cpu", type=int, default=0, help="the one CPU notebooks run on")
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 # --- build (standard library only) -------------------------------------------------------------
+
 
 class Build:
     def __init__(self, args: argparse.Namespace):
@@ -92,14 +113,35 @@ class Build:
 
     def environ(self) -> dict[str, str]:
         """What repo2docker's image sets (paths moved under DIR), minus this user's settings."""
-        keep = {k: v for k, v in os.environ.items()
-                if not k.startswith(("JUPYTER", "XDG_", "VIRTUAL_ENV", "PYTHON", "CONDA", "IPYTHON",
-                                     "MPLCONFIGDIR", "VESTIGE_"))}
-        keep.update(HOME=str(self.home), REPO_DIR=str(self.home), USER=keep.get("USER", "jovyan"),
-                    NB_PYTHON_PREFIX=str(self.env_dir), KERNEL_PYTHON_PREFIX=str(self.env_dir),
-                    VIRTUAL_ENV=str(self.env_dir), SHELL="/bin/bash", LANG="C.UTF-8",
-                    LC_ALL="C.UTF-8", PYTHONUNBUFFERED="1",
-                    PATH=f"{self.env_dir}/bin:{self.home}/.local/bin:{os.environ['PATH']}")
+        keep = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(
+                (
+                    "JUPYTER",
+                    "XDG_",
+                    "VIRTUAL_ENV",
+                    "PYTHON",
+                    "CONDA",
+                    "IPYTHON",
+                    "MPLCONFIGDIR",
+                    "VESTIGE_",
+                )
+            )
+        }
+        keep.update(
+            HOME=str(self.home),
+            REPO_DIR=str(self.home),
+            USER=keep.get("USER", "jovyan"),
+            NB_PYTHON_PREFIX=str(self.env_dir),
+            KERNEL_PYTHON_PREFIX=str(self.env_dir),
+            VIRTUAL_ENV=str(self.env_dir),
+            SHELL="/bin/bash",
+            LANG="C.UTF-8",
+            LC_ALL="C.UTF-8",
+            PYTHONUNBUFFERED="1",
+            PATH=f"{self.env_dir}/bin:{self.home}/.local/bin:{os.environ['PATH']}",
+        )
         if self.args.keep_going:
             keep["VESTIGE_PRECOMPUTE_KEEP_GOING"] = "1"
         return keep
@@ -109,8 +151,14 @@ class Build:
         print(f"binder-check: {name}: {' '.join(cmd)}", flush=True)
         started = time.monotonic()
         with open(self.logs / log, "w") as sink:
-            process = subprocess.Popen(cmd, cwd=cwd, env=self.environ(), stdout=subprocess.PIPE,
-                                       stderr=subprocess.STDOUT, text=True)
+            process = subprocess.Popen(
+                cmd,
+                cwd=cwd,
+                env=self.environ(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             for line in process.stdout:
                 sink.write(line)
                 if not line.startswith("WARNING: Location 'file://"):  # this machine's pip config
@@ -119,8 +167,9 @@ class Build:
         seconds = time.monotonic() - started
         self.steps.append({"step": name, "seconds": round(seconds, 1), "log": str(self.logs / log)})
         if process.returncode:
-            raise SystemExit(f"binder-check: {name} failed ({process.returncode}); "
-                             f"log: {self.logs / log}")
+            raise SystemExit(
+                f"binder-check: {name} failed ({process.returncode}); log: {self.logs / log}"
+            )
         return seconds
 
     def python(self) -> tuple[str, str]:
@@ -134,27 +183,46 @@ class Build:
             exe = shutil.which(candidate)
             if not exe:
                 continue
-            found = subprocess.run([exe, "-c", ("import sys, platform; print(sys.executable); "
-                                                "print(platform.python_version())")],
-                                   capture_output=True, text=True)
+            found = subprocess.run(
+                [
+                    exe,
+                    "-c",
+                    (
+                        "import sys, platform; print(sys.executable); "
+                        "print(platform.python_version())"
+                    ),
+                ],
+                capture_output=True,
+                text=True,
+            )
             if found.returncode == 0:
                 real, full = found.stdout.split()
                 if full.startswith(version):
                     return real, full
-        raise SystemExit(f"binder-check: binder/runtime.txt asks for {runtime}; no python{major_minor} here")
+        raise SystemExit(
+            f"binder-check: binder/runtime.txt asks for {runtime}; no python{major_minor} here"
+        )
 
     def copy_repository(self, dest: Path) -> None:
         dest.mkdir(parents=True, exist_ok=True)
         if self.args.committed:
-            archive = subprocess.run(["git", "archive", "--format=tar", "HEAD"], cwd=ROOT,
-                                     capture_output=True, check=True).stdout
+            archive = subprocess.run(
+                ["git", "archive", "--format=tar", "HEAD"],
+                cwd=ROOT,
+                capture_output=True,
+                check=True,
+            ).stdout
             import io
 
             with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
                 tar.extractall(dest, filter="tar")
             return
-        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                                cwd=ROOT, capture_output=True, check=True).stdout
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
         for name in filter(None, listed.decode().split("\0")):
             source = ROOT / name
             if source.is_file() and not source.is_symlink():
@@ -192,8 +260,11 @@ class Build:
                 continue
             lines.append(line)
         path = self.dir / "requirements.fallback.txt"
-        path.write_text("# binder/requirements.txt, its index unreachable here: local CPU torch\n"
-                        + "\n".join(lines) + "\n")
+        path.write_text(
+            "# binder/requirements.txt, its index unreachable here: local CPU torch\n"
+            + "\n".join(lines)
+            + "\n"
+        )
         return path
 
     def run(self) -> dict:
@@ -202,13 +273,18 @@ class Build:
             if path.exists():
                 shutil.rmtree(path)
         exe, version = self.python()
-        self.notes.append(f"runtime.txt -> Python {version} ({exe}); repo2docker would install "
-                          "conda-forge's latest 3.11 patch release")
+        self.notes.append(
+            f"runtime.txt -> Python {version} ({exe}); repo2docker would install "
+            "conda-forge's latest 3.11 patch release"
+        )
         self.step("fresh environment", [exe, "-m", "venv", str(self.env_dir)], self.dir, "venv.log")
         pip = [str(self.env_dir / "bin/python"), "-m", "pip"]
-        self.step("repo2docker's notebook environment",
-                  [*pip, "install", "--no-cache-dir", "-r", str(HERE / "repo2docker-base.txt")],
-                  self.dir, "base-env.log")
+        self.step(
+            "repo2docker's notebook environment",
+            [*pip, "install", "--no-cache-dir", "-r", str(HERE / "repo2docker-base.txt")],
+            self.dir,
+            "base-env.log",
+        )
         # pre-assemble: only binder/requirements.txt is in the image yet
         (self.home / "binder").mkdir(parents=True)
         shutil.copy2(ROOT / "binder/requirements.txt", self.home / "binder/requirements.txt")
@@ -216,29 +292,45 @@ class Build:
         unreachable = self.unreachable_indexes(requirements)
         if unreachable:
             fallback = self.fallback_requirements(requirements)
-            self.notes.append("index unreachable (" + "; ".join(unreachable) + "): installed "
-                              f"{fallback.name} instead (same lines, no index, {self.args.torch})")
-            self.step("binder/requirements.txt (fallback: local CPU torch)",
-                      [*pip, "install", "--no-cache-dir", "-r", str(fallback)], self.home,
-                      "requirements.log")
+            self.notes.append(
+                "index unreachable (" + "; ".join(unreachable) + "): installed "
+                f"{fallback.name} instead (same lines, no index, {self.args.torch})"
+            )
+            self.step(
+                "binder/requirements.txt (fallback: local CPU torch)",
+                [*pip, "install", "--no-cache-dir", "-r", str(fallback)],
+                self.home,
+                "requirements.log",
+            )
         else:
-            self.step("binder/requirements.txt",
-                      [*pip, "install", "--no-cache-dir", "-r", "binder/requirements.txt"],
-                      self.home, "requirements.log")
+            self.step(
+                "binder/requirements.txt",
+                [*pip, "install", "--no-cache-dir", "-r", "binder/requirements.txt"],
+                self.home,
+                "requirements.log",
+            )
         copy_started = time.monotonic()
         self.copy_repository(self.home)
-        self.steps.append({"step": "copy the repository", "seconds": round(time.monotonic() - copy_started, 1)})
+        self.steps.append(
+            {"step": "copy the repository", "seconds": round(time.monotonic() - copy_started, 1)}
+        )
         post_build = self.home / "binder/postBuild"
         post_build.chmod(post_build.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         self.step("binder/postBuild", ["./binder/postBuild"], self.home, "postBuild.log")
-        failed = [line.split("FAILED: ", 1)[1].strip()
-                  for line in (self.logs / "postBuild.log").read_text().splitlines()
-                  if line.startswith("precompute: ") and " FAILED: " in line]
+        failed = [
+            line.split("FAILED: ", 1)[1].strip()
+            for line in (self.logs / "postBuild.log").read_text().splitlines()
+            if line.startswith("precompute: ") and " FAILED: " in line
+        ]
         self.notes += [f"postBuild precompute failed (--keep-going): {f}" for f in failed]
-        build = {"python": version, "steps": self.steps, "notes": self.notes,
-                 "seconds": round(time.monotonic() - started, 1),
-                 "source": "git archive HEAD" if self.args.committed else "working tree",
-                 "sizes_mb": sizes(self.env_dir, self.home)}
+        build = {
+            "python": version,
+            "steps": self.steps,
+            "notes": self.notes,
+            "seconds": round(time.monotonic() - started, 1),
+            "source": "git archive HEAD" if self.args.committed else "working tree",
+            "sizes_mb": sizes(self.env_dir, self.home),
+        }
         (self.dir / "build.json").write_text(json.dumps(build, indent=1) + "\n")
         return build
 
@@ -257,21 +349,31 @@ def disk_usage(path: Path) -> int:
 def sizes(env_dir: Path, home: Path) -> dict:
     site = next(env_dir.glob("lib/python*/site-packages"))
     biggest = sorted(((disk_usage(p), p.name) for p in site.iterdir() if p.is_dir()), reverse=True)
-    return {"environment": round(disk_usage(env_dir) / MB), "runs": round(disk_usage(home / "runs") / MB),
-            "repository_and_home": round((disk_usage(home) - disk_usage(home / "runs")) / MB),
-            "largest_packages": {name: round(size / MB) for size, name in biggest[:6]}}
+    return {
+        "environment": round(disk_usage(env_dir) / MB),
+        "runs": round(disk_usage(home / "runs") / MB),
+        "repository_and_home": round((disk_usage(home) - disk_usage(home / "runs")) / MB),
+        "largest_packages": {name: round(size / MB) for size, name in biggest[:6]},
+    }
 
 
 # --- measure (the built environment's Python) --------------------------------------------------
+
 
 def hog_notebook(path: Path) -> None:
     """A notebook that allocates (and touches) 128 MB blocks until 5 GB."""
     import nbformat
 
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("import numpy as np\nblocks = []"),
-                nbformat.v4.new_code_cell("for _ in range(40):\n    blocks.append(np.ones(2**24))")]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("import numpy as np\nblocks = []"),
+        nbformat.v4.new_code_cell("for _ in range(40):\n    blocks.append(np.ones(2**24))"),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
 
@@ -291,13 +393,25 @@ def check_server(build: Build) -> dict:
     token = secrets.token_hex(16)
     # On Binder, jupyterhub-singleuser starts a jupyter_server ServerApp with the JupyterLab
     # extension; `jupyter server` is the same app without the hub's authentication.
-    cmd = [str(build.env_dir / "bin/jupyter"), "server", "--no-browser", "--ip=127.0.0.1",
-           f"--port={port}", f"--IdentityProvider.token={token}"]
+    cmd = [
+        str(build.env_dir / "bin/jupyter"),
+        "server",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={token}",
+    ]
     if os.geteuid() == 0:
         cmd.append("--allow-root")  # Binder runs it as the notebook user, not as root
     log = open(build.logs / "jupyterlab.log", "w")
-    server = subprocess.Popen(cmd, cwd=build.home, env=build.environ(), stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        cmd,
+        cwd=build.home,
+        env=build.environ(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     result: dict = {"problems": []}
 
@@ -339,10 +453,14 @@ def check_server(build: Build) -> dict:
             status, _, body = get(f"/lab/api/settings/{plugin}")
             schema = json.loads(body).get("schema", {}) if status == 200 else {}
             for key, value in values.items():
-                default = schema.get("properties", {}).get(key, {}).get("default", "(no such setting)")
+                default = (
+                    schema.get("properties", {}).get(key, {}).get("default", "(no such setting)")
+                )
                 applied[f"{plugin} {key}"] = default
                 if default != value:
-                    result["problems"].append(f"setting {plugin} {key} is {default!r}, not {value!r}")
+                    result["problems"].append(
+                        f"setting {plugin} {key} is {default!r}, not {value!r}"
+                    )
         result["settings"] = applied
         status, _, body = get("/api/contents/notebooks")
         listed = sorted(item["name"] for item in json.loads(body).get("content", []))
@@ -375,8 +493,10 @@ def check_trust(build: Build) -> dict:
     try:
         notary = NotebookNotary()
         trusted = {}
-        for path in [*sorted((build.home / "notebooks").glob("*.ipynb")),
-                     *sorted((build.home / "course/solutions").glob("*.ipynb"))]:
+        for path in [
+            *sorted((build.home / "notebooks").glob("*.ipynb")),
+            *sorted((build.home / "course/solutions").glob("*.ipynb")),
+        ]:
             nb = nbformat.read(path, as_version=4)
             trusted[str(path.relative_to(build.home))] = bool(notary.check_signature(nb))
         return trusted
@@ -408,27 +528,42 @@ def measure(args: argparse.Namespace) -> int:
     os.environ.update(build.environ())
     built = json.loads((build.dir / "build.json").read_text())
     limits = Limits(wall_seconds=args.wall_seconds, memory_bytes=int(args.memory_mb * MB))
-    report: dict = {"build": built, "limits": {"memory_mb": args.memory_mb, "cpu": args.cpu,
-                                               "min_headroom": args.min_headroom,
-                                               "cull_seconds": args.cull_seconds}}
+    report: dict = {
+        "build": built,
+        "limits": {
+            "memory_mb": args.memory_mb,
+            "cpu": args.cpu,
+            "min_headroom": args.min_headroom,
+            "cull_seconds": args.cull_seconds,
+        },
+    }
     failures = [note for note in built["notes"] if note.startswith("postBuild precompute failed")]
 
     hog = build.dir / "selftest/memory_hog.ipynb"
     hog_notebook(hog)
-    print(f"binder-check: self-test: a notebook allocating 5 GB under the {args.memory_mb:.0f} MB limit",
-          flush=True)
-    t = timing.execute_limited(hog, hog.with_suffix(".out.ipynb"), hog.parent, "selftest",
-                               limits=limits, cpu=args.cpu)
+    print(
+        f"binder-check: self-test: a notebook allocating 5 GB under the {args.memory_mb:.0f} MB limit",
+        flush=True,
+    )
+    t = timing.execute_limited(
+        hog, hog.with_suffix(".out.ipynb"), hog.parent, "selftest", limits=limits, cpu=args.cpu
+    )
     report["selftest"] = {"limit": t.limit, "tree_peak_mb": t.tree_peak_mb, "seconds": t.seconds}
-    print(f"    killed by: {t.limit or 'nothing'}; tree peak when killed {t.tree_peak_mb} MB", flush=True)
+    print(
+        f"    killed by: {t.limit or 'nothing'}; tree peak when killed {t.tree_peak_mb} MB",
+        flush=True,
+    )
     if t.limit != "memory":
         failures.append("self-test: the memory limit did not kill a notebook that exceeds it")
 
     print("binder-check: the Jupyter server as Binder starts it", flush=True)
     server = check_server(build)
     report["server"] = server
-    print(f"    landing {server.get('landing')}; RSS {server.get('server_rss_mb')} MB; "
-          f"problems: {server['problems'] or 'none'}", flush=True)
+    print(
+        f"    landing {server.get('landing')}; RSS {server.get('server_rss_mb')} MB; "
+        f"problems: {server['problems'] or 'none'}",
+        flush=True,
+    )
     failures += [f"server: {p}" for p in server["problems"]]
     server_mb = server.get("server_rss_mb", 0)
 
@@ -440,18 +575,30 @@ def measure(args: argparse.Namespace) -> int:
                 continue
             print(f"binder-check: {path.stem} ({variant})", flush=True)
             before = snapshot(build.home / "runs")
-            t = timing.execute_limited(path, build.dir / "executed" / variant / path.name,
-                                       build.home / "notebooks", variant, limits=limits, cpu=args.cpu)
+            t = timing.execute_limited(
+                path,
+                build.dir / "executed" / variant / path.name,
+                build.home / "notebooks",
+                variant,
+                limits=limits,
+                cpu=args.cpu,
+            )
             made = written(before, snapshot(build.home / "runs"))
             timings.append(t)
-            entry = {**t.__dict__, "runs_written": made, "verdict": timing.verdict(
-                t, server_mb, args.min_headroom, args.cull_seconds)}
+            entry = {
+                **t.__dict__,
+                "runs_written": made,
+                "verdict": timing.verdict(t, server_mb, args.min_headroom, args.cull_seconds),
+            }
             report.setdefault("notebooks", []).append(entry)
-            print(f"    {t.seconds:.0f} s wall, {t.cpu_seconds:.0f} s CPU; kernel {t.kernel_peak_mb:.0f} MB, "
-                  f"tree {t.tree_peak_mb:.0f} MB; silence {t.silence_cpu_seconds:.0f} s CPU "
-                  f"({t.silence_seconds:.0f} s wall); fits: {entry['verdict']}"
-                  + (f"; error: {t.error}" if t.error else "")
-                  + (f"; wrote runs: {made}" if made else ""), flush=True)
+            print(
+                f"    {t.seconds:.0f} s wall, {t.cpu_seconds:.0f} s CPU; kernel {t.kernel_peak_mb:.0f} MB, "
+                f"tree {t.tree_peak_mb:.0f} MB; silence {t.silence_cpu_seconds:.0f} s CPU "
+                f"({t.silence_seconds:.0f} s wall); fits: {entry['verdict']}"
+                + (f"; error: {t.error}" if t.error else "")
+                + (f"; wrote runs: {made}" if made else ""),
+                flush=True,
+            )
             if entry["verdict"] != "yes":
                 failures.append(f"{t.notebook} ({variant}): {entry['verdict']}")
     report["failures"] = failures
@@ -469,15 +616,18 @@ def measure(args: argparse.Namespace) -> int:
         + ", ".join(f"{k} {v} MB" for k, v in size["largest_packages"].items())
         + f"), runs {size['runs']} MB, repository {size['repository_and_home']} MB.\n\n"
         + "".join(f"- {note}\n" for note in built["notes"])
-        + ("\nFailures:\n" + "".join(f"- {f}\n" for f in failures) if failures else "\nAll fit.\n"))
+        + ("\nFailures:\n" + "".join(f"- {f}\n" for f in failures) if failures else "\nAll fit.\n")
+    )
     (build.dir / "report.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     (build.dir / "report.md").write_text(markdown)
     print("\n" + markdown)
     if not args.only and args.variants == "learner,solution":
-        documented = (f"{table}\n\nMeasured by `make binder-check` on {time.strftime('%Y-%m-%d')}: "
-                      f"1 CPU, {args.memory_mb:.0f} MB, JupyterLab server {server_mb} MB added; "
-                      f"image build {built['seconds'] / 60:.0f} min, environment "
-                      f"{size['environment']} MB, runs {size['runs']} MB.")
+        documented = (
+            f"{table}\n\nMeasured by `make binder-check` on {time.strftime('%Y-%m-%d')}: "
+            f"1 CPU, {args.memory_mb:.0f} MB, JupyterLab server {server_mb} MB added; "
+            f"image build {built['seconds'] / 60:.0f} min, environment "
+            f"{size['environment']} MB, runs {size['runs']} MB."
+        )
         for document in ("course/syllabus.md", "course/instructor_guide.md"):
             if timing.insert_table(ROOT / document, documented):
                 print(f"binder-check: table written into {document}")
@@ -490,17 +640,33 @@ def main(argv=None) -> int:
     if args.measure:
         return measure(args)
     build.dir.mkdir(parents=True, exist_ok=True)
-    if args.reuse and (build.dir / "build.json").exists() and (build.env_dir / "bin/python").exists():
+    if (
+        args.reuse
+        and (build.dir / "build.json").exists()
+        and (build.env_dir / "bin/python").exists()
+    ):
         print(f"binder-check: reusing the build in {build.dir}", flush=True)
     else:
         built = build.run()
-        print(f"binder-check: built in {built['seconds']:.0f} s; sizes {built['sizes_mb']}", flush=True)
+        print(
+            f"binder-check: built in {built['seconds']:.0f} s; sizes {built['sizes_mb']}",
+            flush=True,
+        )
     if args.build_only:
         return 0
     rest = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--reuse"]
-    return subprocess.run([str(build.env_dir / "bin/python"), str(Path(__file__).resolve()),
-                           "--measure", *rest, "--dir", str(build.dir)], env=build.environ(),
-                          cwd=build.home).returncode
+    return subprocess.run(
+        [
+            str(build.env_dir / "bin/python"),
+            str(Path(__file__).resolve()),
+            "--measure",
+            *rest,
+            "--dir",
+            str(build.dir),
+        ],
+        env=build.environ(),
+        cwd=build.home,
+    ).returncode
 
 
 if __name__ == "__main__":

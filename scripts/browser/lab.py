@@ -28,8 +28,13 @@ from urllib.parse import urlparse
 
 CHROMIUM = os.environ.get("VESTIGE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-first-run", "--disable-quic", "--disable-default-apps", "--disable-extensions",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-default-apps",
+    "--disable-extensions",
     "--disable-features=Translate,MediaRouter,OptimizationHints",
 ]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -37,7 +42,9 @@ VIEWPORT = {"width": 1366, "height": 768}  # a workshop laptop
 # Settings a fresh JupyterLab would otherwise ask about (news, update checks: both go online).
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-        "fetchNews": "false", "checkForUpdates": False},
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
 }
 
 
@@ -78,8 +85,11 @@ class Lab:
         return f"{self.base}/lab/tree/{path}?token={self.token}"
 
     def api(self, path: str, method: str = "GET") -> dict | list:
-        request = urllib.request.Request(f"{self.base}/api/{path}", method=method,
-                                         headers={"Authorization": f"token {self.token}"})
+        request = urllib.request.Request(
+            f"{self.base}/api/{path}",
+            method=method,
+            headers={"Authorization": f"token {self.token}"},
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             body = response.read()
         return json.loads(body) if body else {}
@@ -96,21 +106,42 @@ def jupyterlab(root: Path, workdir: Path, env: dict | None = None, nice: int = 1
     port, token = free_port(), secrets.token_hex(16)
     jupyter = Path(sys.executable).parent / "jupyter"
     command = [
-        "nice", "-n", str(nice), str(jupyter), "lab", "--no-browser", "--ip=127.0.0.1",
-        f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={root}", f"--LabApp.user_settings_dir={settings}",
-        f"--LabApp.workspaces_dir={workdir / 'workspaces'}", "--LabApp.news_url=",
+        "nice",
+        "-n",
+        str(nice),
+        str(jupyter),
+        "lab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        f"--LabApp.user_settings_dir={settings}",
+        f"--LabApp.workspaces_dir={workdir / 'workspaces'}",
+        "--LabApp.news_url=",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.extension_manager=readonly",
     ]
     if os.geteuid() == 0:  # a container or CI runs as root; JupyterLab refuses root otherwise
         command.append("--allow-root")
     log = workdir / "jupyterlab.log"
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                   "JUPYTER_PLATFORM_DIRS": "1", **(env or {})}
+    environment = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "JUPYTER_PLATFORM_DIRS": "1",
+        **(env or {}),
+    }
     with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=root,
-                                   env=environment, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+            env=environment,
+            start_new_session=True,
+        )
     lab = Lab(root, port, token, process, log)
     try:
         deadline = time.monotonic() + 120
@@ -120,7 +151,9 @@ def jupyterlab(root: Path, workdir: Path, env: dict | None = None, nice: int = 1
                 break
             except OSError as exc:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"JupyterLab did not start:\n{log.read_text()[-3000:]}") from exc
+                    raise RuntimeError(
+                        f"JupyterLab did not start:\n{log.read_text()[-3000:]}"
+                    ) from exc
                 time.sleep(0.5)
         yield lab
     finally:
@@ -199,18 +232,22 @@ class Notebook:
 
     def open(self, timeout: float = 120) -> Notebook:
         self.page.goto(self.lab.url(self.path))
-        self.page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=timeout * 1000)
+        self.page.wait_for_selector(
+            ".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=timeout * 1000
+        )
         self.wait_idle(timeout)
         return self
 
     def wait_idle(self, timeout: float = 120) -> None:
-        self.page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]',
-                                    timeout=timeout * 1000)
+        self.page.wait_for_selector(
+            '.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=timeout * 1000
+        )
 
     def menu(self, top: str, item: str) -> None:
         self.page.locator(".lm-MenuBar-item", has_text=top).first.click()
         entry = self.page.locator(".lm-Menu .lm-Menu-item:not(.lm-mod-disabled)").filter(
-            has=self.page.locator(".lm-Menu-itemLabel", has_text=item))
+            has=self.page.locator(".lm-Menu-itemLabel", has_text=item)
+        )
         entry.first.wait_for(state="visible", timeout=10000)
         entry.first.click()
 
@@ -220,7 +257,9 @@ class Notebook:
         started = """() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
                          .some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"""
         for attempt in range(4):
-            self.page.locator(".jp-NotebookPanel .jp-Notebook").first.click(position={"x": 5, "y": 5})
+            self.page.locator(".jp-NotebookPanel .jp-Notebook").first.click(
+                position={"x": 5, "y": 5}
+            )
             self.page.keyboard.press("Escape")
             self.menu("Run", "Run All Cells")
             try:
@@ -237,13 +276,17 @@ class Notebook:
             """() => {
                 const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
                 return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-            }""", timeout=timeout * 1000, polling=500)
+            }""",
+            timeout=timeout * 1000,
+            polling=500,
+        )
         self.wait_idle(timeout)
 
     def save(self) -> None:
         self.page.keyboard.press("Control+s")
         self.page.wait_for_function(
-            "() => !document.querySelector('.jp-mod-current.jp-mod-dirty')", timeout=30000)
+            "() => !document.querySelector('.jp-mod-current.jp-mod-dirty')", timeout=30000
+        )
 
     def restart_kernel(self) -> None:
         self.menu("Kernel", "Restart Kernel")

@@ -69,14 +69,21 @@ def iter_activations(
         yield step, acts[hook_name]
 
 
-def analyze(run: Run, spec: AnalysisSpec = AnalysisSpec(), progress: bool = False) -> dict[str, pd.DataFrame]:
+def analyze(
+    run: Run, spec: AnalysisSpec = AnalysisSpec(), progress: bool = False
+) -> dict[str, pd.DataFrame]:
     """All tables for `run`, from the cache when it is fresh, else computed and cached."""
     settings = {"version": ANALYSIS_VERSION, "spec": asdict(spec)}
     return cached_tables(run, "", settings, TABLES, lambda: _compute(run, spec, progress))
 
 
-def cached_tables(run: Run, prefix: str, settings: dict, names: Sequence[str],
-                  compute: Callable[[], dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+def cached_tables(
+    run: Run,
+    prefix: str,
+    settings: dict,
+    names: Sequence[str],
+    compute: Callable[[], dict[str, pd.DataFrame]],
+) -> dict[str, pd.DataFrame]:
     """Tables `names` of `run` from its analysis folder when they were computed with these
     `settings` from the checkpoints on disk now; else `compute()` them and cache them."""
     files = [[step, *_stat(checkpoint_path(run.path, step))] for step in run.steps]
@@ -107,7 +114,9 @@ def _compute(run: Run, spec: AnalysisSpec, progress: bool) -> dict[str, pd.DataF
     untrained = untrained_selectivity(run, positions, spec.n_untrained)
     resamples = resample_counts(len(run.eval_batch), spec.n_resamples, seed=run.seed)
     rows: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
-    for step in tqdm(run.steps, desc=f"analysing seed {run.seed}", disable=not progress, leave=False):
+    for step in tqdm(
+        run.steps, desc=f"analysing seed {run.seed}", disable=not progress, leave=False
+    ):
         model = run.model_at(step)
         tables = checkpoint_tables(model, run, positions, spec, resamples, step)
         tables["baseline"] = tables["baseline"].merge(untrained, on="layer")
@@ -174,7 +183,10 @@ def untrained_selectivity(run: Run, positions: Positions, n_models: int) -> pd.D
     rows = []
     for layer in range(n_layers):
         row = {"layer": layer}
-        for name, values in (("untrained_p99", si[layer]), ("untrained_matched_p99", matched[layer])):
+        for name, values in (
+            ("untrained_p99", si[layer]),
+            ("untrained_matched_p99", matched[layer]),
+        ):
             values = torch.cat(values)
             values = values[~values.isnan()]
             row[name] = values.quantile(0.99).item() if len(values) else float("nan")
@@ -182,8 +194,9 @@ def untrained_selectivity(run: Run, positions: Positions, n_models: int) -> pd.D
     return pd.DataFrame(rows)
 
 
-def selectivities(mlp: torch.Tensor, labels: torch.Tensor, n_classes: int,
-                  positions: Positions) -> dict[str, torch.Tensor]:
+def selectivities(
+    mlp: torch.Tensor, labels: torch.Tensor, n_classes: int, positions: Positions
+) -> dict[str, torch.Tensor]:
     """Class means [d, n_classes], SI over the classes, and SI of the focus class against
     same-token positions, [d] each. A neuron that fires (> 0) on fewer than ACTIVE_FRACTION
     of the positions compared gets NaN: the ratio of two near-zero means is noise (and would
@@ -201,8 +214,9 @@ def selectivities(mlp: torch.Tensor, labels: torch.Tensor, n_classes: int,
 
 
 @torch.no_grad()
-def checkpoint_tables(model, run: Run, positions: Positions, spec: AnalysisSpec,
-                      resamples: np.ndarray, step: int) -> dict[str, pd.DataFrame]:
+def checkpoint_tables(
+    model, run: Run, positions: Positions, spec: AnalysisSpec, resamples: np.ndarray, step: int
+) -> dict[str, pd.DataFrame]:
     """The rows of every table for one checkpoint (not yet keyed by seed and step)."""
     batch, classes = run.eval_batch, run.task.class_names
     n_layers = run.config.model.n_layers
@@ -211,31 +225,51 @@ def checkpoint_tables(model, run: Run, positions: Positions, spec: AnalysisSpec,
     names += [attn_pattern(layer) for layer in range(n_layers)]
     logits, acts = cache_activations(model, batch.tokens, names)
     clean = Clean(*per_position_loss(logits, batch.tokens), logit_margin(logits, batch.tokens))
-    parts: dict[str, list[pd.DataFrame]] = {"neurons": [], "ablation": [], "class_means": [],
-                                            "baseline": [], "attention": []}
+    parts: dict[str, list[pd.DataFrame]] = {
+        "neurons": [],
+        "ablation": [],
+        "class_means": [],
+        "baseline": [],
+        "attention": [],
+    }
     for layer in range(n_layers):
         mlp = acts[mlp_post(layer)]
         measured = selectivities(mlp, batch.labels, len(classes), positions)
         means = measured["means"]
         shuffled = shuffled_selectivity(mlp, batch.labels, len(classes), spec.n_shuffles, seed=step)
-        parts["baseline"].append(pd.DataFrame([{
-            "layer": layer, "p99": shuffled.quantile(0.99).item(),
-            "p95": shuffled.quantile(0.95).item(), "median": shuffled.median().item()}]))
+        parts["baseline"].append(
+            pd.DataFrame(
+                [
+                    {
+                        "layer": layer,
+                        "p99": shuffled.quantile(0.99).item(),
+                        "p95": shuffled.quantile(0.95).item(),
+                        "median": shuffled.median().item(),
+                    }
+                ]
+            )
+        )
         effects = {}
         for mode in spec.modes:
             values = ablation_values(mlp, mode, seed=step)
-            ablated = ablate_neurons(model, batch, layer, range(mlp.shape[-1]), values,
-                                     spec.max_sequences, cache=acts)
+            ablated = ablate_neurons(
+                model, batch, layer, range(mlp.shape[-1]), values, spec.max_sequences, cache=acts
+            )
             effects[mode] = sequence_sums(ablated, clean, positions.classes)
             parts["ablation"].append(ablation_rows(effects[mode], layer, mode))
-        parts["neurons"].append(neuron_rows(
-            measured, effects[spec.modes[0]], positions, classes, layer, resamples))
-        parts["class_means"].append(pd.DataFrame({
-            "layer": layer,
-            "neuron": np.repeat(np.arange(mlp.shape[-1]), len(classes)),
-            "cls": list(classes) * mlp.shape[-1],
-            "mean_act": means.reshape(-1).numpy(),
-        }))
+        parts["neurons"].append(
+            neuron_rows(measured, effects[spec.modes[0]], positions, classes, layer, resamples)
+        )
+        parts["class_means"].append(
+            pd.DataFrame(
+                {
+                    "layer": layer,
+                    "neuron": np.repeat(np.arange(mlp.shape[-1]), len(classes)),
+                    "cls": list(classes) * mlp.shape[-1],
+                    "mean_act": means.reshape(-1).numpy(),
+                }
+            )
+        )
         parts["attention"].append(attention_rows(acts[attn_pattern(layer)][spec.example], layer))
     return {name: pd.concat(rows, ignore_index=True) for name, rows in parts.items()}
 
@@ -266,8 +300,11 @@ class SequenceSums:
 
 
 def sequence_sums(ablated: Ablated, clean: Clean, classes: dict[str, torch.Tensor]) -> SequenceSums:
-    deltas = {"loss": ablated.loss - clean.loss, "acc": clean.correct - ablated.correct,
-              "margin": clean.margin - ablated.margin}
+    deltas = {
+        "loss": ablated.loss - clean.loss,
+        "acc": clean.correct - ablated.correct,
+        "margin": clean.margin - ablated.margin,
+    }
     sums = {measure: {} for measure in deltas}
     counts = {}
     for cls, mask in classes.items():
@@ -282,27 +319,45 @@ def ablation_rows(sums: SequenceSums, layer: int, mode: str) -> pd.DataFrame:
     rows = []
     for cls in sums.counts:
         loss = sums.mean("loss", cls)
-        rows.append(pd.DataFrame({
-            "layer": layer, "neuron": np.arange(len(loss)), "mode": mode, "positions": cls,
-            "delta_loss": loss, "delta_acc": sums.mean("acc", cls),
-            "delta_margin": sums.mean("margin", cls),
-        }))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "layer": layer,
+                    "neuron": np.arange(len(loss)),
+                    "mode": mode,
+                    "positions": cls,
+                    "delta_loss": loss,
+                    "delta_acc": sums.mean("acc", cls),
+                    "delta_margin": sums.mean("margin", cls),
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 
-def neuron_rows(measured: dict[str, torch.Tensor], sums: SequenceSums, positions: Positions,
-                classes: tuple[str, ...], layer: int, resamples: np.ndarray) -> pd.DataFrame:
+def neuron_rows(
+    measured: dict[str, torch.Tensor],
+    sums: SequenceSums,
+    positions: Positions,
+    classes: tuple[str, ...],
+    layer: int,
+    resamples: np.ndarray,
+) -> pd.DataFrame:
     """One row per neuron: selectivity, and the effects the detector judges, with bootstrap
     intervals over sequences on the focus positions."""
     d_mlp = measured["means"].shape[0]
     preferred = [classes[int(i)] for i in measured["means"].argmax(-1)]
-    table = pd.DataFrame({
-        "layer": layer, "neuron": np.arange(d_mlp),
-        "unit": [unit_name(layer, n) for n in range(d_mlp)],
-        "selectivity": measured["selectivity"].numpy(), "preferred_class": preferred,
-        "matched_selectivity": measured["matched_selectivity"].numpy(),
-        "effect_all": sums.mean("loss", "all"),
-    })
+    table = pd.DataFrame(
+        {
+            "layer": layer,
+            "neuron": np.arange(d_mlp),
+            "unit": [unit_name(layer, n) for n in range(d_mlp)],
+            "selectivity": measured["selectivity"].numpy(),
+            "preferred_class": preferred,
+            "matched_selectivity": measured["matched_selectivity"].numpy(),
+            "effect_all": sums.mean("loss", "all"),
+        }
+    )
     if positions.focus is not None:
         focus = positions.focus
         table["positions"] = focus
@@ -324,10 +379,15 @@ def attention_rows(pattern: torch.Tensor, layer: int) -> pd.DataFrame:
     """The causal cells of one example's attention pattern [head, query, key]."""
     heads, query, key = torch.meshgrid(*(torch.arange(n) for n in pattern.shape), indexing="ij")
     causal = key <= query
-    return pd.DataFrame({
-        "layer": layer, "head": heads[causal].numpy(), "query": query[causal].numpy(),
-        "key": key[causal].numpy(), "weight": pattern[causal].numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "layer": layer,
+            "head": heads[causal].numpy(),
+            "query": query[causal].numpy(),
+            "key": key[causal].numpy(),
+            "weight": pattern[causal].numpy(),
+        }
+    )
 
 
 def unit_name(layer: int, neuron: int) -> str:

@@ -60,8 +60,13 @@ SPACING = 16
 # Sizes: the whole dashboard fits the output area of a 1366x768 laptop with JupyterLab's
 # file browser open (~910 px wide; measured by tests/test_browser.py).
 SIZES = {
-    "curves": (230, 110), "accuracy": (230, 50), "scatter": (260, 210), "means": (130, 170),
-    "selectivity": (330, 95), "effect": (330, 125), "cell": 8,
+    "curves": (230, 110),
+    "accuracy": (230, 50),
+    "scatter": (260, 210),
+    "means": (130, 170),
+    "selectivity": (330, 95),
+    "effect": (330, 125),
+    "cell": 8,
 }
 
 
@@ -79,8 +84,14 @@ def step_scale(steps: list[int]) -> alt.Scale:
 
 def step_axis(steps: list[int], title: str | None = "step (log scale)") -> alt.Axis:
     """Ticks at every checkpoint; labels where they fit."""
-    return alt.Axis(values=list(steps), labelOverlap="greedy", labelFlush=True, title=title,
-                    grid=False, labelFontSize=9)
+    return alt.Axis(
+        values=list(steps),
+        labelOverlap="greedy",
+        labelFlush=True,
+        title=title,
+        grid=False,
+        labelFontSize=9,
+    )
 
 
 def step_x(steps: list[int], title: str | None = "step (log scale)", field: str = "step"):
@@ -103,29 +114,48 @@ def training_curves(tables: ExplorerTables, seed: int, step=None) -> alt.VConcat
     x = step_x(steps, None)
     w, h = SIZES["curves"]
     loss = alt.layer(
-        alt.Chart(long).mark_line(strokeWidth=1.3).encode(
-            x=x, y=alt.Y("nats:Q", title="loss (nats)"),
-            color=alt.Color("series:N", sort=list(series.values()), title=None,
-                            scale=alt.Scale(domain=list(series.values()),
-                                            range=SERIES_COLORS[:len(series)]),
-                            legend=alt.Legend(orient="top", direction="horizontal",
-                                              labelFontSize=9, symbolSize=60, columns=2))),
+        alt.Chart(long)
+        .mark_line(strokeWidth=1.3)
+        .encode(
+            x=x,
+            y=alt.Y("nats:Q", title="loss (nats)"),
+            color=alt.Color(
+                "series:N",
+                sort=list(series.values()),
+                title=None,
+                scale=alt.Scale(domain=list(series.values()), range=SERIES_COLORS[: len(series)]),
+                legend=alt.Legend(
+                    orient="top", direction="horizontal", labelFontSize=9, symbolSize=60, columns=2
+                ),
+            ),
+        ),
         *marks,
     ).properties(width=w, height=h, title=_title("'training (cursor at step ' + step + ')'"))
     aw, ah = SIZES["accuracy"]
     accuracy = alt.layer(
-        alt.Chart(metrics[["step", "accuracy"]].round(4)).mark_line(
-            strokeWidth=1.3, color=SERIES_COLORS[0]).encode(
-            x=step_x(steps), y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1]),
-                                      axis=alt.Axis(tickCount=3))),
+        alt.Chart(metrics[["step", "accuracy"]].round(4))
+        .mark_line(strokeWidth=1.3, color=SERIES_COLORS[0])
+        .encode(
+            x=step_x(steps),
+            y=alt.Y(
+                "accuracy:Q",
+                title="accuracy",
+                scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(tickCount=3),
+            ),
+        ),
         *marks,
     ).properties(width=aw, height=ah)
-    return _independent(alt.vconcat(loss, accuracy, spacing=6)).properties(
-        name=VIEWS[0]).add_params(step)
+    return (
+        _independent(alt.vconcat(loss, accuracy, spacing=6))
+        .properties(name=VIEWS[0])
+        .add_params(step)
+    )
 
 
-def selectivity_vs_effect(tables: ExplorerTables, seed: int, step=None, neuron=None
-                          ) -> alt.LayerChart:
+def selectivity_vs_effect(
+    tables: ExplorerTables, seed: int, step=None, neuron=None
+) -> alt.LayerChart:
     """Every neuron at the cursor step: selectivity (x) against its ablation effect on its own
     positions (y), coloured by the detector's verdict, shaped by layer; dashed: each layer's
     untrained p99 (the selectivity bar). No region is drawn: the verdicts are the detector's."""
@@ -141,41 +171,69 @@ def selectivity_vs_effect(tables: ExplorerTables, seed: int, step=None, neuron=N
     legend = "  ".join(f"{SHAPE_GLYPHS[i % len(SHAPES)]} L{ly}" for i, ly in enumerate(layers))
     labels = list(VERDICTS.values())
     x = alt.X("x:Q", scale=alt.Scale(domain=[0, 1]), title="selectivity (class SI)")
-    bars = alt.Chart(rows(tables.baseline, seed)[["step", "layer", "untrained_p99"]].round(4)
-                     ).transform_filter(at_step)
+    bars = alt.Chart(
+        rows(tables.baseline, seed)[["step", "layer", "untrained_p99"]].round(4)
+    ).transform_filter(at_step)
     rules = bars.mark_rule(strokeDash=[4, 3], color="#555").encode(
-        x=alt.X("untrained_p99:Q", scale=alt.Scale(domain=[0, 1])))
-    rule_labels = bars.transform_calculate(label="'L' + datum.layer + ' bar'",
-                                           ypos="4 + 11 * datum.layer").mark_text(
-        align="left", dx=3, fontSize=9, color="#555").encode(
-        x=alt.X("untrained_p99:Q"), y=alt.Y("ypos:Q", scale=None), text="label:N")
+        x=alt.X("untrained_p99:Q", scale=alt.Scale(domain=[0, 1]))
+    )
+    rule_labels = (
+        bars.transform_calculate(label="'L' + datum.layer + ' bar'", ypos="4 + 11 * datum.layer")
+        .mark_text(align="left", dx=3, fontSize=9, color="#555")
+        .encode(x=alt.X("untrained_p99:Q"), y=alt.Y("ypos:Q", scale=None), text="label:N")
+    )
     picked = alt.when(f"datum.unit == {neuron.name}")
-    points = alt.Chart(data).transform_filter(at_step).transform_calculate(
-        x="isValid(datum.selectivity) ? datum.selectivity : 0",
-    ).mark_point(filled=True, opacity=0.9).encode(
-        x=x,
-        y=alt.Y("effect:Q", scale=alt.Scale(domain=[lo, hi]),
-                title="ablation effect on own positions (nats)"),
-        color=alt.Color("verdict:N", title=None, scale=alt.Scale(
-            domain=labels, range=[VERDICT_COLORS[k] for k in VERDICTS]),
-            legend=alt.Legend(orient="bottom", direction="horizontal", labelFontSize=9,
-                              symbolType="circle")),
-        shape=alt.Shape("layer:N", scale=alt.Scale(domain=layers, range=SHAPES[:len(layers)]),
-                        legend=None),
-        size=picked.then(alt.value(170)).otherwise(alt.value(45)),
-        fillOpacity=alt.when("isValid(datum.selectivity)").then(alt.value(0.9)).otherwise(
-            alt.value(0.15)),
-        stroke=picked.then(alt.value(CURSOR)).otherwise(alt.value(None)),
-        strokeWidth=picked.then(alt.value(2)).otherwise(alt.value(0)),
-        tooltip=_neuron_tooltip(),
+    points = (
+        alt.Chart(data)
+        .transform_filter(at_step)
+        .transform_calculate(
+            x="isValid(datum.selectivity) ? datum.selectivity : 0",
+        )
+        .mark_point(filled=True, opacity=0.9)
+        .encode(
+            x=x,
+            y=alt.Y(
+                "effect:Q",
+                scale=alt.Scale(domain=[lo, hi]),
+                title="ablation effect on own positions (nats)",
+            ),
+            color=alt.Color(
+                "verdict:N",
+                title=None,
+                scale=alt.Scale(domain=labels, range=[VERDICT_COLORS[k] for k in VERDICTS]),
+                legend=alt.Legend(
+                    orient="bottom", direction="horizontal", labelFontSize=9, symbolType="circle"
+                ),
+            ),
+            shape=alt.Shape(
+                "layer:N", scale=alt.Scale(domain=layers, range=SHAPES[: len(layers)]), legend=None
+            ),
+            size=picked.then(alt.value(170)).otherwise(alt.value(45)),
+            fillOpacity=alt.when("isValid(datum.selectivity)")
+            .then(alt.value(0.9))
+            .otherwise(alt.value(0.15)),
+            stroke=picked.then(alt.value(CURSOR)).otherwise(alt.value(None)),
+            strokeWidth=picked.then(alt.value(2)).otherwise(alt.value(0)),
+            tooltip=_neuron_tooltip(),
+        )
     )
     w, h = SIZES["scatter"]
-    return alt.layer(rules, rule_labels, points).properties(
-        width=w, height=h, name=VIEWS[1],
-        title=_title("'neurons at step ' + " + step.name,
-                     [f"{legend}; dashed: each layer's untrained p99 (its bar)",
-                      "faint at 0: fires too rarely to have a selectivity"]),
-    ).add_params(step, neuron)
+    return (
+        alt.layer(rules, rule_labels, points)
+        .properties(
+            width=w,
+            height=h,
+            name=VIEWS[1],
+            title=_title(
+                "'neurons at step ' + " + step.name,
+                [
+                    f"{legend}; dashed: each layer's untrained p99 (its bar)",
+                    "faint at 0: fires too rarely to have a selectivity",
+                ],
+            ),
+        )
+        .add_params(step, neuron)
+    )
 
 
 def class_means(tables: ExplorerTables, seed: int, step=None, neuron=None) -> alt.LayerChart:
@@ -191,22 +249,36 @@ def class_means(tables: ExplorerTables, seed: int, step=None, neuron=None) -> al
     pick = f"datum.m[indexof({json.dumps(steps)}, {step.name})]"
     x = alt.X("cls:N", sort=order, title=None, axis=alt.Axis(labelAngle=-40, labelFontSize=9))
     span = base.mark_rule(opacity=0).encode(x=x, y=alt.Y("lo:Q"), y2="hi:Q")
-    bars = base.transform_calculate(mean_act=pick, measured="datum.cls == datum.positions").mark_bar(
-    ).encode(
-        x=x, y=alt.Y("mean_act:Q", title="mean activation"),
-        color=alt.condition("datum.measured", alt.value("#444"), alt.value("#bbb")),
-        tooltip=[alt.Tooltip("cls:N", title="class"), alt.Tooltip("mean_act:Q", format=".3f"),
-                 alt.Tooltip("positions:N", title="effect measured on")])
+    bars = (
+        base.transform_calculate(mean_act=pick, measured="datum.cls == datum.positions")
+        .mark_bar()
+        .encode(
+            x=x,
+            y=alt.Y("mean_act:Q", title="mean activation"),
+            color=alt.condition("datum.measured", alt.value("#444"), alt.value("#bbb")),
+            tooltip=[
+                alt.Tooltip("cls:N", title="class"),
+                alt.Tooltip("mean_act:Q", format=".3f"),
+                alt.Tooltip("positions:N", title="effect measured on"),
+            ],
+        )
+    )
     w, h = SIZES["means"]
-    return alt.layer(span, bars).properties(
-        width=w, height=h, name=VIEWS[2],
-        title=_title(f"{neuron.name} + ' at step ' + {step.name}",
-                     "dark: where its effect is measured"),
-    ).add_params(step, neuron)
+    return (
+        alt.layer(span, bars)
+        .properties(
+            width=w,
+            height=h,
+            name=VIEWS[2],
+            title=_title(
+                f"{neuron.name} + ' at step ' + {step.name}", "dark: where its effect is measured"
+            ),
+        )
+        .add_params(step, neuron)
+    )
 
 
-def neuron_timeline(tables: ExplorerTables, seed: int, step=None, neuron=None
-                    ) -> alt.VConcatChart:
+def neuron_timeline(tables: ExplorerTables, seed: int, step=None, neuron=None) -> alt.VConcatChart:
     """The picked neuron over checkpoints: its selectivity (and same-token selectivity) with
     its layer's untrained p99 bars; its effect on its own positions (with the interval where
     the analysis has one), every other neuron in grey, the detector's picks in colour, and
@@ -218,58 +290,107 @@ def neuron_timeline(tables: ExplorerTables, seed: int, step=None, neuron=None
     mine = alt.Chart(data).transform_filter(f"datum.unit == {neuron.name}")
     x = step_x(steps, None)
     marks = _step_marks(tables, seed, step)
-    measures = {"selectivity": ("selectivity", "bar_selectivity"),
-                "same-token selectivity": ("matched_selectivity", "bar_matched")}
-    folded = mine.transform_fold([m[0] for m in measures.values()] + [m[1] for m in measures.values()],
-                                 as_=["column", "value"])
+    measures = {
+        "selectivity": ("selectivity", "bar_selectivity"),
+        "same-token selectivity": ("matched_selectivity", "bar_matched"),
+    }
+    folded = mine.transform_fold(
+        [m[0] for m in measures.values()] + [m[1] for m in measures.values()],
+        as_=["column", "value"],
+    )
     names = {v[0]: k for k, v in measures.items()} | {v[1]: k for k, v in measures.items()}
     folded = folded.transform_calculate(
-        measure=f"{json.dumps(names)}[datum.column]",
-        bar="indexof(datum.column, 'bar_') == 0")
-    color = alt.Color("measure:N", title=None, scale=alt.Scale(
-        domain=list(measures), range=["#333", "#7570b3"]), legend=alt.Legend(
-        orient="top", direction="horizontal", labelFontSize=9))
+        measure=f"{json.dumps(names)}[datum.column]", bar="indexof(datum.column, 'bar_') == 0"
+    )
+    color = alt.Color(
+        "measure:N",
+        title=None,
+        scale=alt.Scale(domain=list(measures), range=["#333", "#7570b3"]),
+        legend=alt.Legend(orient="top", direction="horizontal", labelFontSize=9),
+    )
     sw, sh = SIZES["selectivity"]
     selectivity = alt.layer(
-        folded.transform_filter("!datum.bar").mark_line(point=alt.OverlayMarkDef(size=18)).encode(
-            x=x, y=alt.Y("value:Q", title="selectivity", scale=alt.Scale(domainMax=1)),
-            color=color),
-        folded.transform_filter("datum.bar").mark_line(strokeDash=[4, 3], strokeWidth=1).encode(
-            x=x, y="value:Q", color=color),
+        folded.transform_filter("!datum.bar")
+        .mark_line(point=alt.OverlayMarkDef(size=18))
+        .encode(
+            x=x, y=alt.Y("value:Q", title="selectivity", scale=alt.Scale(domainMax=1)), color=color
+        ),
+        folded.transform_filter("datum.bar")
+        .mark_line(strokeDash=[4, 3], strokeWidth=1)
+        .encode(x=x, y="value:Q", color=color),
         *marks,
-    ).properties(width=sw, height=sh, title=_title(
-        f"{neuron.name} + ' over training'", "dashed: untrained p99 of its layer (the bars)"))
+    ).properties(
+        width=sw,
+        height=sh,
+        title=_title(
+            f"{neuron.name} + ' over training'", "dashed: untrained p99 of its layer (the bars)"
+        ),
+    )
     ew, eh = SIZES["effect"]
     positions = _unit_positions(tables, seed)
     highlighted = list(VERDICTS.values())[:2]
     min_peak = float(rows(tables.verdicts, seed)["min_peak"].iloc[0])
     effect = alt.layer(
-        alt.Chart(data).mark_line(strokeWidth=0.8, color=CONTEXT).encode(
-            x=step_x(steps), y=alt.Y("effect:Q", title="effect on own positions (nats)"),
-            detail="unit:N"),
-        alt.Chart(data).transform_filter(alt.FieldOneOfPredicate("verdict", highlighted)
-                                         ).mark_line(strokeWidth=1.3).encode(
-            x=step_x(steps), y="effect:Q", detail="unit:N",
-            color=alt.Color("verdict:N", legend=None, scale=alt.Scale(
-                domain=list(VERDICTS.values()), range=[VERDICT_COLORS[k] for k in VERDICTS]))),
+        alt.Chart(data)
+        .mark_line(strokeWidth=0.8, color=CONTEXT)
+        .encode(
+            x=step_x(steps),
+            y=alt.Y("effect:Q", title="effect on own positions (nats)"),
+            detail="unit:N",
+        ),
+        alt.Chart(data)
+        .transform_filter(alt.FieldOneOfPredicate("verdict", highlighted))
+        .mark_line(strokeWidth=1.3)
+        .encode(
+            x=step_x(steps),
+            y="effect:Q",
+            detail="unit:N",
+            color=alt.Color(
+                "verdict:N",
+                legend=None,
+                scale=alt.Scale(
+                    domain=list(VERDICTS.values()), range=[VERDICT_COLORS[k] for k in VERDICTS]
+                ),
+            ),
+        ),
         mine.mark_area(opacity=0.2, color=CURSOR).encode(
-            x=step_x(steps), y="effect_low:Q", y2="effect_high:Q"),
+            x=step_x(steps), y="effect_low:Q", y2="effect_high:Q"
+        ),
         mine.mark_line(point=alt.OverlayMarkDef(size=18), color=CURSOR, strokeWidth=2).encode(
-            x=step_x(steps), y="effect:Q", tooltip=_neuron_tooltip()),
+            x=step_x(steps), y="effect:Q", tooltip=_neuron_tooltip()
+        ),
         alt.Chart().mark_rule(strokeDash=[2, 2], color="#555").encode(y=alt.datum(min_peak)),
-        alt.Chart().mark_text(align="right", baseline="bottom", dx=-2, dy=-1, fontSize=9,
-                              color="#555", text=f"detector's 'needed' bar ({min_peak:g})").encode(
-            x=alt.value(ew), y=alt.datum(min_peak)),
+        alt.Chart()
+        .mark_text(
+            align="right",
+            baseline="bottom",
+            dx=-2,
+            dy=-1,
+            fontSize=9,
+            color="#555",
+            text=f"detector's 'needed' bar ({min_peak:g})",
+        )
+        .encode(x=alt.value(ew), y=alt.datum(min_peak)),
         *marks,
-    ).properties(width=ew, height=eh, title=_title(
-        f"'effect on ' + {json.dumps(positions)}[{neuron.name}] + ' positions'",
-        "grey: other neurons; colour: the detector's picks; band: 95% interval", size=11))
-    return _independent(alt.vconcat(selectivity, effect, spacing=6)).properties(
-        name=VIEWS[3]).add_params(step, neuron)
+    ).properties(
+        width=ew,
+        height=eh,
+        title=_title(
+            f"'effect on ' + {json.dumps(positions)}[{neuron.name}] + ' positions'",
+            "grey: other neurons; colour: the detector's picks; band: 95% interval",
+            size=11,
+        ),
+    )
+    return (
+        _independent(alt.vconcat(selectivity, effect, spacing=6))
+        .properties(name=VIEWS[3])
+        .add_params(step, neuron)
+    )
 
 
-def attention_pattern(tables: ExplorerTables, seed: int, step=None, layer=None,
-                      head=None) -> alt.Chart:
+def attention_pattern(
+    tables: ExplorerTables, seed: int, step=None, layer=None, head=None
+) -> alt.Chart:
     """Attention weights (query x key) of one example at the cursor step; ``layer`` and
     ``head`` are params too, so switching head sends no data."""
     steps = tables.steps(seed)
@@ -277,35 +398,64 @@ def attention_pattern(tables: ExplorerTables, seed: int, step=None, layer=None,
     layer = cursor(_first(layer, 0), "layer")
     head = cursor(_first(head, 0), "head")
     cells, n_heads = _attention_cells(tables, seed, steps)
-    index = (f"(({layer.name} * {n_heads} + {head.name}) * {len(steps)}"
-             f" + indexof({json.dumps(steps)}, {step.name}))")
+    index = (
+        f"(({layer.name} * {n_heads} + {head.name}) * {len(steps)}"
+        f" + indexof({json.dumps(steps)}, {step.name}))"
+    )
     pick = f"parseInt(substring(datum.w, 2 * {index}, 2 * {index} + 2), 16) / 255"
     tokens = rows(tables.example_tokens, seed).sort_values("position")["token"].tolist()
     labels = f"{json.dumps(tokens)}[datum.value]"
     size = max(160, min(340, SIZES["cell"] * len(tokens)))
     font = 9 if size / max(len(tokens), 1) >= 8 else 7
-    x_axis = alt.Axis(labelExpr=labels, labelAngle=-90, labelFontSize=font, labelPadding=2,
-                      ticks=False, title="key (token)")
-    y_axis = alt.Axis(labelExpr=labels, labelFontSize=font, labelPadding=2, ticks=False,
-                      title="query (token)")
-    return alt.Chart(cells).transform_calculate(weight=pick).mark_rect().encode(
-        x=alt.X("key:O", axis=x_axis),
-        y=alt.Y("query:O", axis=y_axis),
-        color=alt.Color("weight:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]),
-                        legend=alt.Legend(orient="right", gradientLength=120, labelFontSize=9,
-                                          title=None)),
-        tooltip=[alt.Tooltip("query:O", title="query position"),
-                 alt.Tooltip("key:O", title="key position"),
-                 alt.Tooltip("weight:Q", format=".2f")],
-    ).properties(
-        width=size, height=size, name=VIEWS[4],
-        title=_title(f"'attention L' + {layer.name} + 'H' + {head.name} + ' at step ' + "
-                     f"{step.name}", "one evaluation sequence"),
-    ).add_params(step, layer, head)
+    x_axis = alt.Axis(
+        labelExpr=labels,
+        labelAngle=-90,
+        labelFontSize=font,
+        labelPadding=2,
+        ticks=False,
+        title="key (token)",
+    )
+    y_axis = alt.Axis(
+        labelExpr=labels, labelFontSize=font, labelPadding=2, ticks=False, title="query (token)"
+    )
+    return (
+        alt.Chart(cells)
+        .transform_calculate(weight=pick)
+        .mark_rect()
+        .encode(
+            x=alt.X("key:O", axis=x_axis),
+            y=alt.Y("query:O", axis=y_axis),
+            color=alt.Color(
+                "weight:Q",
+                scale=alt.Scale(scheme="blues", domain=[0, 1]),
+                legend=alt.Legend(orient="right", gradientLength=120, labelFontSize=9, title=None),
+            ),
+            tooltip=[
+                alt.Tooltip("query:O", title="query position"),
+                alt.Tooltip("key:O", title="key position"),
+                alt.Tooltip("weight:Q", format=".2f"),
+            ],
+        )
+        .properties(
+            width=size,
+            height=size,
+            name=VIEWS[4],
+            title=_title(
+                f"'attention L' + {layer.name} + 'H' + {head.name} + ' at step ' + {step.name}",
+                "one evaluation sequence",
+            ),
+        )
+        .add_params(step, layer, head)
+    )
 
 
-def effects_over_training(tables: ExplorerTables, seed: int, highlight: dict | list | None = None,
-                          width: int = 520, height: int = 240) -> alt.LayerChart:
+def effects_over_training(
+    tables: ExplorerTables,
+    seed: int,
+    highlight: dict | list | None = None,
+    width: int = 520,
+    height: int = 240,
+) -> alt.LayerChart:
     """Every neuron's ablation effect on its own positions over training: grey, except the
     detector's picks (or the ``highlight`` units), which are coloured and named in the
     legend; works for any number of units. Ticks at the checkpoints; the axis ends at the
@@ -319,40 +469,80 @@ def effects_over_training(tables: ExplorerTables, seed: int, highlight: dict | l
     highlight = {unit: v or tables.verdict(seed, unit)["verdict"] for unit, v in highlight.items()}
     first = tables.default_neuron(seed)
     label = {**{k: v.split(":")[0] for k, v in VERDICTS.items()}, "neither": "not vestigial"}
-    names = {unit: f"{unit} ({'best candidate' if unit == first and v == 'neither' else label[v]}"
-                   f", {_unit_positions(tables, seed)[unit]})" for unit, v in highlight.items()}
+    names = {
+        unit: f"{unit} ({'best candidate' if unit == first and v == 'neither' else label[v]}"
+        f", {_unit_positions(tables, seed)[unit]})"
+        for unit, v in highlight.items()
+    }
     picked = data[data["unit"].isin(list(names))].assign(name=lambda d: d["unit"].map(names))
-    colors = [VERDICT_COLORS[v] if v != "neither" else SERIES_COLORS[2 + i % 3]
-              for i, v in enumerate(highlight.values())]
+    colors = [
+        VERDICT_COLORS[v] if v != "neither" else SERIES_COLORS[2 + i % 3]
+        for i, v in enumerate(highlight.values())
+    ]
     min_peak = float(rows(tables.verdicts, seed)["min_peak"].iloc[0])
-    tooltip = ["unit:N", alt.Tooltip("verdict:N", title="detector"), "step:Q",
-               alt.Tooltip("effect:Q", format=".3f", title="effect (nats)"),
-               alt.Tooltip("positions:N", title="effect measured on")]
+    tooltip = [
+        "unit:N",
+        alt.Tooltip("verdict:N", title="detector"),
+        "step:Q",
+        alt.Tooltip("effect:Q", format=".3f", title="effect (nats)"),
+        alt.Tooltip("positions:N", title="effect measured on"),
+    ]
     layers = [
-        alt.Chart(data).mark_line(strokeWidth=0.8, color=CONTEXT).encode(
-            x=step_x(steps), y=alt.Y("effect:Q", title="effect on own positions (nats)"),
-            detail="unit:N", tooltip=tooltip),
+        alt.Chart(data)
+        .mark_line(strokeWidth=0.8, color=CONTEXT)
+        .encode(
+            x=step_x(steps),
+            y=alt.Y("effect:Q", title="effect on own positions (nats)"),
+            detail="unit:N",
+            tooltip=tooltip,
+        ),
         alt.Chart().mark_rule(strokeDash=[2, 2], color="#555").encode(y=alt.datum(min_peak)),
     ]
     if len(picked):
-        layers.append(alt.Chart(picked).mark_line(point=True, strokeWidth=2).encode(
-            x=step_x(steps), y="effect:Q",
-            color=alt.Color("name:N", title=None, sort=list(names.values()), scale=alt.Scale(
-                domain=list(names.values()), range=colors), legend=alt.Legend(orient="top")),
-            tooltip=tooltip))
+        layers.append(
+            alt.Chart(picked)
+            .mark_line(point=True, strokeWidth=2)
+            .encode(
+                x=step_x(steps),
+                y="effect:Q",
+                color=alt.Color(
+                    "name:N",
+                    title=None,
+                    sort=list(names.values()),
+                    scale=alt.Scale(domain=list(names.values()), range=colors),
+                    legend=alt.Legend(orient="top"),
+                ),
+                tooltip=tooltip,
+            )
+        )
     transition = tables.transition(seed)
     if not np.isnan(transition):
-        layers.append(alt.Chart().mark_rule(color=TRANSITION, strokeDash=[5, 3]).encode(
-            x=alt.datum(transition), tooltip=alt.value(f"transition at step {transition:g}")))
-        layers.append(alt.Chart().mark_text(
-            color=TRANSITION, align="left", baseline="top", dx=3, fontSize=9,
-            text="transition").encode(x=alt.datum(transition), y=alt.value(2)))
+        layers.append(
+            alt.Chart()
+            .mark_rule(color=TRANSITION, strokeDash=[5, 3])
+            .encode(
+                x=alt.datum(transition), tooltip=alt.value(f"transition at step {transition:g}")
+            )
+        )
+        layers.append(
+            alt.Chart()
+            .mark_text(
+                color=TRANSITION, align="left", baseline="top", dx=3, fontSize=9, text="transition"
+            )
+            .encode(x=alt.datum(transition), y=alt.value(2))
+        )
     return alt.layer(*layers).properties(
-        width=width, height=height,
-        title=alt.Title("Each neuron's ablation effect over training",
-                        subtitle=f"grey: the other {data['unit'].nunique() - len(picked['unit'].unique())} "
-                                 f"neurons; dashed: the detector's 'needed' bar ({min_peak:g} nats)",
-                        anchor="start", fontSize=12, subtitleFontSize=10))
+        width=width,
+        height=height,
+        title=alt.Title(
+            "Each neuron's ablation effect over training",
+            subtitle=f"grey: the other {data['unit'].nunique() - len(picked['unit'].unique())} "
+            f"neurons; dashed: the detector's 'needed' bar ({min_peak:g} nats)",
+            anchor="start",
+            fontSize=12,
+            subtitleFontSize=10,
+        ),
+    )
 
 
 # ----------------------------------------------------------------------------- dashboards
@@ -360,49 +550,85 @@ def effects_over_training(tables: ExplorerTables, seed: int, highlight: dict | l
 
 def dashboard(tables: ExplorerTables, seed: int, step, neuron, layer, head) -> alt.VConcatChart:
     """All five views sharing the given cursor params, laid out for a laptop screen."""
-    return _independent(alt.vconcat(
-        _independent(alt.hconcat(training_curves(tables, seed, step),
-                                 selectivity_vs_effect(tables, seed, step, neuron),
-                                 class_means(tables, seed, step, neuron), spacing=SPACING)),
-        _independent(alt.hconcat(neuron_timeline(tables, seed, step, neuron),
-                                 attention_pattern(tables, seed, step, layer, head),
-                                 spacing=SPACING)),
-        spacing=SPACING,
-    )).configure_view(strokeWidth=0.5).configure_title(anchor="start")
+    return (
+        _independent(
+            alt.vconcat(
+                _independent(
+                    alt.hconcat(
+                        training_curves(tables, seed, step),
+                        selectivity_vs_effect(tables, seed, step, neuron),
+                        class_means(tables, seed, step, neuron),
+                        spacing=SPACING,
+                    )
+                ),
+                _independent(
+                    alt.hconcat(
+                        neuron_timeline(tables, seed, step, neuron),
+                        attention_pattern(tables, seed, step, layer, head),
+                        spacing=SPACING,
+                    )
+                ),
+                spacing=SPACING,
+            )
+        )
+        .configure_view(strokeWidth=0.5)
+        .configure_title(anchor="start")
+    )
 
 
 def _independent(chart):
     """Each view keeps its own colour and shape legends (concat would merge them)."""
     return chart.resolve_scale(color="independent", shape="independent").resolve_legend(
-        color="independent", shape="independent")
+        color="independent", shape="independent"
+    )
 
 
-def standalone(tables: ExplorerTables, seed: int | None = None, step: int | None = None,
-               neuron: str | None = None, layer: int = 0, head: int = 0) -> alt.VConcatChart:
+def standalone(
+    tables: ExplorerTables,
+    seed: int | None = None,
+    step: int | None = None,
+    neuron: str | None = None,
+    layer: int = 0,
+    head: int = 0,
+) -> alt.VConcatChart:
     """The dashboard with altair-native controls (checkpoint slider, neuron, layer and head
     pickers) that work without a kernel: nbviewer, a course web page."""
     seed = tables.seeds[0] if seed is None else seed
     steps = tables.steps(seed)
-    index = alt.param(name="checkpoint", value=steps.index(nearest_step(steps, step)),
-                      bind=alt.binding_range(min=0, max=len(steps) - 1, step=1, name="step "))
+    index = alt.param(
+        name="checkpoint",
+        value=steps.index(nearest_step(steps, step)),
+        bind=alt.binding_range(min=0, max=len(steps) - 1, step=1, name="step "),
+    )
     step_param = alt.param(name="step", expr=f"{json.dumps(steps)}[checkpoint]")
     verdicts = rows(tables.verdicts, seed).sort_values(["layer", "neuron"])
     marks = {"vestigial": " (vestigial)", "contrast": " (contrast)", "neither": ""}
     layers = sorted(int(v) for v in rows(tables.attention, seed)["layer"].unique())
     heads = sorted(int(v) for v in rows(tables.attention, seed)["head"].unique())
     controls = {
-        "neuron": alt.param(name="neuron", value=_first(neuron, tables.default_neuron(seed)),
-                            bind=alt.binding_select(
-                                options=verdicts["unit"].tolist(), name="neuron ",
-                                labels=[u + marks[v] for u, v in zip(verdicts["unit"],
-                                                                      verdicts["verdict"])])),
-        "layer": alt.param(name="layer", value=layer,
-                           bind=alt.binding_radio(options=layers, name="attention layer ")),
-        "head": alt.param(name="head", value=head,
-                          bind=alt.binding_radio(options=heads, name="head ")),
+        "neuron": alt.param(
+            name="neuron",
+            value=_first(neuron, tables.default_neuron(seed)),
+            bind=alt.binding_select(
+                options=verdicts["unit"].tolist(),
+                name="neuron ",
+                labels=[u + marks[v] for u, v in zip(verdicts["unit"], verdicts["verdict"])],
+            ),
+        ),
+        "layer": alt.param(
+            name="layer",
+            value=layer,
+            bind=alt.binding_radio(options=layers, name="attention layer "),
+        ),
+        "head": alt.param(
+            name="head", value=head, bind=alt.binding_radio(options=heads, name="head ")
+        ),
     }
-    return dashboard(tables, seed, step_param, **controls).add_params(index).properties(
-        title=alt.Title(f"seed {seed}", anchor="start"))
+    return (
+        dashboard(tables, seed, step_param, **controls)
+        .add_params(index)
+        .properties(title=alt.Title(f"seed {seed}", anchor="start"))
+    )
 
 
 STATIC_PAGE = """<!DOCTYPE html>
@@ -455,17 +681,29 @@ STATIC_PAGE = """<!DOCTYPE html>
 """
 
 
-def export_static(tables: ExplorerTables, path: str | Path, seed: int | None = None,
-                  step: int | None = None, neuron: str | None = None, layer: int = 0,
-                  head: int = 0, scale: float = 1.0) -> Path:
+def export_static(
+    tables: ExplorerTables,
+    path: str | Path,
+    seed: int | None = None,
+    step: int | None = None,
+    neuron: str | None = None,
+    layer: int = 0,
+    head: int = 0,
+    scale: float = 1.0,
+) -> Path:
     """Save the standalone dashboard: ``.html`` self-contained (vega JS inlined, works offline,
     styled controls above the views, the slider showing the step) or ``.png``/``.svg``
     through vl-convert (at the given cursor)."""
     path = Path(path)
     chart = standalone(tables, seed, step, neuron, layer, head)
     if path.suffix == ".html":
-        path.write_text(static_html(chart, tables.steps(tables.seeds[0] if seed is None else seed),
-                                    title=f"vestige explorer, seed {tables.seeds[0] if seed is None else seed}"))
+        path.write_text(
+            static_html(
+                chart,
+                tables.steps(tables.seeds[0] if seed is None else seed),
+                title=f"vestige explorer, seed {tables.seeds[0] if seed is None else seed}",
+            )
+        )
     else:
         chart.save(path, scale_factor=scale)
     return path
@@ -477,8 +715,12 @@ def static_html(chart: alt.TopLevelMixin, steps: list[int], title: str = "vestig
 
     spec = chart.to_dict()
     script = vlc.javascript_bundle().replace("</script", "<\\/script")
-    return STATIC_PAGE.format(title=title, script=script, steps=json.dumps(steps),
-                              spec=json.dumps(spec).replace("</", "<\\/"))
+    return STATIC_PAGE.format(
+        title=title,
+        script=script,
+        steps=json.dumps(steps),
+        spec=json.dumps(spec).replace("</", "<\\/"),
+    )
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -489,7 +731,9 @@ def _first(value, default):
 
 
 def _title(expr: str, subtitle: str | list[str] | None = None, size: int = 12) -> alt.Title:
-    extra = {"subtitle": subtitle, "subtitleFontSize": 9, "subtitleColor": "#666"} if subtitle else {}
+    extra = (
+        {"subtitle": subtitle, "subtitleFontSize": 9, "subtitleColor": "#666"} if subtitle else {}
+    )
     return alt.Title(text=alt.ExprRef(expr), anchor="start", fontSize=size, **extra)
 
 
@@ -509,12 +753,25 @@ def _unit_positions(tables: ExplorerTables, seed: int) -> dict[str, str]:
 def neuron_rows(tables: ExplorerTables, seed: int) -> pd.DataFrame:
     """One seed's neuron rows with their layer's bars (untrained p99s) at that step and the
     detector's verdict (as the legend names it) and failed clauses."""
-    neurons = rows(tables.neurons, seed)[[
-        "step", "layer", "neuron", "unit", "selectivity", "matched_selectivity", "preferred_class",
-        "positions", "effect", "effect_low", "effect_high"]]
+    neurons = rows(tables.neurons, seed)[
+        [
+            "step",
+            "layer",
+            "neuron",
+            "unit",
+            "selectivity",
+            "matched_selectivity",
+            "preferred_class",
+            "positions",
+            "effect",
+            "effect_low",
+            "effect_high",
+        ]
+    ]
     bars = rows(tables.baseline, seed)[["step", "layer", "untrained_p99", "untrained_matched_p99"]]
-    bars = bars.rename(columns={"untrained_p99": "bar_selectivity",
-                                "untrained_matched_p99": "bar_matched"})
+    bars = bars.rename(
+        columns={"untrained_p99": "bar_selectivity", "untrained_matched_p99": "bar_matched"}
+    )
     verdicts = rows(tables.verdicts, seed)[["unit", "verdict", "failed"]]
     out = neurons.merge(bars, on=["step", "layer"], how="left").merge(verdicts, on="unit")
     out["verdict"] = out["verdict"].map(VERDICTS)
@@ -524,19 +781,22 @@ def neuron_rows(tables: ExplorerTables, seed: int) -> pd.DataFrame:
 
 def _neuron_tooltip() -> list:
     # The detector's reason is left out on purpose: it names the peak step (an exercise).
-    return [alt.Tooltip("unit:N"), alt.Tooltip("verdict:N", title="detector"),
-            alt.Tooltip("failed:N", title="clauses failed"),
-            alt.Tooltip("step:Q"),
-            alt.Tooltip("selectivity:Q", format=".2f"),
-            alt.Tooltip("preferred_class:N", title="prefers (at this step)"),
-            alt.Tooltip("effect:Q", format=".3f", title="effect (nats)"),
-            alt.Tooltip("positions:N", title="effect measured on")]
+    return [
+        alt.Tooltip("unit:N"),
+        alt.Tooltip("verdict:N", title="detector"),
+        alt.Tooltip("failed:N", title="clauses failed"),
+        alt.Tooltip("step:Q"),
+        alt.Tooltip("selectivity:Q", format=".2f"),
+        alt.Tooltip("preferred_class:N", title="prefers (at this step)"),
+        alt.Tooltip("effect:Q", format=".3f", title="effect (nats)"),
+        alt.Tooltip("positions:N", title="effect measured on"),
+    ]
 
 
 def _loss_series(tables: ExplorerTables, seed: int, metrics: pd.DataFrame) -> dict[str, str]:
     """{metrics column: legend name}: all positions, the focus class, the transition class."""
     series = {"loss": "all positions"}
-    for cls in (tables.focus(seed), (tables.transition_metric(seed) or "")[len("loss_"):]):
+    for cls in (tables.focus(seed), (tables.transition_metric(seed) or "")[len("loss_") :]):
         column = f"loss_{cls}"
         if cls and column in metrics and metrics[column].notna().any():
             series[column] = f"{cls} positions"
@@ -546,12 +806,21 @@ def _loss_series(tables: ExplorerTables, seed: int, metrics: pd.DataFrame) -> di
 def _step_marks(tables: ExplorerTables, seed: int, step: alt.Parameter) -> list[alt.Chart]:
     """The cursor rule (a checkpoints row filtered to the step) and the transition rule."""
     ckpts = rows(tables.checkpoints, seed)[["step"]]
-    marks = [alt.Chart(ckpts).transform_filter(f"datum.step == {step.name}").mark_rule(
-        color=CURSOR, strokeWidth=1.5).encode(x="step:Q")]
+    marks = [
+        alt.Chart(ckpts)
+        .transform_filter(f"datum.step == {step.name}")
+        .mark_rule(color=CURSOR, strokeWidth=1.5)
+        .encode(x="step:Q")
+    ]
     transition = tables.transition(seed)
     if not np.isnan(transition):
-        marks.append(alt.Chart().mark_rule(color=TRANSITION, strokeDash=[5, 3]).encode(
-            x=alt.datum(transition), tooltip=alt.value(f"transition at step {transition:g}")))
+        marks.append(
+            alt.Chart()
+            .mark_rule(color=TRANSITION, strokeDash=[5, 3])
+            .encode(
+                x=alt.datum(transition), tooltip=alt.value(f"transition at step {transition:g}")
+            )
+        )
     return marks
 
 
@@ -564,8 +833,9 @@ def _class_mean_cells(tables: ExplorerTables, seed: int, steps: list[int]) -> pd
     means = rows(tables.class_means, seed)
     units = [unit_name(int(ly), int(n)) for ly, n in zip(means["layer"], means["neuron"])]
     means = means.assign(unit=units)
-    wide = means.pivot_table(index=["unit", "cls"], columns="step", values="mean_act",
-                             sort=False).reindex(columns=steps)
+    wide = means.pivot_table(
+        index=["unit", "cls"], columns="step", values="mean_act", sort=False
+    ).reindex(columns=steps)
     cells = wide.index.to_frame(index=False)
     cells["m"] = [[None if np.isnan(v) else round(float(v), 3) for v in r] for r in wide.to_numpy()]
     span = means.groupby("unit")["mean_act"].agg(["min", "max"])
@@ -575,8 +845,9 @@ def _class_mean_cells(tables: ExplorerTables, seed: int, steps: list[int]) -> pd
     return cells
 
 
-def _attention_cells(tables: ExplorerTables, seed: int, steps: list[int]
-                     ) -> tuple[pd.DataFrame, int]:
+def _attention_cells(
+    tables: ExplorerTables, seed: int, steps: list[int]
+) -> tuple[pd.DataFrame, int]:
     """One row per (query, key) with ``w`` = its weights for every (layer, head, checkpoint),
     in that order, as two hex digits each (1/255): one short string per cell, a fifth of the
     JSON of a list of floats, and one line in a saved notebook however it is indented ("--":
@@ -585,8 +856,9 @@ def _attention_cells(tables: ExplorerTables, seed: int, steps: list[int]
     n_layers, n_heads = int(att["layer"].max()) + 1, int(att["head"].max()) + 1
     n_pos = int(att["query"].max()) + 1
     grid = np.full((n_pos, n_pos, n_layers, n_heads, len(steps)), np.nan)
-    grid[att["query"], att["key"], att["layer"], att["head"],
-         np.searchsorted(steps, att["step"])] = (255 * att["weight"]).round()
+    grid[
+        att["query"], att["key"], att["layer"], att["head"], np.searchsorted(steps, att["step"])
+    ] = (255 * att["weight"]).round()
     query, key = np.nonzero(~np.isnan(grid).all(axis=(2, 3, 4)))
     flat = grid[query, key].reshape(len(query), -1)
     w = ["".join("--" if np.isnan(v) else f"{int(v):02x}" for v in row) for row in flat.tolist()]

@@ -44,7 +44,13 @@ def cmd_train(args: argparse.Namespace) -> None:
         train(config, args.seed, args.out, resume=args.resume, progress=not args.quiet)
         return
     for seed in args.seeds:
-        train(config, seed, Path(args.out) / f"seed-{seed}", resume=args.resume, progress=not args.quiet)
+        train(
+            config,
+            seed,
+            Path(args.out) / f"seed-{seed}",
+            resume=args.resume,
+            progress=not args.quiet,
+        )
 
 
 def cmd_analyze(args: argparse.Namespace) -> None:
@@ -79,15 +85,29 @@ def cmd_study(args: argparse.Namespace) -> None:
     from vestige.distributed import scheduler_from_env
     from vestige.study import CONDITION_NAMES, run_study
 
-    conditions = (tuple(CONDITION_NAMES) if args.conditions == "all"
-                  else tuple(c for c in args.conditions.split(",") if c))
+    conditions = (
+        tuple(CONDITION_NAMES)
+        if args.conditions == "all"
+        else tuple(c for c in args.conditions.split(",") if c)
+    )
     control = (args.control_preset, args.control_seeds) if args.control_seeds else None
-    summary = run_study(args.preset, args.seeds, args.out, args.report, args.workers,
-                        not args.quiet, conditions, control, args.search,
-                        scheduler=scheduler_from_env(args.scheduler),
-                        condition_seeds=args.condition_seeds)
-    print(f"vestigial neuron caught in {summary['caught']} of {summary['n_seeds']} seeds; "
-          f"report in {Path(args.report or args.out) / 'report.md'}")
+    summary = run_study(
+        args.preset,
+        args.seeds,
+        args.out,
+        args.report,
+        args.workers,
+        not args.quiet,
+        conditions,
+        control,
+        args.search,
+        scheduler=scheduler_from_env(args.scheduler),
+        condition_seeds=args.condition_seeds,
+    )
+    print(
+        f"vestigial neuron caught in {summary['caught']} of {summary['n_seeds']} seeds; "
+        f"report in {Path(args.report or args.out) / 'report.md'}"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train one seed or several seeds of a config")
     source = train.add_mutually_exclusive_group()
     source.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
-    source.add_argument("--config", help="a config.json (e.g. of an existing run) instead of a preset")
+    source.add_argument(
+        "--config", help="a config.json (e.g. of an existing run) instead of a preset"
+    )
     seeds = train.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, default=0, help="train this seed into --out")
     seeds.add_argument("--seeds", type=parse_seeds, help="e.g. 0-9: one --out/seed-K per seed")
@@ -110,41 +132,66 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = sub.add_parser("analyze", help="compute and cache the analysis tables of runs")
     analyze.add_argument("dir", help="a run directory or a directory of seed-K runs")
     analyze.add_argument("--modes", default="mean", help="ablations, e.g. mean,zero,resample")
-    analyze.add_argument("--mechanism", action="store_true",
-                         help="also the mechanism tables of the detector's target neuron")
+    analyze.add_argument(
+        "--mechanism",
+        action="store_true",
+        help="also the mechanism tables of the detector's target neuron",
+    )
     analyze.add_argument("--quiet", action="store_true")
     analyze.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     analyze.set_defaults(func=cmd_analyze)
 
-    fork = sub.add_parser("fork", help="train the course's counterfactual forks of runs "
-                                       "(vestige.counterfactual.standard_forks)")
+    fork = sub.add_parser(
+        "fork",
+        help="train the course's counterfactual forks of runs "
+        "(vestige.counterfactual.standard_forks)",
+    )
     fork.add_argument("runs", nargs="+", help="run directories or directories of seed-K runs")
     fork.add_argument("--out", required=True, help="forks go to OUT/<preset>/seed-K/<fork>")
     fork.add_argument("--quiet", action="store_true")
     fork.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     fork.set_defaults(func=cmd_fork)
 
-    study = sub.add_parser("study", help="the vestigial-neuron study across seeds, with suppression runs")
+    study = sub.add_parser(
+        "study", help="the vestigial-neuron study across seeds, with suppression runs"
+    )
     study.add_argument("--preset", default="reference", choices=sorted(PRESETS))
     study.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-9"))
     study.add_argument("--out", required=True, help="runs go to OUT/<condition>/seed-K (reused)")
     study.add_argument("--report", help="where report.md, summary.json, figures go (default OUT)")
-    study.add_argument("--workers", type=int, default=2,
-                       help="local processes training runs in parallel (without --scheduler)")
-    study.add_argument("--scheduler", metavar="ADDRESS",
-                       help="run the study's tasks (one per seed, one per seed and condition) on "
-                            "an existing Dask cluster: its scheduler's address (tcp://HOST:PORT) "
-                            "or scheduler file; 'local' for local processes. Default: "
-                            "$VESTIGE_SCHEDULER, else $DASK_SCHEDULER_ADDRESS, else local. OUT "
-                            "must be on a filesystem every worker mounts at the same path "
-                            "(docs/cluster.md)")
-    study.add_argument("--conditions", default="all",
-                       help="which runs to train again per seed: 'all', '' for none, or names "
-                            "from vestige.study.CONDITIONS, comma-separated")
-    study.add_argument("--condition-seeds", type=parse_seeds,
-                       help="train the conditions on these seeds only (default: every seed)")
-    study.add_argument("--control-preset", default="control", choices=sorted(PRESETS),
-                       help="the negative control: judged by the detector only")
+    study.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="local processes training runs in parallel (without --scheduler)",
+    )
+    study.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the study's tasks (one per seed, one per seed and condition) on "
+        "an existing Dask cluster: its scheduler's address (tcp://HOST:PORT) "
+        "or scheduler file; 'local' for local processes. Default: "
+        "$VESTIGE_SCHEDULER, else $DASK_SCHEDULER_ADDRESS, else local. OUT "
+        "must be on a filesystem every worker mounts at the same path "
+        "(docs/cluster.md)",
+    )
+    study.add_argument(
+        "--conditions",
+        default="all",
+        help="which runs to train again per seed: 'all', '' for none, or names "
+        "from vestige.study.CONDITIONS, comma-separated",
+    )
+    study.add_argument(
+        "--condition-seeds",
+        type=parse_seeds,
+        help="train the conditions on these seeds only (default: every seed)",
+    )
+    study.add_argument(
+        "--control-preset",
+        default="control",
+        choices=sorted(PRESETS),
+        help="the negative control: judged by the detector only",
+    )
     study.add_argument("--control-seeds", type=parse_seeds, help="seeds of the negative control")
     study.add_argument("--search", help="the search log (JSON lines) for the report's appendix")
     study.add_argument("--quiet", action="store_true")

@@ -203,7 +203,9 @@ class SuppressHeads:
             f"a non-empty list of indices in [0, {model.n_heads - 1}]",
             self.heads,
         )
-        _require(self.mode in ("mean", "zero"), "suppress_heads.mode", "'mean' or 'zero'", self.mode)
+        _require(
+            self.mode in ("mean", "zero"), "suppress_heads.mode", "'mean' or 'zero'", self.mode
+        )
         _require(self.start >= 0, "suppress_heads.start", ">= 0", self.start)
         _require(
             self.end is None or self.end > self.start,

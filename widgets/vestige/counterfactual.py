@@ -47,13 +47,21 @@ def standard_forks(run: Run) -> dict[str, Fork]:
     later = [s for s in run.steps if s > at and (math.isnan(transition) or s >= transition)]
     until = later[0] if later else run.steps[-1]
     control = control_neuron(found, target)
-    forks = {"hold-target": Fork(
-        "hold-target", at, (Suppress(layer, (int(target["neuron"]),), start=at, end=until),),
-        f"{target['unit']} held at its mean from step {at} to {until}")}
+    forks = {
+        "hold-target": Fork(
+            "hold-target",
+            at,
+            (Suppress(layer, (int(target["neuron"]),), start=at, end=until),),
+            f"{target['unit']} held at its mean from step {at} to {until}",
+        )
+    }
     if control is not None:
         forks["hold-control"] = Fork(
-            "hold-control", at, (Suppress(layer, (control,), start=at, end=until),),
-            f"the never-needed L{layer}N{control} held the same way")
+            "hold-control",
+            at,
+            (Suppress(layer, (control,), start=at, end=until),),
+            f"the never-needed L{layer}N{control} held the same way",
+        )
     return forks
 
 
@@ -66,5 +74,7 @@ def run_forks(run: Run, root: str | os.PathLike, progress: bool = True) -> dict[
     """Every standard fork of `run` under `root`, trained if missing, reopened otherwise."""
     from vestige.training import fork
 
-    return {name: fork(run, f.at, f.interventions, fork_dir(root, run, name), progress=progress)
-            for name, f in standard_forks(run).items()}
+    return {
+        name: fork(run, f.at, f.interventions, fork_dir(root, run, name), progress=progress)
+        for name, f in standard_forks(run).items()
+    }

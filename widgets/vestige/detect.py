@@ -42,17 +42,18 @@ class Criteria:
             "needed": f"its peak effect's 95% lower bound is >= {self.min_peak:g} nats",
             "above_init": f"its peak effect is >= {self.init_floor_ratio:g}x the init floor",
             "sustained": f"its effect's lower bound is >= {self.min_peak:g} nats at >= "
-                         f"{self.sustained} consecutive checkpoints",
+            f"{self.sustained} consecutive checkpoints",
             "faded": f"its final effect's 95% upper bound is < {self.max_final_fraction:.0%} of "
-                     "the peak",
+            "the peak",
             "selective": "its final selectivity beats the 99th percentile of untrained neurons "
-                         "of its layer, with the same labels",
+            "of its layer, with the same labels",
             "prefers_focus": "its preferred class at the end is the focus class",
         }
         if self.same_token:
             clauses["token_selective"] = (
                 "its final selectivity between focus positions and other positions with the same "
-                "current token beats the untrained 99th percentile")
+                "current token beats the untrained 99th percentile"
+            )
         return clauses
 
 
@@ -80,23 +81,44 @@ class Detection:
     def summary(self) -> str:
         if self.vestigial is None:
             best = self.neurons.iloc[0]
-            return f"seed {self.seed}: no vestigial neuron; best candidate {best.unit}: {best.reason}"
+            return (
+                f"seed {self.seed}: no vestigial neuron; best candidate {best.unit}: {best.reason}"
+            )
         v = self.vestigial
         text = f"seed {self.seed}: {v.unit} is vestigial: {v.reason}"
         if self.contrast is not None:
             c = self.contrast
-            text += (f"; contrast {c.unit} (final effect {c.final_effect:.2f} on {c.positions} "
-                     "positions)")
+            text += (
+                f"; contrast {c.unit} (final effect {c.final_effect:.2f} on {c.positions} "
+                "positions)"
+            )
         return text
 
 
 def timelines(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Per (step, layer, neuron): selectivities, effects with intervals, and the baselines
     of the neuron's layer at that step."""
-    columns = ["seed", "step", "layer", "neuron", "unit", "positions", "preferred_class",
-               "selectivity", "matched_selectivity", "effect", "effect_low", "effect_high",
-               "margin_effect", "margin_effect_low", "margin_effect_high", "effect_own"]
-    baseline = tables["baseline"][["step", "layer", "p99", "untrained_p99", "untrained_matched_p99"]]
+    columns = [
+        "seed",
+        "step",
+        "layer",
+        "neuron",
+        "unit",
+        "positions",
+        "preferred_class",
+        "selectivity",
+        "matched_selectivity",
+        "effect",
+        "effect_low",
+        "effect_high",
+        "margin_effect",
+        "margin_effect_low",
+        "margin_effect_high",
+        "effect_own",
+    ]
+    baseline = tables["baseline"][
+        ["step", "layer", "p99", "untrained_p99", "untrained_matched_p99"]
+    ]
     return tables["neurons"][columns].merge(baseline, on=["step", "layer"])
 
 
@@ -119,7 +141,8 @@ def judge(line: pd.DataFrame, criteria: Criteria, init_floor: float, focus: str 
     }
     if criteria.same_token:
         clauses["token_selective"] = bool(
-            final["matched_selectivity"] > final["untrained_matched_p99"])
+            final["matched_selectivity"] > final["untrained_matched_p99"]
+        )
     failed = [name for name, ok in clauses.items() if not ok]
     evidence = {
         "unit": final["unit"],
@@ -138,15 +161,22 @@ def judge(line: pd.DataFrame, criteria: Criteria, init_floor: float, focus: str 
         "final_margin": float(final["margin_effect"]),
         "final_margin_low": float(final["margin_effect_low"]),
         "final_margin_high": float(final["margin_effect_high"]),
-        "margin_fraction": float(final["margin_effect"] / peak_margin) if peak_margin > 0 else np.nan,
+        "margin_fraction": float(final["margin_effect"] / peak_margin)
+        if peak_margin > 0
+        else np.nan,
         "final_selectivity": float(final["selectivity"]),
         "selectivity_baseline": float(final["untrained_p99"]),
         "preferred_class": final["preferred_class"],
         "final_matched_selectivity": float(final["matched_selectivity"]),
         "matched_baseline": float(final["untrained_matched_p99"]),
     }
-    return {**evidence, **clauses, "failed": failed, "vestigial": not failed,
-            "reason": _reason(evidence, failed, criteria, init_floor)}
+    return {
+        **evidence,
+        **clauses,
+        "failed": failed,
+        "vestigial": not failed,
+        "reason": _reason(evidence, failed, criteria, init_floor),
+    }
 
 
 def _longest_run(flags: np.ndarray) -> int:
@@ -169,26 +199,30 @@ def _reason(e: dict, failed: list[str], criteria: Criteria, init_floor: float) -
     """One line: why the neuron is, or is not, vestigial (the first failed clause)."""
     peak = f"peak {e['peak_effect']:.3f} [{e['peak_low']:.3f}, {e['peak_high']:.3f}] nats at step {e['peak_step']}"
     if not failed:
-        return (f"{peak}, final {e['final_effect']:.3f} (upper bound {e['final_high'] / e['peak_effect']:.0%} "
-                f"of peak; logit margin {e['margin_fraction']:.0%} of its peak), SI "
-                f"{e['final_selectivity']:.2f} > untrained p99 {e['selectivity_baseline']:.2f}, "
-                f"same-token SI {e['final_matched_selectivity']:.2f} > {e['matched_baseline']:.2f}")
+        return (
+            f"{peak}, final {e['final_effect']:.3f} (upper bound {e['final_high'] / e['peak_effect']:.0%} "
+            f"of peak; logit margin {e['margin_fraction']:.0%} of its peak), SI "
+            f"{e['final_selectivity']:.2f} > untrained p99 {e['selectivity_baseline']:.2f}, "
+            f"same-token SI {e['final_matched_selectivity']:.2f} > {e['matched_baseline']:.2f}"
+        )
     first = failed[0]
     return {
         "needed": f"never clearly needed ({peak}; lower bound < {criteria.min_peak})",
         "above_init": f"peak {e['peak_effect']:.3f} < {criteria.init_floor_ratio:g}x the init floor {init_floor:.3f}",
         "sustained": f"needed at only {e['needed_checkpoints']} checkpoint(s) ({peak})",
         "faded": f"still needed (final {e['final_effect']:.3f}, upper bound {e['final_high']:.3f} "
-                 f">= {criteria.max_final_fraction:.0%} of {peak})",
+        f">= {criteria.max_final_fraction:.0%} of {peak})",
         "selective": f"not selective at the end (SI {e['final_selectivity']:.2f} <= untrained "
-                     f"p99 {e['selectivity_baseline']:.2f})",
+        f"p99 {e['selectivity_baseline']:.2f})",
         "prefers_focus": f"prefers {e['preferred_class']} positions at the end, not {e['positions']}",
         "token_selective": f"no more selective than an untrained neuron among same-token positions "
-                           f"(SI {e['final_matched_selectivity']:.2f} <= {e['matched_baseline']:.2f})",
+        f"(SI {e['final_matched_selectivity']:.2f} <= {e['matched_baseline']:.2f})",
     }[first]
 
 
-def detect(run: Run, criteria: Criteria = Criteria(), spec: AnalysisSpec = AnalysisSpec()) -> Detection:
+def detect(
+    run: Run, criteria: Criteria = Criteria(), spec: AnalysisSpec = AnalysisSpec()
+) -> Detection:
     """Judge every MLP neuron of `run` and pick the vestigial one and a contrast."""
     tables = analyze(run, spec)
     lines = timelines(tables)
@@ -200,8 +234,9 @@ def detect(run: Run, criteria: Criteria = Criteria(), spec: AnalysisSpec = Analy
     ]
     neurons = pd.DataFrame(rows)
     neurons["n_failed"] = neurons["failed"].map(len)
-    neurons = neurons.sort_values(["vestigial", "n_failed", "peak_effect"],
-                                  ascending=[False, True, False]).reset_index(drop=True)
+    neurons = neurons.sort_values(
+        ["vestigial", "n_failed", "peak_effect"], ascending=[False, True, False]
+    ).reset_index(drop=True)
     caught = neurons[neurons["vestigial"]]
     return Detection(
         seed=run.seed,
@@ -217,13 +252,20 @@ def detect(run: Run, criteria: Criteria = Criteria(), spec: AnalysisSpec = Analy
 def _contrast(lines: pd.DataFrame, criteria: Criteria) -> pd.Series | None:
     """The selective neuron that the final model needs most on its own preferred positions."""
     final = lines[lines["step"] == lines["step"].max()]
-    own = final[(final["selectivity"] > final["untrained_p99"])
-                & (final["effect_own"] >= criteria.contrast_min_final)]
+    own = final[
+        (final["selectivity"] > final["untrained_p99"])
+        & (final["effect_own"] >= criteria.contrast_min_final)
+    ]
     if own.empty:
         return None
     best = own.loc[own["effect_own"].idxmax()]
-    return pd.Series({
-        "unit": best["unit"], "layer": int(best["layer"]), "neuron": int(best["neuron"]),
-        "positions": best["preferred_class"], "final_effect": float(best["effect_own"]),
-        "final_selectivity": float(best["selectivity"]),
-    })
+    return pd.Series(
+        {
+            "unit": best["unit"],
+            "layer": int(best["layer"]),
+            "neuron": int(best["neuron"]),
+            "positions": best["preferred_class"],
+            "final_effect": float(best["effect_own"]),
+            "final_selectivity": float(best["selectivity"]),
+        }
+    )

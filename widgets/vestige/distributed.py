@@ -118,13 +118,20 @@ class RunLock:
                 return
             except BlockingIOError:
                 if waited == 0.0:
-                    log.warning("%s is being written by %s; waiting for it", self.run_dir,
-                                holder(self.run_dir) or "another task")
+                    log.warning(
+                        "%s is being written by %s; waiting for it",
+                        self.run_dir,
+                        holder(self.run_dir) or "another task",
+                    )
                 time.sleep(self.poll)
                 waited += self.poll
             except OSError as err:  # a filesystem without locks: say so, and go on unlocked
-                log.warning("cannot lock %s (%s): this filesystem has no file locks, so "
-                            "nothing stops two tasks writing the run at once", self.path, err)
+                log.warning(
+                    "cannot lock %s (%s): this filesystem has no file locks, so "
+                    "nothing stops two tasks writing the run at once",
+                    self.path,
+                    err,
+                )
                 return
 
     def _release(self) -> None:
@@ -270,8 +277,9 @@ class Dask:
         self.name = f"Dask scheduler {self.client.scheduler.address}"
 
     def submit(self, task: Task):
-        return self.client.submit(task.fn, *task.args, key=task.key, retries=self.retries,
-                                  pure=False)
+        return self.client.submit(
+            task.fn, *task.args, key=task.key, retries=self.retries, pure=False
+        )
 
     def wait(self, futures) -> set:
         with self.client.as_current():  # our client is not the default one
@@ -312,32 +320,41 @@ class Dask:
             if isinstance(answer, BaseException):
                 raise ClusterError(
                     f"Dask worker {address} cannot run vestige tasks ({answer!r}): install the "
-                    "same vestige (and torch) on every worker")
+                    "same vestige (and torch) on every worker"
+                )
             missing = [m for m, ok in zip(markers, answer["sees"]) if not ok]
             if missing:
                 raise ClusterError(
                     f"Dask worker {address} (host {answer['host']}) does not see "
                     f"{Path(missing[0]).parent}: run directories must be on a filesystem every "
-                    "worker mounts at the same path as this machine (see docs/cluster.md)")
+                    "worker mounts at the same path as this machine (see docs/cluster.md)"
+                )
         from vestige import __version__
 
         versions = {a: s["vestige"] for a, s in seen.items() if s["vestige"] != __version__}
         if versions:
-            log.warning("workers run another vestige version than this one (%s): %s",
-                        __version__, versions)
+            log.warning(
+                "workers run another vestige version than this one (%s): %s", __version__, versions
+            )
         threads = {a: w.get("nthreads", 1) for a, w in workers.items()}
         if max(threads.values()) > 1:
-            log.warning("some Dask workers have several threads (%s); vestige runs one task "
-                        "per worker process at a time, so start workers with --nthreads 1 "
-                        "(and --nworkers N for N per machine)", threads)
+            log.warning(
+                "some Dask workers have several threads (%s); vestige runs one task "
+                "per worker process at a time, so start workers with --nthreads 1 "
+                "(and --nworkers N for N per machine)",
+                threads,
+            )
         return f"{self.name}: {len(workers)} workers"
 
 
 def _worker_sees(markers: list[str]) -> dict[str, Any]:
     from vestige import __version__
 
-    return {"host": socket.gethostname(), "vestige": __version__,
-            "sees": [os.path.exists(m) for m in markers]}
+    return {
+        "host": socket.gethostname(),
+        "vestige": __version__,
+        "sees": [os.path.exists(m) for m in markers],
+    }
 
 
 def connect(address: str, timeout: float | None = None):
@@ -360,14 +377,22 @@ def connect(address: str, timeout: float | None = None):
 # ----------------------------------------------------------------------------- a study
 
 
-def run_tasks(jobs: dict[tuple, tuple], steps: Steps, workers: int = 2, progress: bool = True,
-              scheduler=None, retries: int = 2) -> dict[tuple, dict[str, Any]]:
+def run_tasks(
+    jobs: dict[tuple, tuple],
+    steps: Steps,
+    workers: int = 2,
+    progress: bool = True,
+    scheduler=None,
+    retries: int = 2,
+) -> dict[tuple, dict[str, Any]]:
     """What `vestige.study.study_seed(*args)` computes for every job {key: (config, seed, out,
     conditions, ...)}, with the study's `steps`, as one task per seed and one per seed and
     condition, on `workers` local processes or on the Dask cluster `scheduler`. Jobs whose
     runs are the same run directory share its task."""
-    jobs = {key: (args[0], args[1], Path(os.path.abspath(args[2])), *args[3:])
-            for key, args in jobs.items()}
+    jobs = {
+        key: (args[0], args[1], Path(os.path.abspath(args[2])), *args[3:])
+        for key, args in jobs.items()
+    }
     executor = Dask(scheduler, retries) if scheduler is not None else Processes(workers, retries)
     token = uuid.uuid4().hex[:8]
     try:
@@ -380,13 +405,14 @@ def run_tasks(jobs: dict[tuple, tuple], steps: Steps, workers: int = 2, progress
         executor.close()
 
 
-def _run(executor, jobs: dict[tuple, tuple], steps: Steps, progress: bool,
-         token: str) -> dict[tuple, dict]:
-    bases: dict[tuple, dict] = {}          # job -> its seed_task result
-    pieces: dict[tuple, dict] = {}         # job -> {condition: record}
-    wanted: dict[tuple, list] = {}         # job -> the conditions it waits for
+def _run(
+    executor, jobs: dict[tuple, tuple], steps: Steps, progress: bool, token: str
+) -> dict[tuple, dict]:
+    bases: dict[tuple, dict] = {}  # job -> its seed_task result
+    pieces: dict[tuple, dict] = {}  # job -> {condition: record}
+    wanted: dict[tuple, list] = {}  # job -> the conditions it waits for
     pending: dict[Any, Task] = {}
-    by_run: dict[str, Task] = {}           # run directory -> its task (shared by jobs)
+    by_run: dict[str, Task] = {}  # run directory -> its task (shared by jobs)
     results: dict[tuple, dict] = {}
     total = sum(1 + len(args[3]) for args in jobs.values())
     bar = tqdm(total=total, desc="runs", disable=not progress)
@@ -432,17 +458,35 @@ def _run(executor, jobs: dict[tuple, tuple], steps: Steps, progress: bool,
         wanted[job], pieces[job] = list(runs), {}
         bar.update(1 + len(conditions) - len(runs))  # the conditions that do not apply
         for name, (run_config, path, applied) in runs.items():
-            schedule(Task(f"vestige-{name}-{config.name}-seed-{seed}-{token}", condition_task,
-                          (steps, run_config, seed, path), job, name, applied),
-                     path, run_config, seed)
+            schedule(
+                Task(
+                    f"vestige-{name}-{config.name}-seed-{seed}-{token}",
+                    condition_task,
+                    (steps, run_config, seed, path),
+                    job,
+                    name,
+                    applied,
+                ),
+                path,
+                run_config,
+                seed,
+            )
         finish(job)
 
     with bar:
         for job, args in jobs.items():
             config, seed, out = args[:3]
-            schedule(Task(f"vestige-base-{config.name}-seed-{seed}-{token}", seed_task,
-                          (steps, config, seed, out, *args[4:]), job),
-                     run_dir(out, "base", seed), config, seed)
+            schedule(
+                Task(
+                    f"vestige-base-{config.name}-seed-{seed}-{token}",
+                    seed_task,
+                    (steps, config, seed, out, *args[4:]),
+                    job,
+                ),
+                run_dir(out, "base", seed),
+                config,
+                seed,
+            )
         try:
             while pending:
                 lost: list[Task] = []
@@ -465,8 +509,9 @@ def _run(executor, jobs: dict[tuple, tuple], steps: Steps, progress: bool,
     return results
 
 
-def _resubmit(executor, pending: dict, lost: list[Task], error: BaseException, deliver,
-              submit) -> None:
+def _resubmit(
+    executor, pending: dict, lost: list[Task], error: BaseException, deliver, submit
+) -> None:
     """A broken local pool: keep what finished, run everything else again on a new pool."""
     finished = []
     for future, task in list(pending.items()):

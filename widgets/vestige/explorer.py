@@ -68,15 +68,28 @@ class CheckpointExplorer(traitlets.HasTraits):
     layer = traitlets.Int(0)
     head = traitlets.Int(0)
 
-    def __init__(self, source: Any, seed: int | None = None, step: int | None = None,
-                 neuron: str | None = None, layer: int = 0, head: int = 0, play: bool = True):
+    def __init__(
+        self,
+        source: Any,
+        seed: int | None = None,
+        step: int | None = None,
+        neuron: str | None = None,
+        layer: int = 0,
+        head: int = 0,
+        play: bool = True,
+    ):
         alt.JupyterChart.enable_offline()
         self.tables = as_tables(source)
         seed = self.tables.seeds[0] if seed is None else seed
         self._steps = self.tables.steps(seed)
         self._units = self.tables.units(seed)
-        super().__init__(seed=seed, step=nearest_step(self._steps, step), layer=layer, head=head,
-                         neuron=neuron or self.tables.default_neuron(seed))
+        super().__init__(
+            seed=seed,
+            step=nearest_step(self._steps, step),
+            layer=layer,
+            head=head,
+            neuron=neuron or self.tables.default_neuron(seed),
+        )
         self.chart = alt.JupyterChart(self._dashboard(), embed_options=EMBED_OPTIONS)
         self.controls = self._controls(play)
         self.ui = self._layout()
@@ -93,18 +106,28 @@ class CheckpointExplorer(traitlets.HasTraits):
 
     def state(self) -> dict:
         """Cursor values and the chart's params (for notebook checks)."""
-        return {**{name: getattr(self, name) for name in ("seed", *CURSORS)},
-                "params": self.chart.params.trait_values()}
+        return {
+            **{name: getattr(self, name) for name in ("seed", *CURSORS)},
+            "params": self.chart.params.trait_values(),
+        }
 
     def snapshot(self, scale: float = 1.0, quality: int = SNAPSHOT_QUALITY) -> bytes:
         """A JPEG of the views at the current cursor (what a saved notebook shows; a JPEG is
         ~100 KB where a PNG of the attention heatmap is ~250 KB)."""
         import vl_convert as vlc
 
-        spec = charts.dashboard(self.tables, self.seed, self.step, self.neuron, self.layer,
-                                self.head).properties(
-            title=alt.Title(f"seed {self.seed} (snapshot: run the notebook for the live explorer)",
-                            anchor="start", fontSize=11, color="#666")).to_dict()
+        spec = (
+            charts.dashboard(self.tables, self.seed, self.step, self.neuron, self.layer, self.head)
+            .properties(
+                title=alt.Title(
+                    f"seed {self.seed} (snapshot: run the notebook for the live explorer)",
+                    anchor="start",
+                    fontSize=11,
+                    color="#666",
+                )
+            )
+            .to_dict()
+        )
         return vlc.vegalite_to_jpeg(spec, scale=scale, quality=quality)
 
     def _repr_mimebundle_(self, **kwargs):
@@ -115,8 +138,10 @@ class CheckpointExplorer(traitlets.HasTraits):
         from IPython.display import display
 
         bundle = self.ui._repr_mimebundle_()
-        bundle["text/plain"] = ("CheckpointExplorer: run this cell for the live explorer "
-                                "(below: a snapshot of its last state)")
+        bundle["text/plain"] = (
+            "CheckpointExplorer: run this cell for the live explorer "
+            "(below: a snapshot of its last state)"
+        )
         display(bundle, raw=True)
         first = self._display_id is None
         if first:
@@ -132,9 +157,11 @@ class CheckpointExplorer(traitlets.HasTraits):
     def _snapshot_bundle(self) -> dict:
         self._shown_state = self._cursor_state()
         jpeg = base64.b64encode(self.snapshot()).decode()
-        return {"image/jpeg": jpeg,
-                "text/plain": f"CheckpointExplorer snapshot: seed {self.seed}, step {self.step}, "
-                              f"neuron {self.neuron}"}
+        return {
+            "image/jpeg": jpeg,
+            "text/plain": f"CheckpointExplorer snapshot: seed {self.seed}, step {self.step}, "
+            f"neuron {self.neuron}",
+        }
 
     def refresh_snapshot(self) -> None:
         """Redraw the saved snapshot if the cursor moved since it was drawn."""
@@ -180,9 +207,13 @@ class CheckpointExplorer(traitlets.HasTraits):
 
     def _dashboard(self) -> alt.TopLevelMixin:
         return charts.dashboard(
-            self.tables, self.seed, alt.param(name="step", value=self.step),
-            alt.param(name="neuron", value=self.neuron), alt.param(name="layer", value=self.layer),
-            alt.param(name="head", value=self.head))
+            self.tables,
+            self.seed,
+            alt.param(name="step", value=self.step),
+            alt.param(name="neuron", value=self.neuron),
+            alt.param(name="layer", value=self.layer),
+            alt.param(name="head", value=self.head),
+        )
 
     def _on_cursor(self, change):
         """A cursor moved: set that param on the chart (no data sent)."""
@@ -217,26 +248,46 @@ class CheckpointExplorer(traitlets.HasTraits):
         heads = sorted(int(v) for v in att["head"].unique())
         narrow = {"description_width": "initial"}
         controls = {
-            "step": widgets.SelectionSlider(options=_step_options(self._steps), description="step",
-                                            continuous_update=True, style=narrow,
-                                            layout={"width": "380px"}),
-            "neuron": widgets.Dropdown(options=_neuron_options(self.tables, self.seed),
-                                       description="neuron", style=narrow,
-                                       layout={"width": "230px"}),
-            "layer": widgets.Dropdown(options=layers, description="attention layer",
-                                      style=narrow, layout={"width": "150px"}),
-            "head": widgets.Dropdown(options=heads, description="head", style=narrow,
-                                     layout={"width": "100px"}),
+            "step": widgets.SelectionSlider(
+                options=_step_options(self._steps),
+                description="step",
+                continuous_update=True,
+                style=narrow,
+                layout={"width": "380px"},
+            ),
+            "neuron": widgets.Dropdown(
+                options=_neuron_options(self.tables, self.seed),
+                description="neuron",
+                style=narrow,
+                layout={"width": "230px"},
+            ),
+            "layer": widgets.Dropdown(
+                options=layers,
+                description="attention layer",
+                style=narrow,
+                layout={"width": "150px"},
+            ),
+            "head": widgets.Dropdown(
+                options=heads, description="head", style=narrow, layout={"width": "100px"}
+            ),
         }
         if len(self.tables.seeds) > 1:
-            controls["seed"] = widgets.Dropdown(options=self.tables.seeds, description="seed",
-                                                style=narrow, layout={"width": "110px"})
+            controls["seed"] = widgets.Dropdown(
+                options=self.tables.seeds,
+                description="seed",
+                style=narrow,
+                layout={"width": "110px"},
+            )
         for name, control in controls.items():
             traitlets.link((self, name), (control, "value"))
         if play:
-            controls["play"] = widgets.Play(value=controls["step"].index, min=0,
-                                            max=len(self._steps) - 1, interval=600,
-                                            description="play")
+            controls["play"] = widgets.Play(
+                value=controls["step"].index,
+                min=0,
+                max=len(self._steps) - 1,
+                interval=600,
+                description="play",
+            )
             widgets.jslink((controls["play"], "value"), (controls["step"], "index"))
         for name, control in controls.items():
             control.add_class(f"vestige-{name}")
@@ -245,8 +296,9 @@ class CheckpointExplorer(traitlets.HasTraits):
     def _layout(self) -> widgets.VBox:
         c = self.controls
         order = ("play", "step", "seed", "neuron", "layer", "head")
-        bar = widgets.HBox([c[name] for name in order if name in c],
-                           layout={"flex_flow": "row wrap"})
+        bar = widgets.HBox(
+            [c[name] for name in order if name in c], layout={"flex_flow": "row wrap"}
+        )
         bar.add_class("vestige-controls")
         ui = widgets.VBox([widgets.HTML(STYLE), bar, self.chart])
         ui.add_class(LIVE_CLASS)

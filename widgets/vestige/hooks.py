@@ -121,4 +121,6 @@ def logit_contributions(model, vectors: torch.Tensor, scale: torch.Tensor) -> to
     the model's logits exactly."""
     centred = vectors - vectors.mean(-1, keepdim=True)
     unembed = model.unembed
-    return unembed(centred / scale * model.ln_final.weight) - unembed(torch.zeros(1, vectors.shape[-1]))
+    return unembed(centred / scale * model.ln_final.weight) - unembed(
+        torch.zeros(1, vectors.shape[-1])
+    )

@@ -60,26 +60,37 @@ class Subject:
 
 def mechanism(run: Run, subject: Subject, progress: bool = False) -> dict[str, pd.DataFrame]:
     """The mechanism tables of `run` for `subject` (cached in the run's analysis folder)."""
-    settings = {"version": MECHANISM_VERSION, "layer": subject.layer, "neuron": subject.neuron,
-                "joint": list(subject.joint)}
-    return cached_tables(run, f"mechanism-{subject.unit}", settings, TABLES,
-                         lambda: _compute(run, subject, progress))
+    settings = {
+        "version": MECHANISM_VERSION,
+        "layer": subject.layer,
+        "neuron": subject.neuron,
+        "joint": list(subject.joint),
+    }
+    return cached_tables(
+        run, f"mechanism-{subject.unit}", settings, TABLES, lambda: _compute(run, subject, progress)
+    )
 
 
 def _compute(run: Run, subject: Subject, progress: bool) -> dict[str, pd.DataFrame]:
     positions = Positions.of(run)
     rows: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
-    for step in tqdm(run.steps, desc=f"mechanism seed {run.seed}", disable=not progress, leave=False):
+    for step in tqdm(
+        run.steps, desc=f"mechanism seed {run.seed}", disable=not progress, leave=False
+    ):
         model = run.model_at(step)
         for name, table in checkpoint_mechanism(model, run, positions, subject).items():
             table.insert(0, "step", step)
             rows[name].append(table)
-    return {name: pd.concat(parts, ignore_index=True).assign(seed=run.seed)
-            for name, parts in rows.items()}
+    return {
+        name: pd.concat(parts, ignore_index=True).assign(seed=run.seed)
+        for name, parts in rows.items()
+    }
 
 
 @torch.no_grad()
-def checkpoint_mechanism(model, run: Run, positions: Positions, subject: Subject) -> dict[str, pd.DataFrame]:
+def checkpoint_mechanism(
+    model, run: Run, positions: Positions, subject: Subject
+) -> dict[str, pd.DataFrame]:
     batch, config = run.eval_batch, run.config.model
     names = [EMBED, POS_EMBED, FINAL_SCALE]
     names += [head_z(layer) for layer in range(config.n_layers)]
@@ -91,16 +102,19 @@ def checkpoint_mechanism(model, run: Run, positions: Positions, subject: Subject
     where = {"focus": focus, "copy": positions.classes.get(run.task.transition_class, focus)}
 
     def effect(hooks) -> dict[str, float]:
-        ablated, _ = per_position_loss(model.run_with_hooks(batch.tokens, fwd_hooks=hooks),
-                                       batch.tokens)
+        ablated, _ = per_position_loss(
+            model.run_with_hooks(batch.tokens, fwd_hooks=hooks), batch.tokens
+        )
         return {k: float((ablated - clean)[m].mean()) for k, m in where.items()}
 
     return {
         "heads": _heads(acts, batch.tokens, focus, config, effect),
-        "stages": pd.DataFrame([
-            {"stage": name, "probability": float(logits.softmax(-1)[..., token][mask].mean())}
-            for name, (mask, token) in run.task.stages(batch).items()
-        ]),
+        "stages": pd.DataFrame(
+            [
+                {"stage": name, "probability": float(logits.softmax(-1)[..., token][mask].mean())}
+                for name, (mask, token) in run.task.stages(batch).items()
+            ]
+        ),
         "attribution": _attribution(model, acts, batch.tokens, focus, config),
         "neuron": _neuron(acts, subject, config, effect),
     }
@@ -115,12 +129,19 @@ def _heads(acts, tokens, focus, config, effect) -> pd.DataFrame:
         for head in range(config.n_heads):
             mean = z[..., head, :].mean(dim=(0, 1))
             weights = pattern[:, head]
-            rows.append({
-                "layer": layer, "head": head, "unit": f"L{layer}H{head}",
-                **{f"effect_{k}": v for k, v in effect([(head_z(layer), _hold(head, mean))]).items()},
-                "attn_previous": _attention_to(weights, previous, focus),
-                "attn_induction": _attention_to(weights, induction, focus),
-            })
+            rows.append(
+                {
+                    "layer": layer,
+                    "head": head,
+                    "unit": f"L{layer}H{head}",
+                    **{
+                        f"effect_{k}": v
+                        for k, v in effect([(head_z(layer), _hold(head, mean))]).items()
+                    },
+                    "attn_previous": _attention_to(weights, previous, focus),
+                    "attn_induction": _attention_to(weights, induction, focus),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -139,7 +160,7 @@ def _key_positions(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     batch, seq = tokens.shape
     t = torch.arange(seq)
     previous = (t - 1).expand(batch, seq)
-    same = (tokens[:, :, None] == tokens[:, None, :])  # [batch, query, key]
+    same = tokens[:, :, None] == tokens[:, None, :]  # [batch, query, key]
     prior = torch.nn.functional.pad(same[:, :-1, :-1], (1, 0, 1, 0), value=False)  # [q-1, k-1]
     earlier = t[None, :] < t[:, None]
     match = same & prior & earlier[None]
@@ -177,13 +198,16 @@ def _attribution(model, acts, tokens, focus, config) -> pd.DataFrame:
             names = [(unit_name(layer, n), "neuron", layer) for n in range(len(margins))]
         else:
             names = [(key, key, -1)]
-        rows += [{"component": c, "kind": k, "layer": lay, "margin": float(m)}
-                 for (c, k, lay), m in zip(names, margins)]
+        rows += [
+            {"component": c, "kind": k, "layer": lay, "margin": float(m)}
+            for (c, k, lay), m in zip(names, margins)
+        ]
     return pd.DataFrame(rows)
 
 
-def margin_contributions(model, vectors: torch.Tensor, scale: torch.Tensor,
-                         target: torch.Tensor) -> torch.Tensor:
+def margin_contributions(
+    model, vectors: torch.Tensor, scale: torch.Tensor, target: torch.Tensor
+) -> torch.Tensor:
     """Direct contribution of residual-stream `vectors` [n, k, d_model] to the logit margin
     (target minus mean logit) at n positions with final-LayerNorm `scale` [n, 1]: [n, k]."""
     logits = logit_contributions(model, vectors, scale[:, None, :])  # [n, k, vocab]
@@ -197,8 +221,10 @@ def _neuron(acts, subject: Subject, config, effect) -> pd.DataFrame:
     mlp = acts[mlp_post(layer)]
     means = mlp.mean(dim=(0, 1))
     alone = effect([(mlp_post(layer), set_neurons([neuron], means[neuron]))])
-    later = [(head_z(lay), _hold_all(acts[head_z(lay)].mean(dim=(0, 1))))
-             for lay in range(layer + 1, config.n_layers)]
+    later = [
+        (head_z(lay), _hold_all(acts[head_z(lay)].mean(dim=(0, 1))))
+        for lay in range(layer + 1, config.n_layers)
+    ]
     row = {"unit": subject.unit, "effect_alone": alone["focus"]}
     if later:
         without = effect(later)
@@ -209,8 +235,9 @@ def _neuron(acts, subject: Subject, config, effect) -> pd.DataFrame:
         group = sorted({neuron, *subject.joint})
         row["effect_joint"] = effect([(mlp_post(layer), set_neurons(group, means[group]))])["focus"]
         others = [n for n in range(config.d_mlp) if n != neuron]
-        row["effect_all_others"] = effect(
-            [(mlp_post(layer), set_neurons(others, means[others]))])["focus"]
+        row["effect_all_others"] = effect([(mlp_post(layer), set_neurons(others, means[others]))])[
+            "focus"
+        ]
     return pd.DataFrame([row])
 
 
@@ -230,8 +257,12 @@ def stage_change_steps(stages: pd.DataFrame) -> dict[str, float]:
         trained = curve[curve["step"] > 0]
         final = trained["probability"].iloc[-1]
         high, low = trained["probability"].idxmax(), trained["probability"].idxmin()
-        extreme = high if abs(trained.loc[high, "probability"] - final) >= abs(
-            trained.loc[low, "probability"] - final) else low
+        extreme = (
+            high
+            if abs(trained.loc[high, "probability"] - final)
+            >= abs(trained.loc[low, "probability"] - final)
+            else low
+        )
         value = trained.loc[extreme, "probability"]
         if abs(value - final) < 0.1:
             out[name] = math.nan

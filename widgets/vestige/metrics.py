@@ -40,7 +40,9 @@ def selectivity_index(means: torch.Tensor) -> torch.Tensor:
     return (top - rest) / (top + rest + EPS)
 
 
-def contrast_selectivity(acts: torch.Tensor, focus: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+def contrast_selectivity(
+    acts: torch.Tensor, focus: torch.Tensor, other: torch.Tensor
+) -> torch.Tensor:
     """SI between two sets of positions, [d]: (mu_focus - mu_other) / (mu_focus + mu_other).
 
     With `other` the positions that hold the same current tokens as `focus` (e.g. a lone B
@@ -73,11 +75,15 @@ def shuffled_selectivity(
     out = []
     for _ in range(n_shuffles):
         perm = torch.randperm(flat_labels.numel(), generator=gen)
-        out.append(selectivity_index(class_means(acts, flat_labels[perm].view_as(labels), n_classes)))
+        out.append(
+            selectivity_index(class_means(acts, flat_labels[perm].view_as(labels), n_classes))
+        )
     return torch.stack(out)
 
 
-def per_position_loss(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def per_position_loss(
+    logits: torch.Tensor, tokens: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Next-token loss and correctness at each position: ([batch, seq], [batch, seq]).
 
     The last position predicts nothing and gets loss 0."""
@@ -163,8 +169,9 @@ def ablate_neurons(
         tokens = batch.tokens.repeat(len(group), 1)
         loss, correct = per_position_loss(logits, tokens)
         shape = (len(group), *batch.tokens.shape)
-        parts.append(Ablated(loss.view(shape), correct.view(shape),
-                             logit_margin(logits, tokens).view(shape)))
+        parts.append(
+            Ablated(loss.view(shape), correct.view(shape), logit_margin(logits, tokens).view(shape))
+        )
     return Ablated(*(torch.cat(part) for part in zip(*parts)))
 
 

@@ -65,18 +65,32 @@ def _hooked(hook: Any) -> bool:
     """Whether anything is attached to a HookPoint (TL hooks or raw torch hooks)."""
     if not isinstance(hook, HookPoint):
         return hook is not None
-    return bool(hook.has_hooks() or hook._forward_hooks or hook._forward_pre_hooks
-                or hook._backward_hooks or hook._backward_pre_hooks)
+    return bool(
+        hook.has_hooks()
+        or hook._forward_hooks
+        or hook._forward_pre_hooks
+        or hook._backward_hooks
+        or hook._backward_pre_hooks
+    )
 
 
 class _LeanCausalAttention(NativeAttention):
     """NativeAttention minus the redundant post-softmax masked_fill on the causal, unpadded
     path; every other case (padding mask, rotary, GQA, soft-cap) is NativeAttention itself."""
 
-    def forward(self, hidden_states, attention_mask=None, position_ids=None, pattern_fn=None, **kwargs):
-        if (attention_mask is not None or self.rotary is not None or self.kv_repeats != 1
-                or not self.causal or self.attn_scores_soft_cap > 0):
-            return super().forward(hidden_states, attention_mask, position_ids, pattern_fn, **kwargs)
+    def forward(
+        self, hidden_states, attention_mask=None, position_ids=None, pattern_fn=None, **kwargs
+    ):
+        if (
+            attention_mask is not None
+            or self.rotary is not None
+            or self.kv_repeats != 1
+            or not self.causal
+            or self.attn_scores_soft_cap > 0
+        ):
+            return super().forward(
+                hidden_states, attention_mask, position_ids, pattern_fn, **kwargs
+            )
         b, s, _ = hidden_states.shape
         q = self.q(hidden_states).view(b, s, self.n_heads, self.d_head).transpose(1, 2)
         k = self.k(hidden_states).view(b, s, self.n_heads, self.d_head).transpose(1, 2)
@@ -94,8 +108,11 @@ class _FastLayerNormBridge(NormalizationBridge):
     hook_normalized have no hooks; otherwise exactly NormalizationBridge.forward."""
 
     def forward(self, hidden_states: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        if (_hooked(self.hook_scale) or _hooked(self.hook_normalized)
-                or not isinstance(self.original_component, torch.nn.LayerNorm)):
+        if (
+            _hooked(self.hook_scale)
+            or _hooked(self.hook_normalized)
+            or not isinstance(self.original_component, torch.nn.LayerNorm)
+        ):
             return super().forward(hidden_states, **kwargs)
         return self.hook_out(self.original_component(self.hook_in(hidden_states)))
 
@@ -125,6 +142,9 @@ def build_model(config: RunConfig, seed: int) -> TransformerBridge:
     for layer in model.layers:
         layer.attn.__class__ = _LeanCausalAttention
     return build_bridge_from_module(
-        model, architecture="TransformerLensNative", tl_config=cfg, model_name="native",
+        model,
+        architecture="TransformerLensNative",
+        tl_config=cfg,
+        model_name="native",
         post_adapter_hook=_fast_norms,
     )

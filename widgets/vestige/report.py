@@ -16,14 +16,17 @@ import altair as alt
 import pandas as pd
 
 
-def write_report(summary: dict, results: list[dict], folder: Path,
-                 search: str | os.PathLike | None = None) -> None:
+def write_report(
+    summary: dict, results: list[dict], folder: Path, search: str | os.PathLike | None = None
+) -> None:
     """summary.json, results.json (per seed), report.md and the figures, in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in (("summary", summary), ("results", results)):
         text = json.dumps(_plain(data), indent=1, allow_nan=False)
         (folder / f"{name}.json").write_text(text + "\n")
-    figures = write_figures(results, folder, {n: c["label"] for n, c in summary["comparisons"].items()})
+    figures = write_figures(
+        results, folder, {n: c["label"] for n, c in summary["comparisons"].items()}
+    )
     sections = [
         _headline(summary),
         _per_seed(summary, results),
@@ -55,7 +58,9 @@ def _plain(value):
 
 
 def _headline(s: dict) -> str:
-    clauses = "\n".join(f"{i}. {text}" for i, text in enumerate(s["criteria"]["clauses"].values(), 1))
+    clauses = "\n".join(
+        f"{i}. {text}" for i, text in enumerate(s["criteria"]["clauses"].values(), 1)
+    )
     lines = [
         f"# Vestigial-neuron study: preset `{s['preset']}`, {s['n_seeds']} seeds",
         "",
@@ -74,21 +79,29 @@ def _headline(s: dict) -> str:
         lines += ["", f"Seeds without a catch, clauses their best candidate failed: {failed}."]
     if "control" in s:
         c = s["control"]
-        lines += ["", f"**Negative control** (preset `{c['preset']}`: the same task without its "
-                  f"crutch, everything else equal): caught in {c['caught']} of {len(c['seeds'])} "
-                  f"seeds ({_seeds(c['seeds'])})."]
+        lines += [
+            "",
+            f"**Negative control** (preset `{c['preset']}`: the same task without its "
+            f"crutch, everything else equal): caught in {c['caught']} of {len(c['seeds'])} "
+            f"seeds ({_seeds(c['seeds'])}).",
+        ]
     return "\n".join(lines)
 
 
 def _per_seed(s: dict, results: list[dict]) -> str:
-    rows = ["## Per seed", "",
-            "| seed | neuron | peak effect [95%] (step) | final effect [95%] | final margin effect "
-            "(% of its peak) | SI (untrained p99) | same-token SI (untrained p99) | settles | "
-            "copy transition | final loss |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "## Per seed",
+        "",
+        "| seed | neuron | peak effect [95%] (step) | final effect [95%] | final margin effect "
+        "(% of its peak) | SI (untrained p99) | same-token SI (untrained p99) | settles | "
+        "copy transition | final loss |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         n = r["neuron"] or r["best_candidate"]
-        name = n["unit"] if r["caught"] else f"none (best {n['unit']}: fails {', '.join(n['failed'])})"
+        name = (
+            n["unit"] if r["caught"] else f"none (best {n['unit']}: fails {', '.join(n['failed'])})"
+        )
         rows.append(
             f"| {r['seed']} | {name} | {n['peak_effect']:.3f} [{n['peak_low']:.3f}, "
             f"{n['peak_high']:.3f}] ({n['peak_step']}) | {n['final_effect']:.3f} "
@@ -96,68 +109,96 @@ def _per_seed(s: dict, results: list[dict]) -> str:
             f"({_pct(n['margin_fraction'])}) | {n['final_selectivity']:.2f} "
             f"({n['selectivity_baseline']:.2f}) | {n['final_matched_selectivity']:.2f} "
             f"({n['matched_baseline']:.2f}) | {_int(n['settle_step'])} | "
-            f"{_int(r['base']['transition'])} | {r['base']['final_loss']:.3f} |")
-    rows += ["", "Init floor (largest effect of any neuron at step 0), per seed: "
-             + ", ".join(f"{r['seed']}: {r['init_floor']:.3f}" for r in results) + "."]
+            f"{_int(r['base']['transition'])} | {r['base']['final_loss']:.3f} |"
+        )
+    rows += [
+        "",
+        "Init floor (largest effect of any neuron at step 0), per seed: "
+        + ", ".join(f"{r['seed']}: {r['init_floor']:.3f}" for r in results)
+        + ".",
+    ]
     return "\n".join(rows)
 
 
 def _mechanisms(results: list[dict]) -> str:
     caught = [r for r in results if r["caught"]]
-    rows = ["## What took the job over", "",
-            "For each caught neuron: the checkpoints at which the copy loss drops (the copy "
-            "transition) and at which each stage curve moves half way to its final value; which "
-            "of them the neuron's settling (its effect falling below half its peak for good) "
-            "coincides with, within one checkpoint; the two heads whose ablation cost on the "
-            "focus positions grew most between the neuron's peak and its settling, with their "
-            "attention from the focus positions to the previous token and to the induction "
-            "target; and the neuron at the end: *unused* when its logit-margin effect's upper "
-            "bound is below 10% of its peak margin effect, else *still used (outweighed)*; a "
-            "*backup* when, with every later attention layer mean-ablated, ablating it still "
-            "costs >= 0.15 nats.", "",
-            "| seed | neuron | settles | transitions (step) | coincides with | heads that grew "
-            "(growth, attn prev / induction) | effect with later attention ablated: peak, end | "
-            "jointly with top-3 / all others, end | at the end |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "## What took the job over",
+        "",
+        "For each caught neuron: the checkpoints at which the copy loss drops (the copy "
+        "transition) and at which each stage curve moves half way to its final value; which "
+        "of them the neuron's settling (its effect falling below half its peak for good) "
+        "coincides with, within one checkpoint; the two heads whose ablation cost on the "
+        "focus positions grew most between the neuron's peak and its settling, with their "
+        "attention from the focus positions to the previous token and to the induction "
+        "target; and the neuron at the end: *unused* when its logit-margin effect's upper "
+        "bound is below 10% of its peak margin effect, else *still used (outweighed)*; a "
+        "*backup* when, with every later attention layer mean-ablated, ablating it still "
+        "costs >= 0.15 nats.",
+        "",
+        "| seed | neuron | settles | transitions (step) | coincides with | heads that grew "
+        "(growth, attn prev / induction) | effect with later attention ablated: peak, end | "
+        "jointly with top-3 / all others, end | at the end |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in caught:
         m = r["mechanism"]
         transitions = "; ".join(f"{k}: {_int(v)}" for k, v in m["transitions"].items())
-        heads = "; ".join(f"{h['head']} (+{h['growth']:.2f}, {h['attn_previous']:.2f} / "
-                          f"{h['attn_induction']:.2f})" for h in m["heads_that_grew"]) or "-"
+        heads = (
+            "; ".join(
+                f"{h['head']} (+{h['growth']:.2f}, {h['attn_previous']:.2f} / "
+                f"{h['attn_induction']:.2f})"
+                for h in m["heads_that_grew"]
+            )
+            or "-"
+        )
         backup = m["effect_later_attn_ablated"]
         peak_step = r["neuron"]["peak_step"]
         at_peak = next((v for s, v in backup if s == peak_step), math.nan)
         end_backup = f"{at_peak:.2f}, {backup[-1][1]:.2f}" if backup else "n/a"
-        joint = (f"{m['effect_joint'][-1][1]:.2f} / {m['effect_all_others'][-1][1]:.2f}"
-                 if m["effect_joint"] else "n/a")
+        joint = (
+            f"{m['effect_joint'][-1][1]:.2f} / {m['effect_all_others'][-1][1]:.2f}"
+            if m["effect_joint"]
+            else "n/a"
+        )
         status = m["end_status"] + (", backup" if m["backup_at_end"] else "")
-        rows.append(f"| {r['seed']} | {r['neuron']['unit']} | {_int(m['settle_step'])} | "
-                    f"{transitions} | {', '.join(m['coincides_with']) or 'none'} | {heads} | "
-                    f"{end_backup} | {joint} | {status} |")
+        rows.append(
+            f"| {r['seed']} | {r['neuron']['unit']} | {_int(m['settle_step'])} | "
+            f"{transitions} | {', '.join(m['coincides_with']) or 'none'} | {heads} | "
+            f"{end_backup} | {joint} | {status} |"
+        )
     return "\n".join(rows)
 
 
 def _suppression(s: dict) -> str:
-    rows = ["## Training without the neuron", "",
-            f"Each condition retrains the seed with the change below and is compared with the "
-            f"unchanged run of the same seed: condition minus unchanged, mean over seeds with a "
-            f"95% t-interval. T is the seed's own copy transition. *Budget* is the evaluation "
-            f"loss at step {s['budget_step']}; focus and copy losses are final. The selectivity "
-            "regulariser (Leavitt & Morcos 2021) applies to every MLP neuron; its row also "
-            "gives the change in the mean selectivity index it achieved.", "",
-            "| condition | seeds | d final loss | d focus loss | d copy loss | d budget loss | "
-            "d transition step | d mean SI | verdict on final loss |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "## Training without the neuron",
+        "",
+        f"Each condition retrains the seed with the change below and is compared with the "
+        f"unchanged run of the same seed: condition minus unchanged, mean over seeds with a "
+        f"95% t-interval. T is the seed's own copy transition. *Budget* is the evaluation "
+        f"loss at step {s['budget_step']}; focus and copy losses are final. The selectivity "
+        "regulariser (Leavitt & Morcos 2021) applies to every MLP neuron; its row also "
+        "gives the change in the mean selectivity index it achieved.",
+        "",
+        "| condition | seeds | d final loss | d focus loss | d copy loss | d budget loss | "
+        "d transition step | d mean SI | verdict on final loss |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for c in s["comparisons"].values():
         rows.append(
             f"| {c['label']} | {len(c['seeds'])} | {_ci(c['delta_final_loss'])} | "
             f"{_ci(c['delta_focus_loss'])} | {_ci(c['delta_copy_loss'])} | "
             f"{_ci(c['delta_budget_loss'])} | {_ci(c['delta_transition'], 0)} | "
-            f"{_ci(c['delta_mean_selectivity'], 2)} | {c['verdict']} |")
+            f"{_ci(c['delta_mean_selectivity'], 2)} | {c['verdict']} |"
+        )
     base = s["base"]
-    rows += ["", f"Unchanged runs: final loss {_ci(base['final_loss'], signed=False)}, copy "
-             f"transition at step {_ci(base['transition'], 0, signed=False)}, mean SI "
-             f"{_ci(base['mean_selectivity'], 2, signed=False)}."]
+    rows += [
+        "",
+        f"Unchanged runs: final loss {_ci(base['final_loss'], signed=False)}, copy "
+        f"transition at step {_ci(base['transition'], 0, signed=False)}, mean SI "
+        f"{_ci(base['mean_selectivity'], 2, signed=False)}.",
+    ]
     return "\n".join(rows)
 
 
@@ -171,58 +212,69 @@ def _literature(s: dict) -> str:
             return "not run"
         return f"{c[name]['verdict']} ({_ci(c[name]['delta_final_loss'])} nats final loss)"
 
-    return "\n".join([
-        "## Against the literature", "",
-        "- Leavitt & Morcos (ICLR 2021) regularised class selectivity in image classifiers: "
-        "reducing it raised test accuracy by over 2% (ResNet18) and 1% (ResNet50) on Tiny "
-        "ImageNet, and increasing it lowered accuracy in every model. Here, on a task with no "
-        "train/test gap: lowering selectivity (alpha -1): "
-        f"{said('alpha-1')}; alpha -0.3: {said('alpha-0.3')}; raising it (alpha +0.3): "
-        f"{said('alpha+0.3')}.",
-        "- Ranadive et al. (TMLR 2023) found class-selective neurons in ResNet-50 on ImageNet "
-        "to emerge in the first epochs and recede 'rapidly but not completely' ('vestigial "
-        "remains of early training'), mattering early rather than late. Here, holding the "
-        f"target neuron at its mean until T/4: {said('neuron-0.25T')}; until T/2: "
-        f"{said('neuron-0.5T')}; until the transition: {said('neuron-1T')}; the whole run: "
-        f"{said('neuron-whole')}; the never-needed control neuron held until T: "
-        f"{said('control-1T')}, for the whole run: {said('control-whole')}.",
-        "- Chen et al. (ICLR 2024) found a syntactic attention structure necessary for "
-        "grammatical ability in masked language models, and that briefly suppressing it early "
-        "improves the final model. The unit there is an attention structure, not a neuron; "
-        "this study's windows end at fixed fractions of each seed's own transition and measure "
-        "the loss of a toy model, so agreement or disagreement here is an analogy, not a "
-        "replication.",
-    ])
+    return "\n".join(
+        [
+            "## Against the literature",
+            "",
+            "- Leavitt & Morcos (ICLR 2021) regularised class selectivity in image classifiers: "
+            "reducing it raised test accuracy by over 2% (ResNet18) and 1% (ResNet50) on Tiny "
+            "ImageNet, and increasing it lowered accuracy in every model. Here, on a task with no "
+            "train/test gap: lowering selectivity (alpha -1): "
+            f"{said('alpha-1')}; alpha -0.3: {said('alpha-0.3')}; raising it (alpha +0.3): "
+            f"{said('alpha+0.3')}.",
+            "- Ranadive et al. (TMLR 2023) found class-selective neurons in ResNet-50 on ImageNet "
+            "to emerge in the first epochs and recede 'rapidly but not completely' ('vestigial "
+            "remains of early training'), mattering early rather than late. Here, holding the "
+            f"target neuron at its mean until T/4: {said('neuron-0.25T')}; until T/2: "
+            f"{said('neuron-0.5T')}; until the transition: {said('neuron-1T')}; the whole run: "
+            f"{said('neuron-whole')}; the never-needed control neuron held until T: "
+            f"{said('control-1T')}, for the whole run: {said('control-whole')}.",
+            "- Chen et al. (ICLR 2024) found a syntactic attention structure necessary for "
+            "grammatical ability in masked language models, and that briefly suppressing it early "
+            "improves the final model. The unit there is an attention structure, not a neuron; "
+            "this study's windows end at fixed fractions of each seed's own transition and measure "
+            "the loss of a toy model, so agreement or disagreement here is an analogy, not a "
+            "replication.",
+        ]
+    )
 
 
 def _blind_spots(s: dict) -> str:
-    return "\n".join([
-        "## What these measures cannot see", "",
-        "- Loss saturates: once copying predicts the focus token almost surely, removing any one "
-        "contributor barely moves the loss. The final *logit-margin* effect (target logit minus "
-        "mean logit) does not saturate; where it stays large the neuron is still used and only "
-        "outweighed, which the mechanism table's last column says per seed.",
-        "- Mean ablation keeps a neuron's average contribution; it tests the information the "
-        "neuron carries, not its bias. Single-neuron ablation misses jobs spread over several "
-        "neurons (see the joint-ablation column).",
-        "- Selectivity is measured on one fixed evaluation batch per seed and judged against "
-        "32 untrained initialisations with the same labels; position classes are partly token "
-        "identities, which is why the same-token clause exists.",
-        "- The suppression study trains on fresh data every step: there is no train/test gap, "
-        "so it cannot show the generalisation benefit Leavitt & Morcos report.",
-    ])
+    return "\n".join(
+        [
+            "## What these measures cannot see",
+            "",
+            "- Loss saturates: once copying predicts the focus token almost surely, removing any one "
+            "contributor barely moves the loss. The final *logit-margin* effect (target logit minus "
+            "mean logit) does not saturate; where it stays large the neuron is still used and only "
+            "outweighed, which the mechanism table's last column says per seed.",
+            "- Mean ablation keeps a neuron's average contribution; it tests the information the "
+            "neuron carries, not its bias. Single-neuron ablation misses jobs spread over several "
+            "neurons (see the joint-ablation column).",
+            "- Selectivity is measured on one fixed evaluation batch per seed and judged against "
+            "32 untrained initialisations with the same labels; position classes are partly token "
+            "identities, which is why the same-token clause exists.",
+            "- The suppression study trains on fresh data every step: there is no train/test gap, "
+            "so it cannot show the generalisation benefit Leavitt & Morcos report.",
+        ]
+    )
 
 
 def _search_appendix(path: Path) -> str:
     """The search for the phenomenon, from its log: one row per variant."""
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     table = pd.DataFrame(records)
-    rows = ["## Appendix: the search", "",
-            "Every variant tried while looking for a phenomenon that passes the detector, on "
-            "tuning seeds only (never the seeds above), with `course/study/search.py`. A "
-            "variant is the previous reference preset with the fields named changed.", "",
-            "| variant | seeds | caught | most failed clauses (best candidate) | median peak "
-            "(nats) | median final SI / untrained p99 |", "|---|---|---|---|---|---|"]
+    rows = [
+        "## Appendix: the search",
+        "",
+        "Every variant tried while looking for a phenomenon that passes the detector, on "
+        "tuning seeds only (never the seeds above), with `course/study/search.py`. A "
+        "variant is the previous reference preset with the fields named changed.",
+        "",
+        "| variant | seeds | caught | most failed clauses (best candidate) | median peak "
+        "(nats) | median final SI / untrained p99 |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, group in table.groupby("variant", sort=False):
         failed: dict[str, int] = {}
         for best in group["best"]:
@@ -232,9 +284,11 @@ def _search_appendix(path: Path) -> str:
         peaks = pd.Series([b["peak_effect"] for b in group["best"]])
         si = pd.Series([b["final_selectivity"] for b in group["best"]])
         p99 = pd.Series([b["selectivity_baseline"] for b in group["best"]])
-        rows.append(f"| `{name}` | {_seeds(sorted(group['seed']))} | {int(group['caught'].sum())}"
-                    f"/{len(group)} | {top or '-'} | {peaks.median():.3f} | {si.median():.2f} / "
-                    f"{p99.median():.2f} |")
+        rows.append(
+            f"| `{name}` | {_seeds(sorted(group['seed']))} | {int(group['caught'].sum())}"
+            f"/{len(group)} | {top or '-'} | {peaks.median():.3f} | {si.median():.2f} / "
+            f"{p99.median():.2f} |"
+        )
     return "\n".join(rows)
 
 
@@ -245,34 +299,58 @@ def write_figures(results: list[dict], folder: Path, labels: dict[str, str]) -> 
     """PNG figures (altair through vl-convert); `labels` names the conditions. Returns the
     figures' names."""
     names = []
-    rows = [{"seed": str(r["seed"]), **point} for r in results if r["caught"] for point in r["timeline"]]
+    rows = [
+        {"seed": str(r["seed"]), **point} for r in results if r["caught"] for point in r["timeline"]
+    ]
     if rows:
         data = pd.DataFrame(rows)
         data["step1"] = data["step"].clip(lower=1)
-        x = alt.X("step1:Q", title="training step (log; step 0 drawn at 1)",
-                  scale=alt.Scale(type="log", domain=[1, int(data["step"].max())], nice=False))
+        x = alt.X(
+            "step1:Q",
+            title="training step (log; step 0 drawn at 1)",
+            scale=alt.Scale(type="log", domain=[1, int(data["step"].max())], nice=False),
+        )
         base = alt.Chart(data).encode(x=x, color=alt.Color("seed:N", title="seed"))
         effect = alt.layer(
-            base.mark_area(opacity=0.15).encode(y=alt.Y("effect_low:Q", title="ablation effect (nats)"),
-                                                y2="effect_high:Q"),
+            base.mark_area(opacity=0.15).encode(
+                y=alt.Y("effect_low:Q", title="ablation effect (nats)"), y2="effect_high:Q"
+            ),
             base.mark_line(point=True).encode(y="effect:Q"),
         ).properties(width=320, height=220, title="Caught neuron: effect with 95% interval")
-        selectivity = base.mark_line(point=True).encode(
-            y=alt.Y("matched_selectivity:Q", title="same-token selectivity")
-        ).properties(width=320, height=220, title="Caught neuron: same-token selectivity")
+        selectivity = (
+            base.mark_line(point=True)
+            .encode(y=alt.Y("matched_selectivity:Q", title="same-token selectivity"))
+            .properties(width=320, height=220, title="Caught neuron: same-token selectivity")
+        )
         (effect | selectivity).save(str(folder / "vestigial_timelines.png"), scale_factor=1.5)
         names.append("vestigial_timelines")
-    deltas = pd.DataFrame([
-        {"seed": r["seed"], "condition": labels[n],
-         "delta_loss": c["final_loss"] - r["base"]["final_loss"]}
-        for r in results for n, c in r["conditions"].items() if n in labels])
+    deltas = pd.DataFrame(
+        [
+            {
+                "seed": r["seed"],
+                "condition": labels[n],
+                "delta_loss": c["final_loss"] - r["base"]["final_loss"],
+            }
+            for r in results
+            for n, c in r["conditions"].items()
+            if n in labels
+        ]
+    )
     if len(deltas):
-        chart = alt.Chart(deltas).mark_circle(size=50).encode(
-            x=alt.X("delta_loss:Q", title="final loss, condition minus unchanged (nats)"),
-            y=alt.Y("condition:N", title=None, sort=list(labels.values())),
-            tooltip=["seed", alt.Tooltip("delta_loss:Q", format="+.3f")],
-        ).properties(width=420, height=30 * deltas["condition"].nunique(),
-                     title="Training without the neuron, per seed")
+        chart = (
+            alt.Chart(deltas)
+            .mark_circle(size=50)
+            .encode(
+                x=alt.X("delta_loss:Q", title="final loss, condition minus unchanged (nats)"),
+                y=alt.Y("condition:N", title=None, sort=list(labels.values())),
+                tooltip=["seed", alt.Tooltip("delta_loss:Q", format="+.3f")],
+            )
+            .properties(
+                width=420,
+                height=30 * deltas["condition"].nunique(),
+                title="Training without the neuron, per seed",
+            )
+        )
         rule = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(color="gray").encode(x="x:Q")
         (rule + chart).save(str(folder / "suppression.png"), scale_factor=1.5)
         names.append("suppression")
@@ -308,11 +386,15 @@ def _seeds(seeds: list[int]) -> str:
     if not seeds:
         return "none"
     contiguous = seeds == list(range(seeds[0], seeds[-1] + 1))
-    return f"{seeds[0]}-{seeds[-1]}" if contiguous and len(seeds) > 1 else ", ".join(map(str, seeds))
+    return (
+        f"{seeds[0]}-{seeds[-1]}" if contiguous and len(seeds) > 1 else ", ".join(map(str, seeds))
+    )
 
 
 def load(folder: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(summary, per-seed results) of a written study, e.g. for notebooks."""
     folder = Path(folder)
-    return (json.loads((folder / "summary.json").read_text()),
-            json.loads((folder / "results.json").read_text()))
+    return (
+        json.loads((folder / "summary.json").read_text()),
+        json.loads((folder / "results.json").read_text()),
+    )

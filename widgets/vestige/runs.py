@@ -88,7 +88,9 @@ def load_safetensors(path: Path, retrain_hint: str) -> tuple[dict[str, torch.Ten
     return tensors, meta
 
 
-def write_config(run_dir: Path, config: RunConfig, seed: int, forked_from: dict | None = None) -> None:
+def write_config(
+    run_dir: Path, config: RunConfig, seed: int, forked_from: dict | None = None
+) -> None:
     """The run's config.json: the config, the seed, and where it came from (versions; for a
     fork, the parent run and step)."""
     from vestige import __version__
@@ -116,7 +118,9 @@ def read_config(run_dir: Path) -> tuple[RunConfig, int]:
         seed = json.loads(text).get("seed")
         config = RunConfig.from_json(text)  # the one check of the format version
     except ValueError as err:
-        raise RunError(f"{path}: {err}; or open the run with the vestige version that wrote it") from err
+        raise RunError(
+            f"{path}: {err}; or open the run with the vestige version that wrote it"
+        ) from err
     if seed is None:
         raise RunError(f"{path} has no seed; it is a config, not a run: train it with --config")
     return config, int(seed)

@@ -50,5 +50,9 @@ def mean_ci(values: Iterable[float | None], level: float = LEVEL) -> dict[str, f
     if len(x) == 1:
         return {"n": 1, "mean": float(x[0]), "low": nan, "high": nan}
     half = stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
-    return {"n": int(len(x)), "mean": float(x.mean()), "low": float(x.mean() - half),
-            "high": float(x.mean() + half)}
+    return {
+        "n": int(len(x)),
+        "mean": float(x.mean()),
+        "low": float(x.mean() - half),
+        "high": float(x.mean() + half),
+    }

@@ -46,8 +46,9 @@ class Condition:
     until: float | None = None
     alpha: float = 0.0
 
-    def interventions(self, target: dict | None, control: int | None, transition: float,
-                      total: int) -> tuple | None:
+    def interventions(
+        self, target: dict | None, control: int | None, transition: float, total: int
+    ) -> tuple | None:
         """The run's interventions, or None when the seed has nothing to apply them to.
         `target` is the suppressed neuron (`layer`, `neuron`), `control` its control neuron."""
         if self.target == "selectivity":
@@ -113,12 +114,18 @@ def mean_selectivity(run: Run) -> float:
     from vestige.hooks import cache_activations, mlp_post
 
     n_layers, batch = run.config.model.n_layers, run.eval_batch
-    _, acts = cache_activations(run.model_at(run.steps[-1]), batch.tokens,
-                                [mlp_post(layer) for layer in range(n_layers)])
+    _, acts = cache_activations(
+        run.model_at(run.steps[-1]), batch.tokens, [mlp_post(layer) for layer in range(n_layers)]
+    )
     positions = Positions.of(run)
-    values = np.concatenate([
-        selectivities(acts[mlp_post(layer)], batch.labels, len(run.task.class_names),
-                      positions)["selectivity"].numpy() for layer in range(n_layers)])
+    values = np.concatenate(
+        [
+            selectivities(
+                acts[mlp_post(layer)], batch.labels, len(run.task.class_names), positions
+            )["selectivity"].numpy()
+            for layer in range(n_layers)
+        ]
+    )
     return float(np.nanmean(values))
 
 
@@ -144,8 +151,9 @@ def target_subject(found: Detection, target: pd.Series | None = None):
 def control_neuron(found: Detection, target: pd.Series) -> int | None:
     """The control for suppressing `target`: a neuron of the same layer that was never needed
     (the smallest peak effect; not the contrast), held at its mean the same way."""
-    others = found.neurons[(found.neurons["layer"] == target["layer"])
-                           & (found.neurons["unit"] != target["unit"])]
+    others = found.neurons[
+        (found.neurons["layer"] == target["layer"]) & (found.neurons["unit"] != target["unit"])
+    ]
     if found.contrast is not None:
         others = others[others["unit"] != found.contrast["unit"]]
     if others.empty:
@@ -153,7 +161,9 @@ def control_neuron(found: Detection, target: pd.Series) -> int | None:
     return int(others.loc[others["peak_effect"].idxmin(), "neuron"])
 
 
-def study_base(config: RunConfig, seed: int, out: Path, criteria: Criteria = DEFAULT) -> dict[str, Any]:
+def study_base(
+    config: RunConfig, seed: int, out: Path, criteria: Criteria = DEFAULT
+) -> dict[str, Any]:
     """The seed's unchanged run: its outcome, the detector's verdict, and the mechanism record
     of the neuron the conditions suppress (runs in a worker process)."""
     import torch
@@ -162,45 +172,69 @@ def study_base(config: RunConfig, seed: int, out: Path, criteria: Criteria = DEF
     base = ensure_run(config, seed, out / "base" / f"seed-{seed}", progress=False)
     found = detect(base, criteria)
     target = target_neuron(found)
-    result: dict[str, Any] = {"seed": seed, "base": outcome(base), "summary": found.summary(),
-                              "init_floor": found.init_floor, **_detection_record(found)}
-    result["target"] = {"unit": target["unit"], "layer": int(target["layer"]),
-                        "neuron": int(target["neuron"]), "caught": found.vestigial is not None}
+    result: dict[str, Any] = {
+        "seed": seed,
+        "base": outcome(base),
+        "summary": found.summary(),
+        "init_floor": found.init_floor,
+        **_detection_record(found),
+    }
+    result["target"] = {
+        "unit": target["unit"],
+        "layer": int(target["layer"]),
+        "neuron": int(target["neuron"]),
+        "caught": found.vestigial is not None,
+    }
     result["timeline"] = timeline_record(found, target["unit"])
     result["control_neuron"] = control_neuron(found, target)
     result["mechanism"] = mechanism_record(base, found, target)
     return result
 
 
-def condition_runs(config: RunConfig, seed: int, out: Path, conditions: tuple[str, ...],
-                   base: dict[str, Any]) -> dict[str, tuple[RunConfig, Path, tuple]]:
+def condition_runs(
+    config: RunConfig, seed: int, out: Path, conditions: tuple[str, ...], base: dict[str, Any]
+) -> dict[str, tuple[RunConfig, Path, tuple]]:
     """{condition: (its config, its run directory, its interventions)} for the conditions that
     apply to the seed whose `study_base` result is `base`, in `conditions` order."""
     runs = {}
     for name in conditions:
         interventions = CONDITION_NAMES[name].interventions(
-            base["target"], base["control_neuron"], base["base"]["transition"], config.train.steps)
+            base["target"], base["control_neuron"], base["base"]["transition"], config.train.steps
+        )
         if interventions is not None:
-            runs[name] = (config.replace(interventions=interventions), Path(out) / name / f"seed-{seed}",
-                          interventions)
+            runs[name] = (
+                config.replace(interventions=interventions),
+                Path(out) / name / f"seed-{seed}",
+                interventions,
+            )
     return runs
 
 
 def condition_record(measured: dict[str, float], interventions: tuple) -> dict[str, Any]:
     """A condition's entry in the seed's result: its outcome and the interventions it used."""
-    return {**measured, "interventions": [
-        {"kind": type(i).kind, **dataclasses.asdict(i)} for i in interventions]}
+    return {
+        **measured,
+        "interventions": [{"kind": type(i).kind, **dataclasses.asdict(i)} for i in interventions],
+    }
 
 
-def study_seed(config: RunConfig, seed: int, out: Path, conditions: tuple[str, ...],
-               criteria: Criteria = DEFAULT) -> dict[str, Any]:
+def study_seed(
+    config: RunConfig,
+    seed: int,
+    out: Path,
+    conditions: tuple[str, ...],
+    criteria: Criteria = DEFAULT,
+) -> dict[str, Any]:
     """Everything measured for one seed, conditions included (one process)."""
     result = study_base(config, seed, out, criteria)
     result["conditions"] = {
-        name: condition_record(outcome(ensure_run(run_config, seed, path, progress=False)),
-                               interventions)
-        for name, (run_config, path, interventions)
-        in condition_runs(config, seed, out, conditions, result).items()}
+        name: condition_record(
+            outcome(ensure_run(run_config, seed, path, progress=False)), interventions
+        )
+        for name, (run_config, path, interventions) in condition_runs(
+            config, seed, out, conditions, result
+        ).items()
+    }
     return result
 
 
@@ -218,8 +252,17 @@ def _detection_record(found: Detection) -> dict[str, Any]:
 
 def timeline_record(found: Detection, unit: str) -> list[dict[str, Any]]:
     line = found.timelines[found.timelines["unit"] == unit]
-    return line[["step", "effect", "effect_low", "effect_high", "margin_effect", "selectivity",
-                 "matched_selectivity"]].to_dict("records")
+    return line[
+        [
+            "step",
+            "effect",
+            "effect_low",
+            "effect_high",
+            "margin_effect",
+            "selectivity",
+            "matched_selectivity",
+        ]
+    ].to_dict("records")
 
 
 def _plain_row(row) -> dict[str, Any]:
@@ -235,12 +278,18 @@ def mechanism_record(run: Run, found: Detection, v: pd.Series) -> dict[str, Any]
     subject = target_subject(found, v)
     tables = mechanism(run, subject)
     steps = run.steps
-    transitions = {"copy": _nearest(steps, transition_step(run)),
-                   **{name: s for name, s in stage_change_steps(tables["stages"]).items()}}
+    transitions = {
+        "copy": _nearest(steps, transition_step(run)),
+        **{name: s for name, s in stage_change_steps(tables["stages"]).items()},
+    }
     settle = None if _isnan(v["settle_step"]) else int(v["settle_step"])
-    coincides = [name for name, step in transitions.items()
-                 if settle is not None and not _isnan(step)
-                 and abs(steps.index(int(step)) - steps.index(int(settle))) <= 1]
+    coincides = [
+        name
+        for name, step in transitions.items()
+        if settle is not None
+        and not _isnan(step)
+        and abs(steps.index(int(step)) - steps.index(int(settle))) <= 1
+    ]
     neuron = tables["neuron"].set_index("step")
     final = neuron.iloc[-1]
     heads = tables["heads"]
@@ -250,18 +299,23 @@ def mechanism_record(run: Run, found: Detection, v: pd.Series) -> dict[str, Any]
         "transitions": transitions,
         "settle_step": settle,
         "coincides_with": coincides,
-        "end_status": "unused" if v["final_margin_high"] < criteria.max_final_fraction * v["peak_margin"]
+        "end_status": "unused"
+        if v["final_margin_high"] < criteria.max_final_fraction * v["peak_margin"]
         else "still used (outweighed)",
-        "backup_at_end": None if "effect_later_attn_ablated" not in final
+        "backup_at_end": None
+        if "effect_later_attn_ablated" not in final
         else bool(final["effect_later_attn_ablated"] >= criteria.min_peak),
         "effect_later_attn_ablated": _series(neuron, "effect_later_attn_ablated"),
         "effect_joint": _series(neuron, "effect_joint"),
         "effect_all_others": _series(neuron, "effect_all_others"),
         "joint_neurons": list(subject.joint),
         "heads_that_grew": took_over,
-        "stages": tables["stages"].pivot(index="step", columns="stage", values="probability")
-        .reset_index().to_dict("records"),
-        "neuron_margin": tables["attribution"].query("component == @v.unit")[["step", "margin"]]
+        "stages": tables["stages"]
+        .pivot(index="step", columns="stage", values="probability")
+        .reset_index()
+        .to_dict("records"),
+        "neuron_margin": tables["attribution"]
+        .query("component == @v.unit")[["step", "margin"]]
         .to_dict("records"),
     }
 
@@ -274,9 +328,16 @@ def _heads_that_grew(heads, peak_step: int, settle: int | None) -> list[dict[str
     at = heads.set_index(["step", "unit"])["effect_focus"]
     grew = (at.loc[settle] - at.loc[peak_step]).sort_values(ascending=False).head(2)
     rows = heads[heads["step"] == settle].set_index("unit")
-    return [{"head": unit, "growth": float(g), "effect_at_settle": float(rows.loc[unit, "effect_focus"]),
-             "attn_previous": float(rows.loc[unit, "attn_previous"]),
-             "attn_induction": float(rows.loc[unit, "attn_induction"])} for unit, g in grew.items()]
+    return [
+        {
+            "head": unit,
+            "growth": float(g),
+            "effect_at_settle": float(rows.loc[unit, "effect_focus"]),
+            "attn_previous": float(rows.loc[unit, "attn_previous"]),
+            "attn_induction": float(rows.loc[unit, "attn_induction"]),
+        }
+        for unit, g in grew.items()
+    ]
 
 
 def _series(table, column: str) -> list[list[float]]:
@@ -319,18 +380,30 @@ def run_study(
 
     unknown = set(conditions) - set(CONDITION_NAMES)
     if unknown:
-        raise ValueError(f"unknown conditions {sorted(unknown)}; known: {', '.join(CONDITION_NAMES)}")
+        raise ValueError(
+            f"unknown conditions {sorted(unknown)}; known: {', '.join(CONDITION_NAMES)}"
+        )
     config = preset(preset_name)
     out = Path(out)
     started = time.perf_counter()
     with_conditions = set(seeds if condition_seeds is None else condition_seeds)
-    jobs = {("study", seed): (config, seed, out / config.name,
-                              conditions if seed in with_conditions else ())
-            for seed in seeds}
+    jobs = {
+        ("study", seed): (
+            config,
+            seed,
+            out / config.name,
+            conditions if seed in with_conditions else (),
+        )
+        for seed in seeds
+    }
     if control is not None:
         control_config = preset(control[0])
-        jobs.update({("control", seed): (control_config, seed, out / control_config.name, ())
-                     for seed in control[1]})
+        jobs.update(
+            {
+                ("control", seed): (control_config, seed, out / control_config.name, ())
+                for seed in control[1]
+            }
+        )
     results = run_jobs(jobs, workers, progress, scheduler)
     main = [results[key] for key in sorted(jobs) if key[0] == "study"]
     negative = [results[key] for key in sorted(jobs) if key[0] == "control"]
@@ -341,8 +414,9 @@ def run_study(
     return summary
 
 
-def run_jobs(jobs: dict[tuple, tuple], workers: int, progress: bool,
-             scheduler: Any = None) -> dict[tuple, dict]:
+def run_jobs(
+    jobs: dict[tuple, tuple], workers: int, progress: bool, scheduler: Any = None
+) -> dict[tuple, dict]:
     """`study_seed(*args)` for every job {key: args}, cut into one task per seed and one per
     seed and condition, on `workers` local processes or on the Dask cluster `scheduler`."""
     from vestige.distributed import Steps, run_tasks
@@ -352,12 +426,20 @@ def run_jobs(jobs: dict[tuple, tuple], workers: int, progress: bool,
     return {key: {"preset": jobs[key][0].name, **results[key]} for key in jobs}
 
 
-OUTCOMES = ("final_loss", "final_accuracy", "focus_loss", "copy_loss", "budget_loss",
-            "transition", "mean_selectivity")
+OUTCOMES = (
+    "final_loss",
+    "final_accuracy",
+    "focus_loss",
+    "copy_loss",
+    "budget_loss",
+    "transition",
+    "mean_selectivity",
+)
 
 
-def summarize(config: RunConfig, results: list[dict], conditions: tuple[str, ...],
-              seconds: float) -> dict[str, Any]:
+def summarize(
+    config: RunConfig, results: list[dict], conditions: tuple[str, ...], seconds: float
+) -> dict[str, Any]:
     """Counts, per-seed verdicts and paired condition effects, all machine-readable."""
     caught = [r for r in results if r["caught"]]
     mechanisms = [r["mechanism"] for r in caught]
@@ -366,8 +448,10 @@ def summarize(config: RunConfig, results: list[dict], conditions: tuple[str, ...
         pairs = [r for r in results if name in r["conditions"]]
         comparisons[name] = {
             "seeds": [r["seed"] for r in pairs],
-            **{f"delta_{m}": mean_ci([r["conditions"][name][m] - r["base"][m] for r in pairs])
-               for m in OUTCOMES},
+            **{
+                f"delta_{m}": mean_ci([r["conditions"][name][m] - r["base"][m] for r in pairs])
+                for m in OUTCOMES
+            },
         }
         comparisons[name]["verdict"] = verdict(comparisons[name]["delta_final_loss"])
         comparisons[name]["label"] = CONDITION_NAMES[name].label
@@ -396,9 +480,12 @@ def summarize(config: RunConfig, results: list[dict], conditions: tuple[str, ...
 
 
 def summarize_control(preset_name: str, results: list[dict]) -> dict[str, Any]:
-    return {"preset": preset_name, "seeds": [r["seed"] for r in results],
-            "caught": sum(r["caught"] for r in results),
-            "best_candidates": {r["seed"]: r["best_candidate"] for r in results}}
+    return {
+        "preset": preset_name,
+        "seeds": [r["seed"] for r in results],
+        "caught": sum(r["caught"] for r in results),
+        "best_candidates": {r["seed"]: r["best_candidate"] for r in results},
+    }
 
 
 def vars_of(criteria: Criteria) -> dict[str, Any]:

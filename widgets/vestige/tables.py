@@ -27,12 +27,37 @@ COLUMNS = {
     "metrics": ["seed", "step", "loss", "accuracy"],
     "checkpoints": ["seed", "step"],
     "transitions": ["seed", "step", "metric"],
-    "neurons": ["seed", "step", "layer", "neuron", "unit", "selectivity", "matched_selectivity",
-                "preferred_class", "positions", "effect", "effect_low", "effect_high",
-                "effect_all"],
+    "neurons": [
+        "seed",
+        "step",
+        "layer",
+        "neuron",
+        "unit",
+        "selectivity",
+        "matched_selectivity",
+        "preferred_class",
+        "positions",
+        "effect",
+        "effect_low",
+        "effect_high",
+        "effect_all",
+    ],
     "baseline": ["seed", "step", "layer", "untrained_p99", "untrained_matched_p99"],
-    "verdicts": ["seed", "layer", "neuron", "unit", "rank", "verdict", "failed", "reason",
-                 "positions", "focus", "peak_step", "settle_step", "min_peak"],
+    "verdicts": [
+        "seed",
+        "layer",
+        "neuron",
+        "unit",
+        "rank",
+        "verdict",
+        "failed",
+        "reason",
+        "positions",
+        "focus",
+        "peak_step",
+        "settle_step",
+        "min_peak",
+    ],
     "class_means": ["seed", "step", "layer", "neuron", "cls", "mean_act"],
     "attention": ["seed", "step", "layer", "head", "query", "key", "weight"],
     "example_tokens": ["seed", "position", "token"],
@@ -112,16 +137,29 @@ class ExplorerTables:
         return ExplorerTables(**{f.name: rows(getattr(self, f.name), seed) for f in fields(self)})
 
     @classmethod
-    def synthetic(cls, n_seeds=10, steps=None, n_layers=2, d_mlp=16, n_heads=4, seq_len=40,
-                  classes=("other", "trigger", "copy")) -> ExplorerTables:
+    def synthetic(
+        cls,
+        n_seeds=10,
+        steps=None,
+        n_layers=2,
+        d_mlp=16,
+        n_heads=4,
+        seq_len=40,
+        classes=("other", "trigger", "copy"),
+    ) -> ExplorerTables:
         """Realistic fake tables: a loss drop near step 900, a neuron that becomes selective,
         then needed, then not needed any more (marked vestigial), and one needed from the
         transition on (marked contrast), for tests and benchmarks."""
         steps = log_steps() if steps is None else sorted(steps)
-        parts = [_synthetic_seed(seed, np.asarray(steps), n_layers, d_mlp, n_heads, seq_len,
-                                 list(classes)) for seed in range(n_seeds)]
-        return cls(**{name: pd.concat([p[name] for p in parts], ignore_index=True)
-                      for name in COLUMNS})
+        parts = [
+            _synthetic_seed(
+                seed, np.asarray(steps), n_layers, d_mlp, n_heads, seq_len, list(classes)
+            )
+            for seed in range(n_seeds)
+        ]
+        return cls(
+            **{name: pd.concat([p[name] for p in parts], ignore_index=True) for name in COLUMNS}
+        )
 
 
 def as_tables(source: Any) -> ExplorerTables:
@@ -188,9 +226,13 @@ def run_tables(run, spec, criteria, progress: bool = False) -> dict[str, pd.Data
     return {
         "metrics": train[keep].assign(seed=run.seed).reset_index(drop=True),
         "checkpoints": pd.DataFrame({"seed": run.seed, "step": run.steps}),
-        "transitions": pd.DataFrame({
-            "seed": [run.seed], "step": [transition_step(run)],
-            "metric": [transition_metric if transition_metric in train else "loss"]}),
+        "transitions": pd.DataFrame(
+            {
+                "seed": [run.seed],
+                "step": [transition_step(run)],
+                "metric": [transition_metric if transition_metric in train else "loss"],
+            }
+        ),
         "neurons": neurons,
         "baseline": tables["baseline"],
         "verdicts": verdicts.assign(seed=run.seed),
@@ -206,23 +248,40 @@ def verdict_rows(found, focus: str | None) -> pd.DataFrame:
     judged on here (the focus class if it prefers it at the end, else its preferred class)."""
     neurons = found.neurons.reset_index(drop=True)
     contrast = None if found.contrast is None else found.contrast["unit"]
-    verdict = np.where(neurons["vestigial"], "vestigial",
-                       np.where(neurons["unit"] == contrast, "contrast", "neither"))
-    positions = [focus if focus is not None and pref == focus else pref
-                 for pref in neurons["preferred_class"]]
-    return pd.DataFrame({
-        "layer": neurons["layer"].astype(int), "neuron": neurons["neuron"].astype(int),
-        "unit": neurons["unit"], "rank": np.arange(len(neurons)), "verdict": verdict,
-        "failed": [", ".join(f) for f in neurons["failed"]], "reason": neurons["reason"],
-        "positions": positions, "focus": focus,
-        "peak_step": neurons["peak_step"].astype(float),
-        "settle_step": pd.to_numeric(neurons["settle_step"], errors="coerce").astype(float),
-        "min_peak": found.criteria.min_peak,
-    })
+    verdict = np.where(
+        neurons["vestigial"],
+        "vestigial",
+        np.where(neurons["unit"] == contrast, "contrast", "neither"),
+    )
+    positions = [
+        focus if focus is not None and pref == focus else pref
+        for pref in neurons["preferred_class"]
+    ]
+    return pd.DataFrame(
+        {
+            "layer": neurons["layer"].astype(int),
+            "neuron": neurons["neuron"].astype(int),
+            "unit": neurons["unit"],
+            "rank": np.arange(len(neurons)),
+            "verdict": verdict,
+            "failed": [", ".join(f) for f in neurons["failed"]],
+            "reason": neurons["reason"],
+            "positions": positions,
+            "focus": focus,
+            "peak_step": neurons["peak_step"].astype(float),
+            "settle_step": pd.to_numeric(neurons["settle_step"], errors="coerce").astype(float),
+            "min_peak": found.criteria.min_peak,
+        }
+    )
 
 
-def own_effects(neurons: pd.DataFrame, ablation: pd.DataFrame, verdicts: pd.DataFrame,
-                mode: str, focus: str | None) -> pd.DataFrame:
+def own_effects(
+    neurons: pd.DataFrame,
+    ablation: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    mode: str,
+    focus: str | None,
+) -> pd.DataFrame:
     """The analysis' neuron rows with ``effect`` on each neuron's own positions (from the
     ablation table, the same mode as the analysis' ``effect``) and its interval where the
     analysis has one (focus positions)."""
@@ -231,9 +290,21 @@ def own_effects(neurons: pd.DataFrame, ablation: pd.DataFrame, verdicts: pd.Data
     known = set(ablated["positions"])
     mine = mine.assign(positions=[p if p in known else "all" for p in mine["positions"]])
     own = ablated.merge(mine, on=["layer", "neuron", "positions"])[
-        ["step", "layer", "neuron", "positions", "delta_loss"]]
-    keep = ["seed", "step", "layer", "neuron", "unit", "selectivity", "matched_selectivity",
-            "preferred_class", "effect_low", "effect_high", "effect_all"]
+        ["step", "layer", "neuron", "positions", "delta_loss"]
+    ]
+    keep = [
+        "seed",
+        "step",
+        "layer",
+        "neuron",
+        "unit",
+        "selectivity",
+        "matched_selectivity",
+        "preferred_class",
+        "effect_low",
+        "effect_high",
+        "effect_all",
+    ]
     out = neurons[keep].merge(own, on=["step", "layer", "neuron"], how="left")
     out = out.rename(columns={"delta_loss": "effect"})
     interval = out["positions"] == focus if focus is not None else False
@@ -258,32 +329,57 @@ def _synthetic_seed(seed, steps, n_layers, d_mlp, n_heads, seq_len, classes):
     logged = np.arange(0, steps[-1] + 1, 10)
     drop = _sigmoid((logged - t_star) / 40)
     focus, late = classes[1 % len(classes)], classes[2 % len(classes)]
-    metrics = pd.DataFrame({
-        "seed": seed, "step": logged,
-        "loss": 0.6 + 1.6 * np.exp(-logged / 60) + 0.9 * (1 - drop) + rng.normal(0, 0.02, len(logged)),
-        "accuracy": np.clip(0.25 + 0.15 * (1 - np.exp(-logged / 60)) + 0.5 * drop
-                            + rng.normal(0, 0.01, len(logged)), 0, 1),
-        f"loss_{focus}": 0.4 + 2.5 * np.exp(-logged / 40) + rng.normal(0, 0.02, len(logged)),
-        f"loss_{late}": 0.5 + 2.2 * (1 - drop) + rng.normal(0, 0.03, len(logged)),
-    })
-    neurons, class_means, verdicts = _synthetic_neurons(rng, seed, steps, t_star, n_layers, d_mlp,
-                                                        classes, unit_name)
+    metrics = pd.DataFrame(
+        {
+            "seed": seed,
+            "step": logged,
+            "loss": 0.6
+            + 1.6 * np.exp(-logged / 60)
+            + 0.9 * (1 - drop)
+            + rng.normal(0, 0.02, len(logged)),
+            "accuracy": np.clip(
+                0.25
+                + 0.15 * (1 - np.exp(-logged / 60))
+                + 0.5 * drop
+                + rng.normal(0, 0.01, len(logged)),
+                0,
+                1,
+            ),
+            f"loss_{focus}": 0.4 + 2.5 * np.exp(-logged / 40) + rng.normal(0, 0.02, len(logged)),
+            f"loss_{late}": 0.5 + 2.2 * (1 - drop) + rng.normal(0, 0.03, len(logged)),
+        }
+    )
+    neurons, class_means, verdicts = _synthetic_neurons(
+        rng, seed, steps, t_star, n_layers, d_mlp, classes, unit_name
+    )
     layers = np.arange(n_layers)
-    baseline = pd.DataFrame({
-        "seed": seed, "step": np.repeat(steps, n_layers), "layer": np.tile(layers, len(steps)),
-        "untrained_p99": np.tile(0.3 + rng.normal(0, 0.015, n_layers), len(steps)),
-        "untrained_matched_p99": np.tile(0.2 + rng.normal(0, 0.015, n_layers), len(steps))})
+    baseline = pd.DataFrame(
+        {
+            "seed": seed,
+            "step": np.repeat(steps, n_layers),
+            "layer": np.tile(layers, len(steps)),
+            "untrained_p99": np.tile(0.3 + rng.normal(0, 0.015, n_layers), len(steps)),
+            "untrained_matched_p99": np.tile(0.2 + rng.normal(0, 0.015, n_layers), len(steps)),
+        }
+    )
     return {
         "metrics": metrics,
         "checkpoints": pd.DataFrame({"seed": seed, "step": steps}),
-        "transitions": pd.DataFrame({"seed": [seed], "step": [float(round(t_star))],
-                                     "metric": [f"loss_{late}"]}),
-        "neurons": neurons, "baseline": baseline, "verdicts": verdicts,
+        "transitions": pd.DataFrame(
+            {"seed": [seed], "step": [float(round(t_star))], "metric": [f"loss_{late}"]}
+        ),
+        "neurons": neurons,
+        "baseline": baseline,
+        "verdicts": verdicts,
         "class_means": class_means,
         "attention": _synthetic_attention(rng, seed, steps, t_star, n_layers, n_heads, seq_len),
-        "example_tokens": pd.DataFrame({
-            "seed": seed, "position": np.arange(seq_len),
-            "token": [str(t) for t in rng.integers(1, 64, seq_len)]}),
+        "example_tokens": pd.DataFrame(
+            {
+                "seed": seed,
+                "position": np.arange(seq_len),
+                "token": [str(t) for t in rng.integers(1, 64, seq_len)],
+            }
+        ),
     }
 
 
@@ -297,8 +393,9 @@ def _synthetic_neurons(rng, seed, steps, t_star, n_layers, d_mlp, classes, unit_
     vestige = int(rng.integers(d_mlp))
     circuit = (n_layers - 1) * d_mlp + int(rng.integers(d_mlp))
     sel[:, vestige] = 0.1 + 0.75 * _sigmoid((t - 0.6 * t_star) / 80)
-    eff[:, vestige] += 0.6 * _sigmoid((t - 0.8 * t_star) / 60) * np.exp(
-        -np.maximum(0, t - t_star) / 350)
+    eff[:, vestige] += (
+        0.6 * _sigmoid((t - 0.8 * t_star) / 60) * np.exp(-np.maximum(0, t - t_star) / 350)
+    )
     sel[:, circuit] = 0.1 + 0.7 * _sigmoid((t - t_star) / 60)
     eff[:, circuit] += 0.45 * _sigmoid((t - t_star) / 60)
     pref = rng.integers(len(classes), size=n_units)
@@ -309,37 +406,60 @@ def _synthetic_neurons(rng, seed, steps, t_star, n_layers, d_mlp, classes, unit_
     positions = np.array(classes)[pref]
     half = 0.02 + 0.1 * np.abs(eff)
     on_focus = np.tile(positions == focus, len(steps))
-    neurons = pd.DataFrame({
-        "seed": seed, "step": np.repeat(steps, n_units), "layer": np.tile(unit_layer, len(steps)),
-        "neuron": np.tile(unit_neuron, len(steps)), "unit": np.tile(unit, len(steps)),
-        "selectivity": sel.ravel(),
-        "matched_selectivity": np.clip(sel.ravel() * 0.8 + rng.normal(0, 0.05, sel.size), -1, 1),
-        "preferred_class": np.tile(positions, len(steps)), "positions": np.tile(positions, len(steps)),
-        "effect": eff.ravel(),
-        "effect_low": np.where(on_focus, (eff - half).ravel(), np.nan),
-        "effect_high": np.where(on_focus, (eff + half).ravel(), np.nan),
-        "effect_all": (0.25 * eff + rng.normal(0, 0.002, eff.shape)).ravel(),
-    })
+    neurons = pd.DataFrame(
+        {
+            "seed": seed,
+            "step": np.repeat(steps, n_units),
+            "layer": np.tile(unit_layer, len(steps)),
+            "neuron": np.tile(unit_neuron, len(steps)),
+            "unit": np.tile(unit, len(steps)),
+            "selectivity": sel.ravel(),
+            "matched_selectivity": np.clip(
+                sel.ravel() * 0.8 + rng.normal(0, 0.05, sel.size), -1, 1
+            ),
+            "preferred_class": np.tile(positions, len(steps)),
+            "positions": np.tile(positions, len(steps)),
+            "effect": eff.ravel(),
+            "effect_low": np.where(on_focus, (eff - half).ravel(), np.nan),
+            "effect_high": np.where(on_focus, (eff + half).ravel(), np.nan),
+            "effect_all": (0.25 * eff + rng.normal(0, 0.002, eff.shape)).ravel(),
+        }
+    )
     base = rng.normal(0, 0.15, (n_units, len(classes)))
     onehot = np.eye(len(classes))[pref]
     acts = base[None] + 1.5 * sel[:, :, None] * onehot[None]  # (steps, units, classes)
-    class_means = pd.DataFrame({
-        "seed": seed, "step": np.repeat(steps, n_units * len(classes)),
-        "layer": np.tile(np.repeat(unit_layer, len(classes)), len(steps)),
-        "neuron": np.tile(np.repeat(unit_neuron, len(classes)), len(steps)),
-        "cls": np.tile(classes, n_units * len(steps)), "mean_act": acts.ravel(),
-    })
+    class_means = pd.DataFrame(
+        {
+            "seed": seed,
+            "step": np.repeat(steps, n_units * len(classes)),
+            "layer": np.tile(np.repeat(unit_layer, len(classes)), len(steps)),
+            "neuron": np.tile(np.repeat(unit_neuron, len(classes)), len(steps)),
+            "cls": np.tile(classes, n_units * len(steps)),
+            "mean_act": acts.ravel(),
+        }
+    )
     order = [vestige, circuit, *(u for u in range(n_units) if u not in (vestige, circuit))]
     verdict = {vestige: "vestigial", circuit: "contrast"}
     peak = steps[np.argmax(eff, axis=0)]
-    verdicts = pd.DataFrame({
-        "seed": seed, "layer": unit_layer[order], "neuron": unit_neuron[order],
-        "unit": unit[order], "rank": np.arange(n_units),
-        "verdict": [verdict.get(u, "neither") for u in order],
-        "failed": ["" if u == vestige else "faded" if u == circuit else "needed" for u in order],
-        "reason": ["synthetic"] * n_units, "positions": positions[order], "focus": focus,
-        "peak_step": peak[order].astype(float), "settle_step": np.nan, "min_peak": 0.15,
-    })
+    verdicts = pd.DataFrame(
+        {
+            "seed": seed,
+            "layer": unit_layer[order],
+            "neuron": unit_neuron[order],
+            "unit": unit[order],
+            "rank": np.arange(n_units),
+            "verdict": [verdict.get(u, "neither") for u in order],
+            "failed": [
+                "" if u == vestige else "faded" if u == circuit else "needed" for u in order
+            ],
+            "reason": ["synthetic"] * n_units,
+            "positions": positions[order],
+            "focus": focus,
+            "peak_step": peak[order].astype(float),
+            "settle_step": np.nan,
+            "min_peak": 0.15,
+        }
+    )
     return neurons, class_means, verdicts
 
 
@@ -347,7 +467,8 @@ def _synthetic_attention(rng, seed, steps, t_star, n_layers, n_heads, seq_len):
     """Causal softmax attention; after the transition one last-layer head attends to the
     previous token and one first-layer head to the first token."""
     logits = rng.normal(0, 0.7, (1, n_layers, n_heads, seq_len, seq_len)) + rng.normal(
-        0, 0.2, (len(steps), n_layers, n_heads, seq_len, seq_len))
+        0, 0.2, (len(steps), n_layers, n_heads, seq_len, seq_len)
+    )
     grow = 6 * _sigmoid((steps - t_star) / 60)[:, None]
     q = np.arange(1, seq_len)
     logits[:, -1, rng.integers(n_heads), q, q - 1] += grow
@@ -360,8 +481,14 @@ def _synthetic_attention(rng, seed, steps, t_star, n_layers, n_heads, seq_len):
     weights = (weights / weights.sum(axis=-1, keepdims=True))[..., query, key]
     n_cells = len(query)
     s, ly, h = np.meshgrid(steps, np.arange(n_layers), np.arange(n_heads), indexing="ij")
-    return pd.DataFrame({
-        "seed": seed, "step": np.repeat(s.ravel(), n_cells), "layer": np.repeat(ly.ravel(), n_cells),
-        "head": np.repeat(h.ravel(), n_cells), "query": np.tile(query, s.size),
-        "key": np.tile(key, s.size), "weight": weights.ravel(),
-    })
+    return pd.DataFrame(
+        {
+            "seed": seed,
+            "step": np.repeat(s.ravel(), n_cells),
+            "layer": np.repeat(ly.ravel(), n_cells),
+            "head": np.repeat(h.ravel(), n_cells),
+            "query": np.tile(query, s.size),
+            "key": np.tile(key, s.size),
+            "weight": weights.ravel(),
+        }
+    )

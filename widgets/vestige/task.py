@@ -129,7 +129,9 @@ class TriggerCopy(Task):
     @classmethod
     def _check(cls, p: dict[str, Any]) -> None:
         if not cls.FILLER + 4 <= p["vocab"] <= 4096:
-            raise ValueError(f"task.params.vocab must be in [{cls.FILLER + 4}, 4096], got {p['vocab']!r}")
+            raise ValueError(
+                f"task.params.vocab must be in [{cls.FILLER + 4}, 4096], got {p['vocab']!r}"
+            )
         if not 5 <= p["segment"]:
             raise ValueError(f"task.params.segment must be >= 5, got {p['segment']!r}")
         if p["seq_len"] < 2 * p["segment"] + 3:
@@ -144,10 +146,14 @@ class TriggerCopy(Task):
             raise ValueError("task.params.p_decoy and p_live_decoy must be <= 0.5")
         slots = (p["segment"] - 2) // 3
         if not (isinstance(p["pairs"], int) and 1 <= p["pairs"] <= slots):
-            raise ValueError(f"task.params.pairs must be an integer in [1, (segment - 2) // 3 = "
-                             f"{slots}], got {p['pairs']!r}")
+            raise ValueError(
+                f"task.params.pairs must be an integer in [1, (segment - 2) // 3 = "
+                f"{slots}], got {p['pairs']!r}"
+            )
         if p["decoys"] not in ("segment", "background"):
-            raise ValueError(f"task.params.decoys must be 'segment' or 'background', got {p['decoys']!r}")
+            raise ValueError(
+                f"task.params.decoys must be 'segment' or 'background', got {p['decoys']!r}"
+            )
 
     def _sample(self, gen: torch.Generator, n: int) -> Batch:
         p = self.params
@@ -185,11 +191,13 @@ class TriggerCopy(Task):
         in_segment = in_first | in_second
         trigger = in_segment & (tokens == self.B) & (previous == self.A)
         decoy = (in_segment if p["decoys"] == "segment" else background) & (
-            ((tokens == self.B) & (previous != self.A)) | ((tokens == self.A) & (following != self.B))
+            ((tokens == self.B) & (previous != self.A))
+            | ((tokens == self.A) & (following != self.B))
         )
         live = background & (tokens == self.E) & (previous == self.D)
         live_decoy = background & (
-            ((tokens == self.E) & (previous != self.D)) | ((tokens == self.D) & (following != self.E))
+            ((tokens == self.E) & (previous != self.D))
+            | ((tokens == self.D) & (following != self.E))
         )
         labels = torch.zeros_like(tokens)
         labels[in_second] = 3

@@ -67,8 +67,14 @@ def train(
     session = Session.begin(config, seed, out, start)
     total = config.train.steps
     end = total if stop_after is None else min(total, start + stop_after)
-    bar = tqdm(total=total, initial=start, disable=not progress or start >= end,
-               desc=f"seed {seed}", unit="step", leave=False)  # a saved notebook keeps no dead bar
+    bar = tqdm(
+        total=total,
+        initial=start,
+        disable=not progress or start >= end,
+        desc=f"seed {seed}",
+        unit="step",
+        leave=False,
+    )  # a saved notebook keeps no dead bar
     with bar:
         for step in range(start, end):
             if step > start or step == 0:  # the state at `start` is on disk already
@@ -89,8 +95,9 @@ def ensure_run(config: RunConfig, seed: int, out: str | os.PathLike, progress: b
     return train(config, seed, out, resume=True, progress=progress)
 
 
-def fork(parent: Run, at: int, interventions: tuple, out: str | os.PathLike,
-         progress: bool = True) -> Run:
+def fork(
+    parent: Run, at: int, interventions: tuple, out: str | os.PathLike, progress: bool = True
+) -> Run:
     """Continue `parent` from its checkpoint `at` with `interventions` added (each must start
     at or after `at`), into the new run directory `out`; returns the finished fork. Up to
     `at` the fork is the parent (checkpoints and metrics are copied, not recomputed), so it
@@ -101,15 +108,20 @@ def fork(parent: Run, at: int, interventions: tuple, out: str | os.PathLike,
     if early:
         raise ValueError(
             f"{early[0]} starts at step {early[0].start}, before the fork at step {at}: the fork "
-            f"shares the parent's history up to {at}; set start={at} or later")
+            f"shares the parent's history up to {at}; set start={at} or later"
+        )
     if (out / "config.json").exists():
         return train(config, parent.seed, out, resume=True, progress=progress)
     if at not in parent.steps:
         nearest = sorted(parent.steps, key=lambda s: abs(s - at))[:3]
-        raise RunError(f"step {at} is not a checkpoint of {parent.path}; nearest: {sorted(nearest)}")
+        raise RunError(
+            f"step {at} is not a checkpoint of {parent.path}; nearest: {sorted(nearest)}"
+        )
     if not state_path(parent.path, at).exists():
-        raise RunError(f"{parent.path} has no training state at step {at} (it was trained before "
-                       "runs kept one per checkpoint); retrain it to fork it")
+        raise RunError(
+            f"{parent.path} has no training state at step {at} (it was trained before "
+            "runs kept one per checkpoint); retrain it to fork it"
+        )
     if out.exists() and any(out.iterdir()):
         raise RunError(f"{out} exists and is not empty; choose a new directory for the fork")
     write_config(out, config, parent.seed, forked_from={"run": str(parent.path), "step": at})
@@ -119,8 +131,14 @@ def fork(parent: Run, at: int, interventions: tuple, out: str | os.PathLike,
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path(parent.path, step), target)
     shutil.copyfile(state_path(parent.path, at), out / LATEST)
-    write_metrics(out, [r for r in read_metrics(parent.path)
-                        if r["step"] < at or (r["split"] == "eval" and r["step"] == at)])
+    write_metrics(
+        out,
+        [
+            r
+            for r in read_metrics(parent.path)
+            if r["step"] < at or (r["split"] == "eval" and r["step"] == at)
+        ],
+    )
     return train(config, parent.seed, out, resume=True, progress=progress)
 
 
@@ -168,14 +186,20 @@ class Session:
     def begin(cls, config: RunConfig, seed: int, out: Path, start: int) -> Session:
         task = make_task(config.task.name, config.task.params, seed)
         model = build_model(config, seed)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr,
-                                      betas=config.train.betas,
-                                      weight_decay=config.train.weight_decay)
+        optimizer = torch.optim.AdamW(
+            model.parameters(),
+            lr=config.train.lr,
+            betas=config.train.betas,
+            weight_decay=config.train.weight_decay,
+        )
         session = cls(config, out, task, task.eval_batch(config.task.eval_size), model, optimizer)
         if start > 0:
             session.load_state(out / LATEST)
-            session.records = [r for r in read_metrics(out) if r["step"] < start
-                               or (r["split"] == "eval" and r["step"] == start)]
+            session.records = [
+                r
+                for r in read_metrics(out)
+                if r["step"] < start or (r["split"] == "eval" and r["step"] == start)
+            ]
         else:
             torch.manual_seed(seed)
         return session
@@ -196,8 +220,13 @@ class Session:
         logits = self.model(self.eval_batch.tokens)
         self.model.train()
         loss_at, correct_at = per_position_loss(logits, self.eval_batch.tokens)
-        self.records.append({"split": "eval", "step": step,
-                             **summaries(loss_at, correct_at, self.eval_batch, self.task)})
+        self.records.append(
+            {
+                "split": "eval",
+                "step": step,
+                **summaries(loss_at, correct_at, self.eval_batch, self.task),
+            }
+        )
         self.save_state(step, state_path(self.out, step))
         self.save_state(step, self.out / LATEST)
 
@@ -222,8 +251,10 @@ class Session:
             if key.startswith("optim."):
                 _, index, name = key.split(".", 2)
                 state.setdefault(int(index), {})[name] = value
-        groups = [{**saved, "params": g["params"], "betas": tuple(saved["betas"])}
-                  for saved, g in zip(meta["param_groups"], template["param_groups"])]
+        groups = [
+            {**saved, "params": g["params"], "betas": tuple(saved["betas"])}
+            for saved, g in zip(meta["param_groups"], template["param_groups"])
+        ]
         self.optimizer.load_state_dict({"state": state, "param_groups": groups})
         torch.set_rng_state(tensors["rng"])
 
@@ -274,24 +305,38 @@ def intervention_hooks(config: RunConfig, step: int, live: dict[int, torch.Tenso
             hooks.append((mlp_post(i.layer), suppress_hook(i.neurons, i.mode)))
         elif isinstance(i, SuppressHeads) and active(i, step):
             hooks.append((head_z(i.layer), hold_heads(i.heads, i.mode)))
-    layers = {layer for i in config.interventions if isinstance(i, SelectivityPenalty)
-              and active(i, step) for layer in (i.layers or range(config.model.n_layers))}
+    layers = {
+        layer
+        for i in config.interventions
+        if isinstance(i, SelectivityPenalty) and active(i, step)
+        for layer in (i.layers or range(config.model.n_layers))
+    }
     hooks += [(mlp_post(layer), _capture(live, layer)) for layer in sorted(layers)]
     return hooks
 
 
-def selectivity_penalty(config: RunConfig, step: int, live: dict[int, torch.Tensor],
-                        labels: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, float] | None:
+def selectivity_penalty(
+    config: RunConfig,
+    step: int,
+    live: dict[int, torch.Tensor],
+    labels: torch.Tensor,
+    n_classes: int,
+) -> tuple[torch.Tensor, float] | None:
     """Leavitt & Morcos's term, summed over the active penalties: (sum of alpha * mean SI over
     each penalty's layers, the mean SI over all captured layers), or None when none is active."""
-    penalties = [i for i in config.interventions
-                 if isinstance(i, SelectivityPenalty) and active(i, step)]
+    penalties = [
+        i for i in config.interventions if isinstance(i, SelectivityPenalty) and active(i, step)
+    ]
     if not penalties:
         return None
-    si = {layer: selectivity_index(class_means(acts, labels, n_classes)).mean()
-          for layer, acts in live.items()}
-    term = sum(p.alpha * torch.stack([si[layer] for layer in (p.layers or sorted(si))]).mean()
-               for p in penalties)
+    si = {
+        layer: selectivity_index(class_means(acts, labels, n_classes)).mean()
+        for layer, acts in live.items()
+    }
+    term = sum(
+        p.alpha * torch.stack([si[layer] for layer in (p.layers or sorted(si))]).mean()
+        for p in penalties
+    )
     return term, torch.stack(list(si.values())).mean().item()
 
 

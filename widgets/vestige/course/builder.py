@@ -54,8 +54,13 @@ BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 STUB = 'raise NotImplementedError("Exercise: replace this line with your code")'
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-_JUPYTEXT_KEYS = {"skipline", "noskipline", "cell_marker", "lines_to_next_cell",
-                  "lines_to_end_of_cell_marker"}
+_JUPYTEXT_KEYS = {
+    "skipline",
+    "noskipline",
+    "cell_marker",
+    "lines_to_next_cell",
+    "lines_to_end_of_cell_marker",
+}
 _NEW_CELL = {"code": new_code_cell, "markdown": new_markdown_cell, "raw": new_raw_cell}
 _REBUILD = "run `vestige course build`"
 
@@ -76,7 +81,11 @@ def build(
     With ``check=True`` nothing is written and missing or out-of-date files are problems too.
     Broken sources and ``.ipynb`` files without a source ("extra") are always problems.
     """
-    course_dir, notebooks_dir, solutions_dir = Path(course_dir), Path(notebooks_dir), Path(solutions_dir)
+    course_dir, notebooks_dir, solutions_dir = (
+        Path(course_dir),
+        Path(notebooks_dir),
+        Path(solutions_dir),
+    )
     if not course_dir.is_dir():
         return [f"{course_dir}: no such directory"]
     sources = find_sources(course_dir)
@@ -95,7 +104,9 @@ def find_sources(course_dir: Path) -> list[Path]:
 
 
 def render_course(
-    sources: list[Path], notebooks_dir: Path, solutions_dir: Path,
+    sources: list[Path],
+    notebooks_dir: Path,
+    solutions_dir: Path,
     course_id: str = DEFAULT_COURSE_ID,
 ) -> tuple[dict[Path, str], list[str]]:
     """Render every source: ({output path: file text}, problems with broken sources)."""
@@ -124,7 +135,12 @@ class Rendered:
     """One source, rendered: notebook texts, ``{exercise: points}``, its manifest entry."""
 
     def __init__(self, learner: str, solution: str, exercises: dict[str, int], manifest: dict):
-        self.learner, self.solution, self.exercises, self.manifest = learner, solution, exercises, manifest
+        self.learner, self.solution, self.exercises, self.manifest = (
+            learner,
+            solution,
+            exercises,
+            manifest,
+        )
 
 
 def build_hash(course_id: str, notebook_id: str, source_text: str) -> str:
@@ -161,26 +177,38 @@ def render_source(source: Path, course_id: str = DEFAULT_COURSE_ID) -> Rendered:
         "exercises": exercises,
         "cells": [c.id for c in learner],
         "check_cells": {
-            cell.id: {"sha256": source_sha256(cell.source), "exercises": roles[index][1],
-                      "source": cell.source}
-            for index, cell in enumerate(learner) if index in roles
+            cell.id: {
+                "sha256": source_sha256(cell.source),
+                "exercises": roles[index][1],
+                "source": cell.source,
+            }
+            for index, cell in enumerate(learner)
+            if index in roles
         },
         "solution_cells": {
             sol.id: {"solution": code_fingerprint(sol.source), "stub": code_fingerprint(lrn.source)}
-            for lrn, sol in zip(learner, solution) if lrn.source != sol.source
+            for lrn, sol in zip(learner, solution)
+            if lrn.source != sol.source
         },
         "code_cells": {
             cell.id: code_fingerprint(cell.source)
-            for index, cell in enumerate(learner) if cell.cell_type == "code" and index not in roles
+            for index, cell in enumerate(learner)
+            if cell.cell_type == "code" and index not in roles
         },
         "parameters": _assigned_names(parameters[0].source),
-        "parameters_cell": next({"id": lc.id, "source": lc.source} for lc, c in zip(learner, cells)
-                                if c is parameters[0]),
+        "parameters_cell": next(
+            {"id": lc.id, "source": lc.source}
+            for lc, c in zip(learner, cells)
+            if c is parameters[0]
+        ),
     }
     stamp_metadata = {"course": course_id, "build": stamp}
-    return Rendered(notebook_text(learner, notebook_id, "learner", stamp_metadata),
-                    notebook_text(solution, notebook_id, "solution", stamp_metadata),
-                    exercises, manifest)
+    return Rendered(
+        notebook_text(learner, notebook_id, "learner", stamp_metadata),
+        notebook_text(solution, notebook_id, "solution", stamp_metadata),
+        exercises,
+        manifest,
+    )
 
 
 def check_roles(cells: list, notebook_id: str, checks) -> dict[int, tuple[str, list[str]]]:
@@ -207,8 +235,10 @@ def check_roles(cells: list, notebook_id: str, checks) -> dict[int, tuple[str, l
         calls = _check_calls(tree, checkers)
         constructs = any(isinstance(n, ast.Call) and _is_checker(n) for n in ast.walk(tree))
         if checks is not None and (calls or constructs) and not tagged:
-            raise SourceError(f"cell {index} calls check(...) or Checker(...): tag it "
-                              f'{CHECK_TAG!r} (`# %% tags=["{CHECK_TAG}"]`)')
+            raise SourceError(
+                f"cell {index} calls check(...) or Checker(...): tag it "
+                f'{CHECK_TAG!r} (`# %% tags=["{CHECK_TAG}"]`)'
+            )
         if not (tagged or (checks is None and (calls or constructs))):
             continue
         if BEGIN in cell.source or END in cell.source:
@@ -217,17 +247,23 @@ def check_roles(cells: list, notebook_id: str, checks) -> dict[int, tuple[str, l
         for call in calls:
             exercise = _literal(call.args[0]) if call.args else None
             if not isinstance(exercise, str):
-                raise SourceError(f"line {call.lineno}: a check's exercise id must be a string literal")
+                raise SourceError(
+                    f"line {call.lineno}: a check's exercise id must be a string literal"
+                )
             if exercise in exercises or any(exercise in other for _, other in roles.values()):
                 raise SourceError(f"exercise {exercise!r} is checked more than once")
             exercises.append(exercise)
         if not exercises and not constructs:
-            raise SourceError(f"cell {index} is tagged {CHECK_TAG!r} but neither builds the "
-                              "Checker nor calls check(...)")
+            raise SourceError(
+                f"cell {index} is tagged {CHECK_TAG!r} but neither builds the "
+                "Checker nor calls check(...)"
+            )
         cell_id = "check-" + "-".join(exercises) if exercises else "check-setup"
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", cell_id):
-            raise SourceError(f"cell {index}: exercise ids make the cell id {cell_id!r}; use "
-                              "letters, digits, _ and - (at most 64 in all)")
+            raise SourceError(
+                f"cell {index}: exercise ids make the cell id {cell_id!r}; use "
+                "letters, digits, _ and - (at most 64 in all)"
+            )
         if any(cell_id == other for other, _ in roles.values()):
             raise SourceError(f"two check cells would get the id {cell_id!r}")
         roles[index] = (cell_id, exercises)
@@ -241,8 +277,12 @@ def render_cell(cell, index: int, role: tuple[str, list[str]] | None = None) -> 
     if role is not None:
         cell_id = role[0]
         tags = metadata.get("tags", [])
-        metadata = {**metadata, "tags": tags if CHECK_TAG in tags else [*tags, CHECK_TAG],
-                    "editable": False, "deletable": False}
+        metadata = {
+            **metadata,
+            "tags": tags if CHECK_TAG in tags else [*tags, CHECK_TAG],
+            "editable": False,
+            "deletable": False,
+        }
     learner_source = solution_source = cell.source
     if cell.cell_type == "code":
         try:
@@ -285,13 +325,19 @@ def notebook_text(cells: list, notebook_id: str, variant: str, stamp: dict | Non
     metadata = {
         "kernelspec": KERNELSPEC,
         "language_info": {"name": "python"},
-        "vestige": {"notebook": notebook_id, "variant": variant, "source": f"{notebook_id}.py",
-                    **(stamp or {})},
+        "vestige": {
+            "notebook": notebook_id,
+            "variant": variant,
+            "source": f"{notebook_id}.py",
+            **(stamp or {}),
+        },
     }
     return nbformat.writes(new_notebook(cells=cells, metadata=metadata)) + "\n"
 
 
-def declared_exercises(cells: list, roles: dict[int, tuple[str, list[str]]], checks) -> dict[str, int]:
+def declared_exercises(
+    cells: list, roles: dict[int, tuple[str, list[str]]], checks
+) -> dict[str, int]:
     """``{exercise: points}`` in notebook order: points from the checks module if there is
     one, else from the ``points=`` literal of each old-style ``check(...)`` call."""
     exercises: dict[str, int] = {}
@@ -304,10 +350,14 @@ def declared_exercises(cells: list, roles: dict[int, tuple[str, list[str]]], che
             else:
                 exercise = _literal(call.args[0])
                 if any(k.arg in ("points", "hint", "success") for k in call.keywords):
-                    raise SourceError(f"exercise {exercise!r}: points, hints and success messages "
-                                      f"belong in the checks module {checks.name}")
+                    raise SourceError(
+                        f"exercise {exercise!r}: points, hints and success messages "
+                        f"belong in the checks module {checks.name}"
+                    )
                 if exercise not in checks.exercises:
-                    raise SourceError(f"exercise {exercise!r} is not in the checks module {checks.name}")
+                    raise SourceError(
+                        f"exercise {exercise!r} is not in the checks module {checks.name}"
+                    )
                 points = checks.exercises[exercise].points
             if exercise in exercises:
                 raise SourceError(f"exercise {exercise!r} is checked more than once")
@@ -329,8 +379,11 @@ def _checker_names(cells: list, roles) -> set[str]:
 
 
 def _check_calls(tree: ast.Module, checkers: set[str]) -> list[ast.Call]:
-    calls = [n for n in ast.walk(tree)
-             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in checkers]
+    calls = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in checkers
+    ]
     return sorted(calls, key=lambda n: (n.lineno, n.col_offset))
 
 
@@ -347,8 +400,10 @@ def _parse(source: str, index: int) -> ast.Module:
     """Parse a code cell, ignoring IPython magics and shell escapes."""
     if source.lstrip().startswith("%%"):
         return ast.Module(body=[], type_ignores=[])
-    lines = [line[: len(line) - len(line.lstrip())] + "pass" if line.lstrip()[:1] in ("%", "!")
-             else line for line in source.splitlines()]
+    lines = [
+        line[: len(line) - len(line.lstrip())] + "pass" if line.lstrip()[:1] in ("%", "!") else line
+        for line in source.splitlines()
+    ]
     try:
         return ast.parse("\n".join(lines))
     except SyntaxError as exc:
@@ -374,8 +429,10 @@ def _exercise(call: ast.Call) -> tuple[str, int]:
     exercise = _literal(call.args[0]) if call.args else None
     if not isinstance(exercise, str):
         raise SourceError(f"line {call.lineno}: a check's exercise id must be a string literal")
-    points_node = next((k.value for k in call.keywords if k.arg == "points"),
-                       call.args[2] if len(call.args) > 2 else None)
+    points_node = next(
+        (k.value for k in call.keywords if k.arg == "points"),
+        call.args[2] if len(call.args) > 2 else None,
+    )
     points = 1 if points_node is None else _literal(points_node)
     if not isinstance(points, int) or isinstance(points, bool) or points < 0:
         raise SourceError(f"exercise {exercise!r}: points must be a non-negative integer literal")
@@ -389,10 +446,13 @@ def _literal(node: ast.expr):
 def extra_files(sources: list[Path], notebooks_dir: Path, solutions_dir: Path) -> list[str]:
     """Problems for notebooks in the output directories that no source generates."""
     stems = {source.stem for source in sources}
-    extras = sorted(p for d in (notebooks_dir, solutions_dir) for p in d.glob("*.ipynb")
-                    if p.stem not in stems)
-    return [f"{p}: no source for it in the course directory (delete it or add its source)"
-            for p in extras]
+    extras = sorted(
+        p for d in (notebooks_dir, solutions_dir) for p in d.glob("*.ipynb") if p.stem not in stems
+    )
+    return [
+        f"{p}: no source for it in the course directory (delete it or add its source)"
+        for p in extras
+    ]
 
 
 def out_of_sync(files: dict[Path, str]) -> list[str]:

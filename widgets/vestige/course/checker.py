@@ -78,19 +78,29 @@ class Checker:
         self.notebook = notebook
         self.params = params
         self.grading_dir = os.environ.get(GRADING_DIR_ENV) or None
-        self.strict = False if self.grading_dir else (strict_from_env() if strict is None else strict)
+        self.strict = (
+            False if self.grading_dir else (strict_from_env() if strict is None else strict)
+        )
         self.checks = checks_registry.load(notebook)
         self.results: dict[str, dict] = {}
         self._context = _MISSING
 
-    def __call__(self, exercise: str, answer: Any = _MISSING, points: int | None = None,
-                 hint: str = "", success: str = "") -> None:
+    def __call__(
+        self,
+        exercise: str,
+        answer: Any = _MISSING,
+        points: int | None = None,
+        hint: str = "",
+        success: str = "",
+    ) -> None:
         if self.checks is None:
             result = self._legacy(exercise, answer, 1 if points is None else points, hint, success)
         else:
             if points is not None or hint or success:
-                raise TypeError(f"{self.notebook}: points, hints and success messages are set "
-                                f"in the checks module {self.checks.name}, not in the check call")
+                raise TypeError(
+                    f"{self.notebook}: points, hints and success messages are set "
+                    f"in the checks module {self.checks.name}, not in the check call"
+                )
             result = self._check(exercise, answer)
         self.results[exercise] = result
         emit(result)
@@ -113,23 +123,34 @@ class Checker:
     def _check(self, exercise_id: str, answer) -> dict:
         exercise = self.checks.exercises.get(exercise_id)
         if exercise is None:
-            return self._result(exercise_id, 0, "error",
-                                f"{self.checks.name} has no exercise {exercise_id!r}")
+            return self._result(
+                exercise_id, 0, "error", f"{self.checks.name} has no exercise {exercise_id!r}"
+            )
         status, detail, data = self._capture(exercise, answer)
         if self.grading_dir:
             payload = {"exercise": exercise.id, "status": status, "detail": detail, "data": data}
             try:
                 plain.dump(self.grading_dir, exercise.id, payload)
             except (plain.PlainDataError, OSError) as exc:
-                plain.dump(self.grading_dir, exercise.id,
-                           {"exercise": exercise.id, "status": "error", "detail": one_line(exc),
-                            "data": None})
+                plain.dump(
+                    self.grading_dir,
+                    exercise.id,
+                    {
+                        "exercise": exercise.id,
+                        "status": "error",
+                        "detail": one_line(exc),
+                        "data": None,
+                    },
+                )
             return self._result(exercise.id, exercise.points, "captured", "")
         verdict_status, message = status, detail
         if status == "captured":  # judge it here
             try:
                 verdict = exercise.judge(plain.roundtrip(data), self.context())
-                verdict_status, message = ("passed" if verdict.passed else "failed"), verdict.message()
+                verdict_status, message = (
+                    ("passed" if verdict.passed else "failed"),
+                    verdict.message(),
+                )
             except Exception as exc:
                 verdict_status, message = "error", f"the check itself failed: {one_line(exc)}"
         return self._feedback(exercise, verdict_status, message)
@@ -148,7 +169,11 @@ class Checker:
         except AnswerError as exc:
             return "failed", str(exc), None
         except plain.PlainDataError as exc:
-            return "error", f"{self.checks.name} captured something that is not plain data: {exc}", None
+            return (
+                "error",
+                f"{self.checks.name} captured something that is not plain data: {exc}",
+                None,
+            )
         except Exception as exc:
             return "error", one_line(exc), None
 
@@ -184,8 +209,13 @@ class Checker:
     def _legacy(self, exercise: str, test, points: int, hint: str, success: str) -> dict:
         status, detail = run_test(test)
         if self.grading_dir:
-            payload = {"exercise": exercise, "status": status, "detail": detail, "data": None,
-                       "legacy": True}
+            payload = {
+                "exercise": exercise,
+                "status": status,
+                "detail": detail,
+                "data": None,
+                "legacy": True,
+            }
             try:
                 plain.dump(self.grading_dir, exercise, payload)
             except (plain.PlainDataError, OSError):
@@ -219,7 +249,9 @@ def run_test(test: Callable[[], Any] | bool) -> tuple[str, str]:
             return "not_attempted", f"({exc})"
         return "error", one_line(exc)
     except AssertionError as exc:
-        return "failed", one_line(exc).removeprefix("AssertionError: ").removeprefix("AssertionError")
+        return "failed", one_line(exc).removeprefix("AssertionError: ").removeprefix(
+            "AssertionError"
+        )
     except Exception as exc:
         return "error", one_line(exc)
     try:

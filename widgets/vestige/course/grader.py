@@ -79,9 +79,9 @@ class Options:
     limits: sandbox.Limits = field(default_factory=sandbox.Limits)
     max_bytes: int = intake.DEFAULT_MAX_BYTES
     salt: str | None = None
-    parameters: dict = field(default_factory=dict)   # extra, for notebooks that declare them
-    data: dict = field(default_factory=dict)         # {name: host dir}, read-only at /data/name
-    keep: str | Path | None = None                   # keep executed notebooks and logs here
+    parameters: dict = field(default_factory=dict)  # extra, for notebooks that declare them
+    data: dict = field(default_factory=dict)  # {name: host dir}, read-only at /data/name
+    keep: str | Path | None = None  # keep executed notebooks and logs here
     jobs: int = 1
     work_dir: str | Path | None = None
 
@@ -100,8 +100,12 @@ def load_manifest(manifest: str | Path | dict) -> dict:
     return document
 
 
-def grade(paths: str | Path | Iterable[str | Path], manifest: str | Path | dict = DEFAULT_MANIFEST,
-          runs: str | Path | None = None, **options) -> pd.DataFrame:
+def grade(
+    paths: str | Path | Iterable[str | Path],
+    manifest: str | Path | dict = DEFAULT_MANIFEST,
+    runs: str | Path | None = None,
+    **options,
+) -> pd.DataFrame:
     """One row per (student, notebook): re-executed in a sandbox and judged here.
 
     Columns: student, notebook, points, max_points, percent, one status column per
@@ -111,9 +115,14 @@ def grade(paths: str | Path | Iterable[str | Path], manifest: str | Path | dict 
     return Grader(Options(manifest=manifest, runs=runs, **options)).grade(paths)
 
 
-def grade_to_csv(paths, out_csv: str | Path, manifest: str | Path | dict = DEFAULT_MANIFEST,
-                 runs: str | Path | None = None, details: str | Path | None = None,
-                 **options) -> pd.DataFrame:
+def grade_to_csv(
+    paths,
+    out_csv: str | Path,
+    manifest: str | Path | dict = DEFAULT_MANIFEST,
+    runs: str | Path | None = None,
+    details: str | Path | None = None,
+    **options,
+) -> pd.DataFrame:
     """``grade`` and write the gradebook to ``out_csv`` (and per-submission details as JSON
     lines to ``details``); returns the gradebook. The CSV is written even if grading is
     interrupted (with the rows done so far)."""
@@ -152,12 +161,20 @@ class Grader:
         counted, unreadable = self._pick(surveyed)
         for item in unreadable:
             self._add(self._failure_row(item, item.reason))
-            self.details.append({"file": str(item.sub.path), "student": item.sub.student,
-                                 "notebook": item.notebook, "points": 0, "reason": item.reason,
-                                 "flags": item.flags})
+            self.details.append(
+                {
+                    "file": str(item.sub.path),
+                    "student": item.sub.student,
+                    "notebook": item.notebook,
+                    "points": 0,
+                    "reason": item.reason,
+                    "flags": item.flags,
+                }
+            )
         sandbox_problem = sandbox.probe() if counted else None
         work_root = Path(tempfile.mkdtemp(prefix="vestige-grade-", dir=self.options.work_dir))
         try:
+
             def one(numbered):
                 number, item = numbered
                 return self._grade_one(item, work_root / f"{number:04d}", sandbox_problem)
@@ -177,16 +194,29 @@ class Grader:
     def frame(self) -> pd.DataFrame:
         rows = self.rows or []
         graded = {row["notebook"] for row in rows}
-        exercises = dict.fromkeys(ex for nb, entry in self.notebooks.items() if nb in graded
-                                  for ex in entry["exercises"])
-        columns = ["student", "notebook", "points", "max_points", "percent", *exercises,
-                   "reason", "flags", "grading", "file"]
+        exercises = dict.fromkeys(
+            ex for nb, entry in self.notebooks.items() if nb in graded for ex in entry["exercises"]
+        )
+        columns = [
+            "student",
+            "notebook",
+            "points",
+            "max_points",
+            "percent",
+            *exercises,
+            "reason",
+            "flags",
+            "grading",
+            "file",
+        ]
         table = [{**{ex: "" for ex in exercises}, **row} for row in rows]
         for row in table:
             row["flags"] = printable("; ".join(row.get("flags_list", [])))
             row["reason"], row["file"] = printable(row["reason"]), printable(row["file"])
         frame = pd.DataFrame(table, columns=columns)
-        return frame.sort_values(["student", "notebook", "file"], kind="stable").reset_index(drop=True)
+        return frame.sort_values(["student", "notebook", "file"], kind="stable").reset_index(
+            drop=True
+        )
 
     def _add(self, row: dict) -> None:
         self.rows.append(row)
@@ -228,8 +258,10 @@ class Grader:
             item.reason = f"another course: stamped {str(course)[:60]!r}, this is {self.course!r}"
             return item
         elif stamp.get("build") != self.notebooks[item.notebook]["build"]:
-            item.flags.append(f"another build: {str(stamp.get('build'))[:20]}, current "
-                              f"{self.notebooks[item.notebook]['build']}")
+            item.flags.append(
+                f"another build: {str(stamp.get('build'))[:20]}, current "
+                f"{self.notebooks[item.notebook]['build']}"
+            )
         if stamp.get("variant") == "solution":
             item.flags.append("the solution notebook, not the learner's")
         said = student_parameter(nb)
@@ -266,16 +298,24 @@ class Grader:
 
     def _grade_one(self, item: Survey, folder: Path, sandbox_problem: str | None) -> dict:
         started = time.monotonic()
-        detail = {"file": str(item.sub.path), "student": item.sub.student, "notebook": item.notebook,
-                  "salt": self.salt}
+        detail = {
+            "file": str(item.sub.path),
+            "student": item.sub.student,
+            "notebook": item.notebook,
+            "salt": self.salt,
+        }
         try:
             row = self._run_and_judge(item, folder, sandbox_problem, detail)
         except Exception as exc:
             row = self._failure_row(item, f"grader error: {one_line(exc)}")
         finally:
             _rmtree(folder)
-        detail.update(seconds=round(time.monotonic() - started, 2), points=row["points"],
-                      reason=row["reason"], flags=row["flags_list"])
+        detail.update(
+            seconds=round(time.monotonic() - started, 2),
+            points=row["points"],
+            reason=row["reason"],
+            flags=row["flags_list"],
+        )
         self.details.append(detail)
         return row
 
@@ -289,9 +329,14 @@ class Grader:
             item.flags.append("file changed while grading")
         checks = self._load_checks(item.notebook, entry)
         rng = _rng(self.salt, item.sub.student, item.notebook)
-        if checks is not None and self.runs is None and hasattr(checks.module, "grading_parameters"):
-            return self._failure_row(item, "this notebook is graded against precomputed runs: "
-                                           "pass --runs DIR")
+        if (
+            checks is not None
+            and self.runs is None
+            and hasattr(checks.module, "grading_parameters")
+        ):
+            return self._failure_row(
+                item, "this notebook is graded against precomputed runs: pass --runs DIR"
+            )
         try:
             chosen = checks.grading_parameters(self.runs, rng) if checks else {}
         except Exception as exc:
@@ -304,14 +349,19 @@ class Grader:
             injected["runs_dir"] = INSIDE_RUNS
         injected.update(chosen)
         injected.update({k: v for k, v in self.options.parameters.items() if k in declared})
-        judge_params = {**injected, "runs_dir": str(self.runs) if self.runs else injected.get("runs_dir")}
+        judge_params = {
+            **injected,
+            "runs_dir": str(self.runs) if self.runs else injected.get("runs_dir"),
+        }
         hidden = checks.hidden_inputs(judge_params, rng) if checks else None
         detail["grading"] = {k: v for k, v in injected.items() if k != "student"}
         notebook, flags, fingerprints = prepare(nb, entry, injected)
         item.flags += flags
         item.fingerprints = fingerprints
         if sandbox_problem:
-            return self._failure_row(item, f"sandbox unavailable: {sandbox_problem}", detail["grading"])
+            return self._failure_row(
+                item, f"sandbox unavailable: {sandbox_problem}", detail["grading"]
+            )
         inputs, work, logs = folder / "in", folder / "work", folder / "log"
         for path in (inputs, work / CAPTURE, logs):
             path.mkdir(parents=True)
@@ -319,11 +369,15 @@ class Grader:
         if hidden is not None:
             plain.dump(inputs, "hidden", {"hidden": hidden})
         outcome = self._execute(inputs, work, logs, checks, item.notebook)
-        detail.update(sandbox_seconds=round(outcome.wall_seconds, 2),
-                      peak_memory_mb=round(outcome.peak_memory_bytes / 2**20))
+        detail.update(
+            sandbox_seconds=round(outcome.wall_seconds, 2),
+            peak_memory_mb=round(outcome.peak_memory_bytes / 2**20),
+        )
         reason = ""
         if outcome.limit:
-            reason = outcome.describe(self.options.limits) + " (answers captured before it are graded)"
+            reason = (
+                outcome.describe(self.options.limits) + " (answers captured before it are graded)"
+            )
         elif outcome.returncode not in (0, 3):
             reason = f"sandbox failed ({outcome.describe(self.options.limits)}): {_last_line(outcome.stderr)}"
         elif outcome.returncode == 3:
@@ -340,27 +394,52 @@ class Grader:
         for name, host in sorted(self.options.data.items()):
             mounts.read_only.append((Path(host).resolve(), f"{INSIDE_DATA}/{name}"))
         env = {
-            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LANG": "C.UTF-8",
-            "HOME": "/tmp/home", "TMPDIR": "/tmp", "IPYTHONDIR": "/tmp/ipython",
-            "JUPYTER_PATH": "/tmp/jupyter", "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",
-            "JUPYTER_DATA_DIR": "/tmp/jupyter-data", "JUPYTER_CONFIG_DIR": "/tmp/jupyter-config",
-            "JUPYTER_PLATFORM_DIRS": "1", "MPLCONFIGDIR": "/tmp/mpl", "XDG_CACHE_HOME": "/tmp/cache",
-            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "PYTHONHASHSEED": "0",
-            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "HOME": "/tmp/home",
+            "TMPDIR": "/tmp",
+            "IPYTHONDIR": "/tmp/ipython",
+            "JUPYTER_PATH": "/tmp/jupyter",
+            "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",
+            "JUPYTER_DATA_DIR": "/tmp/jupyter-data",
+            "JUPYTER_CONFIG_DIR": "/tmp/jupyter-config",
+            "JUPYTER_PLATFORM_DIRS": "1",
+            "MPLCONFIGDIR": "/tmp/mpl",
+            "XDG_CACHE_HOME": "/tmp/cache",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONNOUSERSITE": "1",
+            "PYTHONHASHSEED": "0",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
             GRADING_DIR_ENV: f"{INSIDE_WORK}/{CAPTURE}",
         }
         if (inputs / "hidden.json").exists():
             env[GRADING_HIDDEN_ENV] = f"{INSIDE_IN}/hidden"
         if checks is not None:
             module_file = Path(checks.module.__file__).resolve()
-            if not any(str(module_file).startswith(p.rstrip("/") + "/") for p in sandbox.python_paths()):
+            if not any(
+                str(module_file).startswith(p.rstrip("/") + "/") for p in sandbox.python_paths()
+            ):
                 mounts.read_only.append((module_file, f"{INSIDE_CHECKS}/{module_file.name}"))
                 env["PYTHONPATH"] = INSIDE_CHECKS
                 env[checks_registry.MODULES_ENV] = json.dumps({notebook: module_file.stem})
-        command = [sys.executable, "-m", "vestige.course.runner",
-                   f"{INSIDE_IN}/notebook.ipynb", f"{INSIDE_WORK}/executed.ipynb"]
-        return sandbox.run(command, mounts=mounts, cwd=INSIDE_WORK, env=env,
-                           limits=self.options.limits, log_dir=logs, watch_dir=work)
+        command = [
+            sys.executable,
+            "-m",
+            "vestige.course.runner",
+            f"{INSIDE_IN}/notebook.ipynb",
+            f"{INSIDE_WORK}/executed.ipynb",
+        ]
+        return sandbox.run(
+            command,
+            mounts=mounts,
+            cwd=INSIDE_WORK,
+            env=env,
+            limits=self.options.limits,
+            log_dir=logs,
+            watch_dir=work,
+        )
 
     def _judge(self, item: Survey, entry: dict, checks, capture_dir: Path, params: dict, hidden):
         statuses, messages = {}, {}
@@ -392,11 +471,16 @@ class Grader:
                 if not legacy_flagged:
                     item.flags.append("old-style checks: verdicts computed inside the sandbox")
                     legacy_flagged = True
-                statuses[exercise] = status if status in ("passed", "failed", "not_attempted", "error") else "error"
+                statuses[exercise] = (
+                    status if status in ("passed", "failed", "not_attempted", "error") else "error"
+                )
                 messages[exercise] = str(payload.get("detail", ""))[:300]
                 continue
             if status in ("not_attempted", "failed", "error"):
-                statuses[exercise], messages[exercise] = status, str(payload.get("detail", ""))[:300]
+                statuses[exercise], messages[exercise] = (
+                    status,
+                    str(payload.get("detail", ""))[:300],
+                )
                 continue
             if status != "captured":
                 statuses[exercise], messages[exercise] = "error", "capture with an unknown status"
@@ -423,7 +507,9 @@ class Grader:
             if entry.get("api") == "checks":
                 checks = checks_registry.Checks(importlib.import_module(entry["checks_module"]))
                 if checks.notebook != notebook:
-                    raise ValueError(f"{entry['checks_module']} is the checks module of {checks.notebook}")
+                    raise ValueError(
+                        f"{entry['checks_module']} is the checks module of {checks.notebook}"
+                    )
             self._checks[notebook] = checks
         return self._checks[notebook]
 
@@ -453,12 +539,18 @@ class Grader:
         points = sum(p for ex, p in exercises.items() if statuses.get(ex) == "passed")
         max_points = sum(exercises.values()) if entry else math.nan
         percent = round(100 * points / max_points, 1) if entry and max_points else math.nan
-        return {"student": item.sub.student, "notebook": item.notebook, "points": points,
-                "max_points": max_points, "percent": percent,
-                **{ex: statuses.get(ex, NOT_RUN) for ex in exercises},
-                "reason": reason, "flags_list": item.flags,
-                "grading": json.dumps(grading, sort_keys=True) if grading else "",
-                "file": str(item.sub.path)}
+        return {
+            "student": item.sub.student,
+            "notebook": item.notebook,
+            "points": points,
+            "max_points": max_points,
+            "percent": percent,
+            **{ex: statuses.get(ex, NOT_RUN) for ex in exercises},
+            "reason": reason,
+            "flags_list": item.flags,
+            "grading": json.dumps(grading, sort_keys=True) if grading else "",
+            "file": str(item.sub.path),
+        }
 
     def _failure_row(self, item: Survey, reason: str, grading: dict | None = None) -> dict:
         item.reason = reason
@@ -485,11 +577,15 @@ class Grader:
                     item.flags.append(f"same code as the reference solution in {cell_id}")
                 others = sorted(by_code[(item.notebook, cell_id, fingerprint)] - {item.sub.student})
                 if others:
-                    item.flags.append(f"same code in {cell_id} as: {', '.join(others[:8])}"
-                                      + (" …" if len(others) > 8 else ""))
+                    item.flags.append(
+                        f"same code in {cell_id} as: {', '.join(others[:8])}"
+                        + (" …" if len(others) > 8 else "")
+                    )
             twins = sorted(by_file[item.sha256] - {item.sub.student})
-            solved = any(fp != entry["solution_cells"].get(cid, {}).get("stub")
-                         for cid, fp in item.fingerprints.items())
+            solved = any(
+                fp != entry["solution_cells"].get(cid, {}).get("stub")
+                for cid, fp in item.fingerprints.items()
+            )
             if twins and solved:
                 item.flags.append(f"byte-identical file to: {', '.join(twins[:8])}")
 
@@ -533,6 +629,7 @@ def _rmtree(path: Path) -> None:
 
 # --- output ------------------------------------------------------------------------------------
 
+
 def printable(text: str) -> str:
     """``text`` with control characters (newlines, terminal escapes...) shown as ``\\uXXXX``:
     file names, metadata and a kernel's last words reach the instructor's terminal."""
@@ -569,8 +666,9 @@ def write_csv(gradebook: pd.DataFrame, out_csv: str | Path) -> None:
         writer = csv.writer(f, quoting=csv.QUOTE_MINIMAL)
         writer.writerow([neutralise(str(c)) for c in gradebook.columns])
         for row in gradebook.itertuples(index=False):
-            writer.writerow(["" if (isinstance(v, float) and math.isnan(v)) else neutralise(v)
-                             for v in row])
+            writer.writerow(
+                ["" if (isinstance(v, float) and math.isnan(v)) else neutralise(v) for v in row]
+            )
     os.replace(tmp, out_csv)
 
 
@@ -578,4 +676,9 @@ def write_details(details: list[dict], path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(detail, default=str) + "\n" for detail in sorted(details, key=lambda d: (d.get("student") or "", d.get("file") or "")))
+        f.writelines(
+            json.dumps(detail, default=str) + "\n"
+            for detail in sorted(
+                details, key=lambda d: (d.get("student") or "", d.get("file") or "")
+            )
+        )

@@ -36,10 +36,17 @@ from .plain import PlainDataError, safe_read
 
 DEFAULT_MAX_BYTES = 20 << 20
 MAX_CELLS = 2000
-_RESUBMISSION = re.compile(r"^(?P<name>.*?)(?:\s*\((?P<n>\d{1,4})\)|[\s_-]+copy(?:[\s_-]*(?P<c>\d{1,4}))?)$",
-                           re.IGNORECASE)
-_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symlink"}
+_RESUBMISSION = re.compile(
+    r"^(?P<name>.*?)(?:\s*\((?P<n>\d{1,4})\)|[\s_-]+copy(?:[\s_-]*(?P<c>\d{1,4}))?)$", re.IGNORECASE
+)
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a directory",
+    stat.S_IFLNK: "a symlink",
+}
 
 
 class IntakeError(ValueError):
@@ -50,11 +57,11 @@ class IntakeError(ValueError):
 class Submission:
     path: Path
     student: str
-    student_from: str               # "folder" or "file name"
+    student_from: str  # "folder" or "file name"
     resubmission: int = 0
     mtime: float = 0.0
     size: int = 0
-    problem: str = ""               # why it cannot be read at all ("" if readable)
+    problem: str = ""  # why it cannot be read at all ("" if readable)
     flags: list[str] = field(default_factory=list)
 
     @property
@@ -70,7 +77,9 @@ def discover(paths, notebook_ids, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Su
         try:
             info = os.lstat(given)
         except OSError as exc:
-            found.append(_submission(given, None, notebook_ids, problem=f"cannot read: {exc.strerror}"))
+            found.append(
+                _submission(given, None, notebook_ids, problem=f"cannot read: {exc.strerror}")
+            )
             continue
         if stat.S_ISDIR(info.st_mode):
             found += _walk(given, notebook_ids, max_bytes)
@@ -95,7 +104,9 @@ def _walk(root: Path, notebook_ids, max_bytes: int) -> list[Submission]:
             try:
                 info = os.lstat(path)
             except OSError as exc:
-                found.append(_submission(path, root, notebook_ids, problem=f"cannot read: {exc.strerror}"))
+                found.append(
+                    _submission(path, root, notebook_ids, problem=f"cannot read: {exc.strerror}")
+                )
                 continue
             found.append(_classify(path, root, info, notebook_ids, max_bytes))
         dirs[:] = [d for d in dirs if not d.lower().endswith(".ipynb")]
@@ -107,7 +118,8 @@ def _classify(path: Path, root: Path | None, info: os.stat_result, notebook_ids,
     problem = ""
     if kind != stat.S_IFREG:
         problem = f"not a regular file: {_KINDS.get(kind, 'a special file')}" + (
-            ", not followed" if kind == stat.S_IFLNK else "")
+            ", not followed" if kind == stat.S_IFLNK else ""
+        )
     elif info.st_size > max_bytes:
         problem = f"file too large: {info.st_size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB cap"
     return _submission(path, root, notebook_ids, info=info, problem=problem)
@@ -115,14 +127,22 @@ def _classify(path: Path, root: Path | None, info: os.stat_result, notebook_ids,
 
 def _submission(path: Path, root: Path | None, notebook_ids, info=None, problem="") -> Submission:
     student, source, resubmission = student_of(path, root, notebook_ids)
-    return Submission(path=path, student=student, student_from=source, resubmission=resubmission,
-                      mtime=info.st_mtime if info else 0.0, size=info.st_size if info else 0,
-                      problem=problem)
+    return Submission(
+        path=path,
+        student=student,
+        student_from=source,
+        resubmission=resubmission,
+        mtime=info.st_mtime if info else 0.0,
+        size=info.st_size if info else 0,
+        problem=problem,
+    )
 
 
 def student_of(path: Path, root: Path | None, notebook_ids) -> tuple[str, str, int]:
     """(normalised student, "folder" or "file name", resubmission number) for ``path``."""
-    stem, resubmission = strip_resubmission(path.name[: -len(".ipynb")] if path.name.lower().endswith(".ipynb") else path.stem)
+    stem, resubmission = strip_resubmission(
+        path.name[: -len(".ipynb")] if path.name.lower().endswith(".ipynb") else path.stem
+    )
     if root is not None:
         try:
             parts = path.relative_to(root).parts
@@ -134,7 +154,7 @@ def student_of(path: Path, root: Path | None, notebook_ids) -> tuple[str, str, i
     for notebook in sorted(notebook_ids, key=len, reverse=True):
         index = name.casefold().find(notebook.casefold())
         if index >= 0:
-            name = name[:index] + name[index + len(notebook):]
+            name = name[:index] + name[index + len(notebook) :]
             break
     student = normalise_student(name)
     if not student and root is None and path.parent.name:
@@ -162,6 +182,7 @@ def normalise_student(name: str) -> str:
 
 
 # --- reading and validating -----------------------------------------------------------------
+
 
 def read(submission: Submission, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[bytes, dict]:
     """(raw bytes, notebook dict) of a submission; ``IntakeError`` with the reason."""
@@ -211,16 +232,23 @@ def check_structure(nb) -> None:
         if not isinstance(cell, dict):
             raise IntakeError(f"invalid notebook: {where} is not an object")
         if cell.get("cell_type") not in ("code", "markdown", "raw"):
-            raise IntakeError(f"invalid notebook: {where} has cell_type {_short(cell.get('cell_type'))}")
+            raise IntakeError(
+                f"invalid notebook: {where} has cell_type {_short(cell.get('cell_type'))}"
+            )
         source = cell.get("source", "")
-        if not (isinstance(source, str) or (isinstance(source, list) and all(isinstance(s, str) for s in source))):
+        if not (
+            isinstance(source, str)
+            or (isinstance(source, list) and all(isinstance(s, str) for s in source))
+        ):
             raise IntakeError(f"invalid notebook: {where} source is not text")
         if not isinstance(cell.get("metadata", {}), dict):
             raise IntakeError(f"invalid notebook: {where} metadata is not an object")
         if "id" in cell and not isinstance(cell["id"], str):
             raise IntakeError(f"invalid notebook: {where} id is not a string")
         if cell["cell_type"] == "code" and not isinstance(cell.get("outputs", []), list):
-            raise IntakeError(f"invalid notebook: {where} outputs is {_short(cell.get('outputs'))}, not a list")
+            raise IntakeError(
+                f"invalid notebook: {where} outputs is {_short(cell.get('outputs'))}, not a list"
+            )
 
 
 def _validate_schema(nb: dict) -> None:
@@ -228,8 +256,9 @@ def _validate_schema(nb: dict) -> None:
     lists), and validating them costs minutes for a 20 MB notebook of small outputs."""
     import nbformat
 
-    cells = [{**cell, "outputs": []} if cell.get("cell_type") == "code" else cell
-             for cell in nb["cells"]]
+    cells = [
+        {**cell, "outputs": []} if cell.get("cell_type") == "code" else cell for cell in nb["cells"]
+    ]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -248,5 +277,9 @@ def source_text(cell: dict) -> str:
 
 
 def _short(value, limit: int = 160) -> str:
-    text = " ".join(repr(value).split()) if not isinstance(value, (str, Exception)) else " ".join(str(value).split())
+    text = (
+        " ".join(repr(value).split())
+        if not isinstance(value, (str, Exception))
+        else " ".join(str(value).split())
+    )
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -71,7 +71,11 @@ def _encode(value, arrays: list, depth: int, budget: list):
             raise PlainDataError("array too large or too many arrays")
         arrays.append(np.ascontiguousarray(value))
         return {ARRAY_KEY: len(arrays) - 1}
-    if isinstance(value, np.generic) and type(value).__module__ == "numpy" and value.dtype.kind in "biuf":
+    if (
+        isinstance(value, np.generic)
+        and type(value).__module__ == "numpy"
+        and value.dtype.kind in "biuf"
+    ):
         return _encode(value.item(), arrays, depth, budget)
     raise PlainDataError(f"not plain data: {kind.__module__}.{kind.__qualname__}")
 
@@ -107,8 +111,9 @@ def dump(directory: str | Path, name: str, payload: dict) -> None:
     structure, arrays = encode(payload)
     for index, array in enumerate(arrays):
         _write(directory / f"{name}.{index}.npy", _array_bytes(array))
-    text = json.dumps({"format": FORMAT, "arrays": len(arrays), "payload": structure},
-                      allow_nan=True)
+    text = json.dumps(
+        {"format": FORMAT, "arrays": len(arrays), "payload": structure}, allow_nan=True
+    )
     _write(directory / f"{name}.json", text.encode())
 
 
@@ -123,12 +128,18 @@ def load(directory: str | Path, name: str) -> dict | None:
     except FileNotFoundError:
         return None
     document = _loads(raw)
-    if not (isinstance(document, dict) and document.get("format") == FORMAT
-            and type(document.get("arrays")) is int and 0 <= document["arrays"] <= MAX_ARRAYS
-            and isinstance(document.get("payload"), dict)):
+    if not (
+        isinstance(document, dict)
+        and document.get("format") == FORMAT
+        and type(document.get("arrays")) is int
+        and 0 <= document["arrays"] <= MAX_ARRAYS
+        and isinstance(document.get("payload"), dict)
+    ):
         raise PlainDataError("not a capture file")
-    arrays = [_array_from_bytes(safe_read(directory / f"{name}.{i}.npy", MAX_ARRAY_BYTES + 4096))
-              for i in range(document["arrays"])]
+    arrays = [
+        _array_from_bytes(safe_read(directory / f"{name}.{i}.npy", MAX_ARRAY_BYTES + 4096))
+        for i in range(document["arrays"])
+    ]
     payload = decode(document["payload"], arrays)
     _check_depth(payload)
     return payload

@@ -33,8 +33,10 @@ from .intake import source_text
 
 CELL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_SCAN = 200_000
-_STUDENT = re.compile(r"""^[ \t]*student[ \t]*=[ \t]*(?P<q>["'])(?P<v>[^"'\n]{0,200})(?P=q)[ \t]*(?:#[^\n]*)?$""",
-                      re.MULTILINE)
+_STUDENT = re.compile(
+    r"""^[ \t]*student[ \t]*=[ \t]*(?P<q>["'])(?P<v>[^"'\n]{0,200})(?P=q)[ \t]*(?:#[^\n]*)?$""",
+    re.MULTILINE,
+)
 _GRADING_WORDS = ("VESTIGE_GRADING", "VESTIGE_CHECKS", "/grade/", "vestige.course")
 
 
@@ -58,10 +60,15 @@ def prepare(nb: dict, entry: dict, parameters: dict) -> tuple[dict, list[str], d
         cell_type = cell.get("cell_type")
         source = source_text(cell)
         cell_id = cell.get("id") if isinstance(cell.get("id"), str) else None
-        tags = [t for t in (cell.get("metadata") or {}).get("tags", []) if isinstance(t, str)] \
-            if isinstance((cell.get("metadata") or {}).get("tags", []), list) else []
+        tags = (
+            [t for t in (cell.get("metadata") or {}).get("tags", []) if isinstance(t, str)]
+            if isinstance((cell.get("metadata") or {}).get("tags", []), list)
+            else []
+        )
         label = cell_id if cell_id and CELL_ID.match(cell_id) else f"#{index}"
-        is_parameters = cell_id == parameters_cell["id"] or (cell_id is None and "parameters" in tags)
+        is_parameters = cell_id == parameters_cell["id"] or (
+            cell_id is None and "parameters" in tags
+        )
         if is_parameters and parameters_cell["id"] not in seen:
             seen.add(parameters_cell["id"])
             used_ids.add(parameters_cell["id"])
@@ -83,7 +90,7 @@ def prepare(nb: dict, entry: dict, parameters: dict) -> tuple[dict, list[str], d
             continue
         if cell_type == "code" and sha256(source) in by_sha:
             original = by_sha[sha256(source)]
-            if cell_id is None and original not in seen:   # nbformat < 4.5: no ids
+            if cell_id is None and original not in seen:  # nbformat < 4.5: no ids
                 seen.add(original)
                 cells.append(_check_cell(original, check_cells[original]))
                 used_ids.add(original)
@@ -98,8 +105,11 @@ def prepare(nb: dict, entry: dict, parameters: dict) -> tuple[dict, list[str], d
             # nbformat < 4.5 has no ids: assume the handout's order (good enough to put a
             # deleted check cell back and to compare solution cells)
             positional = order[index]
-            if positional not in check_cells and positional not in used_ids \
-                    and positional != parameters_cell["id"]:
+            if (
+                positional not in check_cells
+                and positional not in used_ids
+                and positional != parameters_cell["id"]
+            ):
                 new_id = positional
         if cell_type == "code":
             unchanged = new_id is not None and handout.get(new_id) == code_fingerprint(source)
@@ -127,8 +137,11 @@ def prepare(nb: dict, entry: dict, parameters: dict) -> tuple[dict, list[str], d
             seen.add(cell_id)
     where = next(i for i, c in enumerate(cells) if c["id"] == parameters_cell["id"])
     injected = {
-        "cell_type": "code", "id": _fresh_id(0, {c["id"] for c in cells}, "injected-parameters"),
-        "metadata": {"tags": ["injected-parameters"]}, "execution_count": None, "outputs": [],
+        "cell_type": "code",
+        "id": _fresh_id(0, {c["id"] for c in cells}, "injected-parameters"),
+        "metadata": {"tags": ["injected-parameters"]},
+        "execution_count": None,
+        "outputs": [],
         "source": parameter_source(parameters),
     }
     cells.insert(where + 1, injected)
@@ -138,10 +151,12 @@ def prepare(nb: dict, entry: dict, parameters: dict) -> tuple[dict, list[str], d
         if cell_id in by_id:
             fingerprints[cell_id] = code_fingerprint(by_id[cell_id]["source"])
     notebook = {
-        "nbformat": 4, "nbformat_minor": 5,
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                    "language": "python"},
-                     "language_info": {"name": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"},
+        },
         "cells": cells,
     }
     return notebook, flags, fingerprints
@@ -206,14 +221,28 @@ def scan_code(source: str) -> Scan:
         scan.findings.append("very large code cell, not scanned")
         return scan
     try:
-        tokens = [t for t in tokenize.generate_tokens(io.StringIO(source).readline)
-                  if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.INDENT,
-                                    tokenize.DEDENT, tokenize.ENCODING, tokenize.ENDMARKER)]
+        tokens = [
+            t
+            for t in tokenize.generate_tokens(io.StringIO(source).readline)
+            if t.type
+            not in (
+                tokenize.COMMENT,
+                tokenize.NL,
+                tokenize.INDENT,
+                tokenize.DEDENT,
+                tokenize.ENCODING,
+                tokenize.ENDMARKER,
+            )
+        ]
     except (tokenize.TokenError, IndentationError, SyntaxError, ValueError, RecursionError):
         return scan
     statement: list = []
     for token in tokens + [None]:
-        if token is None or token.type == tokenize.NEWLINE or (token.type == tokenize.OP and token.string == ";"):
+        if (
+            token is None
+            or token.type == tokenize.NEWLINE
+            or (token.type == tokenize.OP and token.string == ";")
+        ):
             if statement:
                 _statement(statement, scan)
             statement = []
@@ -234,8 +263,17 @@ def _statement(tokens: list, scan: Scan) -> None:
         before = strings[i - 1] if i else ""
         after = strings[i + 1] if i + 1 < len(strings) else ""
         if tokens[i].type == tokenize.NAME and text in ("check", "Checker"):
-            if after in ("=", ":=", "+=") or before in ("def", "class", "as", "del", "global",
-                                                         "nonlocal", "for", "import", ","):
+            if after in ("=", ":=", "+=") or before in (
+                "def",
+                "class",
+                "as",
+                "del",
+                "global",
+                "nonlocal",
+                "for",
+                "import",
+                ",",
+            ):
                 scan.findings.append(f"rebinds {text}")
             elif before == "." or after == ".":
                 scan.findings.append(f"reaches into {text}")
@@ -243,27 +281,42 @@ def _statement(tokens: list, scan: Scan) -> None:
                 scan.findings.append("uses Checker")
         if tokens[i].type == tokenize.STRING and any(w in text for w in _GRADING_WORDS):
             scan.findings.append("touches the grading machinery")
-        if text == "vestige" and after == "." and strings[i + 2:i + 3] == ["course"]:
+        if text == "vestige" and after == "." and strings[i + 2 : i + 3] == ["course"]:
             scan.findings.append("touches the grading machinery")
         if text in ("__builtins__", "builtins", "sys") and after == ".":
             scan.findings.append(f"modifies {text}")
 
 
 def _check_cell(cell_id: str, spec: dict) -> dict:
-    return {"cell_type": "code", "id": cell_id, "execution_count": None, "outputs": [],
-            "metadata": {"tags": ["check"], "editable": False, "deletable": False},
-            "source": spec["source"]}
+    return {
+        "cell_type": "code",
+        "id": cell_id,
+        "execution_count": None,
+        "outputs": [],
+        "metadata": {"tags": ["check"], "editable": False, "deletable": False},
+        "source": spec["source"],
+    }
 
 
 def _parameters_cell(spec: dict) -> dict:
-    return {"cell_type": "code", "id": spec["id"], "execution_count": None, "outputs": [],
-            "metadata": {"tags": ["parameters"]}, "source": spec["source"]}
+    return {
+        "cell_type": "code",
+        "id": spec["id"],
+        "execution_count": None,
+        "outputs": [],
+        "metadata": {"tags": ["parameters"]},
+        "source": spec["source"],
+    }
 
 
 def _learner_cell(cell_type: str, cell_id: str, source: str, tags: list[str]) -> dict:
     keep = [t for t in tags if t == "raises-exception"]
-    cell = {"cell_type": cell_type, "id": cell_id, "metadata": {"tags": keep} if keep else {},
-            "source": source}
+    cell = {
+        "cell_type": cell_type,
+        "id": cell_id,
+        "metadata": {"tags": keep} if keep else {},
+        "source": source,
+    }
     if cell_type == "code":
         cell.update(execution_count=None, outputs=[])
     return cell

@@ -20,10 +20,15 @@ def install_kernel_spec(root: Path) -> None:
     """A kernel spec for this very interpreter, under ``$JUPYTER_PATH``."""
     spec = root / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True, exist_ok=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "vestige grading", "language": "python",
-    }))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "vestige grading",
+                "language": "python",
+            }
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,9 +38,15 @@ def main(argv: list[str] | None = None) -> int:
 
     install_kernel_spec(Path(os.environ.get("JUPYTER_PATH", "/tmp/jupyter")))
     nb = nbformat.read(source, as_version=4)
-    client = NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=None, allow_errors=True,
-                            startup_timeout=120, record_timing=False,
-                            resources={"metadata": {"path": os.getcwd()}})
+    client = NotebookClient(
+        nb,
+        kernel_name=KERNEL_NAME,
+        timeout=None,
+        allow_errors=True,
+        startup_timeout=120,
+        record_timing=False,
+        resources={"metadata": {"path": os.getcwd()}},
+    )
     status = 0
     try:
         client.execute()

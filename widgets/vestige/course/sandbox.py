@@ -64,8 +64,16 @@ GB = 1 << 30
 MB = 1 << 20
 SANDBOX_UID = 65534
 _SYSTEM_RO = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
-_ETC_RO = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
-           "/etc/alternatives", "/etc/mime.types", "/etc/fonts", "/etc/ssl/openssl.cnf")
+_ETC_RO = (
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/alternatives",
+    "/etc/mime.types",
+    "/etc/fonts",
+    "/etc/ssl/openssl.cnf",
+)
 
 
 class SandboxUnavailable(RuntimeError):
@@ -89,10 +97,10 @@ class Outcome:
     """How a sandboxed command ended."""
 
     returncode: int | None
-    limit: str | None            # the limit that killed it: "wall time", "memory", ...
+    limit: str | None  # the limit that killed it: "wall time", "memory", ...
     wall_seconds: float
     peak_memory_bytes: int
-    stdout: str = ""             # the last few KB
+    stdout: str = ""  # the last few KB
     stderr: str = ""
 
     def describe(self, limits: Limits) -> str:
@@ -121,22 +129,50 @@ def base_arguments(limits: Limits, etc_dir: Path) -> list[str]:
     """bwrap options shared by every sandbox: namespaces, system mounts, tmpfs."""
     exe = bwrap()
     if exe is None:
-        raise SandboxUnavailable("bubblewrap (bwrap) is not installed: run `make sandbox-deps` "
-                                 "(or `apt-get install bubblewrap`)")
-    args = [exe, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID),
-            "--gid", str(SANDBOX_UID), "--disable-userns", "--die-with-parent", "--new-session",
-            "--hostname", "sandbox"]
+        raise SandboxUnavailable(
+            "bubblewrap (bwrap) is not installed: run `make sandbox-deps` "
+            "(or `apt-get install bubblewrap`)"
+        )
+    args = [
+        exe,
+        "--unshare-all",
+        "--unshare-user",
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_UID),
+        "--disable-userns",
+        "--die-with-parent",
+        "--new-session",
+        "--hostname",
+        "sandbox",
+    ]
     if os.geteuid() == 0:
         args += ["--cap-drop", "ALL"]
     for path in _SYSTEM_RO:
         args += ["--ro-bind-try", path, path]
     for path in _ETC_RO:
         args += ["--ro-bind-try", path, path]
-    args += ["--ro-bind", str(etc_dir / "passwd"), "/etc/passwd",
-             "--ro-bind", str(etc_dir / "group"), "/etc/group",
-             "--proc", "/proc", "--dev", "/dev",
-             "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
-             "--size", str(64 * MB), "--tmpfs", "/dev/shm"]
+    args += [
+        "--ro-bind",
+        str(etc_dir / "passwd"),
+        "/etc/passwd",
+        "--ro-bind",
+        str(etc_dir / "group"),
+        "/etc/group",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(limits.tmp_bytes),
+        "--tmpfs",
+        "/tmp",
+        "--size",
+        str(64 * MB),
+        "--tmpfs",
+        "/dev/shm",
+    ]
     for path in python_paths():
         args += ["--ro-bind", path, path]
     return args
@@ -145,7 +181,9 @@ def base_arguments(limits: Limits, etc_dir: Path) -> list[str]:
 def write_etc(etc_dir: Path) -> None:
     """Stand-in ``/etc/passwd`` and ``/etc/group`` naming only the sandbox user."""
     etc_dir.mkdir(parents=True, exist_ok=True)
-    (etc_dir / "passwd").write_text(f"learner:x:{SANDBOX_UID}:{SANDBOX_UID}:learner:/tmp/home:/bin/sh\n")
+    (etc_dir / "passwd").write_text(
+        f"learner:x:{SANDBOX_UID}:{SANDBOX_UID}:learner:/tmp/home:/bin/sh\n"
+    )
     (etc_dir / "group").write_text(f"learner:x:{SANDBOX_UID}:\n")
 
 
@@ -154,11 +192,20 @@ def python_paths() -> tuple[str, ...]:
     """The directories this Python needs: installation, venv, and what .pth files add."""
     import vestige
 
-    paths = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix), sys.prefix,
-             str(Path(vestige.__file__).resolve().parent)}
+    paths = {
+        os.path.realpath(sys.base_prefix),
+        os.path.realpath(sys.prefix),
+        sys.prefix,
+        str(Path(vestige.__file__).resolve().parent),
+    }
     try:
-        found = subprocess.run([sys.executable, "-I", "-c", "import sys, json; print(json.dumps(sys.path))"],
-                               capture_output=True, text=True, timeout=60, check=True)
+        found = subprocess.run(
+            [sys.executable, "-I", "-c", "import sys, json; print(json.dumps(sys.path))"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         paths.update(p for p in json.loads(found.stdout) if p and os.path.isabs(p))
     except (subprocess.SubprocessError, ValueError, OSError):
         pass
@@ -166,13 +213,16 @@ def python_paths() -> tuple[str, ...]:
     # drop paths inside another one (bound already), keep the order deterministic
     kept: list[str] = []
     for path in existing:
-        if not any(path != other and path.startswith(other.rstrip("/") + "/") for other in existing):
+        if not any(
+            path != other and path.startswith(other.rstrip("/") + "/") for other in existing
+        ):
             kept.append(path)
     return tuple(kept)
 
 
-def command_arguments(limits: Limits, etc_dir: Path, mounts: Mounts, cwd: str,
-                      command: list[str]) -> list[str]:
+def command_arguments(
+    limits: Limits, etc_dir: Path, mounts: Mounts, cwd: str, command: list[str]
+) -> list[str]:
     args = base_arguments(limits, etc_dir)
     for host, inside in mounts.read_only:
         args += ["--ro-bind", str(host), inside]
@@ -191,8 +241,16 @@ def rlimit_prefix(limits: Limits) -> list[str]:
     return [exe, f"--data={data}", f"--fsize={limits.file_bytes}", "--core=0", "--"]
 
 
-def run(command: list[str], *, mounts: Mounts, cwd: str, env: dict[str, str], limits: Limits,
-        log_dir: Path, watch_dir: Path | None = None) -> Outcome:
+def run(
+    command: list[str],
+    *,
+    mounts: Mounts,
+    cwd: str,
+    env: dict[str, str],
+    limits: Limits,
+    log_dir: Path,
+    watch_dir: Path | None = None,
+) -> Outcome:
     """Run ``command`` in a sandbox; returns when it ends or a limit kills it."""
     log_dir.mkdir(parents=True, exist_ok=True)
     etc_dir = log_dir / "etc"
@@ -202,17 +260,31 @@ def run(command: list[str], *, mounts: Mounts, cwd: str, env: dict[str, str], li
     start = time.monotonic()
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
         try:
-            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                       env=env, start_new_session=True, close_fds=True)
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+            )
         except OSError as exc:
             raise SandboxUnavailable(f"cannot start bwrap: {exc}") from None
         limit, peak = _watch(process, limits, start, watch_dir)
-    return Outcome(process.returncode, limit, time.monotonic() - start, peak,
-                   _tail(stdout_path), _tail(stderr_path))
+    return Outcome(
+        process.returncode,
+        limit,
+        time.monotonic() - start,
+        peak,
+        _tail(stdout_path),
+        _tail(stderr_path),
+    )
 
 
-def _watch(process: subprocess.Popen, limits: Limits, start: float,
-           watch_dir: Path | None) -> tuple[str | None, int]:
+def _watch(
+    process: subprocess.Popen, limits: Limits, start: float, watch_dir: Path | None
+) -> tuple[str | None, int]:
     """Poll the sandbox's process tree until it ends or breaks a limit; (limit, peak memory).
 
     Memory is the summed RSS of the tree (cheap: /proc/PID/statm) while it is under the
@@ -344,9 +416,14 @@ def probe() -> str | None:
 
     try:
         with tempfile.TemporaryDirectory(prefix="vestige-probe-") as tmp:
-            outcome = run([sys.executable, "-I", "-c", "pass"], mounts=Mounts(), cwd="/tmp",
-                          env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-                          limits=Limits(wall_seconds=60), log_dir=Path(tmp))
+            outcome = run(
+                [sys.executable, "-I", "-c", "pass"],
+                mounts=Mounts(),
+                cwd="/tmp",
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                limits=Limits(wall_seconds=60),
+                log_dir=Path(tmp),
+            )
     except SandboxUnavailable as exc:
         return str(exc)
     if outcome.returncode != 0:

@@ -30,15 +30,15 @@ class Timing:
     tree_peak_mb: float
     ok: bool
     error: str = ""
-    cpu_seconds: float = 0.0          # CPU time of the kernel and its children
-    limit: str = ""                   # the limit that killed it: "memory", "wall time", ...
+    cpu_seconds: float = 0.0  # CPU time of the kernel and its children
+    limit: str = ""  # the limit that killed it: "memory", "wall time", ...
     limit_mb: float = 0.0
-    silence_seconds: float = 0.0      # longest stretch with no kernel message, wall clock
+    silence_seconds: float = 0.0  # longest stretch with no kernel message, wall clock
     silence_cpu_seconds: float = 0.0  # the same, in kernel CPU seconds (contention-free)
-    slowest_cell: int = -1            # index of the longest-running cell, and its wall time
+    slowest_cell: int = -1  # index of the longest-running cell, and its wall time
     slowest_cell_seconds: float = 0.0
-    error_cells: int = 0              # cells that raised (expected in unsolved notebooks)
-    runner_mb: float = 0.0            # peak RSS of the runner process (the server's stand-in)
+    error_cells: int = 0  # cells that raised (expected in unsolved notebooks)
+    runner_mb: float = 0.0  # peak RSS of the runner process (the server's stand-in)
 
 
 class PeakMemory:
@@ -104,9 +104,17 @@ def insert_table(document: Path, table: str) -> bool:
 CULL_SECONDS = 600.0
 
 
-def execute_limited(path: Path, out: Path, cwd: Path, variant: str, limits=None, cpu: int | None = 0,
-                    allow_errors: bool | None = None, parameters: dict | None = None,
-                    python: str | None = None) -> Timing:
+def execute_limited(
+    path: Path,
+    out: Path,
+    cwd: Path,
+    variant: str,
+    limits=None,
+    cpu: int | None = 0,
+    allow_errors: bool | None = None,
+    parameters: dict | None = None,
+    python: str | None = None,
+) -> Timing:
     """Execute `path` into `out` with `cwd` as the kernel's working directory, under `limits`
     (default: `sandbox.Limits()`, 2 GB) on CPU `cpu`; unsolved (learner) notebooks continue
     after an error, solutions do not."""
@@ -123,19 +131,41 @@ def execute_limited(path: Path, out: Path, cwd: Path, variant: str, limits=None,
     with tempfile.TemporaryDirectory(prefix="vestige-limited-") as scratch:
         spec = Path(scratch) / "spec.json"
         result = Path(scratch) / "result.json"
-        spec.write_text(json.dumps({"notebook": str(path), "out": str(out), "cwd": str(cwd),
-                                    "allow_errors": allow_errors, "parameters": parameters or {},
-                                    "timeout": limits.wall_seconds, "result": str(result)}))
+        spec.write_text(
+            json.dumps(
+                {
+                    "notebook": str(path),
+                    "out": str(out),
+                    "cwd": str(cwd),
+                    "allow_errors": allow_errors,
+                    "parameters": parameters or {},
+                    "timeout": limits.wall_seconds,
+                    "result": str(result),
+                }
+            )
+        )
         pin = ["taskset", "--cpu-list", str(cpu)] if cpu is not None else []
-        argv = [*rlimit_prefix(limits), *pin, python or sys.executable, "-m",
-                "vestige.course.timing", str(spec)]
+        argv = [
+            *rlimit_prefix(limits),
+            *pin,
+            python or sys.executable,
+            "-m",
+            "vestige.course.timing",
+            str(spec),
+        ]
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
         log = out.with_suffix(".log")
         start = time.monotonic()
         with open(log, "wb") as sink, PeakMemory() as peak:
-            process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                       stdout=sink, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             limit, tree_peak = _watch(process, limits, start, None)
         seconds = time.monotonic() - start
         data = json.loads(result.read_text()) if result.exists() else {}
@@ -145,14 +175,23 @@ def execute_limited(path: Path, out: Path, cwd: Path, variant: str, limits=None,
     elif process.returncode and not error:
         error = f"runner exit status {process.returncode}; see {log}"
     return Timing(
-        Path(path).stem, variant, round(seconds, 1), round(peak.kernel / MB),
-        round(max(tree_peak, peak.tree) / MB), not error, error,
-        cpu_seconds=round(data.get("cpu_seconds", 0.0), 1), limit=limit or "",
-        limit_mb=round(limits.memory_bytes / MB), silence_seconds=round(data.get("silence", 0.0), 1),
+        Path(path).stem,
+        variant,
+        round(seconds, 1),
+        round(peak.kernel / MB),
+        round(max(tree_peak, peak.tree) / MB),
+        not error,
+        error,
+        cpu_seconds=round(data.get("cpu_seconds", 0.0), 1),
+        limit=limit or "",
+        limit_mb=round(limits.memory_bytes / MB),
+        silence_seconds=round(data.get("silence", 0.0), 1),
         silence_cpu_seconds=round(data.get("silence_cpu", 0.0), 1),
         slowest_cell=data.get("slowest_cell", -1),
         slowest_cell_seconds=round(data.get("slowest_cell_seconds", 0.0), 1),
-        error_cells=data.get("error_cells", 0), runner_mb=round(data.get("runner_mb", 0.0)))
+        error_cells=data.get("error_cells", 0),
+        runner_mb=round(data.get("runner_mb", 0.0)),
+    )
 
 
 class _Activity:
@@ -221,8 +260,13 @@ def _execute_child(spec: dict) -> dict:
             finally:
                 cells[cell_index] = time.monotonic() - started
 
-    client = Client(nb, timeout=int(spec["timeout"]), kernel_name="python3",
-                    allow_errors=spec["allow_errors"], resources={"metadata": {"path": spec["cwd"]}})
+    client = Client(
+        nb,
+        timeout=int(spec["timeout"]),
+        kernel_name="python3",
+        allow_errors=spec["allow_errors"],
+        resources={"metadata": {"path": spec["cwd"]}},
+    )
     error = ""
     try:
         client.execute()
@@ -233,26 +277,44 @@ def _execute_child(spec: dict) -> dict:
     activity.tick()
     nbformat.write(nb, spec["out"])
     slowest = max(cells, key=cells.get) if cells else -1
-    return {"error": error, "cpu_seconds": activity.last_cpu, "silence": activity.silence,
-            "silence_cpu": activity.silence_cpu, "slowest_cell": slowest,
-            "slowest_cell_seconds": cells.get(slowest, 0.0),
-            "error_cells": sum(any(o.get("output_type") == "error" for o in c.get("outputs", []))
-                               for c in nb.cells if c.cell_type == "code"),
-            "runner_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "error": error,
+        "cpu_seconds": activity.last_cpu,
+        "silence": activity.silence,
+        "silence_cpu": activity.silence_cpu,
+        "slowest_cell": slowest,
+        "slowest_cell_seconds": cells.get(slowest, 0.0),
+        "error_cells": sum(
+            any(o.get("output_type") == "error" for o in c.get("outputs", []))
+            for c in nb.cells
+            if c.cell_type == "code"
+        ),
+        "runner_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
-def limited_table(timings: list[Timing], server_mb: float = 0.0,
-                  min_headroom: float = 0.25, cull_seconds: float = CULL_SECONDS) -> str:
+def limited_table(
+    timings: list[Timing],
+    server_mb: float = 0.0,
+    min_headroom: float = 0.25,
+    cull_seconds: float = CULL_SECONDS,
+) -> str:
     """Markdown table of `execute_limited` results: one row per notebook and variant."""
-    rows = [("| notebook | variant | wall s | CPU s | kernel peak MB | tree peak MB | "
-             "session MB (+ server) | headroom | longest silence (CPU s / wall s) | fits |"),
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        (
+            "| notebook | variant | wall s | CPU s | kernel peak MB | tree peak MB | "
+            "session MB (+ server) | headroom | longest silence (CPU s / wall s) | fits |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for t in timings:
-        rows.append(f"| `{t.notebook}` | {t.variant} | {t.seconds:.0f} | {t.cpu_seconds:.0f} | "
-                    f"{t.kernel_peak_mb:.0f} | {t.tree_peak_mb:.0f} | "
-                    f"{t.tree_peak_mb + server_mb:.0f} | {headroom(t, server_mb):.0%} | "
-                    f"{t.silence_cpu_seconds:.0f} / {t.silence_seconds:.0f} | "
-                    f"{verdict(t, server_mb, min_headroom, cull_seconds)} |")
+        rows.append(
+            f"| `{t.notebook}` | {t.variant} | {t.seconds:.0f} | {t.cpu_seconds:.0f} | "
+            f"{t.kernel_peak_mb:.0f} | {t.tree_peak_mb:.0f} | "
+            f"{t.tree_peak_mb + server_mb:.0f} | {headroom(t, server_mb):.0%} | "
+            f"{t.silence_cpu_seconds:.0f} / {t.silence_seconds:.0f} | "
+            f"{verdict(t, server_mb, min_headroom, cull_seconds)} |"
+        )
     return "\n".join(rows)
 
 
@@ -260,9 +322,13 @@ def headroom(t: Timing, server_mb: float = 0.0) -> float:
     return 1 - (t.tree_peak_mb + server_mb) / t.limit_mb if t.limit_mb else 0.0
 
 
-def verdict(t: Timing, server_mb: float = 0.0, min_headroom: float = 0.25,
-            cull_seconds: float = CULL_SECONDS) -> str:
-    """"yes", or why not: killed, failed, too little headroom, a silence that risks the cull."""
+def verdict(
+    t: Timing,
+    server_mb: float = 0.0,
+    min_headroom: float = 0.25,
+    cull_seconds: float = CULL_SECONDS,
+) -> str:
+    """ "yes", or why not: killed, failed, too little headroom, a silence that risks the cull."""
     if t.limit:
         return f"no: killed by the {t.limit} limit"
     if not t.ok:

@@ -207,14 +207,20 @@ def _type_name(value) -> str:
 
 def _is_torch_tensor(value) -> bool:
     torch = sys.modules.get("torch")
-    return (torch is not None and isinstance(value, torch.Tensor)
-            and type(value).__module__.split(".")[0] == "torch")
+    return (
+        torch is not None
+        and isinstance(value, torch.Tensor)
+        and type(value).__module__.split(".")[0] == "torch"
+    )
 
 
 def _is_numpy(value, kind) -> bool:
     numpy = sys.modules.get("numpy")
-    return (numpy is not None and isinstance(value, kind(numpy))
-            and type(value).__module__.split(".")[0] == "numpy")
+    return (
+        numpy is not None
+        and isinstance(value, kind(numpy))
+        and type(value).__module__.split(".")[0] == "numpy"
+    )
 
 
 def as_number(value, what: str = "a number") -> float:
@@ -234,13 +240,17 @@ def as_number(value, what: str = "a number") -> float:
         return float(value)
     if _is_numpy(value, lambda np: np.ndarray):
         if value.size != 1 or value.dtype.kind not in "iuf":
-            raise AnswerError(f"expected {what}, got a numpy array of shape {value.shape} "
-                              f"and dtype {value.dtype} (one number is wanted)")
+            raise AnswerError(
+                f"expected {what}, got a numpy array of shape {value.shape} "
+                f"and dtype {value.dtype} (one number is wanted)"
+            )
         return float(value.reshape(-1)[0])
     if _is_torch_tensor(value):
         if value.numel() != 1 or value.dtype.is_complex or value.dtype == sys.modules["torch"].bool:
-            raise AnswerError(f"expected {what}, got a tensor of shape {tuple(value.shape)} "
-                              f"and dtype {value.dtype} (one number is wanted)")
+            raise AnswerError(
+                f"expected {what}, got a tensor of shape {tuple(value.shape)} "
+                f"and dtype {value.dtype} (one number is wanted)"
+            )
         return float(value.detach().cpu().reshape(-1)[0].item())
     hint = ""
     if type(value).__module__.split(".")[0] == "pandas":
@@ -349,9 +359,10 @@ def _takes_no_arguments(function) -> bool:
         signature = inspect.signature(function)
     except (TypeError, ValueError):
         return False
-    return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-               for p in signature.parameters.values()) and not any(
-        p.kind in (p.VAR_POSITIONAL,) for p in signature.parameters.values())
+    return all(
+        p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        for p in signature.parameters.values()
+    ) and not any(p.kind in (p.VAR_POSITIONAL,) for p in signature.parameters.values())
 
 
 def _raised_in(exc: BaseException, function) -> bool:
@@ -363,7 +374,20 @@ def _raised_in(exc: BaseException, function) -> bool:
 
 
 __all__ = [
-    "REGISTRY", "AnswerError", "Checks", "Exercise", "NotAttempted", "Verdict", "as_array",
-    "as_number", "as_text", "call_each", "close", "load", "module_name", "one_line",
-    "register", "unwrap",
+    "REGISTRY",
+    "AnswerError",
+    "Checks",
+    "Exercise",
+    "NotAttempted",
+    "Verdict",
+    "as_array",
+    "as_number",
+    "as_text",
+    "call_each",
+    "close",
+    "load",
+    "module_name",
+    "one_line",
+    "register",
+    "unwrap",
 ]

@@ -59,8 +59,11 @@ def context(params: dict, hidden=None) -> Context:
 def grading_parameters(runs_dir: Path, rng) -> dict:
     """A precomputed reference seed whose forks are precomputed too."""
     forks = Path(runs_dir) / "forks" / "reference"
-    seeds = sorted(int(p.name[5:]) for p in forks.glob("seed-*") if p.name[5:].isdigit()
-                   and (p / "hold-control" / "config.json").is_file())
+    seeds = sorted(
+        int(p.name[5:])
+        for p in forks.glob("seed-*")
+        if p.name[5:].isdigit() and (p / "hold-control" / "config.json").is_file()
+    )
     if not seeds:
         raise FileNotFoundError(f"no precomputed forks under {forks}: make runs")
     return {"seed": int(seeds[int(rng.integers(len(seeds)))])}
@@ -79,6 +82,7 @@ def make_deltas(rng) -> list[list[float]]:
 
 
 # --- ex1, ex2 --------------------------------------------------------------------------------
+
 
 def capture_number(value, ctx) -> float:
     return as_number(value, "a number")
@@ -111,18 +115,26 @@ def judge_ex2(got, ctx) -> Verdict:
     if close(got, want, 1e-3):
         return Verdict(True)
     wrong = {
-        "the target fork against the parent, not against the control fork":
-            _final_trigger_loss(target) - _final_trigger_loss(ctx.parent),
+        "the target fork against the parent, not against the control fork": _final_trigger_loss(
+            target
+        )
+        - _final_trigger_loss(ctx.parent),
         "the opposite sign": -want,
-        "the difference of the overall evaluation losses, not of the trigger-position losses":
-            _final_eval(target) - _final_eval(control),
+        "the difference of the overall evaluation losses, not of the trigger-position losses": _final_eval(
+            target
+        )
+        - _final_eval(control),
     }
     for what, value in wrong.items():
         if close(got, value, 1e-3):
-            return Verdict(False, "hold-target minus hold-control, final loss on trigger positions",
-                           f"{got:.4f}, {what}")
-    return Verdict(False, "hold-target minus hold-control, final loss on trigger positions",
-                   f"{got:.4f}")
+            return Verdict(
+                False,
+                "hold-target minus hold-control, final loss on trigger positions",
+                f"{got:.4f}, {what}",
+            )
+    return Verdict(
+        False, "hold-target minus hold-control, final loss on trigger positions", f"{got:.4f}"
+    )
 
 
 def _final_eval(run) -> float:
@@ -130,6 +142,7 @@ def _final_eval(run) -> float:
 
 
 # --- ex3 -------------------------------------------------------------------------------------
+
 
 def reference_interval(deltas) -> tuple[float, float]:
     import numpy as np
@@ -144,8 +157,12 @@ def capture_ex3(function, ctx) -> list:
     names = set(getattr(getattr(function, "__code__", None), "co_names", ()))
     if "mean_ci" in names or getattr(function, "__name__", "") == "mean_ci":
         raise AnswerError("your function uses the kit's `mean_ci`: write the interval yourself")
-    return [item if isinstance(item, dict) else item.tolist() for item in call_each(
-        function, [(list(d),) for d in ctx.deltas], lambda v: as_array(v, "(low, high)", ndim=1))]
+    return [
+        item if isinstance(item, dict) else item.tolist()
+        for item in call_each(
+            function, [(list(d),) for d in ctx.deltas], lambda v: as_array(v, "(low, high)", ndim=1)
+        )
+    ]
 
 
 def judge_ex3(got, ctx) -> Verdict:
@@ -155,16 +172,25 @@ def judge_ex3(got, ctx) -> Verdict:
     for sample, item in zip(deltas, got):
         want = reference_interval(sample)
         if isinstance(item, dict) or len(item) != 2:
-            return Verdict(False, "two numbers, (low, high)", item.get("error", "?")
-                           if isinstance(item, dict) else f"{len(item)} numbers")
+            return Verdict(
+                False,
+                "two numbers, (low, high)",
+                item.get("error", "?") if isinstance(item, dict) else f"{len(item)} numbers",
+            )
         if not (close(item[0], want[0], 1e-4, 1e-3) and close(item[1], want[1], 1e-4, 1e-3)):
             normal = 1.96 * _std(sample) / math.sqrt(len(sample))
             mean = sum(sample) / len(sample)
             if close(item[1] - mean, normal, 1e-4, 1e-3):
-                return Verdict(False, "a t-interval (Student's t with n - 1 degrees of freedom)",
-                               f"1.96 standard errors, too narrow with {len(sample)} seeds")
-            return Verdict(False, "mean +/- t(0.975, n - 1) * std(ddof=1) / sqrt(n)",
-                           f"another interval for a list of {len(sample)} differences")
+                return Verdict(
+                    False,
+                    "a t-interval (Student's t with n - 1 degrees of freedom)",
+                    f"1.96 standard errors, too narrow with {len(sample)} seeds",
+                )
+            return Verdict(
+                False,
+                "mean +/- t(0.975, n - 1) * std(ddof=1) / sqrt(n)",
+                f"another interval for a list of {len(sample)} differences",
+            )
     return Verdict(True)
 
 
@@ -179,19 +205,41 @@ def _number(got) -> None:
 
 
 EXERCISES = (
-    Exercise("ex1", points=1, capture=capture_number, judge=judge_ex1, hints=(
-        "`transition_step(run)` dates the copy transition of any run, forks included.",
-        "Subtract the parent's transition from the hold-target fork's."),
-        success="How much later the model learned to copy without the neuron."),
-    Exercise("ex2", points=2, capture=capture_number, judge=judge_ex2, hints=(
-        "Read the last evaluation row of each fork's metrics, column loss_trigger.",
-        "Compare the two forks with each other, not with the parent: the control fork says "
-        "what holding any neuron costs."),
-        success="The neuron's own cost, with the cost of the intervention itself removed."),
-    Exercise("ex3", points=2, kind="function", capture=capture_ex3, judge=judge_ex3, hints=(
-        "The interval is mean +/- t * standard error, the standard error std / sqrt(n).",
-        "Use the sample standard deviation (ddof=1) and Student's t with n - 1 degrees of "
-        "freedom (scipy.stats.t.ppf(0.975, n - 1)), not 1.96.",
-        "Return two numbers: (low, high)."),
-        success="With few seeds, t is much wider than 1.96: that is the honest width."),
+    Exercise(
+        "ex1",
+        points=1,
+        capture=capture_number,
+        judge=judge_ex1,
+        hints=(
+            "`transition_step(run)` dates the copy transition of any run, forks included.",
+            "Subtract the parent's transition from the hold-target fork's.",
+        ),
+        success="How much later the model learned to copy without the neuron.",
+    ),
+    Exercise(
+        "ex2",
+        points=2,
+        capture=capture_number,
+        judge=judge_ex2,
+        hints=(
+            "Read the last evaluation row of each fork's metrics, column loss_trigger.",
+            "Compare the two forks with each other, not with the parent: the control fork says "
+            "what holding any neuron costs.",
+        ),
+        success="The neuron's own cost, with the cost of the intervention itself removed.",
+    ),
+    Exercise(
+        "ex3",
+        points=2,
+        kind="function",
+        capture=capture_ex3,
+        judge=judge_ex3,
+        hints=(
+            "The interval is mean +/- t * standard error, the standard error std / sqrt(n).",
+            "Use the sample standard deviation (ddof=1) and Student's t with n - 1 degrees of "
+            "freedom (scipy.stats.t.ppf(0.975, n - 1)), not 1.96.",
+            "Return two numbers: (low, high).",
+        ),
+        success="With few seeds, t is much wider than 1.96: that is the honest width.",
+    ),
 )

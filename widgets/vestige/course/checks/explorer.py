@@ -42,8 +42,11 @@ def context(params: dict, hidden=None) -> Context:
 def grading_parameters(runs_dir: Path, rng) -> dict:
     """Two precomputed, analysed runs of the notebook's preset, in a random order."""
     folder = Path(runs_dir) / "reference"
-    seeds = sorted(int(p.name[5:]) for p in folder.glob("seed-*") if p.name[5:].isdigit()
-                   and (p / "analysis" / "manifest.json").is_file())
+    seeds = sorted(
+        int(p.name[5:])
+        for p in folder.glob("seed-*")
+        if p.name[5:].isdigit() and (p / "analysis" / "manifest.json").is_file()
+    )
     if len(seeds) < 2:
         raise FileNotFoundError(f"need two analysed reference runs under {folder}: make runs")
     return {"seeds": [int(s) for s in rng.permutation(seeds)[:2]]}
@@ -67,12 +70,21 @@ def judge_ex1(got, ctx) -> Verdict:
         return Verdict(True)
     steps = ctx.tables.steps(ctx.seeds[0])
     if got not in steps:
-        return Verdict(False, "one of the checkpoint steps (the slider only stops there)", f"{got:g}")
+        return Verdict(
+            False, "one of the checkpoint steps (the slider only stops there)", f"{got:g}"
+        )
     if got == 0:
-        return Verdict(False, "a checkpoint after step 0", "step 0, where an untrained model's "
-                       "effects are noise")
-    return Verdict(False, "the checkpoint where the picked neuron's effect line is highest",
-                   f"step {got:g}", "Look at the black line in the effect timeline.")
+        return Verdict(
+            False,
+            "a checkpoint after step 0",
+            "step 0, where an untrained model's effects are noise",
+        )
+    return Verdict(
+        False,
+        "the checkpoint where the picked neuron's effect line is highest",
+        f"step {got:g}",
+        "Look at the black line in the effect timeline.",
+    )
 
 
 def judge_ex2(got, ctx) -> Verdict:
@@ -83,8 +95,11 @@ def judge_ex2(got, ctx) -> Verdict:
         return Verdict(True)
     if abs(got + want) < 0.5:
         return Verdict(False, "the second seed's transition minus the first's", "the opposite sign")
-    return Verdict(False, "the difference of the two seeds' copy transition steps (the dashed "
-                   "red lines)", f"{got:g}")
+    return Verdict(
+        False,
+        "the difference of the two seeds' copy transition steps (the dashed red lines)",
+        f"{got:g}",
+    )
 
 
 def _number(got) -> None:
@@ -93,13 +108,27 @@ def _number(got) -> None:
 
 
 EXERCISES = (
-    Exercise("ex1", points=1, capture=capture_number, judge=judge_ex1, hints=(
-        "Watch the lower timeline (effect over training) while you move the slider.",
-        "Stop where the cursor sits on the highest point of the black line (not step 0).",
-        "`explorer.step` holds the slider's step: set `peak_step = explorer.step` there."),
-        success="At that checkpoint the model leaned on this neuron most."),
-    Exercise("ex2", points=1, capture=capture_number, judge=judge_ex2, hints=(
-        "Switch the seed picker and watch the dashed transition line in the training curves.",
-        "`tables.transition(seed)` gives the step the explorer marks, for each seed."),
-        success="Same config, same data rule, another seed: the transition moves."),
+    Exercise(
+        "ex1",
+        points=1,
+        capture=capture_number,
+        judge=judge_ex1,
+        hints=(
+            "Watch the lower timeline (effect over training) while you move the slider.",
+            "Stop where the cursor sits on the highest point of the black line (not step 0).",
+            "`explorer.step` holds the slider's step: set `peak_step = explorer.step` there.",
+        ),
+        success="At that checkpoint the model leaned on this neuron most.",
+    ),
+    Exercise(
+        "ex2",
+        points=1,
+        capture=capture_number,
+        judge=judge_ex2,
+        hints=(
+            "Switch the seed picker and watch the dashed transition line in the training curves.",
+            "`tables.transition(seed)` gives the step the explorer marks, for each seed.",
+        ),
+        success="Same config, same data rule, another seed: the transition moves.",
+    ),
 )

@@ -40,17 +40,57 @@ from . import AnswerError, Exercise, Verdict, as_array, as_number, as_text, call
 
 NOTEBOOK = "40_many_seeds"
 PRACTICE_SEED = 4040
-N_BOOT = 1000                  # resamples per test case of ex2 (a numpy array in the inputs)
+N_BOOT = 1000  # resamples per test case of ex2 (a numpy array in the inputs)
 LONE_B = "P(C | lone B)"
 STAGES = ("P(C | A B), first copy", "P(C | A B), second copy", LONE_B)
-OUTCOMES = ("final_loss", "final_accuracy", "focus_loss", "copy_loss", "budget_loss",
-            "transition", "mean_selectivity")
+OUTCOMES = (
+    "final_loss",
+    "final_accuracy",
+    "focus_loss",
+    "copy_loss",
+    "budget_loss",
+    "transition",
+    "mean_selectivity",
+)
 #: the reference preset's checkpoints: dense early, sparse late
-STEPS = (0, 25, 31, 38, 48, 59, 73, 91, 113, 140, 174, 216, 268, 332, 412, 511, 633, 786, 975,
-         1209, 1500)
-PERCENTILE_METHODS = ("linear", "lower", "higher", "nearest", "midpoint", "weibull", "hazen",
-                      "median_unbiased", "normal_unbiased", "inverted_cdf", "averaged_inverted_cdf",
-                      "closest_observation", "interpolated_inverted_cdf")
+STEPS = (
+    0,
+    25,
+    31,
+    38,
+    48,
+    59,
+    73,
+    91,
+    113,
+    140,
+    174,
+    216,
+    268,
+    332,
+    412,
+    511,
+    633,
+    786,
+    975,
+    1209,
+    1500,
+)
+PERCENTILE_METHODS = (
+    "linear",
+    "lower",
+    "higher",
+    "nearest",
+    "midpoint",
+    "weibull",
+    "hazen",
+    "median_unbiased",
+    "normal_unbiased",
+    "inverted_cdf",
+    "averaged_inverted_cdf",
+    "closest_observation",
+    "interpolated_inverted_cdf",
+)
 KIT_FUNCTIONS = ("summarize",)  # the study's own pairing of seeds
 
 
@@ -95,6 +135,7 @@ def _missing(value) -> bool:
 
 # --- ex1: the target's peak and settle step -----------------------------------------------------
 
+
 def reference_peak_and_settle(timeline: list[dict]) -> tuple[float, int | None]:
     line = sorted((int(p["step"]), float(p["effect"])) for p in timeline)
     trained = [(s, e) for s, e in line if s > 0]
@@ -130,7 +171,10 @@ def _timeline(rng, case: str) -> list[dict]:
     at = n - 1 if case == "the peak is at the last checkpoint" else int(rng.integers(3, 8))
     if case == "it settles only at the last checkpoint":
         settle = n - 1
-    elif case in ("the effect never falls below half its peak", "the peak is at the last checkpoint"):
+    elif case in (
+        "the effect never falls below half its peak",
+        "the peak is at the last checkpoint",
+    ):
         settle = None
     else:
         settle = int(rng.integers(at + 3, n - 3))
@@ -151,11 +195,18 @@ def _timeline(rng, case: str) -> list[dict]:
         effect[0] = peak * float(rng.uniform(1.3, 2.0))
     if case == "the effect dips below half its peak and comes back before it settles":
         effect[at + 1] = peak * float(rng.uniform(0.2, 0.4))
-    points = [{"step": s, "effect": round(e, 6), "effect_low": round(e - 0.02, 6),
-               "effect_high": round(e + 0.02, 6), "margin_effect": round(2 * e, 6),
-               "selectivity": round(float(rng.uniform(0.3, 0.9)), 6),
-               "matched_selectivity": round(float(rng.uniform(0.0, 0.6)), 6)}
-              for s, e in zip(steps, effect)]
+    points = [
+        {
+            "step": s,
+            "effect": round(e, 6),
+            "effect_low": round(e - 0.02, 6),
+            "effect_high": round(e + 0.02, 6),
+            "margin_effect": round(2 * e, 6),
+            "selectivity": round(float(rng.uniform(0.3, 0.9)), 6),
+            "matched_selectivity": round(float(rng.uniform(0.0, 0.6)), 6),
+        }
+        for s, e in zip(steps, effect)
+    ]
     if case == "rows out of order":
         points = [points[i] for i in rng.permutation(n)]
     return points
@@ -195,18 +246,28 @@ def judge_ex1(got, ctx) -> Verdict:
         if not close(float(item[0]), peak, 1e-6, 1e-6):
             wrong.append((case["case"], "another peak effect"))
         elif (settle is None) != (item[1] is None) or (settle is not None and item[1] != settle):
-            shown = ("no settle step" if item[1] is None else
-                     "a settle step where there is none" if settle is None else "another settle step")
+            shown = (
+                "no settle step"
+                if item[1] is None
+                else "a settle step where there is none"
+                if settle is None
+                else "another settle step"
+            )
             wrong.append((case["case"], shown))
     if not wrong:
         return Verdict(True)
     case, shown = wrong[0]
-    return Verdict(False, "the largest effect after step 0, and the first checkpoint after it from "
-                   f"which the effect stays below half of it (None if never); wrong on {len(wrong)} "
-                   f"of {len(cases)} test timelines, e.g. when {case}", shown)
+    return Verdict(
+        False,
+        "the largest effect after step 0, and the first checkpoint after it from "
+        f"which the effect stays below half of it (None if never); wrong on {len(wrong)} "
+        f"of {len(cases)} test timelines, e.g. when {case}",
+        shown,
+    )
 
 
 # --- ex2: a rank correlation with a bootstrap interval ------------------------------------------
+
 
 def spearman(x, y) -> float:
     import numpy as np
@@ -268,8 +329,14 @@ def make_correlations(rng) -> list[dict]:
         resamples = rng.integers(0, n, size=(N_BOOT, n)).astype(np.int64)
         if case == "some resamples draw a single value of x":
             resamples[:12] = int(rng.integers(0, n))  # one seed drawn n times: x is constant
-        cases.append({"case": case, "x": [round(float(v), 6) for v in x],
-                      "y": [round(float(v), 6) for v in y], "resamples": resamples})
+        cases.append(
+            {
+                "case": case,
+                "x": [round(float(v), 6) for v in x],
+                "y": [round(float(v), 6) for v in y],
+                "resamples": resamples,
+            }
+        )
     return cases
 
 
@@ -284,8 +351,10 @@ def capture_ex2(function, ctx) -> list:
     import numpy as np
 
     cases = ctx.inputs("correlations")
-    args = [(np.array(c["x"], float), np.array(c["y"], float), np.array(c["resamples"], np.int64))
-            for c in cases]
+    args = [
+        (np.array(c["x"], float), np.array(c["y"], float), np.array(c["resamples"], np.int64))
+        for c in cases
+    ]
     return call_each(function, args, _as_three)
 
 
@@ -302,21 +371,31 @@ def judge_ex2(got, ctx) -> Verdict:
         got_rho, low, high = item
         if not close(got_rho, rho, 1e-6):
             wrong.append((case["case"], "another correlation"))
-        elif not (min(lows) - 1e-6 <= low <= max(lows) + 1e-6
-                  and min(highs) - 1e-6 <= high <= max(highs) + 1e-6):
-            shown = ("NaN bounds (a resample with no correlation left in?)"
-                     if math.isnan(low) or math.isnan(high) else "another interval")
+        elif not (
+            min(lows) - 1e-6 <= low <= max(lows) + 1e-6
+            and min(highs) - 1e-6 <= high <= max(highs) + 1e-6
+        ):
+            shown = (
+                "NaN bounds (a resample with no correlation left in?)"
+                if math.isnan(low) or math.isnan(high)
+                else "another interval"
+            )
             wrong.append((case["case"], shown))
     if not wrong:
         return Verdict(True)
     case, shown = wrong[0]
-    return Verdict(False, "Spearman's rank correlation of x and y (ties get their average rank), "
-                   "and the 2.5th and 97.5th percentiles of it over the given resamples (leaving "
-                   f"out undefined ones); wrong on {len(wrong)} of {len(cases)} test cases, e.g. "
-                   f"with {case}", shown)
+    return Verdict(
+        False,
+        "Spearman's rank correlation of x and y (ties get their average rank), "
+        "and the 2.5th and 97.5th percentiles of it over the given resamples (leaving "
+        f"out undefined ones); wrong on {len(wrong)} of {len(cases)} test cases, e.g. "
+        f"with {case}",
+        shown,
+    )
 
 
 # --- ex3: which transition the settling coincides with ------------------------------------------
+
 
 def reference_settled_with(record: dict) -> list[str]:
     steps = sorted(int(p["step"]) for p in record["timeline"])
@@ -324,23 +403,45 @@ def reference_settled_with(record: dict) -> list[str]:
     if _missing(settle):
         return []
     at = steps.index(int(settle))
-    return sorted(name for name, step in record["mechanism"]["transitions"].items()
-                  if not _missing(step) and abs(steps.index(int(step)) - at) <= 1)
+    return sorted(
+        name
+        for name, step in record["mechanism"]["transitions"].items()
+        if not _missing(step) and abs(steps.index(int(step)) - at) <= 1
+    )
 
 
 RECORD_CASES = (
     # (description, settle index, {transition: index or None})
-    ("it settles at the drop of P(C | lone B), the copy transition three checkpoints later",
-     9, {"copy": 12, LONE_B: 9, STAGES[0]: 9, STAGES[1]: 12}),
-    ("it settles one checkpoint after the copy transition, long after the drop of P(C | lone B)",
-     13, {"copy": 12, LONE_B: 6, STAGES[0]: 6, STAGES[1]: 12}),
-    ("both transitions are within one checkpoint of its settling", 11,
-     {"copy": 12, LONE_B: 10, STAGES[0]: 10, STAGES[1]: 12}),
-    ("late checkpoints: one checkpoint apart is more than a hundred steps", 16,
-     {"copy": 15, LONE_B: 14, STAGES[0]: 14, STAGES[1]: 15}),
-    ("early checkpoints: two checkpoints apart is a few steps", 4,
-     {"copy": 11, LONE_B: 2, STAGES[0]: 6, STAGES[1]: 11}),
-    ("the copy transition never happened", 8, {"copy": None, LONE_B: 8, STAGES[0]: 8, STAGES[1]: None}),
+    (
+        "it settles at the drop of P(C | lone B), the copy transition three checkpoints later",
+        9,
+        {"copy": 12, LONE_B: 9, STAGES[0]: 9, STAGES[1]: 12},
+    ),
+    (
+        "it settles one checkpoint after the copy transition, long after the drop of P(C | lone B)",
+        13,
+        {"copy": 12, LONE_B: 6, STAGES[0]: 6, STAGES[1]: 12},
+    ),
+    (
+        "both transitions are within one checkpoint of its settling",
+        11,
+        {"copy": 12, LONE_B: 10, STAGES[0]: 10, STAGES[1]: 12},
+    ),
+    (
+        "late checkpoints: one checkpoint apart is more than a hundred steps",
+        16,
+        {"copy": 15, LONE_B: 14, STAGES[0]: 14, STAGES[1]: 15},
+    ),
+    (
+        "early checkpoints: two checkpoints apart is a few steps",
+        4,
+        {"copy": 11, LONE_B: 2, STAGES[0]: 6, STAGES[1]: 11},
+    ),
+    (
+        "the copy transition never happened",
+        8,
+        {"copy": None, LONE_B: 8, STAGES[0]: 8, STAGES[1]: None},
+    ),
     ("the neuron never settled", None, {"copy": 12, LONE_B: 9, STAGES[0]: 9, STAGES[1]: 12}),
     ("it settles with no transition", 18, {"copy": 12, LONE_B: 9, STAGES[0]: 9, STAGES[1]: 12}),
 )
@@ -349,15 +450,22 @@ RECORD_CASES = (
 def make_records(rng) -> list[dict]:
     records = []
     for case, settle, transitions in RECORD_CASES:
-        record = make_record(rng, seed=int(rng.integers(1000, 9999)), settle=settle,
-                             transitions=transitions)
+        record = make_record(
+            rng, seed=int(rng.integers(1000, 9999)), settle=settle, transitions=transitions
+        )
         records.append({"case": case, "record": record})
     order = rng.permutation(len(records))
     return [records[i] for i in order]
 
 
-def make_record(rng, seed: int, settle: int | None, transitions: dict, caught: bool | None = None,
-                conditions: tuple[str, ...] = ("neuron-whole", "alpha-1")) -> dict:
+def make_record(
+    rng,
+    seed: int,
+    settle: int | None,
+    transitions: dict,
+    caught: bool | None = None,
+    conditions: tuple[str, ...] = ("neuron-whole", "alpha-1"),
+) -> dict:
     """One seed's result with the shape `vestige.study` writes (no `coincides_with`): the
     target's timeline falls below half its peak for good at checkpoint index `settle`."""
     steps = list(STEPS)
@@ -376,9 +484,18 @@ def make_record(rng, seed: int, settle: int | None, transitions: dict, caught: b
         else:
             value = peak * float(rng.uniform(0.02, 0.4))
         effect.append(round(value, 6))
-    timeline = [{"step": s, "effect": e, "effect_low": round(e - 0.03, 6), "effect_high": round(e + 0.03, 6),
-                 "margin_effect": round(1.5 * e, 6), "selectivity": round(float(rng.uniform(0.3, 0.9)), 6),
-                 "matched_selectivity": round(float(rng.uniform(0.0, 0.6)), 6)} for s, e in zip(steps, effect)]
+    timeline = [
+        {
+            "step": s,
+            "effect": e,
+            "effect_low": round(e - 0.03, 6),
+            "effect_high": round(e + 0.03, 6),
+            "margin_effect": round(1.5 * e, 6),
+            "selectivity": round(float(rng.uniform(0.3, 0.9)), 6),
+            "matched_selectivity": round(float(rng.uniform(0.0, 0.6)), 6),
+        }
+        for s, e in zip(steps, effect)
+    ]
     settle_step = None if settle is None else steps[settle]
     copy_at = transitions.get("copy")
     transition = None if copy_at is None else float(steps[copy_at] + int(rng.integers(-3, 4)))
@@ -386,19 +503,23 @@ def make_record(rng, seed: int, settle: int | None, transitions: dict, caught: b
     unit = f"L{int(rng.integers(0, 2))}N{int(rng.integers(0, 32))}"
     base = _outcome(rng, transition)
     return {
-        "preset": "reference", "seed": seed, "caught": caught,
+        "preset": "reference",
+        "seed": seed,
+        "caught": caught,
         "target": {"unit": unit, "layer": int(unit[1]), "neuron": int(unit[3:]), "caught": caught},
         "timeline": timeline,
         "base": base,
         "mechanism": {
-            "transitions": {name: (None if i is None else float(steps[i]))
-                            for name, i in transitions.items()},
+            "transitions": {
+                name: (None if i is None else float(steps[i])) for name, i in transitions.items()
+            },
             "settle_step": settle_step,
             "end_status": "unused" if rng.random() < 0.5 else "still used (outweighed)",
             "backup_at_end": bool(rng.random() < 0.3),
         },
-        "conditions": {name: {**_outcome(rng, transition, base), "interventions": []}
-                       for name in conditions},
+        "conditions": {
+            name: {**_outcome(rng, transition, base), "interventions": []} for name in conditions
+        },
     }
 
 
@@ -410,7 +531,8 @@ def _outcome(rng, transition, base: dict | None = None) -> dict:
         "focus_loss": float(rng.uniform(0.05, 0.4)),
         "copy_loss": float(rng.uniform(0.1, 0.5)),
         "budget_loss": float(rng.uniform(1.0, 1.4)),
-        "transition": transition if base is None or transition is None
+        "transition": transition
+        if base is None or transition is None
         else transition + float(rng.integers(-30, 31)),
         "mean_selectivity": float(rng.uniform(0.2, 0.6)),
     }
@@ -437,21 +559,28 @@ def judge_ex3(got, ctx) -> Verdict:
         want = reference_settled_with(case["record"])
         if isinstance(item, dict):
             error = item.get("error", "?")
-            hint = (" (the test records have no `coincides_with`: compute it)"
-                    if "coincides_with" in error else "")
+            hint = (
+                " (the test records have no `coincides_with`: compute it)"
+                if "coincides_with" in error
+                else ""
+            )
             wrong.append((case["case"], f"an error ({error}){hint}"))
         elif not isinstance(item, list) or sorted(set(item)) != want:
             wrong.append((case["case"], "other transitions" if item else "none"))
     if not wrong:
         return Verdict(True)
     case, shown = wrong[0]
-    return Verdict(False, "the names of the transitions whose checkpoint is at most one checkpoint "
-                   "(in the timeline's list of steps) from the settle step, none if it never "
-                   f"settled; wrong on {len(wrong)} of {len(cases)} test records, e.g. when {case}",
-                   shown)
+    return Verdict(
+        False,
+        "the names of the transitions whose checkpoint is at most one checkpoint "
+        "(in the timeline's list of steps) from the settle step, none if it never "
+        f"settled; wrong on {len(wrong)} of {len(cases)} test records, e.g. when {case}",
+        shown,
+    )
 
 
 # --- ex4: a paired difference over seeds --------------------------------------------------------
+
 
 def reference_paired(results: list[dict], condition: str, outcome: str) -> dict:
     from vestige.stats import mean_ci
@@ -484,11 +613,19 @@ def make_pairings(rng) -> list[dict]:
             changed = _outcome(rng, transition, base)
             if case.startswith("seeds differ"):
                 base["final_loss"] = round(float(rng.uniform(0.5, 1.5)), 6)
-                changed["final_loss"] = round(base["final_loss"] + float(rng.normal(0.02, 0.004)), 6)
-            results.append({"seed": 100 + seed, "base": base,
-                            "conditions": {"neuron-whole": {**changed, "interventions": []},
-                                           "alpha-1": {**_outcome(rng, transition, base),
-                                                       "interventions": []}}})
+                changed["final_loss"] = round(
+                    base["final_loss"] + float(rng.normal(0.02, 0.004)), 6
+                )
+            results.append(
+                {
+                    "seed": 100 + seed,
+                    "base": base,
+                    "conditions": {
+                        "neuron-whole": {**changed, "interventions": []},
+                        "alpha-1": {**_outcome(rng, transition, base), "interventions": []},
+                    },
+                }
+            )
         outcome = "final_loss"
         if case.startswith("some seeds"):
             for r in results[:3]:
@@ -497,7 +634,9 @@ def make_pairings(rng) -> list[dict]:
             outcome = "transition"
             results[1]["conditions"]["neuron-whole"]["transition"] = None
             results[4]["base"]["transition"] = None
-        cases.append({"case": case, "results": results, "condition": "neuron-whole", "outcome": outcome})
+        cases.append(
+            {"case": case, "results": results, "condition": "neuron-whole", "outcome": outcome}
+        )
     return cases
 
 
@@ -517,8 +656,11 @@ def capture_ex4(function, ctx) -> list:
     if kit is not None:
         raise AnswerError(f"your function uses the kit's `{kit}`: pair the seeds yourself")
     cases = ctx.inputs("pairings")
-    return call_each(function, [(copy.deepcopy(c["results"]), c["condition"], c["outcome"])
-                                for c in cases], _as_interval)
+    return call_each(
+        function,
+        [(copy.deepcopy(c["results"]), c["condition"], c["outcome"]) for c in cases],
+        _as_interval,
+    )
 
 
 def judge_ex4(got, ctx) -> Verdict:
@@ -543,45 +685,105 @@ def judge_ex4(got, ctx) -> Verdict:
     if not wrong:
         return Verdict(True)
     case, shown = wrong[0]
-    return Verdict(False, "the mean over seeds of (condition minus the same seed's unchanged run), "
-                   "with a 95% t-interval, over the seeds that have both values; wrong on "
-                   f"{len(wrong)} of {len(cases)} test cases, e.g. when {case}", shown)
+    return Verdict(
+        False,
+        "the mean over seeds of (condition minus the same seed's unchanged run), "
+        "with a 95% t-interval, over the seeds that have both values; wrong on "
+        f"{len(wrong)} of {len(cases)} test cases, e.g. when {case}",
+        shown,
+    )
 
 
-MAKERS = {"timelines": make_timelines, "correlations": make_correlations,
-          "records": make_records, "pairings": make_pairings}
+MAKERS = {
+    "timelines": make_timelines,
+    "correlations": make_correlations,
+    "records": make_records,
+    "pairings": make_pairings,
+}
 
 
 EXERCISES = (
-    Exercise("ex1", points=1, kind="function", capture=capture_ex1, judge=judge_ex1, hints=(
-        "Sort the points by step and leave out step 0 before looking for the largest effect.",
-        ("'For good' means every later checkpoint is below half the peak too, not only the first "
-        "one that dips."),
-        ("Walk from the peak onwards; return the first step from which all the remaining effects "
-        "are below peak / 2, or None if there is none.")),
-        success="The same settle step the detector records."),
-    Exercise("ex2", points=2, kind="function", capture=capture_ex2, judge=judge_ex2, hints=(
-        ("Spearman's correlation is Pearson's correlation of the ranks; tied values share their "
-        "average rank (`scipy.stats.rankdata` does that)."),
-        ("Each row of `resamples` is a list of seed positions: use x[row] and y[row] together, so "
-        "pairs stay pairs."),
-        ("A resample whose x (or y) is constant has no correlation: leave it out "
-        "(`np.nanpercentile`), and take the 2.5th and 97.5th percentiles of the rest. The "
-        "estimate itself is the correlation on all seeds.")),
-        success="An interval over seeds: the seed is the unit that was replicated."),
-    Exercise("ex3", points=1, kind="function", capture=capture_ex3, judge=judge_ex3, hints=(
-        ("The checkpoints are the steps of the seed's `timeline`, sorted; compare positions in "
-        "that list, not step numbers."),
-        ("A transition counts when |position of its step - position of the settle step| <= 1; "
-        "a transition that never happened is None."),
-        "A neuron that never settled (settle_step None) coincides with nothing: return []."),
-        success="The study's `coincides_with`, recomputed."),
-    Exercise("ex4", points=1, kind="function", capture=capture_ex4, judge=judge_ex4, hints=(
-        ("Pair by seed: for each result with the condition, its outcome minus the same result's "
-        "`base` outcome; skip seeds where either is None."),
-        ("The interval is a t-interval over those differences: "
-        "mean +- t(0.975, n - 1) * sd(ddof=1) / sqrt(n)."),
-        ("`scipy.stats.t.ppf(0.975, n - 1)` gives t; `vestige.stats.mean_ci(differences)` does it "
-        "all.")),
-        success="Pairing removes what the seeds differ in, and keeps what the condition changed."),
+    Exercise(
+        "ex1",
+        points=1,
+        kind="function",
+        capture=capture_ex1,
+        judge=judge_ex1,
+        hints=(
+            "Sort the points by step and leave out step 0 before looking for the largest effect.",
+            (
+                "'For good' means every later checkpoint is below half the peak too, not only the first "
+                "one that dips."
+            ),
+            (
+                "Walk from the peak onwards; return the first step from which all the remaining effects "
+                "are below peak / 2, or None if there is none."
+            ),
+        ),
+        success="The same settle step the detector records.",
+    ),
+    Exercise(
+        "ex2",
+        points=2,
+        kind="function",
+        capture=capture_ex2,
+        judge=judge_ex2,
+        hints=(
+            (
+                "Spearman's correlation is Pearson's correlation of the ranks; tied values share their "
+                "average rank (`scipy.stats.rankdata` does that)."
+            ),
+            (
+                "Each row of `resamples` is a list of seed positions: use x[row] and y[row] together, so "
+                "pairs stay pairs."
+            ),
+            (
+                "A resample whose x (or y) is constant has no correlation: leave it out "
+                "(`np.nanpercentile`), and take the 2.5th and 97.5th percentiles of the rest. The "
+                "estimate itself is the correlation on all seeds."
+            ),
+        ),
+        success="An interval over seeds: the seed is the unit that was replicated.",
+    ),
+    Exercise(
+        "ex3",
+        points=1,
+        kind="function",
+        capture=capture_ex3,
+        judge=judge_ex3,
+        hints=(
+            (
+                "The checkpoints are the steps of the seed's `timeline`, sorted; compare positions in "
+                "that list, not step numbers."
+            ),
+            (
+                "A transition counts when |position of its step - position of the settle step| <= 1; "
+                "a transition that never happened is None."
+            ),
+            "A neuron that never settled (settle_step None) coincides with nothing: return [].",
+        ),
+        success="The study's `coincides_with`, recomputed.",
+    ),
+    Exercise(
+        "ex4",
+        points=1,
+        kind="function",
+        capture=capture_ex4,
+        judge=judge_ex4,
+        hints=(
+            (
+                "Pair by seed: for each result with the condition, its outcome minus the same result's "
+                "`base` outcome; skip seeds where either is None."
+            ),
+            (
+                "The interval is a t-interval over those differences: "
+                "mean +- t(0.975, n - 1) * sd(ddof=1) / sqrt(n)."
+            ),
+            (
+                "`scipy.stats.t.ppf(0.975, n - 1)` gives t; `vestige.stats.mean_ci(differences)` does it "
+                "all."
+            ),
+        ),
+        success="Pairing removes what the seeds differ in, and keeps what the condition changed.",
+    ),
 )

@@ -35,9 +35,9 @@ from . import AnswerError, Exercise, Verdict, as_array, as_number, as_text, call
 
 NOTEBOOK = "05_training"
 RUN_FOLDER = "training-{preset}"
-LEARNER_SEEDS = (0, 1)          # the notebook's defaults: grading prefers another pair
+LEARNER_SEEDS = (0, 1)  # the notebook's defaults: grading prefers another pair
 PRACTICE_SEED = 5050
-GAP_TOLERANCE = 5e-4            # nats: 3 decimals or better
+GAP_TOLERANCE = 5e-4  # nats: 3 decimals or better
 KIT_FUNCTIONS = ("CheckpointConfig", "checkpoint_steps", "PRESETS", "preset", "RunConfig")
 
 
@@ -84,12 +84,16 @@ def context(params: dict, hidden=None) -> Context:
 def grading_parameters(runs_dir: Path, rng) -> dict:
     """Another pair of precomputed tiny seeds than the notebook's (0, 1), in random order."""
     folder = Path(runs_dir) / RUN_FOLDER.format(preset="tiny")
-    seeds = sorted(int(p.name[5:]) for p in folder.glob("seed-*")
-                   if p.name[5:].isdigit() and (p / "metrics.jsonl").is_file())
+    seeds = sorted(
+        int(p.name[5:])
+        for p in folder.glob("seed-*")
+        if p.name[5:].isdigit() and (p / "metrics.jsonl").is_file()
+    )
     if len(seeds) < 2:
         raise FileNotFoundError(
             f"05_training is graded against two or more precomputed tiny runs under {folder}: "
-            f"vestige train --preset tiny --seeds 0-3 --out {folder}")
+            f"vestige train --preset tiny --seeds 0-3 --out {folder}"
+        )
     pairs = [(a, b) for a in seeds for b in seeds if a != b]
     others = [p for p in pairs if p != LEARNER_SEEDS] or pairs
     a, b = others[int(rng.integers(len(others)))]
@@ -115,10 +119,15 @@ def _items(got, n: int) -> list:
 
 def _type_name(value) -> str:
     kind = type(value)
-    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    return (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
 
 
 # --- ex1: a config ------------------------------------------------------------------------------
+
 
 def expected_longer(preset: str) -> dict:
     import dataclasses
@@ -135,8 +144,9 @@ def capture_ex1(answer, ctx) -> dict:
     from vestige.course import plain
 
     if type(answer) is not RunConfig:
-        raise AnswerError(f"expected a RunConfig (e.g. made with `config.replace(...)`), got "
-                          f"{_type_name(answer)}")
+        raise AnswerError(
+            f"expected a RunConfig (e.g. made with `config.replace(...)`), got {_type_name(answer)}"
+        )
     try:
         answer.validate()
         data = answer.to_dict()
@@ -170,32 +180,56 @@ def judge_ex1(got, ctx) -> Verdict:
         raise AnswerError("captured data is not a config")
     want = _flatten(ctx.expected_config)
     have = _flatten(got)
-    expected = (f"the `{ctx.preset}` preset with twice as many training steps and half its "
-                "learning rate, every other field as in the preset")
+    expected = (
+        f"the `{ctx.preset}` preset with twice as many training steps and half its "
+        "learning rate, every other field as in the preset"
+    )
     base = _flatten(_preset_dict(ctx.preset))
     steps, lr = have.get("train.steps"), have.get("train.lr")
     if isinstance(steps, float) and float(steps).is_integer():
-        return Verdict(False, expected, f"train.steps = {steps!r}, a float",
-                       "A number of steps is a whole number: use an int.")
-    wrong = sorted(k for k in set(want) | set(have) if k != "name" and not _same(want.get(k), have.get(k)))
+        return Verdict(
+            False,
+            expected,
+            f"train.steps = {steps!r}, a float",
+            "A number of steps is a whole number: use an int.",
+        )
+    wrong = sorted(
+        k for k in set(want) | set(have) if k != "name" and not _same(want.get(k), have.get(k))
+    )
     if not wrong:
         return Verdict(True)
     others = [k for k in wrong if k not in ("train.steps", "train.lr")]
     if others:
-        got_text = f"{others[0]} = {have.get(others[0])!r}, where the preset has {base.get(others[0])!r}"
-        note = ("Start from the preset (`vestige.preset(...)`), not from `RunConfig()`, and change "
-                "only `train`." if len(others) > 2 else "Change only the training steps and the "
-                "learning rate.")
+        got_text = (
+            f"{others[0]} = {have.get(others[0])!r}, where the preset has {base.get(others[0])!r}"
+        )
+        note = (
+            "Start from the preset (`vestige.preset(...)`), not from `RunConfig()`, and change "
+            "only `train`."
+            if len(others) > 2
+            else "Change only the training steps and the learning rate."
+        )
         return Verdict(False, expected, got_text, note)
     problems = []
     if "train.steps" in wrong:
-        what = {base["train.steps"]: "the preset's own", base["train.steps"] // 2: "half the preset's"}
-        problems.append(f"train.steps = {steps!r} ({what.get(steps, 'not twice the preset')})"
-                        if not isinstance(steps, bool) else "train.steps is not a number")
+        what = {
+            base["train.steps"]: "the preset's own",
+            base["train.steps"] // 2: "half the preset's",
+        }
+        problems.append(
+            f"train.steps = {steps!r} ({what.get(steps, 'not twice the preset')})"
+            if not isinstance(steps, bool)
+            else "train.steps is not a number"
+        )
     if "train.lr" in wrong:
         lr_base = base["train.lr"]
-        what = ("the preset's own" if _same(lr, lr_base) else "twice the preset's"
-                if _same(lr, 2 * lr_base) else "not half the preset's")
+        what = (
+            "the preset's own"
+            if _same(lr, lr_base)
+            else "twice the preset's"
+            if _same(lr, 2 * lr_base)
+            else "not half the preset's"
+        )
         problems.append(f"train.lr = {lr!r} ({what})")
     return Verdict(False, expected, "; ".join(problems))
 
@@ -207,6 +241,7 @@ def _preset_dict(preset: str) -> dict:
 
 
 # --- ex2: the checkpoint schedule ---------------------------------------------------------------
+
 
 def reference_schedules(total: int, first: int, n_log: int) -> list[list[int]]:
     """The schedule with each accepted rounding (Python's half-even, half-up, np.geomspace)."""
@@ -222,7 +257,9 @@ def reference_schedules(total: int, first: int, n_log: int) -> list[list[int]]:
             else:
                 ratio = (total / first) ** (1 / max(n_log - 1, 1))
                 values = [first * ratio**i for i in range(n_log)]
-                steps.update(round(v) if rounding == "even" else math.floor(v + 0.5) for v in values)
+                steps.update(
+                    round(v) if rounding == "even" else math.floor(v + 0.5) for v in values
+                )
         out.append(sorted(steps))
     return out
 
@@ -253,9 +290,17 @@ def make_schedules(rng) -> list[dict]:
         elif case.startswith("a single"):
             total, first, n_log = int(rng.integers(100, 400)), int(rng.integers(3, 30)), 1
         elif case == "a long run":
-            total, first, n_log = int(rng.integers(3000, 20000)), int(rng.integers(8, 60)), int(rng.integers(10, 16))
+            total, first, n_log = (
+                int(rng.integers(3000, 20000)),
+                int(rng.integers(8, 60)),
+                int(rng.integers(10, 16)),
+            )
         else:
-            total, first, n_log = int(rng.integers(30, 60)), int(rng.integers(2, 4)), int(rng.integers(12, 20))
+            total, first, n_log = (
+                int(rng.integers(30, 60)),
+                int(rng.integers(2, 4)),
+                int(rng.integers(12, 20)),
+            )
         cases.append({"case": case, "total": total, "first": first, "n_log": n_log})
     return cases
 
@@ -296,7 +341,8 @@ def judge_ex2(got, ctx) -> Verdict:
         f"on every test case step 0, n_log log-spaced steps from `first` to `total` rounded to "
         f"whole steps, and `total`, each once, ascending; wrong on {len(wrong)} of {len(cases)}, "
         f"e.g. {case['case']} (total={case['total']}, first={case['first']}, n_log={case['n_log']})",
-        shown)
+        shown,
+    )
 
 
 def _describe_schedule(item, want: list[int], case: dict) -> str:
@@ -318,6 +364,7 @@ def _describe_schedule(item, want: list[int], case: dict) -> str:
 
 
 # --- ex3: per-class gaps between two seeds ------------------------------------------------------
+
 
 def _class_names(metrics) -> list[str]:
     return [c[5:] for c in metrics.columns if c.startswith("loss_")]
@@ -344,8 +391,9 @@ def capture_ex3(answer, ctx) -> dict:
     if type(answer) is dict or type(answer) is pd.Series:
         items = list(answer.items())
     else:
-        raise AnswerError(f"expected a dict or a pandas Series (class -> loss gap), got "
-                          f"{_type_name(answer)}")
+        raise AnswerError(
+            f"expected a dict or a pandas Series (class -> loss gap), got {_type_name(answer)}"
+        )
     out = {}
     for key, value in items:
         name = as_text(key, "class names as keys")
@@ -356,13 +404,16 @@ def capture_ex3(answer, ctx) -> dict:
 
 
 def judge_ex3(got, ctx) -> Verdict:
-    if not isinstance(got, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                            for v in got.values()):
+    if not isinstance(got, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in got.values()
+    ):
         raise AnswerError("captured data is not a mapping of numbers")
     ma, mb = ctx.metrics(ctx.seed_a), ctx.metrics(ctx.seed_b)
     want = reference_gaps(ma, mb)
-    expected = (f"for each class of position, seed {ctx.seed_b}'s evaluation loss at the last "
-                f"checkpoint minus seed {ctx.seed_a}'s")
+    expected = (
+        f"for each class of position, seed {ctx.seed_b}'s evaluation loss at the last "
+        f"checkpoint minus seed {ctx.seed_a}'s"
+    )
     missing = sorted(set(want) - set(got))
     if missing:
         return Verdict(False, expected, f"no value for {', '.join(missing)}")
@@ -373,8 +424,13 @@ def judge_ex3(got, ctx) -> Verdict:
         if all(close(got[k], v, GAP_TOLERANCE) for k, v in values.items() if k in want) and values:
             return Verdict(False, expected, f"{shown}, which are {what}")
     if all(close(got[k], w, 0.005) for k, w in want.items()):
-        return Verdict(False, expected, shown, "They agree to 2 decimals only: use the values in "
-                       "the metrics tables, not a rounded printout.")
+        return Verdict(
+            False,
+            expected,
+            shown,
+            "They agree to 2 decimals only: use the values in "
+            "the metrics tables, not a rounded printout.",
+        )
     return Verdict(False, expected, shown)
 
 
@@ -398,11 +454,17 @@ def _wrong_gaps(ctx, ma, mb, want):
         except Exception:
             other = {}
         if other:
-            yield other, (f"seed {LEARNER_SEEDS[1]} minus seed {LEARNER_SEEDS[0]} (the notebook's "
-                          f"default seeds), not the seeds this check is for")
+            yield (
+                other,
+                (
+                    f"seed {LEARNER_SEEDS[1]} minus seed {LEARNER_SEEDS[0]} (the notebook's "
+                    f"default seeds), not the seeds this check is for"
+                ),
+            )
 
 
 # --- ex4: the checkpoint with the largest gap ---------------------------------------------------
+
 
 def reference_largest_gap_step(ma, mb) -> int:
     a = ma[ma.split == "eval"][["step", "loss"]]
@@ -432,7 +494,9 @@ def _pair(rng, case: str) -> dict:
     from vestige.config import CheckpointConfig
 
     total = int(rng.integers(60, 600))
-    steps = CheckpointConfig(first=int(rng.integers(3, 10)), n_log=int(rng.integers(6, 10))).steps(total)
+    steps = CheckpointConfig(first=int(rng.integers(3, 10)), n_log=int(rng.integers(6, 10))).steps(
+        total
+    )
     while True:
         start, floor = float(rng.uniform(3.0, 3.6)), float(rng.uniform(1.0, 1.6))
         rate_a, rate_b = float(rng.uniform(3, 6)), float(rng.uniform(3, 6))
@@ -474,9 +538,14 @@ def _pair(rng, case: str) -> dict:
         rows.sort(key=lambda r: (r[1], r[0] == "eval"))
         if case == "rows shuffled":
             rows = [rows[i] for i in rng.permutation(len(rows))]
-        tables.append({"split": [r[0] for r in rows], "step": [int(r[1]) for r in rows],
-                       "loss": [round(float(r[2]), 6) for r in rows],
-                       "accuracy": [round(1 / (1 + float(r[2])), 6) for r in rows]})
+        tables.append(
+            {
+                "split": [r[0] for r in rows],
+                "step": [int(r[1]) for r in rows],
+                "loss": [round(float(r[2]), 6) for r in rows],
+                "accuracy": [round(1 / (1 + float(r[2])), 6) for r in rows],
+            }
+        )
     return {"case": case, "a": tables[0], "b": tables[1]}
 
 
@@ -490,8 +559,10 @@ def _interp(points: list[tuple[int, float]], step: int) -> float:
 def pair_frames(pair: dict):
     import pandas as pd
 
-    return tuple(pd.DataFrame({k: pair[key][k] for k in ("split", "step", "loss", "accuracy")})
-                 for key in ("a", "b"))
+    return tuple(
+        pd.DataFrame({k: pair[key][k] for k in ("split", "step", "loss", "accuracy")})
+        for key in ("a", "b")
+    )
 
 
 def capture_ex4(function, ctx) -> list:
@@ -516,35 +587,79 @@ def judge_ex4(got, ctx) -> Verdict:
     if not wrong:
         return Verdict(True)
     case, shown = wrong[0]
-    return Verdict(False, "on every test pair the step of the checkpoint (eval rows) where the two "
-                   f"losses differ most in absolute value, among the steps both runs have; wrong "
-                   f"on {len(wrong)} of {len(pairs)}, e.g. when {case}", shown)
+    return Verdict(
+        False,
+        "on every test pair the step of the checkpoint (eval rows) where the two "
+        f"losses differ most in absolute value, among the steps both runs have; wrong "
+        f"on {len(wrong)} of {len(pairs)}, e.g. when {case}",
+        shown,
+    )
 
 
 EXERCISES = (
-    Exercise("ex1", points=1, capture=capture_ex1, judge=judge_ex1, hints=(
-        "The config is frozen: make a changed copy. The training settings live in `config.train`.",
-        ("`dataclasses.replace(config.train, steps=..., lr=...)` gives a new TrainConfig; hand it "
-        "to `config.replace(train=...)`."),
-        ("Twice the steps: `2 * config.train.steps` (an int); half the learning rate: "
-        "`config.train.lr / 2`. Nothing else changes.")),
-        success="A config is plain data: `longer.to_json()` is all it takes to retrain it."),
-    Exercise("ex2", points=2, kind="function", capture=capture_ex2, judge=judge_ex2, hints=(
-        ("Log-spaced: each step is the previous one times the same ratio, "
-        "ratio = (total / first) ** (1 / (n_log - 1))."),
-        ("Round each value to the nearest whole step (`round`, not `int`), add 0 and `total`, drop "
-        "repeats and sort. When `first >= total` there are only 0 and `total`."),
-        "With n_log = 1 the only log-spaced step is `first` itself (divide by max(n_log - 1, 1))."),
-        success="The same schedule `CheckpointConfig.steps` gives."),
-    Exercise("ex3", points=1, capture=capture_ex3, judge=judge_ex3, hints=(
-        "Take each run's evaluation row (split 'eval') at its last checkpoint, the largest step.",
-        "The per-class losses are the columns `loss_<class>`; subtract seed A's from seed B's.",
-        "For example `(last_b[cols] - last_a[cols])` with `cols` the `loss_` columns, a Series."),
-        success="Same config, same data, another seed: the gaps are what chance alone does."),
-    Exercise("ex4", points=2, kind="function", capture=capture_ex4, judge=judge_ex4, hints=(
-        "Keep the eval rows of each table, and pair them by `step` (not by row position).",
-        ("`a.merge(b, on=\"step\")` keeps the steps both runs have; the gap is the absolute "
-        "difference of the two losses."),
-        "Return the step of the largest absolute gap (e.g. with `idxmax`), not the gap itself."),
-        success="Now you know where in training two seeds part ways the most."),
+    Exercise(
+        "ex1",
+        points=1,
+        capture=capture_ex1,
+        judge=judge_ex1,
+        hints=(
+            "The config is frozen: make a changed copy. The training settings live in `config.train`.",
+            (
+                "`dataclasses.replace(config.train, steps=..., lr=...)` gives a new TrainConfig; hand it "
+                "to `config.replace(train=...)`."
+            ),
+            (
+                "Twice the steps: `2 * config.train.steps` (an int); half the learning rate: "
+                "`config.train.lr / 2`. Nothing else changes."
+            ),
+        ),
+        success="A config is plain data: `longer.to_json()` is all it takes to retrain it.",
+    ),
+    Exercise(
+        "ex2",
+        points=2,
+        kind="function",
+        capture=capture_ex2,
+        judge=judge_ex2,
+        hints=(
+            (
+                "Log-spaced: each step is the previous one times the same ratio, "
+                "ratio = (total / first) ** (1 / (n_log - 1))."
+            ),
+            (
+                "Round each value to the nearest whole step (`round`, not `int`), add 0 and `total`, drop "
+                "repeats and sort. When `first >= total` there are only 0 and `total`."
+            ),
+            "With n_log = 1 the only log-spaced step is `first` itself (divide by max(n_log - 1, 1)).",
+        ),
+        success="The same schedule `CheckpointConfig.steps` gives.",
+    ),
+    Exercise(
+        "ex3",
+        points=1,
+        capture=capture_ex3,
+        judge=judge_ex3,
+        hints=(
+            "Take each run's evaluation row (split 'eval') at its last checkpoint, the largest step.",
+            "The per-class losses are the columns `loss_<class>`; subtract seed A's from seed B's.",
+            "For example `(last_b[cols] - last_a[cols])` with `cols` the `loss_` columns, a Series.",
+        ),
+        success="Same config, same data, another seed: the gaps are what chance alone does.",
+    ),
+    Exercise(
+        "ex4",
+        points=2,
+        kind="function",
+        capture=capture_ex4,
+        judge=judge_ex4,
+        hints=(
+            "Keep the eval rows of each table, and pair them by `step` (not by row position).",
+            (
+                '`a.merge(b, on="step")` keeps the steps both runs have; the gap is the absolute '
+                "difference of the two losses."
+            ),
+            "Return the step of the largest absolute gap (e.g. with `idxmax`), not the gap itself.",
+        ),
+        success="Now you know where in training two seeds part ways the most.",
+    ),
 )

@@ -26,8 +26,14 @@ from pathlib import Path
 from . import AnswerError, Exercise, Verdict, as_array, as_number, call_each, close
 
 NOTEBOOK = "10_vestigial"
-KIT_FUNCTIONS = ("contrast_selectivity", "selectivity_index", "judge", "detect", "ablate_neurons",
-                 "stage_change_steps")
+KIT_FUNCTIONS = (
+    "contrast_selectivity",
+    "selectivity_index",
+    "judge",
+    "detect",
+    "ablate_neurons",
+    "stage_change_steps",
+)
 PRACTICE_SEED = 31337
 
 
@@ -73,8 +79,11 @@ def context(params: dict, hidden=None) -> Context:
 def grading_parameters(runs_dir: Path, rng) -> dict:
     """Another precomputed reference seed whose detector catch the notebook walks through."""
     folder = Path(runs_dir) / "reference"
-    seeds = sorted(int(p.name[5:]) for p in folder.glob("seed-*") if p.name[5:].isdigit()
-                   and (p / "analysis" / "manifest.json").is_file())
+    seeds = sorted(
+        int(p.name[5:])
+        for p in folder.glob("seed-*")
+        if p.name[5:].isdigit() and (p / "analysis" / "manifest.json").is_file()
+    )
     if not seeds:
         raise FileNotFoundError(f"no analysed reference run under {folder}: make runs")
     return {"seed": int(seeds[int(rng.integers(len(seeds)))])}
@@ -82,8 +91,12 @@ def grading_parameters(runs_dir: Path, rng) -> dict:
 
 def hidden_inputs(params: dict, rng) -> dict:
     ctx = Context(params)
-    return {"curves": make_curves(rng, ctx), "acts": make_acts(rng, ctx),
-            "ablations": make_ablations(rng, ctx), "lines": make_lines(rng, ctx)}
+    return {
+        "curves": make_curves(rng, ctx),
+        "acts": make_acts(rng, ctx),
+        "ablations": make_ablations(rng, ctx),
+        "lines": make_lines(rng, ctx),
+    }
 
 
 def _kit_call(function) -> str | None:
@@ -102,6 +115,7 @@ def _refuse_kit(function):
 
 # --- ex1: the step at which a stage curve falls -----------------------------------------------
 
+
 def reference_change_step(steps, probs) -> float:
     pairs = sorted((int(s), float(p)) for s, p in zip(steps, probs))
     trained = [(s, p) for s, p in pairs if s > 0]
@@ -115,20 +129,31 @@ def make_curves(rng, ctx) -> list[dict]:
     import numpy as np
 
     curves = []
-    for case in ("smooth fall", "noisy fall", "a bump after the fall", "a plateau before the fall",
-                 "rows out of order", "a high value at step 0", "a fall to a raised floor"):
+    for case in (
+        "smooth fall",
+        "noisy fall",
+        "a bump after the fall",
+        "a plateau before the fall",
+        "rows out of order",
+        "a high value at step 0",
+        "a fall to a raised floor",
+    ):
         steps = sorted({0, *(int(s) for s in np.geomspace(10, 1500, 18).round())})
         fall = float(rng.uniform(150, 600))
         peak = float(rng.uniform(0.3, 0.5))
         floor = peak / 2 if case == "a fall to a raised floor" else 0.02
-        probs = [floor + (peak - floor) * (1 - 1 / (1 + math.exp(-(s - fall) / 120)))
-                 * min(1, s / 40) for s in steps]
+        probs = [
+            floor + (peak - floor) * (1 - 1 / (1 + math.exp(-(s - fall) / 120))) * min(1, s / 40)
+            for s in steps
+        ]
         if case == "noisy fall":
             probs = [p + float(rng.normal(0, 0.01)) for p in probs]
         if case == "a bump after the fall":
             probs[-3] += 0.08
         if case == "a plateau before the fall":
-            probs = [max(p, peak * 0.9) if s < fall * 0.8 and s > 20 else p for s, p in zip(steps, probs)]
+            probs = [
+                max(p, peak * 0.9) if s < fall * 0.8 and s > 20 else p for s, p in zip(steps, probs)
+            ]
         if case == "a high value at step 0":
             probs[0] = 0.9
         if case == "rows out of order":
@@ -141,22 +166,32 @@ def make_curves(rng, ctx) -> list[dict]:
 def capture_ex1(function, ctx) -> list:
     _refuse_kit(function)
     curves = ctx.inputs("curves", make_curves)
-    return call_each(function, [(list(c["steps"]), list(c["probs"])) for c in curves],
-                     lambda v: as_number(v, "a step"))
+    return call_each(
+        function,
+        [(list(c["steps"]), list(c["probs"])) for c in curves],
+        lambda v: as_number(v, "a step"),
+    )
 
 
 def judge_ex1(got, ctx) -> Verdict:
     curves = ctx.inputs("curves", make_curves)
-    wrong = [c["case"] for c, item in zip(curves, _items(got, len(curves)))
-             if not _equal(item, reference_change_step(c["steps"], c["probs"]), 0.5)]
+    wrong = [
+        c["case"]
+        for c, item in zip(curves, _items(got, len(curves)))
+        if not _equal(item, reference_change_step(c["steps"], c["probs"]), 0.5)
+    ]
     if not wrong:
         return Verdict(True)
-    return Verdict(False, "the first step after the peak (step 0 excluded) below the midpoint of "
-                   "the peak and the final value, on every test curve",
-                   f"another step on {len(wrong)} of {len(curves)} curves, e.g. one with {wrong[0]}")
+    return Verdict(
+        False,
+        "the first step after the peak (step 0 excluded) below the midpoint of "
+        "the peak and the final value, on every test curve",
+        f"another step on {len(wrong)} of {len(curves)} curves, e.g. one with {wrong[0]}",
+    )
 
 
 # --- ex2: same-token selectivity --------------------------------------------------------------
+
 
 def reference_token_selectivity(acts, focus, same):
     import numpy as np
@@ -177,7 +212,9 @@ def make_acts(rng, ctx) -> list[dict]:
         acts[focus, 0] += 2.0  # a neuron that prefers the focus positions
         acts[same, 1] += 2.0  # one that prefers the others
         acts[:, 2] = 0.0  # a silent neuron: 0, not a division by zero
-        cases.append({"acts": acts.round(4).tolist(), "focus": focus.tolist(), "same": same.tolist()})
+        cases.append(
+            {"acts": acts.round(4).tolist(), "focus": focus.tolist(), "same": same.tolist()}
+        )
     return cases
 
 
@@ -187,10 +224,13 @@ def capture_ex2(function, ctx) -> list:
 
     _refuse_kit(function)
     cases = ctx.inputs("acts", make_acts)
-    args = [(torch.tensor(c["acts"]), torch.tensor(c["focus"]), torch.tensor(c["same"]))
-            for c in cases]
-    return [item if isinstance(item, dict) else np.asarray(item).tolist()
-            for item in call_each(function, args, lambda v: as_array(v, "one value per neuron", ndim=1))]
+    args = [
+        (torch.tensor(c["acts"]), torch.tensor(c["focus"]), torch.tensor(c["same"])) for c in cases
+    ]
+    return [
+        item if isinstance(item, dict) else np.asarray(item).tolist()
+        for item in call_each(function, args, lambda v: as_array(v, "one value per neuron", ndim=1))
+    ]
 
 
 def judge_ex2(got, ctx) -> Verdict:
@@ -200,16 +240,23 @@ def judge_ex2(got, ctx) -> Verdict:
     for case, item in zip(cases, _items(got, len(cases))):
         want = reference_token_selectivity(case["acts"], case["focus"], case["same"])
         if isinstance(item, dict) or len(item) != len(want):
-            return Verdict(False, f"{len(want)} values, one per neuron",
-                           item.get("error", "?") if isinstance(item, dict) else f"{len(item)} values")
+            return Verdict(
+                False,
+                f"{len(want)} values, one per neuron",
+                item.get("error", "?") if isinstance(item, dict) else f"{len(item)} values",
+            )
         if not np.allclose(item, want, atol=1e-4):
             silent = abs(item[2]) > 1e-4 or not math.isfinite(item[2])
-            return Verdict(False, "(mean on focus - mean on same-token) / (sum + 1e-7) per neuron",
-                           "other values" + (" (a silent neuron should give 0)" if silent else ""))
+            return Verdict(
+                False,
+                "(mean on focus - mean on same-token) / (sum + 1e-7) per neuron",
+                "other values" + (" (a silent neuron should give 0)" if silent else ""),
+            )
     return Verdict(True)
 
 
 # --- ex3: mean ablation with a hook -----------------------------------------------------------
+
 
 def make_ablations(rng, ctx) -> list[dict]:
     """(step, layer, neuron) of the learner's run with effects on the focus positions far from
@@ -218,8 +265,10 @@ def make_ablations(rng, ctx) -> list[dict]:
     trained = table[(table.step > 0) & (table.effect.abs() > 0.05)]
     picks = trained.sort_values("effect", ascending=False).head(12)
     chosen = picks.iloc[rng.permutation(len(picks))[:2]] if len(picks) >= 2 else picks
-    return [{"step": int(r.step), "layer": int(r.layer), "neuron": int(r.neuron)}
-            for r in chosen.itertuples()]
+    return [
+        {"step": int(r.step), "layer": int(r.layer), "neuron": int(r.neuron)}
+        for r in chosen.itertuples()
+    ]
 
 
 def capture_ex3(function, ctx) -> list:
@@ -244,34 +293,57 @@ def judge_ex3(got, ctx) -> Verdict:
         if isinstance(item, dict):
             return Verdict(False, f"a number for {where}", item.get("error", "an error"))
         if not close(float(item), want, 2e-3, 0.02):
-            return Verdict(False, f"the mean loss increase on the `where` positions for {where}",
-                           f"{float(item):.4f}" + (" (zero is what an untouched model gives)"
-                                                   if abs(float(item)) < 1e-6 else ""))
+            return Verdict(
+                False,
+                f"the mean loss increase on the `where` positions for {where}",
+                f"{float(item):.4f}"
+                + (" (zero is what an untouched model gives)" if abs(float(item)) < 1e-6 else ""),
+            )
     return Verdict(True)
 
 
 # --- ex4: the clauses ------------------------------------------------------------------------
 
-LINE_COLUMNS = ("step", "effect", "effect_low", "effect_high", "selectivity", "untrained_p99",
-                "matched_selectivity", "untrained_matched_p99", "preferred_class")
+LINE_COLUMNS = (
+    "step",
+    "effect",
+    "effect_low",
+    "effect_high",
+    "selectivity",
+    "untrained_p99",
+    "matched_selectivity",
+    "untrained_matched_p99",
+    "preferred_class",
+)
 
 
 def make_lines(rng, ctx) -> list[dict]:
     """A passing timeline, and one per clause failing alone (and one with a step-0 peak)."""
     steps = [0, 25, 48, 91, 174, 332, 633, 1209, 1500]
-    base = {"effect": [0.02, 0.2, 0.35, 0.4, 0.3, 0.08, 0.02, 0.01, 0.002], "half": 0.03,
-            "selectivity": 0.9, "matched": 0.7, "preferred": "trigger"}
+    base = {
+        "effect": [0.02, 0.2, 0.35, 0.4, 0.3, 0.08, 0.02, 0.01, 0.002],
+        "half": 0.03,
+        "selectivity": 0.9,
+        "matched": 0.7,
+        "preferred": "trigger",
+    }
     cases = {
         "every clause holds": {},
-        "the peak's lower bound is under 0.15": {"effect": [0.02, 0.1, 0.12, 0.4, 0.2, 0.19, 0.02, 0.01, 0.002],
-                                                 "wide_at": 3},
+        "the peak's lower bound is under 0.15": {
+            "effect": [0.02, 0.1, 0.12, 0.4, 0.2, 0.19, 0.02, 0.01, 0.002],
+            "wide_at": 3,
+        },
         "the peak is under twice the init floor": {"floor": 0.25},
-        "needed at one checkpoint only": {"effect": [0.02, 0.05, 0.1, 0.4, 0.1, 0.05, 0.02, 0.01, 0.002]},
+        "needed at one checkpoint only": {
+            "effect": [0.02, 0.05, 0.1, 0.4, 0.1, 0.05, 0.02, 0.01, 0.002]
+        },
         "the final effect is 12% of the peak": {"final_high": 0.048},
         "selectivity under the untrained p99": {"selectivity": 0.6},
         "prefers another class at the end": {"preferred": "live"},
         "same-token selectivity under its p99": {"matched": 0.2},
-        "a large effect at step 0 only": {"effect": [0.9, 0.05, 0.1, 0.12, 0.1, 0.05, 0.02, 0.01, 0.002]},
+        "a large effect at step 0 only": {
+            "effect": [0.9, 0.05, 0.1, 0.12, 0.1, 0.05, 0.02, 0.01, 0.002]
+        },
     }
     lines = []
     for case, change in cases.items():
@@ -282,16 +354,24 @@ def make_lines(rng, ctx) -> list[dict]:
         high = [e + h for e, h in zip(effect, half)]
         if "final_high" in change:
             high[-1] = change["final_high"]
-        lines.append({
-            "case": case, "floor": change.get("floor", 0.05),
-            "step": steps, "effect": effect, "effect_low": [e - h for e, h in zip(effect, half)],
-            "effect_high": high,
-            "selectivity": [0.5] * (len(steps) - 1) + [change.get("selectivity", base["selectivity"])],
-            "untrained_p99": [0.65] * len(steps),
-            "matched_selectivity": [0.1] * (len(steps) - 1) + [change.get("matched", base["matched"])],
-            "untrained_matched_p99": [0.3] * len(steps),
-            "preferred_class": ["trigger"] * (len(steps) - 1) + [change.get("preferred", base["preferred"])],
-        })
+        lines.append(
+            {
+                "case": case,
+                "floor": change.get("floor", 0.05),
+                "step": steps,
+                "effect": effect,
+                "effect_low": [e - h for e, h in zip(effect, half)],
+                "effect_high": high,
+                "selectivity": [0.5] * (len(steps) - 1)
+                + [change.get("selectivity", base["selectivity"])],
+                "untrained_p99": [0.65] * len(steps),
+                "matched_selectivity": [0.1] * (len(steps) - 1)
+                + [change.get("matched", base["matched"])],
+                "untrained_matched_p99": [0.3] * len(steps),
+                "preferred_class": ["trigger"] * (len(steps) - 1)
+                + [change.get("preferred", base["preferred"])],
+            }
+        )
     order = rng.permutation(len(lines))
     return [lines[i] for i in order]
 
@@ -315,8 +395,10 @@ def _frame(line: dict):
 def capture_ex4(function, ctx) -> list:
     _refuse_kit(function)
     lines = ctx.inputs("lines", make_lines)
-    args = [(_frame(line)[list(LINE_COLUMNS)].sample(frac=1, random_state=0), line["floor"])
-            for line in lines]
+    args = [
+        (_frame(line)[list(LINE_COLUMNS)].sample(frac=1, random_state=0), line["floor"])
+        for line in lines
+    ]
     return call_each(function, args, _as_bool)
 
 
@@ -330,15 +412,22 @@ def _as_bool(value):
 
 def judge_ex4(got, ctx) -> Verdict:
     lines = ctx.inputs("lines", make_lines)
-    wrong = [line["case"] for line, item in zip(lines, _items(got, len(lines)))
-             if isinstance(item, dict) or item != reference_is_vestigial(line, line["floor"])]
+    wrong = [
+        line["case"]
+        for line, item in zip(lines, _items(got, len(lines)))
+        if isinstance(item, dict) or item != reference_is_vestigial(line, line["floor"])
+    ]
     if not wrong:
         return Verdict(True)
-    return Verdict(False, "True only when every clause holds, on every test timeline",
-                   f"a wrong verdict on {len(wrong)} of {len(lines)}, e.g. when {wrong[0]}")
+    return Verdict(
+        False,
+        "True only when every clause holds, on every test timeline",
+        f"a wrong verdict on {len(wrong)} of {len(lines)}, e.g. when {wrong[0]}",
+    )
 
 
 # --- ex5: not needed, or not used -------------------------------------------------------------
+
 
 def capture_ex5(value, ctx) -> float:
     return as_number(value, "a fraction")
@@ -353,13 +442,21 @@ def judge_ex5(got, ctx) -> Verdict:
         return Verdict(True)
     loss_fraction = float(v["final_effect"] / v["peak_effect"])
     if close(got, loss_fraction, 0.01, 0.02):
-        return Verdict(False, "the *logit-margin* effect at the end over its largest value",
-                       f"{got:.3f}, the same ratio for the loss effect")
-    return Verdict(False, "the final margin_effect of the caught neuron divided by its largest "
-                   "margin_effect over trained checkpoints", f"{got:.3f}")
+        return Verdict(
+            False,
+            "the *logit-margin* effect at the end over its largest value",
+            f"{got:.3f}, the same ratio for the loss effect",
+        )
+    return Verdict(
+        False,
+        "the final margin_effect of the caught neuron divided by its largest "
+        "margin_effect over trained checkpoints",
+        f"{got:.3f}",
+    )
 
 
 # --- helpers --------------------------------------------------------------------------------
+
 
 def _items(got, n: int) -> list:
     if not isinstance(got, list) or len(got) != n:
@@ -376,29 +473,68 @@ def _equal(item, want: float, tol: float) -> bool:
 
 
 EXERCISES = (
-    Exercise("ex1", points=2, kind="function", capture=capture_ex1, judge=judge_ex1, hints=(
-        "Sort the points by step and leave out step 0: an untrained model's value is noise.",
-        "Find the peak among the trained steps; the midpoint is (peak + final value) / 2.",
-        "Return the first step *after the peak* whose value is below the midpoint."),
-        success="That is how the report dates each stage."),
-    Exercise("ex2", points=2, kind="function", capture=capture_ex2, judge=judge_ex2, hints=(
-        "Average each neuron's activation over the focus positions, and over the same-token ones.",
-        "acts[focus].mean(0) gives one mean per neuron; do the same with `same`.",
-        "Add 1e-7 to the denominator, so that a silent neuron gives 0."),
-        success="A neuron that only tracks the current token scores about 0 here."),
-    Exercise("ex3", points=3, kind="function", capture=capture_ex3, judge=judge_ex3, hints=(
-        "Hold the neuron at its mean over every position of the batch (mean ablation, not zero).",
-        "Compare per-position losses with and without the hook, then average over `where` only.",
-        "cache_activations gives the activations for the mean; set_neurons([neuron], mean) the hook."),
-        success="The same number the kit's batched analysis computes."),
-    Exercise("ex4", points=3, kind="function", capture=capture_ex4, judge=judge_ex4, hints=(
-        "Go through the clauses in `Criteria().clauses()` one by one; all must hold.",
-        "The peak is over trained checkpoints only; 'sustained' means two consecutive checkpoints "
-        "whose lower bound is at least 0.15; the final effect is the last checkpoint's.",
-        "Rows may come in any order: sort by step first."),
-        success="Every clause matters: each test timeline fails exactly one."),
-    Exercise("ex5", points=1, capture=capture_ex5, judge=judge_ex5, hints=(
-        "Use the caught neuron's rows of tables['neurons'] and its margin_effect column.",
-        "Divide the value at the last checkpoint by the largest value after step 0."),
-        success="Compare it with the loss ratio: that difference is 'outweighed' versus 'unused'."),
+    Exercise(
+        "ex1",
+        points=2,
+        kind="function",
+        capture=capture_ex1,
+        judge=judge_ex1,
+        hints=(
+            "Sort the points by step and leave out step 0: an untrained model's value is noise.",
+            "Find the peak among the trained steps; the midpoint is (peak + final value) / 2.",
+            "Return the first step *after the peak* whose value is below the midpoint.",
+        ),
+        success="That is how the report dates each stage.",
+    ),
+    Exercise(
+        "ex2",
+        points=2,
+        kind="function",
+        capture=capture_ex2,
+        judge=judge_ex2,
+        hints=(
+            "Average each neuron's activation over the focus positions, and over the same-token ones.",
+            "acts[focus].mean(0) gives one mean per neuron; do the same with `same`.",
+            "Add 1e-7 to the denominator, so that a silent neuron gives 0.",
+        ),
+        success="A neuron that only tracks the current token scores about 0 here.",
+    ),
+    Exercise(
+        "ex3",
+        points=3,
+        kind="function",
+        capture=capture_ex3,
+        judge=judge_ex3,
+        hints=(
+            "Hold the neuron at its mean over every position of the batch (mean ablation, not zero).",
+            "Compare per-position losses with and without the hook, then average over `where` only.",
+            "cache_activations gives the activations for the mean; set_neurons([neuron], mean) the hook.",
+        ),
+        success="The same number the kit's batched analysis computes.",
+    ),
+    Exercise(
+        "ex4",
+        points=3,
+        kind="function",
+        capture=capture_ex4,
+        judge=judge_ex4,
+        hints=(
+            "Go through the clauses in `Criteria().clauses()` one by one; all must hold.",
+            "The peak is over trained checkpoints only; 'sustained' means two consecutive checkpoints "
+            "whose lower bound is at least 0.15; the final effect is the last checkpoint's.",
+            "Rows may come in any order: sort by step first.",
+        ),
+        success="Every clause matters: each test timeline fails exactly one.",
+    ),
+    Exercise(
+        "ex5",
+        points=1,
+        capture=capture_ex5,
+        judge=judge_ex5,
+        hints=(
+            "Use the caught neuron's rows of tables['neurons'] and its margin_effect column.",
+            "Divide the value at the last checkpoint by the largest value after step 0.",
+        ),
+        success="Compare it with the loss ratio: that difference is 'outweighed' versus 'unused'.",
+    ),
 )

@@ -23,9 +23,9 @@ from . import AnswerError, Exercise, Verdict, as_number, call_each, close
 
 NOTEBOOK = "00_welcome"
 RUN_FOLDER = "welcome-{preset}"
-LEARNER_SEED = 0          # the notebook's default: grading prefers any other seed
-EX1_TOLERANCE = 5e-4      # nats: a value rounded to 3 decimals passes, to 2 usually not
-EX2_TOLERANCE = 1e-5      # the tables hold 6-decimal values; float32 keeps ~7 digits
+LEARNER_SEED = 0  # the notebook's default: grading prefers any other seed
+EX1_TOLERANCE = 5e-4  # nats: a value rounded to 3 decimals passes, to 2 usually not
+EX2_TOLERANCE = 1e-5  # the tables hold 6-decimal values; float32 keeps ~7 digits
 PRACTICE_SEED = 20240
 
 
@@ -66,12 +66,16 @@ def context(params: dict, hidden=None) -> Context:
 def grading_parameters(runs_dir: Path, rng) -> dict:
     """Another seed than the learner's, among the precomputed tiny runs in ``runs_dir``."""
     folder = Path(runs_dir) / RUN_FOLDER.format(preset="tiny")
-    seeds = sorted(int(p.name.removeprefix("seed-")) for p in folder.glob("seed-*")
-                   if p.name.removeprefix("seed-").isdigit() and (p / "metrics.jsonl").is_file())
+    seeds = sorted(
+        int(p.name.removeprefix("seed-"))
+        for p in folder.glob("seed-*")
+        if p.name.removeprefix("seed-").isdigit() and (p / "metrics.jsonl").is_file()
+    )
     if not seeds:
         raise FileNotFoundError(
             f"no precomputed run under {folder}: vestige train --preset tiny --seeds 1-3 "
-            f"--out {folder}")
+            f"--out {folder}"
+        )
     others = [s for s in seeds if s != LEARNER_SEED] or seeds
     return {"preset": "tiny", "seed": int(others[int(rng.integers(len(others)))])}
 
@@ -81,6 +85,7 @@ def hidden_inputs(params: dict, rng) -> dict:
 
 
 # --- ex1: the final evaluation loss -----------------------------------------------------------
+
 
 def capture_ex1(answer, ctx) -> float:
     return as_number(answer, "a number (the loss, in nats)")
@@ -101,16 +106,23 @@ def judge_ex1(got, ctx) -> Verdict:
         if close(got, value, EX1_TOLERANCE) and not close(value, want, EX1_TOLERANCE):
             return Verdict(False, expected, f"{shown}, which is {what}")
     if close(got, want, 0.005):
-        return Verdict(False, expected, shown,
-                       "It agrees to 2 decimals only: use the value in `metrics`, not a rounded "
-                       "printout (3 decimals or more).")
+        return Verdict(
+            False,
+            expected,
+            shown,
+            "It agrees to 2 decimals only: use the value in `metrics`, not a rounded "
+            "printout (3 decimals or more).",
+        )
     return Verdict(False, expected, shown)
 
 
 def _wrong_answers(metrics, evals):
     train = metrics[metrics.split == "train"].sort_values("step")
     if len(train):
-        yield float(train.loss.iloc[-1]), "the training loss at the last logged step (split 'train')"
+        yield (
+            float(train.loss.iloc[-1]),
+            "the training loss at the last logged step (split 'train')",
+        )
     if len(evals) > 1:
         yield float(evals.loss.iloc[-2]), "the evaluation loss at the checkpoint before the last"
         yield float(evals.loss.iloc[0]), "the evaluation loss at step 0, before training"
@@ -122,14 +134,18 @@ def _wrong_answers(metrics, evals):
 
 # --- ex2: a function for any metrics table ----------------------------------------------------
 
+
 def reference_last_eval_loss(table) -> float:
     evals = table[table.split == "eval"]
     return float(evals.loc[evals.step.idxmax(), "loss"])
 
 
 def capture_ex2(function, ctx) -> list:
-    return call_each(function, [(table.copy(),) for _, table in ctx.tables],
-                     lambda value: as_number(value, "a number"))
+    return call_each(
+        function,
+        [(table.copy(),) for _, table in ctx.tables],
+        lambda value: as_number(value, "a number"),
+    )
 
 
 def judge_ex2(got, ctx) -> Verdict:
@@ -180,8 +196,11 @@ def _table(rng, case: str) -> dict:
 
     n_checkpoints = 1 if case == "there is a single checkpoint" else int(rng.integers(4, 8))
     last = int(rng.integers(40, 400))
-    eval_steps = sorted({0, last, *(int(s) for s in rng.integers(1, last, n_checkpoints - 2))}
-                        if n_checkpoints > 1 else {last})
+    eval_steps = sorted(
+        {0, last, *(int(s) for s in rng.integers(1, last, n_checkpoints - 2))}
+        if n_checkpoints > 1
+        else {last}
+    )
     start = float(rng.uniform(3.0, 4.0))
     floor = float(rng.uniform(0.8, 1.6))
     eval_loss = [floor + (start - floor) * float(np.exp(-4.0 * s / last)) for s in eval_steps]
@@ -191,10 +210,13 @@ def _table(rng, case: str) -> dict:
     if case == "training rows were logged after the last checkpoint":
         train_end += int(rng.integers(5, 40))
     train_steps = list(range(0, train_end + 1, max(1, last // 12)))
-    train_loss = [floor + (start - floor) * float(np.exp(-4.0 * s / last))
-                  + float(rng.uniform(0.02, 0.2)) for s in train_steps]
-    rows = ([("train", s, loss) for s, loss in zip(train_steps, train_loss)]
-            + [("eval", s, loss) for s, loss in zip(eval_steps, eval_loss)])
+    train_loss = [
+        floor + (start - floor) * float(np.exp(-4.0 * s / last)) + float(rng.uniform(0.02, 0.2))
+        for s in train_steps
+    ]
+    rows = [("train", s, loss) for s, loss in zip(train_steps, train_loss)] + [
+        ("eval", s, loss) for s, loss in zip(eval_steps, eval_loss)
+    ]
     rows.sort(key=lambda r: (r[1], r[0] == "eval"))
     if case == "rows are shuffled":
         order = rng.permutation(len(rows))
@@ -218,25 +240,42 @@ def table_frame(spec: dict):
 
 EXERCISES = (
     Exercise(
-        "ex1", points=1, capture=capture_ex1, judge=judge_ex1,
+        "ex1",
+        points=1,
+        capture=capture_ex1,
+        judge=judge_ex1,
         hints=(
-            ("Keep the rows of `metrics` whose `split` is \"eval\": they are measured on the "
-             "evaluation batch, at the checkpoints."),
-            ("The last checkpoint is the eval row with the largest `step`; take its `loss` "
-             "(not the last row of the table, not the smallest loss)."),
-            ("For example `evals = metrics[metrics.split == \"eval\"]`, then the `loss` in the "
-             "row `evals.step.idxmax()`, as a float."),
+            (
+                'Keep the rows of `metrics` whose `split` is "eval": they are measured on the '
+                "evaluation batch, at the checkpoints."
+            ),
+            (
+                "The last checkpoint is the eval row with the largest `step`; take its `loss` "
+                "(not the last row of the table, not the smallest loss)."
+            ),
+            (
+                'For example `evals = metrics[metrics.split == "eval"]`, then the `loss` in the '
+                "row `evals.step.idxmax()`, as a float."
+            ),
         ),
         success="That is the loss the model ends with on data it never trained on.",
     ),
     Exercise(
-        "ex2", points=2, kind="function", capture=capture_ex2, judge=judge_ex2,
+        "ex2",
+        points=2,
+        kind="function",
+        capture=capture_ex2,
+        judge=judge_ex2,
         hints=(
             "Your function gets a whole metrics table: keep its eval rows first.",
-            ("Do not rely on the order of the rows: the test tables include shuffled ones, and "
-             "ones where the loss goes up at the end."),
-            ("Pick the eval row with the largest `step` (e.g. with `idxmax`) and return its "
-             "`loss` as a float."),
+            (
+                "Do not rely on the order of the rows: the test tables include shuffled ones, and "
+                "ones where the loss goes up at the end."
+            ),
+            (
+                "Pick the eval row with the largest `step` (e.g. with `idxmax`) and return its "
+                "`loss` as a float."
+            ),
         ),
         success="It works on any run's table, whatever the order of its rows.",
     ),
