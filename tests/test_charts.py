@@ -57,8 +57,8 @@ def test_view_validates_and_has_step_param(tables, view):
 
 @pytest.mark.parametrize("view", VIEWS)
 def test_view_uses_a_given_step_param(tables, view):
-    step = alt.param(name="step", value=899)
-    assert params(view(tables, 0, step).to_dict())["step"]["value"] == 899
+    step = alt.param(name="step", value=742)
+    assert params(view(tables, 0, step).to_dict())["step"]["value"] == 742
 
 
 @pytest.mark.parametrize("view", VIEWS)
@@ -71,13 +71,13 @@ def test_dashboard_is_one_chart_with_shared_cursors_and_independent_legends(real
     spec = charts.dashboard(
         realistic,
         0,
-        alt.param(name="step", value=899),
+        alt.param(name="step", value=742),
         alt.param(name="neuron", value="L1N3"),
         alt.param(name="layer", value=1),
         alt.param(name="head", value=2),
     ).to_dict(validate=True)
     assert {p["name"]: p["value"] for p in spec["params"]} == {
-        "step": 899,
+        "step": 742,
         "neuron": "L1N3",
         "layer": 1,
         "head": 2,
@@ -113,7 +113,7 @@ def test_class_means_are_packed_per_unit_and_class(tables):
 
 
 def test_scatter_colours_by_the_detectors_verdict_and_draws_untrained_bars(tables):
-    spec = charts.selectivity_vs_effect(tables, 0, 899).to_dict()
+    spec = charts.selectivity_vs_effect(tables, 0, 742).to_dict()
     text = json.dumps(spec)
     assert "untrained_p99" in text and '"p99"' not in text  # the bar is the untrained p99
     assert "isValid(datum.selectivity)" in text
@@ -216,8 +216,8 @@ def test_nearest_step():
 
 
 def test_static_png_has_the_rendered_size(tables, tmp_path):
-    path = charts.export_static(tables, tmp_path / "explorer.png", seed=1, step=899, scale=2)
-    svg = vlc.vegalite_to_svg(charts.standalone(tables, 1, 899).to_dict())
+    path = charts.export_static(tables, tmp_path / "explorer.png", seed=1, step=742, scale=2)
+    svg = vlc.vegalite_to_svg(charts.standalone(tables, 1, 742).to_dict())
     width, height = (
         float(v) for v in re.search(r'width="([\d.]+)" height="([\d.]+)"', svg).groups()
     )

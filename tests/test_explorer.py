@@ -55,15 +55,15 @@ def test_one_chart_holds_the_five_views(explorer):
 
 def test_step_from_code_sets_the_param_without_resending_data(explorer, strict_comm):
     strict_comm.clear()
-    explorer.step = 899
-    assert param(explorer, "step") == 899
-    assert explorer.controls["step"].value == 899
+    explorer.step = 742  # a checkpoint of the synthetic tables, not the current one
+    assert param(explorer, "step") == 742
+    assert explorer.controls["step"].value == 742
     assert strict_comm and not any("spec" in keys for keys in strict_comm)
 
 
 def test_step_snaps_to_the_nearest_checkpoint(explorer):
-    explorer.step = 950
-    assert explorer.step == 899 and param(explorer, "step") == 899
+    explorer.step = 800  # between the checkpoints 742 and 1033
+    assert explorer.step == 742 and param(explorer, "step") == 742
 
 
 def test_slider_drives_the_chart(explorer):
@@ -89,13 +89,13 @@ def test_neuron_picker_marks_the_detectors_picks(explorer, tables):
 
 
 def test_seed_change_resends_data_and_keeps_the_cursor(explorer, strict_comm):
-    explorer.step, explorer.neuron = 899, "L1N3"
+    explorer.step, explorer.neuron = 742, "L1N3"
     before = explorer.chart.spec["datasets"]
     strict_comm.clear()
     explorer.seed = 1
     assert explorer.chart.spec["datasets"] != before
     assert sum("spec" in keys for keys in strict_comm) == 1
-    assert param(explorer, "step") == 899 and param(explorer, "neuron") == "L1N3"
+    assert param(explorer, "step") == 742 and param(explorer, "neuron") == "L1N3"
     assert explorer.state()["seed"] == 1
 
 
@@ -132,7 +132,7 @@ def test_seed_with_other_checkpoints_and_units_keeps_the_nearest_cursor(tables):
         df = other[name]
         drop = (df["seed"] == 1) & (df["layer"] == 1) & (df["neuron"] == 3)
         other[name] = df[~drop]
-    explorer = CheckpointExplorer(ExplorerTables(**other), step=899, neuron="L1N3")
+    explorer = CheckpointExplorer(ExplorerTables(**other), step=742, neuron="L1N3")
     explorer.seed = 1
     assert explorer.step == 5 and explorer.controls["step"].options[-1] == ("2000", 2000)
     assert explorer.neuron == explorer.tables.default_neuron(1)
@@ -159,13 +159,13 @@ def test_display_leaves_a_snapshot_that_follows_the_cursor(tables, monkeypatch):
     assert display_id and base64.b64decode(snapshot["image/jpeg"]) == b"0"
     explorer.refresh_snapshot()
     assert len(shown) == 2  # nothing moved
-    explorer.step = 899
+    explorer.step = 742
     explorer.refresh_snapshot()
-    assert shown[-1][1] == display_id and base64.b64decode(shown[-1][0]["image/jpeg"]) == b"899"
+    assert shown[-1][1] == display_id and base64.b64decode(shown[-1][0]["image/jpeg"]) == b"742"
 
 
 def test_snapshot_is_a_jpeg_of_the_dashboard(tables):
-    explorer = CheckpointExplorer(tables.seed_tables(0), step=899)
+    explorer = CheckpointExplorer(tables.seed_tables(0), step=742)
     jpeg = explorer.snapshot(scale=0.5)
     assert jpeg[:3] == b"\xff\xd8\xff"
 

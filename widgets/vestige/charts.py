@@ -42,7 +42,6 @@ from vestige.tables import (  # noqa: F401 - re-exported: the views' inputs
     VERDICTS,
     ExplorerTables,
     as_tables,
-    log_steps,
     nearest_step,
     rows,
 )

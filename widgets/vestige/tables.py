@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vestige.config import CheckpointConfig
+
 COLUMNS = {
     "metrics": ["seed", "step", "loss", "accuracy"],
     "checkpoints": ["seed", "step"],
@@ -150,7 +152,7 @@ class ExplorerTables:
         """Realistic fake tables: a loss drop near step 900, a neuron that becomes selective,
         then needed, then not needed any more (marked vestigial), and one needed from the
         transition on (marked contrast), for tests and benchmarks."""
-        steps = log_steps() if steps is None else sorted(steps)
+        steps = CheckpointConfig(first=1, n_log=24).steps(2000) if steps is None else sorted(steps)
         parts = [
             _synthetic_seed(
                 seed, np.asarray(steps), n_layers, d_mlp, n_heads, seq_len, list(classes)
@@ -176,14 +178,6 @@ def as_tables(source: Any) -> ExplorerTables:
 
 def rows(df: pd.DataFrame, seed: int) -> pd.DataFrame:
     return df[df["seed"] == seed]
-
-
-def log_steps(last: int = 2000, n: int = 20) -> list[int]:
-    """``n`` distinct log-spaced checkpoint steps from 0 to ``last``."""
-    k = n
-    while len(steps := np.unique(np.round(np.geomspace(1, last, k)).astype(int))) < n - 1:
-        k += 1
-    return [0, *steps.tolist()]
 
 
 def nearest_step(steps: list[int], step: float | None) -> int:
