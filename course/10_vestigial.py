@@ -39,10 +39,8 @@ from vestige import (
     analyze,
     cache_activations,
     charts,
-    detect,
     explorer_tables,
     load_study,
-    mechanism,
     mlp_post,
     per_position_loss,
     set_neurons,
@@ -51,6 +49,8 @@ from vestige import (
     target_subject,
     transition_step,
 )
+from vestige.detect import detect
+from vestige.mechanism import mechanism
 
 setup()
 

@@ -25,7 +25,8 @@ seeds = [1005, 1009]  # precomputed (trained if missing, about a minute each)
 from pathlib import Path
 
 import vestige
-from vestige import Checker, charts, detect, explorer_tables, setup
+from vestige import Checker, charts, explorer_tables, setup
+from vestige.detect import detect
 
 setup()
 

@@ -1,6 +1,6 @@
 """vestige: study how a toy language model was trained, across checkpoints and seeds.
 
-The one import surface for notebooks and scripts: `from vestige import detect, charts, ...`.
+The one import surface for notebooks and scripts: `from vestige import analyze, charts, ...`.
 Names are imported lazily, so `from vestige import Checker` does not load torch.
 """
 
@@ -11,7 +11,9 @@ import importlib
 __version__ = "0.1.0"
 
 # name -> "module" (the name is an attribute of it) or "module:attribute" (a different name),
-# or "module:" (the module itself)
+# or "module:" (the module itself). A function named like a submodule (`detect`, `mechanism`)
+# cannot be exported here: once the submodule is imported, the package's attribute of that name
+# is the module. Import those from their modules (`from vestige.detect import detect`).
 _EXPORTS = {
     "PRESETS": "vestige.config",
     "RunConfig": "vestige.config",
@@ -27,12 +29,10 @@ _EXPORTS = {
     "Positions": "vestige.analysis",
     "transition_step": "vestige.analysis",
     "Criteria": "vestige.detect",
-    "detect": "vestige.detect",
     "cache_activations": "vestige.hooks",
     "mlp_post": "vestige.hooks",
     "set_neurons": "vestige.hooks",
     "per_position_loss": "vestige.metrics",
-    "mechanism": "vestige.mechanism",
     "run_forks": "vestige.counterfactual",
     "standard_forks": "vestige.counterfactual",
     "CONDITION_NAMES": "vestige.study",
