@@ -36,7 +36,7 @@ check = Checker("30_counterfactual", runs_dir=runs_dir, preset=preset, seed=seed
 # ## 1. The forks
 #
 # `standard_forks` names the course's forks of a run (the same ones `make runs` precomputes,
-# so here they open from disk in a second; otherwise each trains in about a minute):
+# so here they open from disk in a second; otherwise each is trained first, which takes minutes):
 
 # %%
 run = vestige.ensure_run(vestige.preset(preset), seed, Path(runs_dir) / preset / f"seed-{seed}")
