@@ -100,7 +100,7 @@ def bench_rebuild(ex: CheckpointExplorer, n: int) -> tuple[list[float], list[int
 def rebuild(ex: CheckpointExplorer, step: int) -> None:
     """Move the cursor with no observers, then rebuild and re-send the chart."""
     ex.set_trait("step", step)
-    ex.chart.chart = ex._dashboard()
+    ex.redraw()
 
 
 def attention_options(tables: ExplorerTables, seed: int) -> list[tuple[str, int, int]]:
@@ -108,7 +108,7 @@ def attention_options(tables: ExplorerTables, seed: int) -> list[tuple[str, int,
     long = charts.rows(tables.attention, seed)
     head = long[(long["layer"] == 0) & (long["head"] == 0)].drop(columns=["seed", "layer", "head"])
     steps = tables.steps(seed)
-    cells, _ = charts._attention_cells(tables, seed, steps)
+    cells, _ = charts.attention_cells(tables, seed, steps)
     per_head = cells.assign(w=[w[: 2 * len(steps)] for w in cells["w"]])
     return [
         ("long rows, one seed", len(long), _json_size(long.drop(columns="seed"))),

@@ -90,7 +90,7 @@ def test_dashboard_is_one_chart_with_shared_cursors_and_independent_legends(real
 
 def test_attention_packs_every_layer_head_step_in_a_cell(tables):
     steps = tables.steps(0)
-    cells, n_heads = charts._attention_cells(tables, 0, steps)
+    cells, n_heads = charts.attention_cells(tables, 0, steps)
     att = charts.rows(tables.attention, 0)
     row = att.iloc[1234]
     cell = cells[(cells["query"] == row["query"]) & (cells["key"] == row["key"])].iloc[0]
@@ -102,7 +102,7 @@ def test_attention_packs_every_layer_head_step_in_a_cell(tables):
 
 def test_class_means_are_packed_per_unit_and_class(tables):
     steps = tables.steps(0)
-    cells = charts._class_mean_cells(tables, 0, steps)
+    cells = charts.class_mean_cells(tables, 0, steps)
     means = charts.rows(tables.class_means, 0)
     row = means.iloc[77]
     unit = f"L{row['layer']}N{row['neuron']}"

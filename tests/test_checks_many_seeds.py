@@ -18,8 +18,8 @@ from scipy import stats
 from vestige.course import Checker, grade, plain
 from vestige.course.checks import AnswerError, many_seeds
 from vestige.course.sandbox import Limits
-from vestige.detect import _settle_step
-from vestige.report import _plain
+from vestige.detect import settle_step
+from vestige.report import json_safe
 from vestige.report import load as load_study
 from vestige.stats import mean_ci
 from vestige.study import summarize
@@ -93,7 +93,7 @@ def study(tmp_path_factory):
     summary = summarize(vestige.preset("reference"), nan_results, ("neuron-whole", "alpha-1"), 1.0)
     folder = tmp_path_factory.mktemp("study")
     for name, data in (("summary", summary), ("results", results)):
-        (folder / f"{name}.json").write_text(json.dumps(_plain(data), allow_nan=False))
+        (folder / f"{name}.json").write_text(json.dumps(json_safe(data), allow_nan=False))
     return folder
 
 
@@ -112,9 +112,7 @@ def test_the_references_agree_with_the_kit_on_the_fake_study(study):
         trained = line[line.step > 0]
         peak, settle = many_seeds.reference_peak_and_settle(r["timeline"])
         assert peak == trained.effect.max()
-        assert (
-            settle == _settle_step(line, trained.effect.idxmax()) == r["mechanism"]["settle_step"]
-        )
+        assert settle == settle_step(line, trained.effect.idxmax()) == r["mechanism"]["settle_step"]
         assert many_seeds.reference_settled_with(r) == sorted(r["mechanism"]["coincides_with"])
     for name, comparison in summary["comparisons"].items():
         for outcome in ("final_loss", "transition", "focus_loss"):

@@ -24,7 +24,7 @@ from vestige.distributed import (
     lock_path,
     scheduler_from_env,
 )
-from vestige.report import _plain
+from vestige.report import json_safe
 from vestige.runs import load_safetensors
 from vestige.study import CONDITION_NAMES, condition_runs, run_study, study_seed
 
@@ -36,7 +36,7 @@ TINY = vestige.preset("tiny")
 
 def without_timing(summary: dict) -> dict:
     """The summary as summary.json holds it (NaN as null), without its timing."""
-    return _plain({k: v for k, v in summary.items() if k != "seconds"})
+    return json_safe({k: v for k, v in summary.items() if k != "seconds"})
 
 
 def run_files(run: Path) -> dict[str, bytes]:
@@ -70,7 +70,7 @@ def test_tasks_assemble_exactly_what_study_seed_returns(single_machine, tmp_path
         {"preset": "tiny", **study_seed(TINY, seed, tmp_path, CONDITIONS)} for seed in SEEDS
     ]
     written = json.loads((root / "report" / "results.json").read_text())
-    assert written == _plain(expected)
+    assert written == json_safe(expected)
     assert [list(r["conditions"]) for r in written] == [list(CONDITIONS)] * len(SEEDS)
 
 

@@ -242,7 +242,7 @@ def class_means(tables: ExplorerTables, seed: int, step=None, neuron=None) -> al
     steps = tables.steps(seed)
     step = cursor(_first(step, steps[0]), "step")
     neuron = cursor(_first(neuron, tables.default_neuron(seed)), "neuron")
-    data = _class_mean_cells(tables, seed, steps)
+    data = class_mean_cells(tables, seed, steps)
     order = list(dict.fromkeys(rows(tables.class_means, seed)["cls"]))
     base = alt.Chart(data).transform_filter(f"datum.unit == {neuron.name}")
     pick = f"datum.m[indexof({json.dumps(steps)}, {step.name})]"
@@ -396,7 +396,7 @@ def attention_pattern(
     step = cursor(_first(step, steps[0]), "step")
     layer = cursor(_first(layer, 0), "layer")
     head = cursor(_first(head, 0), "head")
-    cells, n_heads = _attention_cells(tables, seed, steps)
+    cells, n_heads = attention_cells(tables, seed, steps)
     index = (
         f"(({layer.name} * {n_heads} + {head.name}) * {len(steps)}"
         f" + indexof({json.dumps(steps)}, {step.name}))"
@@ -823,7 +823,7 @@ def _step_marks(tables: ExplorerTables, seed: int, step: alt.Parameter) -> list[
     return marks
 
 
-def _class_mean_cells(tables: ExplorerTables, seed: int, steps: list[int]) -> pd.DataFrame:
+def class_mean_cells(tables: ExplorerTables, seed: int, steps: list[int]) -> pd.DataFrame:
     """One row per (unit, class): ``m`` the mean activation at every checkpoint, ``lo``/``hi``
     the range of the unit's means (fixes its y axis), ``positions`` where its effect is
     measured."""
@@ -844,7 +844,7 @@ def _class_mean_cells(tables: ExplorerTables, seed: int, steps: list[int]) -> pd
     return cells
 
 
-def _attention_cells(
+def attention_cells(
     tables: ExplorerTables, seed: int, steps: list[int]
 ) -> tuple[pd.DataFrame, int]:
     """One row per (query, key) with ``w`` = its weights for every (layer, head, checkpoint),

@@ -152,7 +152,7 @@ def judge(line: pd.DataFrame, criteria: Criteria, init_floor: float, focus: str 
         "peak_high": float(peak["effect_high"]),
         "peak_step": int(peak["step"]),
         "needed_checkpoints": int(needed.sum()),
-        "settle_step": _settle_step(line, peak_at),
+        "settle_step": settle_step(line, peak_at),
         "final_effect": float(final["effect"]),
         "final_low": float(final["effect_low"]),
         "final_high": float(final["effect_high"]),
@@ -187,7 +187,7 @@ def _longest_run(flags: np.ndarray) -> int:
     return best
 
 
-def _settle_step(line: pd.DataFrame, peak_at: int) -> int | None:
+def settle_step(line: pd.DataFrame, peak_at: int) -> int | None:
     """The first checkpoint after the peak from which the effect stays below half the peak."""
     after = line.loc[peak_at:]
     high = after["effect"] >= line.loc[peak_at, "effect"] / 2

@@ -215,6 +215,10 @@ class CheckpointExplorer(traitlets.HasTraits):
             alt.param(name="head", value=self.head),
         )
 
+    def redraw(self) -> None:
+        """Rebuild the chart's spec from the current state and send it (data included)."""
+        self.chart.chart = self._dashboard()
+
     def _on_cursor(self, change):
         """A cursor moved: set that param on the chart (no data sent)."""
         if self.chart.params.has_trait(change.name):
@@ -236,7 +240,7 @@ class CheckpointExplorer(traitlets.HasTraits):
             self._units = units
             self.controls["neuron"].options = _neuron_options(self.tables, seed)
             self.step, self.neuron = step, neuron
-        self.chart.chart = self._dashboard()
+        self.redraw()
         self._schedule_snapshot()
 
     # ------------------------------------------------------------------ layout

@@ -22,7 +22,7 @@ def write_report(
     """summary.json, results.json (per seed), report.md and the figures, in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in (("summary", summary), ("results", results)):
-        text = json.dumps(_plain(data), indent=1, allow_nan=False)
+        text = json.dumps(json_safe(data), indent=1, allow_nan=False)
         (folder / f"{name}.json").write_text(text + "\n")
     figures = write_figures(
         results, folder, {n: c["label"] for n, c in summary["comparisons"].items()}
@@ -41,12 +41,12 @@ def write_report(
     (folder / "report.md").write_text("\n\n".join(sections) + "\n")
 
 
-def _plain(value):
+def json_safe(value):
     """`value` as strict JSON data: numpy scalars as Python numbers, NaN as null."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
