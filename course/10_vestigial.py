@@ -348,10 +348,11 @@ at.pivot(index="unit", columns="step", values="attn_previous").round(2)
 # %% [markdown]
 # And the **backup test**: the neuron's effect when every later attention head is held at
 # its mean. A neuron that matters again once its successor is removed is a *backup*, not
-# dead weight:
+# dead weight. (A neuron in the last layer has no later attention: that column is then empty.)
 
 # %%
-tools["neuron"][["step", "effect_alone", "effect_later_attn_ablated"]].round(3)
+columns = ["step", "effect_alone", "effect_later_attn_ablated"]
+tools["neuron"].reindex(columns=columns).round(3)
 
 # %% [markdown]
 # ## 7. One seed is an anecdote
