@@ -72,13 +72,15 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_explorer.py
 
 ## study: the study the course cites (report in course/study/): the detector on 20 unseen
-## reference seeds, the suppression conditions on the first 10 of them (target neuron held
-## from the start to the transition and for the whole run, a control neuron held for the whole
-## run), and the control preset on 5 more seeds; finished runs are reused
+## reference seeds, each retrained under six conditions (target neuron held from the start to
+## half the transition, to the transition, for the whole run; a control neuron for the whole
+## run; the selectivity regulariser at alpha -1 and +0.3), and the control preset on 5 more
+## seeds; finished runs are reused
 study: $(STAMP)
-	$(BIN)/vestige study --preset reference --seeds 1000-1019 --condition-seeds 1000-1009 \
-	  --conditions neuron-1T,neuron-whole,control-whole --control-seeds 2000-2004 \
-	  --out runs/study --report course/study --search course/study/search.jsonl
+	$(BIN)/vestige study --preset reference --seeds 1000-1019 \
+	  --conditions neuron-0.5T,neuron-1T,neuron-whole,control-whole,alpha-1,alpha+0.3 \
+	  --control-seeds 2000-2004 --out runs/study --report course/study \
+	  --search course/study/search.jsonl
 
 ## browser-deps: Debian's chromium for the real-browser test and bench (apt; idempotent)
 browser-deps:

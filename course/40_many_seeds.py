@@ -4,8 +4,9 @@
 # One run is an anecdote: `05_training` showed how much two seeds of one recipe already
 # differ. The course's study (`vestige study`, run by `make study`) trains one preset on many
 # seeds, runs the detector on each, follows one neuron per seed through training, and trains
-# some seeds again under changed conditions (the neuron held at its mean, a control neuron
-# held the same way). This notebook reads what it wrote, seed by
+# every seed again under changed conditions (the neuron held at its mean for three windows, a
+# control neuron held the same way, a selectivity regulariser pushing every neuron's
+# selectivity down or up). This notebook reads what it wrote, seed by
 # seed, and asks three questions, with intervals: does the neuron's size relate to *when*
 # the model learns to copy? What did its settling coincide with? What did training without
 # it change?
@@ -332,7 +333,7 @@ print("At the end they were:", summary["end_status"] or "-", "| backups:", summa
 # %% [markdown]
 # ## 6. Training without the neuron
 #
-# Each condition retrains a seed from scratch with one change, so each such seed gives a
+# Each condition retrains every seed from scratch with one change, so each seed gives a
 # **pair**: the changed run and the unchanged run of the same seed, with the same data and
 # the same initial weights. When seeds differ from each other more than a change moves any
 # one of them, comparing the two groups' means drowns the change in that spread; the
