@@ -283,8 +283,12 @@ def correlation_scipy(x, y, resamples):  # scipy's spearmanr, sorting for the pe
 
 
 def correlation_pandas(x, y, resamples):  # pandas ranks, a torch result, 'nearest' percentiles
+    import warnings
+
     def rho(i):
-        return pd.Series(x[i]).corr(pd.Series(y[i]), method="spearman")
+        with warnings.catch_warnings():  # a constant resample: NaN, dropped below
+            warnings.simplefilter("ignore", stats.ConstantInputWarning)
+            return pd.Series(x[i]).corr(pd.Series(y[i]), method="spearman")
 
     boot = pd.Series([rho(row) for row in resamples]).dropna()
     low, high = np.percentile(boot, [2.5, 97.5], method="nearest")
