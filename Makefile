@@ -72,15 +72,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_explorer.py
 
 ## study: the study the course cites (report in course/study/): the detector on 20 unseen
-## reference seeds, each retrained under six conditions (target neuron held from the start to
-## half the transition, to the transition, for the whole run; a control neuron for the whole
-## run; the selectivity regulariser at alpha -1 and +0.3), and the control preset on 5 more
-## seeds; finished runs are reused
+## reference seeds, each retrained under every condition of vestige.study.CONDITIONS (the
+## target neuron held for four windows, a control neuron for two, the selectivity regulariser
+## at three strengths), and the control preset on 5 more seeds; finished runs are reused
 study: $(STAMP)
-	$(BIN)/vestige study --preset reference --seeds 1000-1019 \
-	  --conditions neuron-0.5T,neuron-1T,neuron-whole,control-whole,alpha-1,alpha+0.3 \
-	  --control-seeds 2000-2004 --out runs/study --report course/study \
-	  --search course/study/search.jsonl
+	$(BIN)/vestige study --preset reference --seeds 1000-1019 --control-seeds 2000-2004 \
+	  --out runs/study --report course/study --search course/study/search.jsonl
 
 ## browser-deps: Debian's chromium for the real-browser test and bench (apt; idempotent)
 browser-deps:

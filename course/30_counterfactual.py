@@ -124,7 +124,7 @@ check("ex2", lambda: held_cost)
 # ## 3. One seed is an anecdote, again
 #
 # The study ran the same kind of counterfactual on every seed (from step 0 rather than from
-# the peak: until half the copy transition, until the transition, and for the whole run),
+# the peak: until a quarter or half of the copy transition, until it, and for the whole run),
 # each paired with the unchanged run of its seed. To read a
 # paired difference across seeds you need an interval for its mean.
 #

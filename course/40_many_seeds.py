@@ -4,7 +4,7 @@
 # One run is an anecdote: `05_training` showed how much two seeds of one recipe already
 # differ. The course's study (`vestige study`, run by `make study`) trains one preset on many
 # seeds, runs the detector on each, follows one neuron per seed through training, and trains
-# every seed again under changed conditions (the neuron held at its mean for three windows, a
+# every seed again under changed conditions (the neuron held at its mean for four windows, a
 # control neuron held the same way, a selectivity regulariser pushing every neuron's
 # selectivity down or up). This notebook reads what it wrote, seed by
 # seed, and asks three questions, with intervals: does the neuron's size relate to *when*
