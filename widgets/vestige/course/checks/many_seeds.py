@@ -36,7 +36,18 @@ from __future__ import annotations
 
 import math
 
-from . import AnswerError, Exercise, Verdict, as_array, as_number, as_text, call_each, close
+from . import (
+    AnswerError,
+    Exercise,
+    Verdict,
+    as_array,
+    as_number,
+    as_text,
+    call_each,
+    close,
+    items,
+    kit_call,
+)
 
 NOTEBOOK = "40_many_seeds"
 PRACTICE_SEED = 4040
@@ -114,19 +125,6 @@ def context(params: dict, hidden=None) -> Context:
 
 def hidden_inputs(params: dict, rng) -> dict:
     return {key: make(rng) for key, make in MAKERS.items()}
-
-
-def _kit_call(function) -> str | None:
-    names = set(getattr(getattr(function, "__code__", None), "co_names", ()))
-    names |= {getattr(function, "__name__", "")}
-    found = sorted(names & set(KIT_FUNCTIONS))
-    return found[0] if found else None
-
-
-def _items(got, n: int) -> list:
-    if not isinstance(got, list) or len(got) != n:
-        raise AnswerError("captured data does not have one result per test input")
-    return got
 
 
 def _missing(value) -> bool:
@@ -236,7 +234,7 @@ def capture_ex1(function, ctx) -> list:
 def judge_ex1(got, ctx) -> Verdict:
     cases = ctx.inputs("timelines")
     wrong = []
-    for case, item in zip(cases, _items(got, len(cases))):
+    for case, item in zip(cases, items(got, len(cases))):
         peak, settle = reference_peak_and_settle(case["timeline"])
         if isinstance(item, dict):
             wrong.append((case["case"], f"an error ({item.get('error', '?')})"))
@@ -361,7 +359,7 @@ def capture_ex2(function, ctx) -> list:
 def judge_ex2(got, ctx) -> Verdict:
     cases = ctx.inputs("correlations")
     wrong = []
-    for case, item in zip(cases, _items(got, len(cases))):
+    for case, item in zip(cases, items(got, len(cases))):
         if isinstance(item, dict):
             wrong.append((case["case"], f"an error ({item.get('error', '?')})"))
             continue
@@ -555,7 +553,7 @@ def capture_ex3(function, ctx) -> list:
 def judge_ex3(got, ctx) -> Verdict:
     cases = ctx.inputs("records")
     wrong = []
-    for case, item in zip(cases, _items(got, len(cases))):
+    for case, item in zip(cases, items(got, len(cases))):
         want = reference_settled_with(case["record"])
         if isinstance(item, dict):
             error = item.get("error", "?")
@@ -652,7 +650,7 @@ def _as_interval(value):
 def capture_ex4(function, ctx) -> list:
     import copy
 
-    kit = _kit_call(function)
+    kit = kit_call(function, KIT_FUNCTIONS)
     if kit is not None:
         raise AnswerError(f"your function uses the kit's `{kit}`: pair the seeds yourself")
     cases = ctx.inputs("pairings")
@@ -666,7 +664,7 @@ def capture_ex4(function, ctx) -> list:
 def judge_ex4(got, ctx) -> Verdict:
     cases = ctx.inputs("pairings")
     wrong = []
-    for case, item in zip(cases, _items(got, len(cases))):
+    for case, item in zip(cases, items(got, len(cases))):
         want = reference_paired(case["results"], case["condition"], case["outcome"])
         if isinstance(item, dict):
             wrong.append((case["case"], f"an error ({item.get('error', '?')})"))

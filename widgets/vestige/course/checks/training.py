@@ -31,7 +31,19 @@ import math
 from functools import cached_property
 from pathlib import Path
 
-from . import AnswerError, Exercise, Verdict, as_array, as_number, as_text, call_each, close
+from . import (
+    AnswerError,
+    Exercise,
+    Verdict,
+    _type_name,
+    as_array,
+    as_number,
+    as_text,
+    call_each,
+    close,
+    items,
+    kit_call,
+)
 
 NOTEBOOK = "05_training"
 RUN_FOLDER = "training-{preset}"
@@ -102,28 +114,6 @@ def grading_parameters(runs_dir: Path, rng) -> dict:
 
 def hidden_inputs(params: dict, rng) -> dict:
     return {"schedules": make_schedules(rng), "pairs": make_pairs(rng)}
-
-
-def _kit_call(function) -> str | None:
-    names = set(getattr(getattr(function, "__code__", None), "co_names", ()))
-    names |= {getattr(function, "__name__", "")}
-    found = sorted(names & set(KIT_FUNCTIONS))
-    return found[0] if found else None
-
-
-def _items(got, n: int) -> list:
-    if not isinstance(got, list) or len(got) != n:
-        raise AnswerError("captured data does not have one result per test input")
-    return got
-
-
-def _type_name(value) -> str:
-    kind = type(value)
-    return (
-        kind.__qualname__
-        if kind.__module__ == "builtins"
-        else f"{kind.__module__}.{kind.__qualname__}"
-    )
 
 
 # --- ex1: a config ------------------------------------------------------------------------------
@@ -317,7 +307,7 @@ def _as_steps(value):
 
 
 def capture_ex2(function, ctx) -> list:
-    kit = _kit_call(function)
+    kit = kit_call(function, KIT_FUNCTIONS)
     if kit is not None:
         raise AnswerError(f"your function uses the kit's `{kit}`: write the schedule yourself")
     cases = ctx.inputs("schedules", make_schedules)
@@ -327,7 +317,7 @@ def capture_ex2(function, ctx) -> list:
 def judge_ex2(got, ctx) -> Verdict:
     cases = ctx.inputs("schedules", make_schedules)
     wrong = []
-    for case, item in zip(cases, _items(got, len(cases))):
+    for case, item in zip(cases, items(got, len(cases))):
         accepted = reference_schedules(case["total"], case["first"], case["n_log"])
         if isinstance(item, dict):
             wrong.append((case, f"an error ({item.get('error', '?')})"))
@@ -389,13 +379,13 @@ def capture_ex3(answer, ctx) -> dict:
     import pandas as pd
 
     if type(answer) is dict or type(answer) is pd.Series:
-        items = list(answer.items())
+        entries = list(answer.items())
     else:
         raise AnswerError(
             f"expected a dict or a pandas Series (class -> loss gap), got {_type_name(answer)}"
         )
     out = {}
-    for key, value in items:
+    for key, value in entries:
         name = as_text(key, "class names as keys")
         if name in ("step", "split", "lr", "accuracy", "loss"):
             continue  # a whole-row difference: only the per-class entries count
@@ -574,7 +564,7 @@ def capture_ex4(function, ctx) -> list:
 def judge_ex4(got, ctx) -> Verdict:
     pairs = ctx.inputs("pairs", make_pairs)
     wrong = []
-    for pair, item in zip(pairs, _items(got, len(pairs))):
+    for pair, item in zip(pairs, items(got, len(pairs))):
         ma, mb = pair_frames(pair)
         want = reference_largest_gap_step(ma, mb)
         if isinstance(item, dict):

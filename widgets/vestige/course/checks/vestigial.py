@@ -23,7 +23,7 @@ import math
 from functools import cached_property
 from pathlib import Path
 
-from . import AnswerError, Exercise, Verdict, as_array, as_number, call_each, close
+from . import AnswerError, Exercise, Verdict, as_array, as_number, call_each, close, items, kit_call
 
 NOTEBOOK = "10_vestigial"
 KIT_FUNCTIONS = (
@@ -99,16 +99,8 @@ def hidden_inputs(params: dict, rng) -> dict:
     }
 
 
-def _kit_call(function) -> str | None:
-    """The kit function `function` is or calls by name, if any (a shortcut, not a solution)."""
-    names = set(getattr(getattr(function, "__code__", None), "co_names", ()))
-    names |= {getattr(function, "__name__", "")}
-    found = sorted(names & set(KIT_FUNCTIONS))
-    return found[0] if found else None
-
-
 def _refuse_kit(function):
-    kit = _kit_call(function)
+    kit = kit_call(function, KIT_FUNCTIONS)
     if kit is not None:
         raise AnswerError(f"your function uses the kit's `{kit}`: write the computation yourself")
 
@@ -177,7 +169,7 @@ def judge_ex1(got, ctx) -> Verdict:
     curves = ctx.inputs("curves", make_curves)
     wrong = [
         c["case"]
-        for c, item in zip(curves, _items(got, len(curves)))
+        for c, item in zip(curves, items(got, len(curves)))
         if not _equal(item, reference_change_step(c["steps"], c["probs"]), 0.5)
     ]
     if not wrong:
@@ -237,7 +229,7 @@ def judge_ex2(got, ctx) -> Verdict:
     import numpy as np
 
     cases = ctx.inputs("acts", make_acts)
-    for case, item in zip(cases, _items(got, len(cases))):
+    for case, item in zip(cases, items(got, len(cases))):
         want = reference_token_selectivity(case["acts"], case["focus"], case["same"])
         if isinstance(item, dict) or len(item) != len(want):
             return Verdict(
@@ -287,7 +279,7 @@ def _focus_mask(run):
 def judge_ex3(got, ctx) -> Verdict:
     table = ctx.tables["neurons"].set_index(["step", "layer", "neuron"])
     choices = ctx.inputs("ablations", make_ablations)
-    for choice, item in zip(choices, _items(got, len(choices))):
+    for choice, item in zip(choices, items(got, len(choices))):
         want = float(table.loc[(choice["step"], choice["layer"], choice["neuron"]), "effect"])
         where = f"L{choice['layer']}N{choice['neuron']} at step {choice['step']}"
         if isinstance(item, dict):
@@ -414,7 +406,7 @@ def judge_ex4(got, ctx) -> Verdict:
     lines = ctx.inputs("lines", make_lines)
     wrong = [
         line["case"]
-        for line, item in zip(lines, _items(got, len(lines)))
+        for line, item in zip(lines, items(got, len(lines)))
         if isinstance(item, dict) or item != reference_is_vestigial(line, line["floor"])
     ]
     if not wrong:
@@ -456,12 +448,6 @@ def judge_ex5(got, ctx) -> Verdict:
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def _items(got, n: int) -> list:
-    if not isinstance(got, list) or len(got) != n:
-        raise AnswerError("captured data does not have one result per test input")
-    return got
 
 
 def _equal(item, want: float, tol: float) -> bool:
