@@ -104,7 +104,7 @@ def test_scheduler_comes_from_the_flag_then_the_environment():
 # ----------------------------------------------------------------------------- run locks
 
 
-def test_one_writer_per_run_directory_and_a_dead_holder_frees_it(tmp_path):
+def test_one_writer_per_run_directory_and_a_dead_holder_frees_it(tmp_path, caplog):
     run = tmp_path / "base" / "seed-0"
     # another thread of this process waits for the holder
     entered = threading.Event()
@@ -133,11 +133,13 @@ def test_one_writer_per_run_directory_and_a_dead_holder_frees_it(tmp_path):
         waiter.daemon = True
         waiter.start()
         assert not got.wait(0.5)
+        assert f"'pid': {other.pid}" in caplog.text  # the waiter says whom it waits for
         other.send_signal(signal.SIGKILL)
         assert got.wait(5)
     finally:
         other.kill()
         other.wait()
+    assert holder(run)["pid"] == os.getpid()  # the waiter holds it now
     assert lock_path(run) == tmp_path / "base" / ".seed-0.lock"
     assert not run.exists()  # the lock lives beside the run, never in it
 

@@ -16,15 +16,14 @@ run's saved state (`vestige.training` saves it atomically and resumes bit-identi
 local processes do the same when the process pool breaks.
 
 Two tasks never write one run directory at once: a task holds `RunLock` on its run directory
-while it runs, a kernel lock (flock) on a file beside the directory that goes away with the
-process holding it. A retry of a killed task therefore gets the lock at once, and a task
-whose first copy is somehow still alive (a worker the scheduler lost contact with) waits
-for it and then reuses the finished run.
+while it runs, a kernel lock (flock, through `filelock`) on a file beside the directory that
+goes away with the process holding it. A retry of a killed task therefore gets the lock at
+once, and a task whose first copy is somehow still alive (a worker the scheduler lost contact
+with) waits for it and then reuses the finished run.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -41,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from vestige.config import RunConfig
@@ -69,8 +69,6 @@ def scheduler_from_env(value: str | None = None, environ=os.environ) -> str | No
 
 # ----------------------------------------------------------------------------- run locks
 
-_THREAD_LOCKS: dict[str, threading.Lock] = {}
-_THREAD_LOCKS_GUARD = threading.Lock()
 _ONE_TASK = threading.Lock()  # torch's RNG and thread count are per process: one task at a time
 
 
@@ -82,68 +80,49 @@ def lock_path(run_dir: str | os.PathLike) -> Path:
 
 class RunLock:
     """Exclusive right to write `run_dir`, across threads, processes and (on a shared
-    filesystem with locking: NFSv4, Lustre, GPFS, CephFS) machines. Waits, polling every
-    `poll` seconds, while another holder is alive; the kernel drops the lock when its holder
-    dies, so a killed task's run is free for its retry at once. The file holds the current
-    (or last) holder: host, pid, since."""
+    filesystem with locking: NFSv4, Lustre, GPFS, CephFS) machines: a `filelock.FileLock`
+    (flock) on `lock_path(run_dir)`. Waits, polling every `poll` seconds, while another
+    holder is alive; the kernel drops the lock when its holder dies, so a killed task's run
+    is free for its retry at once. The file holds the current (or last) holder: host, pid,
+    since."""
 
     def __init__(self, run_dir: str | os.PathLike, poll: float = 0.5):
         self.run_dir = Path(run_dir)
         self.path = lock_path(run_dir)
         self.poll = poll
-        self._fd: int | None = None
-        self._thread_lock: threading.Lock | None = None
+        self._lock = FileLock(self.path)
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with _THREAD_LOCKS_GUARD:
-            self._thread_lock = _THREAD_LOCKS.setdefault(str(self.path.resolve()), threading.Lock())
-        self._thread_lock.acquire()
+        last = holder(self.run_dir)  # read first: filelock 3 empties the file when it opens it
         try:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o664)
-            self._acquire()
-            record = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
-            os.ftruncate(self._fd, 0)
-            os.pwrite(self._fd, json.dumps(record).encode(), 0)
+            try:
+                self._lock.acquire(timeout=0)
+            except Timeout:
+                log.warning(
+                    "%s is being written by %s; waiting for it",
+                    self.run_dir,
+                    last or "another task",
+                )
+                self._lock.acquire(poll_interval=self.poll)
+        except NotImplementedError as err:  # a filesystem without locks: say so, go on unlocked
+            log.warning(
+                "cannot lock %s (%s): this filesystem has no file locks, so "
+                "nothing stops two tasks writing the run at once",
+                self.path,
+                err,
+            )
+            return self
+        record = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+        try:
+            self.path.write_text(json.dumps(record))
         except BaseException:
-            self._release()
+            self._lock.release()
             raise
         return self
 
-    def _acquire(self) -> None:
-        waited = 0.0
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if waited == 0.0:
-                    log.warning(
-                        "%s is being written by %s; waiting for it",
-                        self.run_dir,
-                        holder(self.run_dir) or "another task",
-                    )
-                time.sleep(self.poll)
-                waited += self.poll
-            except OSError as err:  # a filesystem without locks: say so, and go on unlocked
-                log.warning(
-                    "cannot lock %s (%s): this filesystem has no file locks, so "
-                    "nothing stops two tasks writing the run at once",
-                    self.path,
-                    err,
-                )
-                return
-
-    def _release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor drops the flock
-            self._fd = None
-        if self._thread_lock is not None:
-            self._thread_lock.release()
-            self._thread_lock = None
-
     def __exit__(self, *exc) -> None:
-        self._release()
+        self._lock.release()
 
 
 def holder(run_dir: str | os.PathLike) -> dict[str, Any] | None:
