@@ -24,7 +24,7 @@ from vestige.report import load as load_study
 from vestige.stats import mean_ci
 from vestige.study import summarize
 
-LONE_B = many_seeds.LONE_B
+FIRST_COPY, SECOND_COPY, LONE_B = many_seeds.reference_stages()
 
 
 def verdict(exercise, answer, hidden=None):
@@ -73,8 +73,8 @@ def study(tmp_path_factory):
         transitions = {
             "copy": copy_at,
             LONE_B: int(rng.integers(6, 11)),
-            many_seeds.STAGES[0]: int(rng.integers(6, 11)),
-            many_seeds.STAGES[1]: copy_at,
+            FIRST_COPY: int(rng.integers(6, 11)),
+            SECOND_COPY: copy_at,
         }
         record = many_seeds.make_record(
             rng,

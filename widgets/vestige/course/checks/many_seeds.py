@@ -35,6 +35,9 @@ records with the study's shape (nulls included) are what tells a method from a p
 from __future__ import annotations
 
 import math
+from functools import cache
+
+from vestige.config import preset
 
 from . import (
     AnswerError,
@@ -52,41 +55,6 @@ from . import (
 NOTEBOOK = "40_many_seeds"
 PRACTICE_SEED = 4040
 N_BOOT = 1000  # resamples per test case of ex2 (a numpy array in the inputs)
-LONE_B = "P(C | lone B)"
-STAGES = ("P(C | A B), first copy", "P(C | A B), second copy", LONE_B)
-OUTCOMES = (
-    "final_loss",
-    "final_accuracy",
-    "focus_loss",
-    "copy_loss",
-    "budget_loss",
-    "transition",
-    "mean_selectivity",
-)
-#: the reference preset's checkpoints: dense early, sparse late
-STEPS = (
-    0,
-    25,
-    31,
-    38,
-    48,
-    59,
-    73,
-    91,
-    113,
-    140,
-    174,
-    216,
-    268,
-    332,
-    412,
-    511,
-    633,
-    786,
-    975,
-    1209,
-    1500,
-)
 PERCENTILE_METHODS = (
     "linear",
     "lower",
@@ -127,6 +95,23 @@ def hidden_inputs(params: dict, rng) -> dict:
     return {key: make(rng) for key, make in MAKERS.items()}
 
 
+@cache
+def reference_steps() -> tuple[int, ...]:
+    """The reference preset's checkpoints: dense early, sparse late."""
+    return tuple(preset("reference").checkpoint_steps)
+
+
+@cache
+def reference_stages() -> tuple[str, ...]:
+    """The reference task's stage names, in its order (the study's transitions besides
+    "copy"); read off a one-sequence evaluation batch, so torch loads only when needed."""
+    from vestige.task import make_task
+
+    task = preset("reference").task
+    task = make_task(task.name, task.params, seed=0)
+    return tuple(task.stages(task.eval_batch(1)))
+
+
 def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
@@ -163,7 +148,7 @@ def make_timelines(rng) -> list[dict]:
 
 
 def _timeline(rng, case: str) -> list[dict]:
-    steps = list(STEPS)
+    steps = list(reference_steps())
     n = len(steps)
     peak = float(rng.uniform(0.2, 0.6))
     at = n - 1 if case == "the peak is at the last checkpoint" else int(rng.integers(3, 8))
@@ -313,7 +298,7 @@ def make_correlations(rng) -> list[dict]:
             y[int(np.argmax(x))] += 2000
             x[int(np.argmin(x))] = -0.5
         elif case.startswith("tied"):
-            x = rng.choice(np.array(STEPS[5:12], float), n)
+            x = rng.choice(np.array(reference_steps()[5:12], float), n)
             y = 400 + 0.5 * x + rng.normal(0, 40, n)
         elif case == "no relation":
             y = rng.normal(450, 50, n)
@@ -408,46 +393,37 @@ def reference_settled_with(record: dict) -> list[str]:
     )
 
 
+#: (description, settle index, checkpoint index of each transition: "copy", then the stages
+#: in `reference_stages()` order: first copy, second copy, lone B; None: it never happened)
 RECORD_CASES = (
-    # (description, settle index, {transition: index or None})
     (
         "it settles at the drop of P(C | lone B), the copy transition three checkpoints later",
         9,
-        {"copy": 12, LONE_B: 9, STAGES[0]: 9, STAGES[1]: 12},
+        (12, 9, 12, 9),
     ),
     (
         "it settles one checkpoint after the copy transition, long after the drop of P(C | lone B)",
         13,
-        {"copy": 12, LONE_B: 6, STAGES[0]: 6, STAGES[1]: 12},
+        (12, 6, 12, 6),
     ),
-    (
-        "both transitions are within one checkpoint of its settling",
-        11,
-        {"copy": 12, LONE_B: 10, STAGES[0]: 10, STAGES[1]: 12},
-    ),
+    ("both transitions are within one checkpoint of its settling", 11, (12, 10, 12, 10)),
     (
         "late checkpoints: one checkpoint apart is more than a hundred steps",
         16,
-        {"copy": 15, LONE_B: 14, STAGES[0]: 14, STAGES[1]: 15},
+        (15, 14, 15, 14),
     ),
-    (
-        "early checkpoints: two checkpoints apart is a few steps",
-        4,
-        {"copy": 11, LONE_B: 2, STAGES[0]: 6, STAGES[1]: 11},
-    ),
-    (
-        "the copy transition never happened",
-        8,
-        {"copy": None, LONE_B: 8, STAGES[0]: 8, STAGES[1]: None},
-    ),
-    ("the neuron never settled", None, {"copy": 12, LONE_B: 9, STAGES[0]: 9, STAGES[1]: 12}),
-    ("it settles with no transition", 18, {"copy": 12, LONE_B: 9, STAGES[0]: 9, STAGES[1]: 12}),
+    ("early checkpoints: two checkpoints apart is a few steps", 4, (11, 6, 11, 2)),
+    ("the copy transition never happened", 8, (None, 8, None, 8)),
+    ("the neuron never settled", None, (12, 9, 12, 9)),
+    ("it settles with no transition", 18, (12, 9, 12, 9)),
 )
 
 
 def make_records(rng) -> list[dict]:
+    names = ("copy", *reference_stages())
     records = []
-    for case, settle, transitions in RECORD_CASES:
+    for case, settle, at in RECORD_CASES:
+        transitions = dict(zip(names, at, strict=True))
         record = make_record(
             rng, seed=int(rng.integers(1000, 9999)), settle=settle, transitions=transitions
         )
@@ -466,7 +442,7 @@ def make_record(
 ) -> dict:
     """One seed's result with the shape `vestige.study` writes (no `coincides_with`): the
     target's timeline falls below half its peak for good at checkpoint index `settle`."""
-    steps = list(STEPS)
+    steps = list(reference_steps())
     peak_at = int(rng.integers(2, 4)) if settle is None or settle > 4 else 1
     peak = float(rng.uniform(0.15, 0.6))
     effect = []
@@ -522,19 +498,28 @@ def make_record(
 
 
 def _outcome(rng, transition, base: dict | None = None) -> dict:
+    """Made-up values of the study's outcomes (`vestige.study.OUTCOMES`, drawn in its order);
+    with `base`, the same seed's values under a condition."""
+    from vestige.study import OUTCOMES
+
     shift = float(rng.normal(0.01, 0.01)) if base else 0.0
-    out = {
-        "final_loss": float(rng.uniform(0.8, 1.0)) if base is None else base["final_loss"] + shift,
-        "final_accuracy": float(rng.uniform(0.78, 0.84)),
-        "focus_loss": float(rng.uniform(0.05, 0.4)),
-        "copy_loss": float(rng.uniform(0.1, 0.5)),
-        "budget_loss": float(rng.uniform(1.0, 1.4)),
-        "transition": transition
-        if base is None or transition is None
-        else transition + float(rng.integers(-30, 31)),
-        "mean_selectivity": float(rng.uniform(0.2, 0.6)),
+    draw = {
+        "final_loss": lambda: (
+            float(rng.uniform(0.8, 1.0)) if base is None else base["final_loss"] + shift
+        ),
+        "final_accuracy": lambda: float(rng.uniform(0.78, 0.84)),
+        "focus_loss": lambda: float(rng.uniform(0.05, 0.4)),
+        "copy_loss": lambda: float(rng.uniform(0.1, 0.5)),
+        "budget_loss": lambda: float(rng.uniform(1.0, 1.4)),
+        "transition": lambda: (
+            transition
+            if base is None or transition is None
+            else transition + float(rng.integers(-30, 31))
+        ),
+        "mean_selectivity": lambda: float(rng.uniform(0.2, 0.6)),
     }
-    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in out.items()}
+    values = {name: draw[name]() for name in OUTCOMES}
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in values.items()}
 
 
 def _as_names(value):
