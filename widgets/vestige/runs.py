@@ -13,11 +13,13 @@ any moment leaves only complete files. Weights are safetensors; nothing is unpic
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import tempfile
 from collections import OrderedDict
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -42,20 +44,40 @@ class CheckpointError(RunError):
     """A checkpoint file that is missing, truncated or corrupt."""
 
 
+class DiskFull(RunError):
+    """The disk (or the quota) filled up while writing; what was saved before is intact."""
+
+
 def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never a part."""
+    """Write `data` to `path` so that readers see the old file or the new one, never a part.
+    A full disk raises `DiskFull`, whose message says what to do."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with _full_disk_says_what_to_do(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data.encode() if isinstance(data, str) else data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+@contextmanager
+def _full_disk_says_what_to_do(path: Path):
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        yield
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DiskFull(
+            f"the disk is full: cannot write {path}. Free some space, then run the same "
+            "command again: with --resume, `vestige train` continues where it stopped "
+            "(nothing saved before is lost)"
+        ) from err
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
