@@ -34,3 +34,10 @@ def test_python_dash_m(tmp_path):
         [sys.executable, "-m", "vestige", "train", "--help"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "--resume" in out.stdout
+
+
+def test_course_help_lists_only_its_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["course", "--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: vestige course [-h] {build,grade} ...") and "time" not in out

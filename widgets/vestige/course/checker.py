@@ -17,9 +17,10 @@ Two modes:
   (:mod:`vestige.course.plain`); the grader judges it in its own process. The context
   is built from the hidden inputs in ``VESTIGE_GRADING_HIDDEN``.
 
-Notebooks without a checks module (``10_vestigial`` and ``20_explorer`` until they are
-ported) keep the old API, ``check("ex1", test, points=2, hint=...)``: the test runs in
-the kernel. When graded, that status is all the grader gets; it flags such rows.
+A notebook without a checks module (every notebook of this course has one; a course
+outside the package may not) uses the old API, ``check("ex1", test, points=2, hint=...)``:
+the test runs in the kernel. When graded, that status is all the grader gets; it flags such
+rows.
 """
 
 from __future__ import annotations

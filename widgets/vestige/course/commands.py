@@ -25,9 +25,7 @@ def add_course_parser(subparsers) -> argparse.ArgumentParser:
     course = subparsers.add_parser(
         "course", help="build course notebooks and grade submissions", allow_abbrev=False
     )
-    commands = course.add_subparsers(
-        dest="course_command", metavar="{build,grade,time}", required=True
-    )
+    commands = course.add_subparsers(dest="course_command", required=True)
 
     build_parser = commands.add_parser(
         "build", help="generate learner and solution notebooks from course/*.py", allow_abbrev=False
