@@ -30,6 +30,8 @@ STATE_COLORS = [
     "#f0e442",
     "#000000",
 ]
+# The state number's colour on each state's node: black on the light ones.
+TEXT_ON = ["white", "black", "white", "black", "black", "white", "black", "white"]
 TRANSITION = "firebrick"  # as vestige.charts marks the transition
 
 
@@ -64,7 +66,7 @@ def states_chart(
     y = alt.Y(
         "seed_label:N",
         sort=[label[s] for s in order],
-        title="seed (* held out; sorted by copy transition)",
+        title="seed",
     )
     x = alt.X(
         "step:Q",
@@ -106,7 +108,7 @@ def states_chart(
         height=16 * len(order),
         title=alt.Title(
             f"Training map: {training.n_states} states (Gaussian HMM, chosen by BIC)",
-            subtitle=["red tick: the seed's copy transition"]
+            subtitle=["seeds sorted by copy transition (red tick); * held out of the fit"]
             + (
                 [
                     f"BIC still falling at {training.n_states}, the most tried: a floor, not a finding"
@@ -137,8 +139,12 @@ def graph_chart(
     nodes = graph_layout(training.n_states)
     visits = training.visited().sum()
     n_seeds = len(training.seeds)
+    # Each node's note sits outside the circle, clear of the edges inside it.
+    spread = 1.0 if training.n_states > 1 else 0.0
+    nodes["note_x"] = nodes["x"] * 1.3 * spread
+    nodes["note_y"] = nodes["y"] * 1.3 * spread - (0.0 if spread else 0.3)
     nodes["note"] = [
-        f"{int(visits[s])}/{n_seeds} seeds, stay {training.transmat[s, s]:.2f}"
+        f"{int(visits[s])}/{n_seeds} seeds · stay {training.transmat[s, s]:.2f}"
         for s in nodes["state"]
     ]
     edges = training.edges(min_probability)
@@ -159,8 +165,8 @@ def graph_chart(
                 "y2": b["y"] + oy,
                 "hx": a["x"] + ox + 0.75 * dx,
                 "hy": a["y"] + oy + 0.75 * dy,
-                "mx": a["x"] + ox * 2.5 + 0.45 * dx,
-                "my": a["y"] + oy * 2.5 + 0.45 * dy,
+                "mx": a["x"] - ox * 1.8 + 0.5 * dx,
+                "my": a["y"] - oy * 1.8 + 0.5 * dy,
                 # vega's angle: degrees clockwise from up; the data's y axis points up.
                 "angle": math.degrees(math.atan2(dx, dy)) % 360,
                 "probability": round(float(e["probability"]), 3),
@@ -173,7 +179,7 @@ def graph_chart(
         columns=["edge", "x", "y", "x2", "y2", "hx", "hy", "mx", "my", "angle"]
         + ["probability", "text", "seeds"],
     )
-    domain = [-1.6, 1.6]
+    domain = [-1.9, 1.9]
     x = alt.X("x:Q", scale=alt.Scale(domain=domain), axis=None)
     y = alt.Y("y:Q", scale=alt.Scale(domain=domain), axis=None)
     tooltip = ["edge", "probability", alt.Tooltip("seeds:Q", title="seeds taking it")]
@@ -213,15 +219,22 @@ def graph_chart(
             tooltip=["state", "note"],
         )
     )
+    nodes["ink"] = [TEXT_ON[s] for s in nodes["state"]]
     node_text = (
         alt.Chart(nodes)
-        .mark_text(fontSize=11, fontWeight="bold", color="white")
-        .encode(x=x, y=y, text="state:N")
+        .mark_text(fontSize=11, fontWeight="bold")
+        .encode(x=x, y=y, text="state:N", color=alt.Color("ink:N", scale=None))
     )
-    node_notes = (
-        alt.Chart(nodes).mark_text(fontSize=9, color="#333", dy=22).encode(x=x, y=y, text="note:N")
-    )
-    return alt.layer(edge_layer, heads, edge_text, node_layer, node_text, node_notes).properties(
+    notes = nodes[["note_x", "note_y", "note"]].rename(columns={"note_x": "x", "note_y": "y"})
+    side = np.sign(notes["x"].round(2))
+    node_notes = [  # text grows away from the circle: left of left nodes, right of right ones
+        alt.Chart(notes[side == sign])
+        .mark_text(fontSize=9, color="#333", align=align)
+        .encode(x=x, y=y, text="note:N")
+        for sign, align in ((-1, "right"), (0, "center"), (1, "left"))
+        if (side == sign).any()
+    ]
+    return alt.layer(edge_layer, heads, edge_text, node_layer, node_text, *node_notes).properties(
         width=size,
         height=size,
         title=alt.Title(
