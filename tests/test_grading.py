@@ -31,16 +31,24 @@ from vestige.course import (
     Checker,
     CheckFailed,
     build,
+    copies,
+    execute,
     grade,
     grade_to_csv,
+    gradebook,
     intake,
+    judge,
+    parameters,
     plain,
     prepare,
+    resubmissions,
     sandbox,
+    survey,
 )
 from vestige.course import checks as checks_registry
 from vestige.course.checks import AnswerError, as_array, as_number, as_text, call_each, unwrap
-from vestige.course.grader import neutralise
+from vestige.course.gradebook import neutralise
+from vestige.course.scan import scan_code
 
 SAMPLE = '''\
 # %% [markdown]
@@ -1059,5 +1067,125 @@ def test_a_notebook_graded_against_runs_needs_them(course, tmp_path):
     ],
 )
 def test_learner_code_scan(source, findings, only_checks):
-    scan = prepare.scan_code(source)
+    scan = scan_code(source)
     assert scan.findings == findings and scan.only_check_calls is only_checks
+
+
+# --- the grading steps, one at a time ----------------------------------------------------------
+
+
+def surveyed(path: str, student: str, mtime: float = 0.0, resubmission: int = 0, **fields):
+    sub = intake.Submission(Path(path), student, "file name", resubmission, mtime)
+    return survey.Survey(sub, notebook="10_sample", **fields)
+
+
+def test_the_latest_resubmission_counts_and_lists_the_others():
+    items = [
+        surveyed("a.ipynb", "amy", mtime=2),
+        surveyed("a (1).ipynb", "amy", mtime=2, resubmission=1),
+        surveyed("old.ipynb", "amy", mtime=1),
+        surveyed("x.ipynb", "", mtime=3),  # no student name: never merged
+        surveyed("y.ipynb", "", mtime=3),
+        surveyed("bad.ipynb", "bea", reason="invalid JSON"),
+    ]
+    counted, unreadable = resubmissions.choose(items)
+    assert [c.sub.path.name for c in counted] == ["x.ipynb", "y.ipynb", "a (1).ipynb"]
+    assert counted[-1].flags == ["2 earlier submission(s) not graded: old.ipynb, a.ipynb"]
+    assert [u.sub.path.name for u in unreadable] == ["bad.ipynb"]
+
+
+def test_copies_are_flagged_across_students_and_against_the_reference():
+    notebooks = {"10_sample": {"solution_cells": {"c": {"stub": "S", "solution": "R"}}}}
+    items = [
+        surveyed("a.ipynb", "amy", sha256="f1", fingerprints={"c": "R"}),
+        surveyed("b.ipynb", "bob", sha256="f1", fingerprints={"c": "R"}),
+        surveyed("c.ipynb", "cat", sha256="f2", fingerprints={"c": "S"}),  # the stub
+        surveyed("d.ipynb", "dan", sha256="f2", fingerprints={"c": "S"}),
+    ]
+    copies.flag_copies(items, notebooks)
+    assert items[0].flags == [
+        "same code as the reference solution in c",
+        "same code in c as: bob",
+        "byte-identical file to: bob",
+    ]
+    assert items[2].flags == items[3].flags == []  # unsolved twins are not copies
+
+
+def test_judging_reads_only_what_it_can_trust(course, tmp_path):
+    exercises = ["ex1", "ex2", "ex3"]
+    checks = checks_registry.load("10_sample")
+    params = {"runs_dir": str(course / "runs"), "seed": 0}
+    capture = tmp_path / "capture"
+    capture.mkdir()
+    plain.dump(capture, "ex1", {"exercise": "ex1", "status": "captured", "data": 6.0})
+    plain.dump(capture, "ex2", {"exercise": "ex3", "status": "captured", "data": []})
+    statuses, messages, flags = judge.judge(exercises, checks, capture, params, None)
+    assert statuses == {"ex1": "passed", "ex2": "error", "ex3": "not_run"}
+    assert messages["ex2"] == "capture of another exercise"
+    assert flags == ["malformed capture for ex2"]
+    plain.dump(capture, "ex1", {"exercise": "ex1", "status": "captured", "data": "six"})
+    plain.dump(capture, "ex3", {"exercise": "ex3", "status": "passed", "data": "better"})
+    statuses, _, flags = judge.judge(exercises, checks, capture, params, None)
+    assert statuses["ex1"] == "failed" and statuses["ex3"] == "error"  # no verdict from inside
+    assert flags.count("malformed capture for ex1") == 1
+    (tmp_path / "link").symlink_to(capture)
+    statuses, _, flags = judge.judge(exercises, checks, tmp_path / "link", params, None)
+    assert set(statuses.values()) == {"error"}
+    assert flags == ["the capture folder was removed or replaced"]
+
+
+def test_the_end_of_a_sandboxed_run_is_a_reason_or_a_flag():
+    limits = sandbox.Limits(wall_seconds=5)
+    ended = lambda code, limit=None, err="": sandbox.Outcome(code, limit, 1.0, 0, "", err)
+    assert execute.ending(ended(0), limits) == ("", None)
+    assert execute.ending(ended(3, err="x\nDeadKernelError\n"), limits) == (
+        "",
+        "kernel died: DeadKernelError",
+    )
+    reason, flag = execute.ending(ended(None, "wall time"), limits)
+    assert reason == "timeout: killed after 5 s (answers captured before it are graded)"
+    assert flag is None
+    assert execute.ending(ended(1), limits)[0] == "sandbox failed (exit status 1): no output"
+
+
+def test_grading_parameters_are_injected_only_where_declared(course):
+    checks = checks_registry.load("10_sample")
+    rng = np.random.default_rng(0)
+    runs = course / "runs"
+    grading = parameters.choose(
+        checks, ["student", "seed", "runs_dir"], runs, {"seed": 2, "other": 1}, "amy", rng
+    )
+    assert grading.injected == {"student": "amy", "runs_dir": "/runs", "seed": 2}
+    assert grading.judged["runs_dir"] == str(runs) and grading.shown == {
+        "runs_dir": "/runs",
+        "seed": 2,
+    }
+    assert len(grading.hidden["xs"]) == 5
+    with pytest.raises(parameters.SetupError, match="pass --runs DIR"):
+        parameters.choose(checks, ["seed"], None, {}, "amy", rng)
+
+
+def test_the_gradebook_csv_is_neutralised_and_written_whole(tmp_path):
+    frame = pd.DataFrame({"student": ["=1+1", "amy"], "points": [1, float("nan")]})
+    out = tmp_path / "gb.csv"
+    gradebook.write_csv(frame, out)
+    assert out.read_bytes() == b"student,points\r\n'=1+1,1.0\r\namy,\r\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["gb.csv"]
+
+
+def test_each_preparation_step_runs_alone(course):
+    manifest = json.loads((course / "course/solutions/manifest.json").read_text())
+    entry = manifest["notebooks"]["10_sample"]
+    prep = prepare.Preparation(entry, {"seed": 1})
+    source = entry["check_cells"]["check-ex1"]["source"]
+    pasted = prepare.Cell.read(3, {"cell_type": "code", "id": "mine", "source": source})
+    assert not prepare.restore_check(pasted, prep)  # not a check cell's id
+    assert prepare.restore_check_by_checksum(pasted, prep)
+    assert prep.flags == ["copy of check cell dropped: mine (copy of check-ex1)"]
+    assert prep.cells == []
+    prepare.reinsert_missing(prep)
+    placed = [i for i in entry["cells"] if i in entry["check_cells"] or i == "cell-1"]
+    assert [c["id"] for c in prep.cells] == placed  # the build's order
+    prepare.inject_parameters(prep)
+    assert prep.cells[1]["metadata"]["tags"] == ["injected-parameters"]
+    assert prep.cells[1]["source"].endswith("seed = 1\n")

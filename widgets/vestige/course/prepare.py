@@ -1,6 +1,12 @@
 """Turn a submission into the notebook the grader executes: the learner's cells, the
 instructor's check cells, the grading parameters. Outputs are never carried over.
 
+The work is a list of small steps, in order, as nbgrader's sanitising preprocessors are.
+Each submitted cell goes through :data:`CELL_STEPS` until one takes it (keeps it, restored,
+or drops it); then :data:`NOTEBOOK_STEPS` run once over the result. They share a
+:class:`Preparation` (the build's manifest entry, the cells kept so far, the ids given out,
+the flags), so each step can be run alone on one.
+
 Check cells are matched by cell id and sha256 against the build's manifest:
 
 * a check cell whose id is in the manifest is replaced by the instructor's source (if its
@@ -16,28 +22,22 @@ Check cells are matched by cell id and sha256 against the build's manifest:
   or a 50k-term expression, is not run: the grader injects the parameters after it), and
   no other cell keeps a ``parameters`` tag.
 
-Learner code is scanned with the tokenizer (never ``ast``: a hostile cell can make the
-parser recurse) for what deserves a look: rebinding ``check``/``Checker``, touching the
-grading environment. Cells left as the handout had them are not scanned.
+Learner code is scanned (:mod:`.scan`) for what deserves a look: rebinding
+``check``/``Checker``, touching the grading environment. Cells left as the handout had them
+are not scanned.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import re
-import tokenize
+from dataclasses import dataclass, field
 
 from .fingerprint import code_fingerprint
 from .intake import source_text
+from .scan import Scan, scan_code
 
 CELL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-MAX_SCAN = 200_000
-_STUDENT = re.compile(
-    r"""^[ \t]*student[ \t]*=[ \t]*(?P<q>["'])(?P<v>[^"'\n]{0,200})(?P=q)[ \t]*(?:#[^\n]*)?$""",
-    re.MULTILINE,
-)
-_GRADING_WORDS = ("VESTIGE_GRADING", "VESTIGE_CHECKS", "/grade/", "vestige.course")
 
 
 def sha256(text: str) -> str:
@@ -46,120 +46,259 @@ def sha256(text: str) -> str:
 
 def prepare(nb: dict, entry: dict, parameters: dict) -> tuple[dict, list[str], dict]:
     """(notebook to execute, flags, {solution cell id: learner fingerprint})."""
-    check_cells: dict[str, dict] = entry["check_cells"]
-    parameters_cell = entry["parameters_cell"]
-    order: list[str] = entry["cells"]
-    by_sha = {c["sha256"]: cid for cid, c in check_cells.items()}
-    handout = entry.get("code_cells", {})
-    flags: list[str] = []
-    cells: list[dict] = []
-    seen: set[str] = set()
-    used_ids: set[str] = set()
-    findings: dict[str, list[str]] = {}
+    prep = Preparation(entry, parameters)
     for index, cell in enumerate(nb["cells"]):
-        cell_type = cell.get("cell_type")
-        source = source_text(cell)
+        submitted = Cell.read(index, cell)
+        for step in CELL_STEPS:
+            if step(submitted, prep):
+                break
+    for step in NOTEBOOK_STEPS:
+        step(prep)
+    return prep.notebook(), prep.flags, prep.fingerprints
+
+
+@dataclass
+class Cell:
+    """A submitted cell as the steps see it."""
+
+    index: int
+    cell_type: str | None
+    source: str
+    id: str | None  # as submitted (None if missing or not a string)
+    tags: list[str]
+    label: str  # how flags name it: its id if valid, else its position
+    new_id: str | None = None  # the id it keeps, once `assign_id` has chosen one
+
+    @classmethod
+    def read(cls, index: int, cell: dict) -> Cell:
         cell_id = cell.get("id") if isinstance(cell.get("id"), str) else None
-        tags = (
-            [t for t in (cell.get("metadata") or {}).get("tags", []) if isinstance(t, str)]
-            if isinstance((cell.get("metadata") or {}).get("tags", []), list)
-            else []
+        tags = (cell.get("metadata") or {}).get("tags", [])
+        return cls(
+            index=index,
+            cell_type=cell.get("cell_type"),
+            source=source_text(cell),
+            id=cell_id,
+            tags=[t for t in tags if isinstance(t, str)] if isinstance(tags, list) else [],
+            label=cell_id if cell_id and CELL_ID.match(cell_id) else f"#{index}",
         )
-        label = cell_id if cell_id and CELL_ID.match(cell_id) else f"#{index}"
-        is_parameters = cell_id == parameters_cell["id"] or (
-            cell_id is None and "parameters" in tags
-        )
-        if is_parameters and parameters_cell["id"] not in seen:
-            seen.add(parameters_cell["id"])
-            used_ids.add(parameters_cell["id"])
-            cells.append(_parameters_cell(parameters_cell))
+
+
+@dataclass
+class Preparation:
+    """What the steps share: the build's manifest entry and the grading parameters in; the
+    cells kept so far, the ids seen and given out, flags and fingerprints out."""
+
+    entry: dict
+    parameters: dict
+    cells: list[dict] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)  # check and parameters cells placed
+    used: set[str] = field(default_factory=set)  # ids given to cells kept
+    findings: dict[str, list[str]] = field(default_factory=dict)  # finding -> cell labels
+    fingerprints: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def check_cells(self) -> dict[str, dict]:
+        return self.entry["check_cells"]
+
+    @property
+    def parameters_cell(self) -> dict:
+        return self.entry["parameters_cell"]
+
+    @property
+    def by_sha(self) -> dict[str, str]:
+        """Check cell ids by the sha256 of their source."""
+        return {spec["sha256"]: cid for cid, spec in self.check_cells.items()}
+
+    @property
+    def order(self) -> list[str]:
+        """The build's cell ids, in order."""
+        return self.entry["cells"]
+
+    def notebook(self) -> dict:
+        return {
+            "nbformat": 4,
+            "nbformat_minor": 5,
+            "metadata": {
+                "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                "language_info": {"name": "python"},
+            },
+            "cells": self.cells,
+        }
+
+
+# --- the steps of one cell: each returns True when it has taken the cell ------------------------
+
+
+def restore_parameters(cell: Cell, prep: Preparation) -> bool:
+    """The first parameters cell (by id, or by tag in a notebook without ids): the build's."""
+    spec = prep.parameters_cell
+    is_parameters = cell.id == spec["id"] or (cell.id is None and "parameters" in cell.tags)
+    if not is_parameters or spec["id"] in prep.seen:
+        return False
+    prep.seen.add(spec["id"])
+    prep.used.add(spec["id"])
+    prep.cells.append(_parameters_cell(spec))
+    return True
+
+
+def drop_duplicate_parameters(cell: Cell, prep: Preparation) -> bool:
+    if cell.id != prep.parameters_cell["id"]:
+        return False
+    prep.flags.append(f"duplicated parameters cell dropped: {cell.id}")
+    return True
+
+
+def strip_parameters_tag(cell: Cell, prep: Preparation) -> bool:
+    """Only the build's parameters cell keeps the tag (papermill injects after it)."""
+    cell.tags = [t for t in cell.tags if t != "parameters"]
+    return False
+
+
+def restore_check(cell: Cell, prep: Preparation) -> bool:
+    """A check cell by id: the instructor's source (edited: flagged); a second one dropped."""
+    if cell.id not in prep.check_cells:
+        return False
+    if cell.id in prep.seen:
+        prep.flags.append(f"duplicated check cell dropped: {cell.id}")
+        return True
+    spec = prep.check_cells[cell.id]
+    if cell.cell_type != "code" or sha256(cell.source) != spec["sha256"]:
+        prep.flags.append(f"edited check cell restored: {cell.id}")
+    _place_check(cell.id, prep)
+    return True
+
+
+def restore_check_by_checksum(cell: Cell, prep: Preparation) -> bool:
+    """A check cell's source under another id: a copy, dropped; without an id (nbformat <
+    4.5), the check cell itself if it is not placed yet."""
+    if cell.cell_type != "code":
+        return False
+    original = prep.by_sha.get(sha256(cell.source))
+    if original is None:
+        return False
+    if cell.id is None and original not in prep.seen:
+        _place_check(original, prep)
+    else:
+        prep.flags.append(f"copy of check cell dropped: {cell.label} (copy of {original})")
+    return True
+
+
+def drop_injected_parameters(cell: Cell, prep: Preparation) -> bool:
+    """Only the grader injects parameters."""
+    if "injected-parameters" not in cell.tags:
+        return False
+    prep.flags.append(f"injected-parameters cell dropped: {cell.label}")
+    return True
+
+
+def assign_id(cell: Cell, prep: Preparation) -> bool:
+    """The learner cell's own id if it is valid and not taken; in a notebook without ids,
+    the handout's id at its position (good enough to put a deleted check cell back and to
+    compare solution cells)."""
+    if cell.id and CELL_ID.match(cell.id) and cell.id not in prep.used:
+        cell.new_id = cell.id
+    elif cell.id is None and cell.index < len(prep.order):
+        positional = prep.order[cell.index]
+        if (
+            positional not in prep.check_cells
+            and positional not in prep.used
+            and positional != prep.parameters_cell["id"]
+        ):
+            cell.new_id = positional
+    return False
+
+
+def drop_extra_checks(cell: Cell, prep: Preparation) -> bool:
+    """A code cell tagged ``check`` or made of ``check(...)`` calls is dropped; what the scan
+    of other changed code cells finds is noted."""
+    if cell.cell_type != "code":
+        return False
+    handout = prep.entry.get("code_cells", {})
+    unchanged = cell.new_id is not None and handout.get(cell.new_id) == code_fingerprint(
+        cell.source
+    )
+    scan = Scan() if unchanged else scan_code(cell.source)
+    if "check" in cell.tags or scan.only_check_calls:
+        prep.flags.append(f"extra check cell dropped: {cell.label}")
+        return True
+    for finding in scan.findings:
+        prep.findings.setdefault(finding, []).append(cell.label)
+    return False
+
+
+def keep_learner_cell(cell: Cell, prep: Preparation) -> bool:
+    new_id = cell.new_id if cell.new_id is not None else _fresh_id(cell.index, prep.used)
+    prep.used.add(new_id)
+    prep.cells.append(_learner_cell(cell.cell_type, new_id, cell.source, cell.tags))
+    return True
+
+
+CELL_STEPS = (
+    restore_parameters,
+    drop_duplicate_parameters,
+    strip_parameters_tag,
+    restore_check,
+    restore_check_by_checksum,
+    drop_injected_parameters,
+    assign_id,
+    drop_extra_checks,
+    keep_learner_cell,
+)
+
+
+# --- the steps of the whole notebook -------------------------------------------------------------
+
+
+def flag_findings(prep: Preparation) -> None:
+    for finding, labels in prep.findings.items():
+        more = " …" if len(labels) > 5 else ""
+        prep.flags.append(f"{finding}: {', '.join(labels[:5])}{more}")
+
+
+def reinsert_missing(prep: Preparation) -> None:
+    """A check or parameters cell missing from the submission, after the nearest cell that
+    preceded it in the build."""
+    spec = prep.parameters_cell
+    for cell_id in prep.order:
+        if cell_id in prep.seen or not (cell_id in prep.check_cells or cell_id == spec["id"]):
             continue
-        if cell_id == parameters_cell["id"]:
-            flags.append(f"duplicated parameters cell dropped: {cell_id}")
-            continue
-        tags = [t for t in tags if t != "parameters"]
-        if cell_id in check_cells:
-            if cell_id in seen:
-                flags.append(f"duplicated check cell dropped: {cell_id}")
-                continue
-            seen.add(cell_id)
-            if cell_type != "code" or sha256(source) != check_cells[cell_id]["sha256"]:
-                flags.append(f"edited check cell restored: {cell_id}")
-            cells.append(_check_cell(cell_id, check_cells[cell_id]))
-            used_ids.add(cell_id)
-            continue
-        if cell_type == "code" and sha256(source) in by_sha:
-            original = by_sha[sha256(source)]
-            if cell_id is None and original not in seen:  # nbformat < 4.5: no ids
-                seen.add(original)
-                cells.append(_check_cell(original, check_cells[original]))
-                used_ids.add(original)
-            else:
-                flags.append(f"copy of check cell dropped: {label} (copy of {original})")
-            continue
-        if "injected-parameters" in tags:
-            flags.append(f"injected-parameters cell dropped: {label}")
-            continue
-        new_id = cell_id if cell_id and CELL_ID.match(cell_id) and cell_id not in used_ids else None
-        if new_id is None and cell_id is None and index < len(order):
-            # nbformat < 4.5 has no ids: assume the handout's order (good enough to put a
-            # deleted check cell back and to compare solution cells)
-            positional = order[index]
-            if (
-                positional not in check_cells
-                and positional not in used_ids
-                and positional != parameters_cell["id"]
-            ):
-                new_id = positional
-        if cell_type == "code":
-            unchanged = new_id is not None and handout.get(new_id) == code_fingerprint(source)
-            scan = Scan() if unchanged else scan_code(source)
-            if "check" in tags or scan.only_check_calls:
-                flags.append(f"extra check cell dropped: {label}")
-                continue
-            for finding in scan.findings:
-                findings.setdefault(finding, []).append(label)
-        if new_id is None:
-            new_id = _fresh_id(index, used_ids)
-        used_ids.add(new_id)
-        cells.append(_learner_cell(cell_type, new_id, source, tags))
-    for finding, labels in findings.items():
-        flags.append(f"{finding}: {', '.join(labels[:5])}" + (" …" if len(labels) > 5 else ""))
-    for cell_id in order:
-        if cell_id not in seen and (cell_id in check_cells or cell_id == parameters_cell["id"]):
-            position = _position(cell_id, order, cells)
-            if cell_id in check_cells:
-                cells.insert(position, _check_cell(cell_id, check_cells[cell_id]))
-                flags.append(f"missing check cell re-inserted: {cell_id}")
-            else:
-                cells.insert(position, _parameters_cell(parameters_cell))
-                flags.append(f"missing parameters cell re-inserted: {cell_id}")
-            seen.add(cell_id)
-    where = next(i for i, c in enumerate(cells) if c["id"] == parameters_cell["id"])
+        position = _position(cell_id, prep.order, prep.cells)
+        if cell_id in prep.check_cells:
+            prep.cells.insert(position, _check_cell(cell_id, prep.check_cells[cell_id]))
+            prep.flags.append(f"missing check cell re-inserted: {cell_id}")
+        else:
+            prep.cells.insert(position, _parameters_cell(spec))
+            prep.flags.append(f"missing parameters cell re-inserted: {cell_id}")
+        prep.seen.add(cell_id)
+
+
+def inject_parameters(prep: Preparation) -> None:
+    """Papermill-style: a cell tagged ``injected-parameters`` right after the parameters cell."""
+    where = next(i for i, c in enumerate(prep.cells) if c["id"] == prep.parameters_cell["id"])
     injected = {
         "cell_type": "code",
-        "id": _fresh_id(0, {c["id"] for c in cells}, "injected-parameters"),
+        "id": _fresh_id(0, {c["id"] for c in prep.cells}, "injected-parameters"),
         "metadata": {"tags": ["injected-parameters"]},
         "execution_count": None,
         "outputs": [],
-        "source": parameter_source(parameters),
+        "source": parameter_source(prep.parameters),
     }
-    cells.insert(where + 1, injected)
-    fingerprints = {}
-    by_id = {c["id"]: c for c in cells}
-    for cell_id in entry.get("solution_cells", {}):
+    prep.cells.insert(where + 1, injected)
+
+
+def fingerprint_solutions(prep: Preparation) -> None:
+    """The learner's code in each solution cell, for copy detection."""
+    by_id = {c["id"]: c for c in prep.cells}
+    for cell_id in prep.entry.get("solution_cells", {}):
         if cell_id in by_id:
-            fingerprints[cell_id] = code_fingerprint(by_id[cell_id]["source"])
-    notebook = {
-        "nbformat": 4,
-        "nbformat_minor": 5,
-        "metadata": {
-            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-            "language_info": {"name": "python"},
-        },
-        "cells": cells,
-    }
-    return notebook, flags, fingerprints
+            prep.fingerprints[cell_id] = code_fingerprint(by_id[cell_id]["source"])
+
+
+NOTEBOOK_STEPS = (flag_findings, reinsert_missing, inject_parameters, fingerprint_solutions)
+
+
+# --- parameters --------------------------------------------------------------------------------
 
 
 def parameter_source(parameters: dict) -> str:
@@ -190,101 +329,13 @@ def _check_literal(value, depth: int = 0) -> None:
     raise ValueError(f"parameter values must be plain literals, not {type(value).__name__}")
 
 
-def student_parameter(nb: dict) -> str | None:
-    """The ``student = "..."`` string a parameters (or papermill injected-parameters) cell
-    sets, the last one winning as when it runs; read with a regex, never evaluated."""
-    said = None
-    for cell in nb["cells"]:
-        tags = (cell.get("metadata") or {}).get("tags", [])
-        if isinstance(tags, list) and ("parameters" in tags or "injected-parameters" in tags):
-            matches = list(_STUDENT.finditer(source_text(cell)[:MAX_SCAN]))
-            said = matches[-1].group("v") if matches else said
-    return said
+# --- cells -------------------------------------------------------------------------------------
 
 
-class Scan:
-    """What the tokenizer found in one learner cell."""
-
-    def __init__(self):
-        self.statements = 0
-        self.check_calls = 0
-        self.findings: list[str] = []
-
-    @property
-    def only_check_calls(self) -> bool:
-        return self.statements > 0 and self.statements == self.check_calls
-
-
-def scan_code(source: str) -> Scan:
-    scan = Scan()
-    if len(source) > MAX_SCAN:
-        scan.findings.append("very large code cell, not scanned")
-        return scan
-    try:
-        tokens = [
-            t
-            for t in tokenize.generate_tokens(io.StringIO(source).readline)
-            if t.type
-            not in (
-                tokenize.COMMENT,
-                tokenize.NL,
-                tokenize.INDENT,
-                tokenize.DEDENT,
-                tokenize.ENCODING,
-                tokenize.ENDMARKER,
-            )
-        ]
-    except (tokenize.TokenError, IndentationError, SyntaxError, ValueError, RecursionError):
-        return scan
-    statement: list = []
-    for token in tokens + [None]:
-        if (
-            token is None
-            or token.type == tokenize.NEWLINE
-            or (token.type == tokenize.OP and token.string == ";")
-        ):
-            if statement:
-                _statement(statement, scan)
-            statement = []
-        else:
-            statement.append(token)
-    if 0 < scan.check_calls < scan.statements:
-        scan.findings.append("calls check() in a learner cell (kept)")
-    scan.findings = sorted(set(scan.findings))
-    return scan
-
-
-def _statement(tokens: list, scan: Scan) -> None:
-    scan.statements += 1
-    strings = [t.string for t in tokens]
-    if len(strings) >= 2 and strings[0] == "check" and strings[1] == "(":
-        scan.check_calls += 1
-    for i, text in enumerate(strings):
-        before = strings[i - 1] if i else ""
-        after = strings[i + 1] if i + 1 < len(strings) else ""
-        if tokens[i].type == tokenize.NAME and text in ("check", "Checker"):
-            if after in ("=", ":=", "+=") or before in (
-                "def",
-                "class",
-                "as",
-                "del",
-                "global",
-                "nonlocal",
-                "for",
-                "import",
-                ",",
-            ):
-                scan.findings.append(f"rebinds {text}")
-            elif before == "." or after == ".":
-                scan.findings.append(f"reaches into {text}")
-            elif text == "Checker":
-                scan.findings.append("uses Checker")
-        if tokens[i].type == tokenize.STRING and any(w in text for w in _GRADING_WORDS):
-            scan.findings.append("touches the grading machinery")
-        if text == "vestige" and after == "." and strings[i + 2 : i + 3] == ["course"]:
-            scan.findings.append("touches the grading machinery")
-        if text in ("__builtins__", "builtins", "sys") and after == ".":
-            scan.findings.append(f"modifies {text}")
+def _place_check(cell_id: str, prep: Preparation) -> None:
+    prep.seen.add(cell_id)
+    prep.used.add(cell_id)
+    prep.cells.append(_check_cell(cell_id, prep.check_cells[cell_id]))
 
 
 def _check_cell(cell_id: str, spec: dict) -> dict:
@@ -331,7 +382,7 @@ def _fresh_id(index: int, used: set[str], prefix: str = "learner") -> str:
 
 
 def _position(cell_id: str, order: list[str], cells: list[dict]) -> int:
-    """Where a missing check cell goes: after the nearest cell that preceded it in the build."""
+    """Where a missing cell goes: after the nearest cell that preceded it in the build."""
     present = {c["id"]: i for i, c in enumerate(cells)}
     for previous in reversed(order[: order.index(cell_id)]):
         if previous in present:
