@@ -467,8 +467,9 @@ def out_of_sync(files: dict[Path, str]) -> list[str]:
 
 
 def write_if_changed(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` unless it already holds exactly that."""
+    """Write ``text`` to ``path`` (atomically) unless it already holds exactly that."""
+    from vestige.runs import atomic_write
+
     if path.exists() and path.read_bytes() == text.encode("utf-8"):
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8", newline="\n")
+    atomic_write(path, text)

@@ -26,6 +26,7 @@ rows.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -53,7 +54,7 @@ _NOT_ATTEMPTED_ADVICE = (
 )
 _MISSING = object()
 # failed attempts per (notebook, exercise) in this kernel: the hint ladder's position
-_ATTEMPTS: dict[tuple[str, str], int] = {}
+_ATTEMPTS: Counter[tuple[str, str]] = Counter()
 
 
 class CheckFailed(AssertionError):
@@ -181,8 +182,8 @@ class Checker:
     def _feedback(self, exercise, status: str, message: str) -> dict:
         key = (self.notebook, exercise.id)
         if status in ("failed", "error"):
-            _ATTEMPTS[key] = _ATTEMPTS.get(key, 0) + 1
-        attempt = _ATTEMPTS.get(key, 0)
+            _ATTEMPTS[key] += 1
+        attempt = _ATTEMPTS[key]
         if status == "passed":
             text = exercise.success
         elif status == "not_attempted":

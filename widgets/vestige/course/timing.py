@@ -84,7 +84,9 @@ def insert_table(document: Path, table: str) -> bool:
     pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
     if not pattern.search(text):
         return False
-    document.write_text(pattern.sub(lambda _: f"{START}\n{table}\n{END}", text))
+    from vestige.runs import atomic_write
+
+    atomic_write(document, pattern.sub(lambda _: f"{START}\n{table}\n{END}", text))
     return True
 
 
