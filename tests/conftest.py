@@ -1,4 +1,5 @@
-"""Shared fixtures: one tiny run trained once per test session."""
+"""Shared fixtures: one tiny run, and the runs the course's checks are tested on, each
+trained once per test session."""
 
 from __future__ import annotations
 
@@ -19,3 +20,21 @@ def tiny_run(tmp_path_factory) -> vestige.Run:
     return vestige.train(
         vestige.preset("tiny"), 0, tmp_path_factory.mktemp("runs") / "tiny", progress=False
     )
+
+
+@pytest.fixture(scope="session")
+def course_runs(tmp_path_factory):
+    """A runs folder as the checks modules read it, with tiny runs (do not modify them):
+    seeds 0, 1, 2 in `tiny/` (also seen as `welcome-tiny/` and `training-tiny/`, the folders
+    of 00_welcome and 05_training) and the course's forks of seed 0 in `forks/`."""
+    from vestige.counterfactual import run_forks
+
+    root = tmp_path_factory.mktemp("course-runs")
+    parents = [
+        vestige.train(vestige.preset("tiny"), seed, root / "tiny" / f"seed-{seed}", progress=False)
+        for seed in (0, 1, 2)
+    ]
+    run_forks(parents[0], root / "forks", progress=False)
+    for alias in ("welcome-tiny", "training-tiny"):
+        (root / alias).symlink_to("tiny", target_is_directory=True)
+    return root

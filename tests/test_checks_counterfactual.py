@@ -6,23 +6,19 @@ import numpy as np
 import pytest
 import torch
 import vestige
+from answers import final_trigger, peak_step, t_interval
 from scipy import stats
 from vestige.analysis import transition_step
-from vestige.counterfactual import run_forks, standard_forks
+from vestige.counterfactual import standard_forks
 from vestige.course import plain
 from vestige.course.checks import AnswerError, counterfactual, explorer
 from vestige.stats import mean_ci
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cf-runs")
-    parents = [
-        vestige.train(vestige.preset("tiny"), seed, root / "tiny" / f"seed-{seed}", progress=False)
-        for seed in (0, 1)
-    ]
-    run_forks(parents[0], root / "forks", progress=False)
-    return root
+@pytest.fixture
+def runs(course_runs):
+    """Tiny runs of seeds 0, 1, 2 and the course's forks of seed 0."""
+    return course_runs
 
 
 def verdict(module, exercise, answer, ctx):
@@ -33,10 +29,6 @@ def verdict(module, exercise, answer, ctx):
 @pytest.fixture
 def ctx(runs):
     return counterfactual.context({"runs_dir": str(runs), "preset": "tiny", "seed": 0})
-
-
-def final_trigger(run):
-    return float(run.metrics.query("split == 'eval'").sort_values("step")["loss_trigger"].iloc[-1])
 
 
 def test_standard_forks_hold_the_target_then_release_it(runs):
@@ -92,12 +84,6 @@ def test_ex1_fails_the_opposite_sign_and_the_parents_transition(ctx):
         assert "opposite sign" in verdict(counterfactual, "ex1", -delay, ctx).got
 
 
-def t_interval(deltas):
-    x = np.asarray(deltas, dtype=float)
-    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
-    return x.mean() - half, x.mean() + half
-
-
 def test_ex3_accepts_a_t_interval_written_any_way(ctx):
     assert verdict(counterfactual, "ex3", t_interval, ctx).passed
     assert verdict(counterfactual, "ex3", lambda d: np.array(t_interval(d)), ctx).passed
@@ -134,8 +120,9 @@ def test_ex3_refuses_the_kits_interval(ctx):
 
 
 def test_explorer_checks_read_the_explorers_own_numbers(runs):
-    ctx = explorer.context({"runs_dir": str(runs), "preset": "tiny", "seeds": [0, 1]})
-    peak = explorer.reference_peak_step(ctx)
+    params = {"runs_dir": str(runs), "preset": "tiny", "seeds": [0, 1]}
+    ctx = explorer.context(params)
+    peak = peak_step(params)
     assert verdict(explorer, "ex1", peak, ctx).passed
     assert verdict(explorer, "ex1", np.int64(peak), ctx).passed
     assert not verdict(explorer, "ex1", 0, ctx).passed

@@ -13,21 +13,18 @@ import pandas as pd
 import pytest
 import torch
 import vestige
+from answers import gap_merge, gaps, last_eval, schedule_right
+from answers import longer as lengthened
 from vestige.config import CheckpointConfig, RunConfig, TrainConfig
 from vestige.course import Checker, grade, plain
 from vestige.course.checks import AnswerError, training
 from vestige.course.sandbox import Limits
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+@pytest.fixture
+def runs(course_runs):
     """Tiny runs of seeds 0 and 1 (the notebook's defaults) and 2 (a grading seed)."""
-    root = tmp_path_factory.mktemp("training-runs")
-    for seed in (0, 1, 2):
-        vestige.train(
-            vestige.preset("tiny"), seed, root / "training-tiny" / f"seed-{seed}", progress=False
-        )
-    return root
+    return course_runs
 
 
 def context(runs, a=0, b=1, hidden=None):
@@ -50,11 +47,8 @@ def metrics(runs, seed):
 TINY = vestige.preset("tiny")
 
 
-def longer(config=TINY, steps=2, lr=0.5, **changes):
-    train = dataclasses.replace(
-        config.train, steps=int(config.train.steps * steps), lr=config.train.lr * lr
-    )
-    return config.replace(train=train, **changes)
+def longer(**changes):
+    return lengthened(TINY, **changes)
 
 
 @pytest.mark.parametrize(
@@ -118,14 +112,6 @@ def test_ex1_refuses_what_is_not_a_config(runs):
 
 
 # --- ex2: the schedule --------------------------------------------------------------------------
-
-
-def schedule_right(total, first, n_log):
-    steps = {0, total}
-    if first < total:
-        ratio = (total / first) ** (1 / max(n_log - 1, 1))
-        steps.update(round(first * ratio**i) for i in range(n_log))
-    return sorted(steps)
 
 
 def schedule_geomspace(total, first, n_log):  # numpy, half-even rounding, an int64 array
@@ -235,14 +221,8 @@ def test_ex2_says_what_is_wrong(runs):
 # --- ex3: per-class gaps ------------------------------------------------------------------------
 
 
-def last_eval(m):
-    return m[m.split == "eval"].sort_values("step").iloc[-1]
-
-
 def gaps_series(runs, a=0, b=1):
-    la, lb = last_eval(metrics(runs, a)), last_eval(metrics(runs, b))
-    cols = [c for c in la.index if c.startswith("loss_")]
-    return (lb[cols] - la[cols]).astype(float)
+    return gaps(metrics(runs, a), metrics(runs, b))
 
 
 def test_ex3_accepts_series_dicts_rounding_and_number_types(runs):
@@ -326,12 +306,6 @@ def test_ex3_refuses_what_is_not_a_mapping(runs):
 
 
 # --- ex4: the checkpoint with the largest gap ---------------------------------------------------
-
-
-def gap_merge(a, b):
-    a, b = a[a.split == "eval"], b[b.split == "eval"]
-    paired = a.merge(b, on="step")
-    return int(paired.step[(paired.loss_x - paired.loss_y).abs().idxmax()])
 
 
 def gap_index(a, b):  # another method: align on a step index, numpy result
@@ -434,46 +408,19 @@ def test_grading_parameters_pick_another_pair_of_precomputed_seeds(runs, tmp_pat
         training.grading_parameters(tmp_path, np.random.default_rng(0))
 
 
-def test_hidden_inputs_differ_per_submission_and_from_practice():
-    practice = {
-        "schedules": training.make_schedules(np.random.default_rng(training.PRACTICE_SEED)),
-        "pairs": training.make_pairs(np.random.default_rng(training.PRACTICE_SEED)),
-    }
-    one = training.hidden_inputs({}, np.random.default_rng(1))
-    two = training.hidden_inputs({}, np.random.default_rng(2))
-    assert one != two and one != practice
-    assert [p["case"] for p in one["pairs"]] == list(training.PAIR_CASES)
-    assert plain.roundtrip(one) == one
+def test_hidden_pairs_cover_every_case():
+    pairs = training.hidden_inputs({}, np.random.default_rng(1))["pairs"]
+    assert [p["case"] for p in pairs] == list(training.PAIR_CASES)
 
 
-def test_checker_climbs_the_hint_ladder_and_gives_points(runs):
+def test_ex3_feedback_never_shows_the_expected_gaps(runs):
     check = Checker(
         "05_training", strict=False, runs_dir=str(runs), preset="tiny", seed_a=0, seed_b=1
     )
-    check("ex2", lambda: log_schedule)  # noqa: F821 - not defined yet: not attempted
-    assert check.results["ex2"]["status"] == "not_attempted"
-    hints = next(e for e in training.EXERCISES if e.id == "ex2").hints
-    for attempt in range(4):
-        check("ex2", schedule_truncated)
-        message = check.results["ex2"]["message"]
-        assert message.endswith(hints[min(attempt, len(hints) - 1)])
-    answers = {
-        "ex1": lambda: longer(),
-        "ex2": schedule_right,
-        "ex3": lambda: gaps_series(runs),
-        "ex4": gap_merge,
-    }
-    for exercise, answer in answers.items():
-        check(exercise, answer)
-    assert {e: r["points"] for e, r in check.results.items()} == {
-        "ex1": 1,
-        "ex2": 2,
-        "ex3": 1,
-        "ex4": 2,
-    }
     check("ex3", lambda: gaps_series(runs) * 0)
+    assert check.results["ex3"]["status"] == "failed"
     reference = pd.Series(training.reference_gaps(metrics(runs, 0), metrics(runs, 1)))
-    for value in reference:  # feedback never shows the expected gaps
+    for value in reference:
         for shown in (f"{value:+.4f}", f"{value:.4f}", f"{value:.3f}"):
             assert shown not in check.results["ex3"]["message"]
 

@@ -6,18 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import vestige
+from answers import ablation, change_step_right, is_vestigial_right, token_right
 from vestige.course import plain
 from vestige.course.checks import AnswerError, vestigial
-from vestige.hooks import cache_activations, mlp_post, set_neurons
-from vestige.metrics import contrast_selectivity, per_position_loss
+from vestige.metrics import contrast_selectivity
 
 
 @pytest.fixture(scope="module")
-def ctx(tmp_path_factory):
-    root = tmp_path_factory.mktemp("vestigial-runs")
-    vestige.train(vestige.preset("tiny"), 0, root / "tiny" / "seed-0", progress=False)
-    return vestigial.context({"runs_dir": str(root), "preset": "tiny", "seed": 0})
+def ctx(course_runs):
+    return vestigial.context({"runs_dir": str(course_runs), "preset": "tiny", "seed": 0})
 
 
 def verdict(exercise, answer, ctx):
@@ -26,13 +23,6 @@ def verdict(exercise, answer, ctx):
 
 
 # --- ex1 --------------------------------------------------------------------------------------
-
-
-def change_step_right(steps, probs):
-    points = sorted((int(s), float(p)) for s, p in zip(steps, probs) if s > 0)
-    peak = max(range(len(points)), key=lambda i: points[i][1])
-    middle = (points[peak][1] + points[-1][1]) / 2
-    return next((s for s, p in points[peak:] if p < middle), float("nan"))
 
 
 def change_step_numpy(steps, probs):  # another method, numpy and an int64 result
@@ -85,11 +75,6 @@ def test_ex1_wrong_answers_fail(ctx, wrong):
 # --- ex2 --------------------------------------------------------------------------------------
 
 
-def token_right(acts, focus, same):
-    mu_f, mu_s = acts[focus].mean(0), acts[same].mean(0)
-    return (mu_f - mu_s) / (mu_f + mu_s + 1e-7)
-
-
 def token_numpy_float64(acts, focus, same):
     a = np.asarray(acts, dtype=np.float64)
     f, s = a[np.asarray(focus)].mean(0), a[np.asarray(same)].mean(0)
@@ -128,58 +113,21 @@ def test_ex2_refuses_the_kits_own_function(ctx):
 # --- ex3 --------------------------------------------------------------------------------------
 
 
-def ablation(ctx, mode="mean", everywhere=False):
-    batch = ctx.run.eval_batch
-
-    @torch.no_grad()
-    def effect(model, layer, neuron, where):
-        logits, cache = cache_activations(model, batch.tokens, [mlp_post(layer)])
-        value = cache[mlp_post(layer)][..., neuron].mean() if mode == "mean" else 0.0
-        clean, _ = per_position_loss(logits, batch.tokens)
-        ablated, _ = per_position_loss(
-            model.run_with_hooks(
-                batch.tokens, fwd_hooks=[(mlp_post(layer), set_neurons([neuron], value))]
-            ),
-            batch.tokens,
-        )
-        mask = batch.loss_mask if everywhere else where
-        return (ablated - clean)[mask].mean()  # a 0-d tensor: accepted too
-
-    return effect
-
-
 def test_ex3_right_answer_passes(ctx):
-    assert verdict("ex3", ablation(ctx), ctx).passed
+    assert verdict("ex3", ablation(ctx.run), ctx).passed
 
 
 @pytest.mark.parametrize("kind", ["zero", "everywhere", "constant"])
 def test_ex3_wrong_answers_fail(ctx, kind):
     wrong = {
-        "zero": ablation(ctx, mode="zero"),
-        "everywhere": ablation(ctx, everywhere=True),
+        "zero": ablation(ctx.run, mode="zero"),
+        "everywhere": ablation(ctx.run, everywhere=True),
         "constant": lambda model, layer, neuron, where: 0.0,
     }[kind]
     assert not verdict("ex3", wrong, ctx).passed
 
 
 # --- ex4 --------------------------------------------------------------------------------------
-
-
-def is_vestigial_right(line, floor):
-    line = line.sort_values("step")
-    trained = line[line.step > 0]
-    peak = trained.loc[trained.effect.idxmax()]
-    needed = (trained.effect_low >= 0.15).astype(int).astype(str).str.cat()
-    end = line.iloc[-1]
-    return bool(
-        peak.effect_low >= 0.15
-        and peak.effect >= 2 * floor
-        and "11" in needed
-        and end.effect_high < 0.1 * peak.effect
-        and end.selectivity > end.untrained_p99
-        and end.preferred_class == "trigger"
-        and end.matched_selectivity > end.untrained_matched_p99
-    )
 
 
 def drop(clause):

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 import torch
 import vestige
-from vestige.course import Checker, grade, plain
+from answers import last_eval_loss
+from vestige.course import grade, plain
 from vestige.course.checks import AnswerError, welcome
 from vestige.course.sandbox import Limits
 
@@ -29,15 +30,10 @@ SOLUTION_EX2 = (
 )
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Precomputed welcome runs of seeds 0 (the learner's default) and 1."""
-    root = tmp_path_factory.mktemp("welcome-runs")
-    for seed in (0, 1):
-        vestige.train(
-            vestige.preset("tiny"), seed, root / "welcome-tiny" / f"seed-{seed}", progress=False
-        )
-    return root
+@pytest.fixture
+def runs(course_runs):
+    """Precomputed welcome runs of seeds 0 (the learner's default), 1 and 2."""
+    return course_runs
 
 
 def context(runs, seed=0, hidden=None):
@@ -131,7 +127,7 @@ def test_ex1_refuses_always_equal_objects(runs):
 # --- ex2 ---------------------------------------------------------------------------------------
 
 RIGHT = {
-    "idxmax": lambda m: float(m[m.split == "eval"].loc[m[m.split == "eval"].step.idxmax(), "loss"]),
+    "idxmax": last_eval_loss,
     "sort": lambda m: m[m.split == "eval"].sort_values("step").loss.iloc[-1],
     "query": lambda m: m.query("split == 'eval'").set_index("step").loss.sort_index().values[-1],
     "float32": lambda m: np.float32(RIGHT["idxmax"](m)),
@@ -169,38 +165,17 @@ def test_ex2_refuses_shortcuts_on_the_test_tables(runs, name):
     assert "tables, e.g. one where" in verdict.message()
 
 
-def test_ex2_hidden_tables_differ_per_submission_and_from_practice():
-    practice = welcome.make_tables(np.random.default_rng(welcome.PRACTICE_SEED))
-    one = welcome.hidden_inputs({}, np.random.default_rng(1))["tables"]
-    two = welcome.hidden_inputs({}, np.random.default_rng(2))["tables"]
-    assert one != two and one != practice
-    assert [t["description"] for t in one] == list(welcome.CASES)
-
-
-def test_checker_feedback_climbs_the_hint_ladder(runs, capsys):
-    check = Checker("00_welcome", strict=False, runs_dir=str(runs), preset="tiny", seed=0)
-    check("ex1", lambda: undefined)  # noqa: F821
-    assert check.results["ex1"]["status"] == "not_attempted"
-    messages = []
-    for _ in range(4):
-        check("ex1", lambda: final(runs, split="train"))
-        messages.append(check.results["ex1"]["message"])
-    assert "which is the training loss" in messages[0]
-    assert [m.split("Hint: ")[1] for m in messages] == [
-        *welcome.EXERCISES[0].hints,
-        welcome.EXERCISES[0].hints[-1],
-    ]
-    check("ex1", lambda: np.float32(final(runs)))
-    assert check.results["ex1"]["passed"] and check.results["ex1"]["points"] == 1
-    check("ex2", RIGHT["torch"])
-    assert check.results["ex2"]["points"] == 2
+def test_ex2_hidden_tables_cover_every_case():
+    tables = welcome.hidden_inputs({}, np.random.default_rng(1))["tables"]
+    assert [t["description"] for t in tables] == list(welcome.CASES)
 
 
 def test_grading_parameters_prefer_another_seed(runs, tmp_path):
-    rng = np.random.default_rng(0)
-    assert welcome.grading_parameters(runs, rng) == {"preset": "tiny", "seed": 1}
+    chosen = [welcome.grading_parameters(runs, np.random.default_rng(s)) for s in range(20)]
+    assert {c["preset"] for c in chosen} == {"tiny"}
+    assert {c["seed"] for c in chosen} == {1, 2}  # any precomputed seed but the learner's
     with pytest.raises(FileNotFoundError, match="vestige train --preset tiny"):
-        welcome.grading_parameters(tmp_path, rng)
+        welcome.grading_parameters(tmp_path, np.random.default_rng(0))
 
 
 # --- grading in the sandbox ------------------------------------------------------------------
@@ -279,7 +254,9 @@ def test_welcome_submissions_are_graded_in_the_sandbox(runs, tmp_path):
         "passed",
         "",
     ]
-    assert json.loads(rows["ada"]["grading"]) == {"preset": "tiny", "runs_dir": "/runs", "seed": 1}
+    grading = json.loads(rows["ada"]["grading"])
+    assert grading == {"preset": "tiny", "runs_dir": "/runs", "seed": grading["seed"]}
+    assert grading["seed"] != 0  # not the learner's: bea's pasted constant fails
     assert (rows["bea"]["points"], rows["bea"]["ex1"], rows["bea"]["ex2"]) == (
         2,
         "failed",

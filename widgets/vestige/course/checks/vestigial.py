@@ -231,6 +231,8 @@ def judge_ex2(got, ctx) -> Verdict:
     cases = ctx.inputs("acts", make_acts)
     for case, item in zip(cases, items(got, len(cases))):
         want = reference_token_selectivity(case["acts"], case["focus"], case["same"])
+        if not (isinstance(item, dict) or _numbers(item)):
+            raise AnswerError("captured data is not one list of numbers per test case")
         if isinstance(item, dict) or len(item) != len(want):
             return Verdict(
                 False,
@@ -426,6 +428,8 @@ def capture_ex5(value, ctx) -> float:
 
 
 def judge_ex5(got, ctx) -> Verdict:
+    if not _numbers([got]):
+        raise AnswerError("captured data is not a number")
     v = ctx.detection.vestigial
     if v is None:
         return Verdict(True, note="(no neuron is caught in this run; nothing to compare)")
@@ -448,6 +452,13 @@ def judge_ex5(got, ctx) -> Verdict:
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+
+def _numbers(values) -> bool:
+    """True for a list of real numbers (what the captures of ex2 and ex5 hold)."""
+    return isinstance(values, list) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+    )
 
 
 def _equal(item, want: float, tol: float) -> bool:
