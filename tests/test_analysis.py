@@ -36,22 +36,40 @@ def test_tables_are_keyed_by_seed_step_layer_neuron(tiny_run):
 
 
 def test_untrained_baseline_is_one_value_per_layer_from_fresh_models(tiny_run):
-    baseline = analyze(tiny_run)["baseline"]
-    per_layer = baseline.groupby("layer")[["untrained_p99", "untrained_matched_p99"]].nunique()
-    assert (per_layer == 1).all().all()
+    tables = analyze(tiny_run)
+    baseline, neurons = tables["baseline"], tables["neurons"]
+    assert (baseline.groupby("layer")["untrained_p99"].nunique() == 1).all()
+    assert (neurons.groupby("layer")["untrained_matched_p99"].nunique() == 1).all()
     # untrained neurons are selective with token-defined classes: far above shuffled labels
     assert (baseline.untrained_p99 > baseline.p99).all()
+    assert (baseline.untrained_p95 <= baseline.untrained_p99).all()
+    assert (baseline.untrained_p99 <= baseline.untrained_p999).all()
+
+
+def test_the_untrained_baseline_is_shared_by_every_seed_of_a_config(tiny_run, tmp_path):
+    from vestige.analysis import untrained_baseline
+    from vestige.runs import Run, shared_path
+
+    first = untrained_baseline(tiny_run, 4)
+    cached = sorted(shared_path(tiny_run.path, "").glob("untrained-*.parquet"))
+    assert cached
+    other = Run(tiny_run.path.parent / "seed-elsewhere", tiny_run.config, tiny_run.seed + 1)
+    assert untrained_baseline(other, 4).equals(first)  # read from the cache, not recomputed
+    assert not untrained_baseline(other, 5).equals(first)  # another setting, another file
 
 
 def test_focus_and_same_token_positions(tiny_run):
     positions = Positions.of(tiny_run)
     batch, names = tiny_run.eval_batch, tiny_run.task.class_names
-    assert positions.focus == "trigger"
-    assert (positions.focus_all == (batch.labels == names.index("trigger"))).all()
-    assert not (positions.same_token & positions.focus_all).any()
-    assert set(batch.tokens[positions.same_token].unique().tolist()) <= set(
-        batch.tokens[positions.focus_all].unique().tolist()
+    assert positions.focus == ("trigger",)
+    focus_all, same = positions.focus_all["trigger"], positions.same_token["trigger"]
+    assert (focus_all == (batch.labels == names.index("trigger"))).all()
+    assert not (same & focus_all).any()
+    assert set(batch.tokens[same].unique().tolist()) <= set(
+        batch.tokens[focus_all].unique().tolist()
     )
+    unscored = positions.classes["trigger_unscored"]
+    assert (unscored == (focus_all & ~batch.loss_mask)).all() and unscored.any()
 
 
 def test_cache_is_reused_and_recomputed_when_stale(tiny_run):

@@ -135,7 +135,7 @@ def test_each_neuron_effect_is_on_its_own_positions(run_tables, tiny_run):
     seed = tiny_run.seed
     neurons = charts.rows(run_tables.neurons, seed).set_index(["step", "unit"])
     source = analysis["neurons"].set_index(["step", "unit"])
-    focus = tiny_run.task.focus_class
+    (focus,) = tiny_run.task.focus_classes
     for _, verdict in charts.rows(run_tables.verdicts, seed).iterrows():
         mine = neurons.xs(verdict.unit, level="unit")
         assert (mine["positions"] == verdict.positions).all()

@@ -72,3 +72,37 @@ def test_batched_ablation_equals_one_forward_per_neuron(tiny_run):
             assert torch.allclose(
                 ablated.margin[neuron], logit_margin(logits, batch.tokens), atol=1e-4
             )
+
+
+def test_ablation_on_wanted_positions_equals_the_full_pass_there(tiny_run):
+    model, batch = tiny_run.model_at(60), tiny_run.eval_batch
+    _, cache = model.run_with_cache(batch.tokens, names_filter=[mlp_post(0)])
+    values = ablation_values(cache[mlp_post(0)], "mean")
+    full = ablate_neurons(model, batch, 0, range(8), values)
+    part = ablate_neurons(model, batch, 0, range(8), values, where=batch.loss_mask)
+    wanted = batch.loss_mask
+    for whole, some in zip(full, part):
+        assert torch.allclose(whole[:, wanted], some[:, wanted], atol=1e-5)
+        assert not some[:, ~wanted].any()  # the positions nobody asked for hold 0
+
+
+def test_the_last_block_at_some_rows_equals_the_full_block():
+    import dataclasses
+
+    from vestige.config import preset
+    from vestige.hooks import resid_post, run_from
+    from vestige.metrics import wanted_rows
+    from vestige.model import build_model
+    from vestige.task import make_task
+
+    config = preset("tiny")
+    config = config.replace(model=dataclasses.replace(config.model, n_layers=3))
+    model = build_model(config, 3).eval()
+    batch = make_task(config.task.name, config.task.params, 3).eval_batch(16)
+    _, cache = model.run_with_cache(batch.tokens, names_filter=[resid_post(0)])
+    rows = wanted_rows(batch.loss_mask)
+    with torch.no_grad():
+        full = run_from(model, 1, cache[resid_post(0)])
+        some = run_from(model, 1, cache[resid_post(0)], rows)
+    expected = full.gather(1, rows[..., None].expand(-1, -1, full.shape[-1]))
+    assert some.shape == expected.shape and torch.allclose(some, expected, atol=1e-5)

@@ -6,31 +6,44 @@ import math
 
 import pytest
 import vestige
-from vestige.config import SelectivityPenalty, Suppress
+from vestige.conditions import CONDITION_NAMES
+from vestige.config import SelectivityPenalty, Suppress, SuppressHeads
 from vestige.report import load, write_report
-from vestige.study import CONDITION_NAMES, run_study, summarize, verdict
+from vestige.study import run_study, summarize
+from vestige.summary import verdict
 
 
 def test_conditions_build_the_interventions_they_name():
-    caught = {"layer": 0, "neuron": 7}
-    at_half = CONDITION_NAMES["neuron-0.5T"].interventions(caught, 3, transition=400.0, total=1500)
+    def base(transition=400.0, target=True, control=3, head=True):
+        return {
+            "target": {"layer": 0, "neuron": 7} if target else None,
+            "control_neuron": control,
+            "crutch_head": {"layer": 1, "head": 2} if head else None,
+            "base": {"transition": transition},
+        }
+
+    at_half = CONDITION_NAMES["neuron-0.5T"].interventions(base(), total=1500)
     assert at_half == (Suppress(0, (7,), mode="mean", start=0, end=200),)
-    whole = CONDITION_NAMES["control-whole"].interventions(caught, 3, 400.0, 1500)
+    whole = CONDITION_NAMES["control-whole"].interventions(base(), 1500)
     assert whole == (Suppress(0, (3,), mode="mean", start=0, end=None),)
-    alpha = CONDITION_NAMES["alpha-1"].interventions(None, None, math.nan, 1500)
+    head = CONDITION_NAMES["head-1T"].interventions(base(), 1500)
+    assert head == (SuppressHeads(1, (2,), mode="mean", start=0, end=400),)
+    alpha = CONDITION_NAMES["alpha-1"].interventions(base(math.nan, False, None, False), 1500)
     assert alpha == (SelectivityPenalty(alpha=-1.0),)
-    assert CONDITION_NAMES["neuron-whole"].interventions(None, None, 400.0, 1500) is None
+    assert CONDITION_NAMES["neuron-whole"].interventions(base(target=False), 1500) is None
+    assert CONDITION_NAMES["control-1T"].interventions(base(control=None), 1500) is None
+    assert CONDITION_NAMES["head-whole"].interventions(base(head=False), 1500) is None
     # no transition: windows end at a quarter of training
-    assert CONDITION_NAMES["neuron-1T"].interventions(caught, 3, math.nan, 1500)[0].end == 375
+    assert CONDITION_NAMES["neuron-1T"].interventions(base(math.nan), 1500)[0].end == 375
 
 
 @pytest.mark.parametrize(
-    "low, high, word",
-    [(-0.3, -0.1, "better"), (0.1, 0.3, "worse"), (-0.1, 0.2, "no clear difference")],
+    "mean, p, word",
+    [(-0.2, 0.01, "better"), (0.2, 0.01, "worse"), (0.05, 0.2, "no clear difference")],
 )
-def test_verdict_reads_the_interval(low, high, word):
-    assert verdict({"n": 10, "mean": (low + high) / 2, "low": low, "high": high}) == word
-    assert verdict({"n": 1, "mean": 0.1, "low": math.nan, "high": math.nan}) == "too few seeds"
+def test_verdict_reads_the_holm_adjusted_p(mean, p, word):
+    assert verdict({"n": 10, "mean": mean}, p) == word
+    assert verdict({"n": 1, "mean": 0.1}, math.nan) == "too few seeds"
 
 
 def fake_result(seed, caught, delta):
@@ -45,6 +58,8 @@ def fake_result(seed, caught, delta):
     }
     evidence = {
         "unit": "L0N7",
+        "positions": "trigger",
+        "init_floor": 0.05,
         "peak_effect": 0.4,
         "peak_low": 0.35,
         "peak_high": 0.45,
@@ -94,6 +109,16 @@ def fake_result(seed, caught, delta):
         "best_candidate": evidence,
         "target": {"unit": "L0N7", "layer": 0, "neuron": 7, "caught": caught},
         "control_neuron": 3,
+        "crutch_head": {"unit": "L1H2", "layer": 1, "head": 2},
+        "steps": [0, 73, 140, 412, 1500],
+        "sweep": {"min_peak=0.1": True, "min_peak=0.2": caught},
+        "faders": [140, 412],
+        "first_copy": {
+            "scored_peak": 0.4,
+            "unscored_peak": 0.9,
+            "scored_final": 0.0,
+            "unscored_final": 0.6,
+        },
         "contrast": None,
         "timeline": [
             {
@@ -117,16 +142,23 @@ def test_summary_and_report_say_what_was_measured(tmp_path):
     assert (summary["caught"], summary["n_seeds"]) == (3, 4)
     assert summary["failed_clauses_when_not_caught"] == {"selective": 1}
     assert summary["coincides_with"] == {"P(C | lone B)": 3}
-    comparison = summary["comparisons"]["neuron-whole"]
+    comparison = summary["conditions"]["neuron-whole"]
     assert comparison["seeds"] == [0, 1, 2]
     assert comparison["delta_final_loss"]["mean"] == pytest.approx(0.01)
     assert comparison["verdict"] == "no clear difference"
+    assert summary["rates"]["reference"]["k"] == 3
+    assert summary["one_clause_short"] == {"selective": [3]}
+    sweep = {(r["parameter"], r["value"]): r["k"] for r in summary["threshold_sweep"]}
+    assert sweep[("min_peak", 0.1)] == 4 and sweep[("min_peak", 0.2)] == 3
+    null = summary["coincidence_null"]
+    assert null["n_faders"] == 8 and null["transitions"]["P(C | lone B)"]["observed"] == 3
+    assert summary["first_copy"]["unscored_final"]["mean"] == pytest.approx(0.6)
     write_report(summary, results, tmp_path)
     saved, per_seed = load(tmp_path)
     assert saved["caught"] == 3 and len(per_seed) == 4
     json.loads((tmp_path / "summary.json").read_text())  # strict JSON (no NaN)
     report = (tmp_path / "report.md").read_text()
-    assert "caught a vestigial neuron in 3 of 4 seeds" in report
+    assert "caught a vestigial neuron in 3/4 (75%, 95% 19%-99%) seeds" in report
     assert "+0.010 [" in report  # the interval of the condition
     assert "L1H2 (+0.80" in report
     png = (tmp_path / "vestigial_timelines.png").read_bytes()

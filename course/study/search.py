@@ -1,12 +1,16 @@
 """The search for a phenomenon that passes the strict detector (the report's appendix).
 
-Each variant is the reference preset with some fields changed. A variant is trained on
-tuning seeds only; the seeds the report's figures come from are never used here.
+Each variant is a family's base config with some fields changed. A variant is trained on
+tuning seeds only; the seeds the report's figures come from are never used here (see
+preregistration.md for the seeds and the decision rule).
 
-    python course/study/search.py VARIANT [VARIANT ...] --seeds 100-103 --out runs/search
+    python course/study/search.py VARIANT [VARIANT ...] --why "REASON" --seeds 100-107
 
 appends one JSON line per (variant, seed) to course/study/search.jsonl: which neuron was the
-best candidate, which clauses it failed, and its evidence.
+best candidate, which clauses it failed, its evidence, and why the variant was tried. A
+variant is `FAMILY` or `FAMILY+key=value+...` with keys `task.<param>`, `model.<field>`,
+`train.<field>` (e.g. `many_crutches+model.d_mlp=32`); `FAMILY/control` is the family's
+control (its crutch removed).
 """
 
 from __future__ import annotations
@@ -19,20 +23,51 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from vestige.cli import parse_seeds
-from vestige.config import RunConfig, preset
+from vestige.config import CheckpointConfig, ModelConfig, RunConfig, TaskConfig, TrainConfig, preset
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "search.jsonl"
+_TRAIN = TrainConfig(steps=1500, batch_size=64, lr=1e-3, weight_decay=0.01)
+_CHECKPOINTS = CheckpointConfig(first=25, n_log=20)
+_MODEL = ModelConfig(n_layers=2, d_model=64, n_heads=4, d_mlp=64)
+# Each family's base, and the task parameters that remove its crutch (the control).
+FAMILIES: dict[str, tuple[RunConfig, dict]] = {
+    "trigger_copy": (preset("reference"), {"p_follow": 0.0}),
+    "many_crutches": (
+        RunConfig(
+            task=TaskConfig(name="many_crutches"),
+            model=_MODEL,
+            train=_TRAIN,
+            checkpoints=_CHECKPOINTS,
+        ),
+        {"p_follow": 0.0},
+    ),
+    "lexicon": (
+        RunConfig(
+            task=TaskConfig(name="lexicon"), model=_MODEL, train=_TRAIN, checkpoints=_CHECKPOINTS
+        ),
+        {"p_follow": 0.0},
+    ),
+    "markov": (
+        RunConfig(
+            task=TaskConfig(name="markov"), model=_MODEL, train=_TRAIN, checkpoints=_CHECKPOINTS
+        ),
+        {"doubly_stochastic": True},
+    ),
+}
 
 
 def variant(name: str) -> RunConfig:
-    """The reference preset changed as `name` says: `key=value` parts joined by `+`, keys
-    `task.<param>`, `model.<field>`, `train.<field>` (e.g. `model.d_mlp=8+train.lr=0.003`)."""
-    config = preset("reference")
-    if name == "reference":
-        return config
+    """The config `name` names (see the module docstring)."""
+    family, *parts = name.split("+")
+    family, _, control = family.partition("/")
+    if family not in FAMILIES or control not in ("", "control"):
+        raise ValueError(f"unknown family {family!r} in {name!r}; known: {', '.join(FAMILIES)}")
+    config, removed = FAMILIES[family]
     task, model, train = dict(config.task.params), {}, {}
-    for part in name.split("+"):
+    if control:
+        task.update(removed)
+    for part in parts:
         key, _, raw = part.partition("=")
         try:
             value = json.loads(raw)
@@ -49,12 +84,12 @@ def variant(name: str) -> RunConfig:
     ).validate()
 
 
-def run_one(name: str, seed: int, out: Path) -> dict:
+def run_one(name: str, seed: int, out: Path, why: str) -> dict:
     import torch
 
     torch.set_num_threads(1)
     from vestige.analysis import transition_step
-    from vestige.detect import detect
+    from vestige.detect import Criteria, detect
     from vestige.training import ensure_run
 
     run = ensure_run(variant(name), seed, out / _dirname(name) / f"seed-{seed}", progress=False)
@@ -62,6 +97,8 @@ def run_one(name: str, seed: int, out: Path) -> dict:
     best = found.neurons.iloc[0]
     keep = [
         "unit",
+        "positions",
+        "init_floor",
         "peak_effect",
         "peak_low",
         "peak_step",
@@ -79,9 +116,12 @@ def run_one(name: str, seed: int, out: Path) -> dict:
     ]
     evals = run.metrics.query("split == 'eval'")
     return {
+        "family": name.split("+")[0],
         "variant": name,
+        "why": why,
         "seed": seed,
         "caught": found.vestigial is not None,
+        "caught_floor_all": detect(run, Criteria(floor="all")).vestigial is not None,
         "init_floor": found.init_floor,
         "transition": transition_step(run),
         "final_loss": float(evals["loss"].iloc[-1]),
@@ -102,6 +142,7 @@ def _dirname(name: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variants", nargs="+")
+    parser.add_argument("--why", required=True, help="why these variants are tried (logged)")
     parser.add_argument("--seeds", type=parse_seeds, default=parse_seeds("100-103"))
     parser.add_argument("--out", default="runs/search")
     parser.add_argument("--workers", type=int, default=2)
@@ -110,7 +151,9 @@ def main(argv: list[str] | None = None) -> None:
         variant(name)  # fail fast on a bad variant
     jobs = [(name, seed) for name in args.variants for seed in args.seeds]
     with ProcessPoolExecutor(args.workers) as pool:
-        futures = [pool.submit(run_one, name, seed, Path(args.out)) for name, seed in jobs]
+        futures = [
+            pool.submit(run_one, name, seed, Path(args.out), args.why) for name, seed in jobs
+        ]
         for future in as_completed(futures):
             result = future.result()
             with RESULTS.open("a") as f:

@@ -8,6 +8,7 @@ from; a change to either makes them stale and they are recomputed.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -33,10 +34,10 @@ from vestige.metrics import (
     selectivity_index,
     shuffled_selectivity,
 )
-from vestige.runs import Run, atomic_write, checkpoint_path
+from vestige.runs import Run, atomic_write, checkpoint_path, shared_path
 from vestige.stats import ratio_interval, resample_counts
 
-ANALYSIS_VERSION = 3
+ANALYSIS_VERSION = 4
 UNTRAINED_SEED = 10**6  # untrained baselines use seeds from here on, never a run's own
 ACTIVE_FRACTION = 0.1  # a neuron firing on fewer of the positions compared has no selectivity
 TABLES = ("neurons", "ablation", "class_means", "baseline", "attention", "example_tokens")
@@ -111,7 +112,8 @@ def _stat(path) -> list[int]:
 
 def _compute(run: Run, spec: AnalysisSpec, progress: bool) -> dict[str, pd.DataFrame]:
     positions = Positions.of(run)
-    untrained = untrained_selectivity(run, positions, spec.n_untrained)
+    untrained = untrained_baseline(run, spec.n_untrained)
+    per_layer = untrained.groupby("layer", as_index=False)[list(BARS)].first()
     resamples = resample_counts(len(run.eval_batch), spec.n_resamples, seed=run.seed)
     rows: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
     for step in tqdm(
@@ -119,97 +121,182 @@ def _compute(run: Run, spec: AnalysisSpec, progress: bool) -> dict[str, pd.DataF
     ):
         model = run.model_at(step)
         tables = checkpoint_tables(model, run, positions, spec, resamples, step)
-        tables["baseline"] = tables["baseline"].merge(untrained, on="layer")
+        tables["baseline"] = tables["baseline"].merge(per_layer, on="layer")
         for name, table in tables.items():
             rows[name].append(_keyed(table, {"seed": run.seed, "step": step}))
     tokens = run.eval_batch.tokens[spec.example].tolist()
     rows["example_tokens"] = [
         pd.DataFrame({"seed": run.seed, "position": range(len(tokens)), "token": map(str, tokens)})
     ]
-    return {name: pd.concat(parts, ignore_index=True) for name, parts in rows.items()}
+    tables = {name: pd.concat(parts, ignore_index=True) for name, parts in rows.items()}
+    matched = untrained[["layer", "positions", *MATCHED_BARS]]
+    neurons = own_focus(tables["neurons"]) if positions.focus else tables["neurons"]
+    tables["neurons"] = neurons.merge(matched, on=["layer", "positions"], how="left")
+    return tables
+
+
+def own_focus(neurons: pd.DataFrame) -> pd.DataFrame:
+    """Keep each neuron's rows on its own focus class: the one on which its largest effect
+    after step 0 is largest (the crutch it served). With one focus class, every row."""
+    trained = neurons[neurons["step"] > 0]
+    peaks = trained.groupby(["layer", "neuron", "positions"])["effect"].max().reset_index()
+    own = peaks.loc[peaks.groupby(["layer", "neuron"])["effect"].idxmax()]
+    keep = own[["layer", "neuron", "positions"]]
+    return neurons.merge(keep, on=["layer", "neuron", "positions"]).sort_values(
+        ["step", "layer", "neuron"], ignore_index=True
+    )
 
 
 @dataclass(frozen=True)
 class Positions:
     """The evaluation positions the tables are about, as [batch, seq] masks.
 
-    classes: scored positions of each class of the task (and "all"), for ablation effects.
-    focus:   the task's focus class (where its early heuristic applies), or None.
-    same_token: positions (scored or not) holding the same current tokens as the focus
-             class without being in it, e.g. a lone B against B after A: the contrast for
-             `matched_selectivity`, which token identity alone cannot win.
+    classes:    scored positions of each class of the task (and "all"), for ablation effects;
+                and each focus class's unscored positions (`unscored_class`), e.g. the first
+                copy's triggers, where only the crutch can predict the next token.
+    focus:      the task's focus classes present in the batch (one per crutch; may be empty).
+    focus_all:  every position of each focus class, scored or not.
+    same_token: for each focus class, the positions (scored or not) holding the same current
+                tokens without being in it, e.g. a lone B against B after A: the contrast for
+                `matched_selectivity`, which token identity alone cannot win.
     """
 
     classes: dict[str, torch.Tensor]
-    focus: str | None
-    focus_all: torch.Tensor | None
-    same_token: torch.Tensor | None
+    focus: tuple[str, ...]
+    focus_all: dict[str, torch.Tensor]
+    same_token: dict[str, torch.Tensor]
+
+    @property
+    def wanted(self) -> torch.Tensor:
+        """Every position an ablation effect is measured on: [batch, seq]."""
+        return torch.stack(list(self.classes.values())).any(0)
 
     @classmethod
     def of(cls, run: Run) -> Positions:
-        batch, names = run.eval_batch, run.task.class_names
+        return cls.of_batch(run.eval_batch, run.task)
+
+    @classmethod
+    def of_batch(cls, batch, task) -> Positions:
+        names = task.class_names
         classes = {"all": batch.loss_mask}
         for index, name in enumerate(names):
             where = batch.loss_mask & (batch.labels == index)
             if where.any():
                 classes[name] = where
-        focus = run.task.focus_class if run.task.focus_class in classes else None
-        if focus is None:
-            return cls(classes, None, None, None)
-        focus_all = batch.labels == names.index(focus)
-        same = same_token_positions(batch.tokens, focus_all)
-        return cls(classes, focus, focus_all, same if same.any() else None)
+        focus = tuple(name for name in task.focus_classes if name in classes)
+        focus_all = {name: batch.labels == names.index(name) for name in focus}
+        for name in focus:
+            unscored = focus_all[name] & ~batch.loss_mask
+            unscored[:, -1] = False  # the last position predicts nothing
+            if unscored.any():
+                classes[unscored_class(name)] = unscored
+        same_token = {}
+        for name, where in focus_all.items():
+            same = same_token_positions(batch.tokens, where)
+            if same.any():
+                same_token[name] = same
+        return cls(classes, focus, focus_all, same_token)
 
 
-def untrained_selectivity(run: Run, positions: Positions, n_models: int) -> pd.DataFrame:
-    """Quantiles of the selectivity of untrained neurons with the run's own labels, per
-    layer: `n_models` fresh initialisations (seeds unrelated to the run's) on its
-    evaluation batch. Position classes defined by token identity make untrained neurons
-    selective too; this, not a shuffled-label baseline, is the bar a trained neuron must
-    clear."""
+QUANTILES = {"p95": 0.95, "p99": 0.99, "p999": 0.999}
+BARS = tuple(f"untrained_{q}" for q in QUANTILES)  # selectivity over every class
+MATCHED_BARS = tuple(f"untrained_matched_{q}" for q in QUANTILES)  # focus vs same token
+
+
+def untrained_baseline(run: Run, n_models: int) -> pd.DataFrame:
+    """Quantiles of the selectivity of untrained neurons, per layer and focus class (rows
+    `layer`, `positions`, `BARS`, `MATCHED_BARS`): `n_models` fresh initialisations on an
+    evaluation batch of the run's task, both from seeds no run uses. Position classes defined
+    by token identity make untrained neurons selective too; this, not a shuffled-label
+    baseline, is the bar a trained neuron must clear. It depends on the task and the model
+    only, so it is computed once per configuration and shared by every seed of it (cached
+    beside the runs, see `vestige.runs.shared_path`)."""
+    config = run.config
+    key = {
+        "version": ANALYSIS_VERSION,
+        "task": asdict(config.task),
+        "model": asdict(config.model),
+        "n_models": n_models,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = shared_path(run.path, f"untrained-{digest}.parquet")
+    if path.exists():
+        try:
+            return pd.read_parquet(path)
+        except (OSError, ValueError):
+            pass  # a damaged cache is recomputed below
+    table = _untrained(config, n_models)
+    buffer = io.BytesIO()
+    table.to_parquet(buffer, index=False)
+    atomic_write(path, buffer.getvalue())
+    return table
+
+
+def _untrained(config, n_models: int) -> pd.DataFrame:
     from vestige.model import build_model
+    from vestige.task import make_task
 
-    batch, n_classes = run.eval_batch, len(run.task.class_names)
-    n_layers = run.config.model.n_layers
+    task = make_task(config.task.name, config.task.params, UNTRAINED_SEED)
+    batch = task.eval_batch(config.task.eval_size)
+    positions = Positions.of_batch(batch, task)
+    n_layers, n_classes = config.model.n_layers, len(task.class_names)
     si: dict[int, list[torch.Tensor]] = {layer: [] for layer in range(n_layers)}
-    matched: dict[int, list[torch.Tensor]] = {layer: [] for layer in range(n_layers)}
+    matched: dict[tuple[int, str], list[torch.Tensor]] = {}
     for k in range(n_models):
-        model = build_model(run.config, UNTRAINED_SEED + 1000 * run.seed + k).eval()
+        model = build_model(config, UNTRAINED_SEED + k).eval()
         _, acts = cache_activations(model, batch.tokens, [mlp_post(i) for i in range(n_layers)])
         for layer in range(n_layers):
             measured = selectivities(acts[mlp_post(layer)], batch.labels, n_classes, positions)
             si[layer].append(measured["selectivity"])
-            matched[layer].append(measured["matched_selectivity"])
+            for name, values in measured["matched_selectivity"].items():
+                matched.setdefault((layer, name), []).append(values)
     rows = []
     for layer in range(n_layers):
-        row = {"layer": layer}
-        for name, values in (
-            ("untrained_p99", si[layer]),
-            ("untrained_matched_p99", matched[layer]),
-        ):
-            values = torch.cat(values)
-            values = values[~values.isnan()]
-            row[name] = values.quantile(0.99).item() if len(values) else float("nan")
-        rows.append(row)
+        bars = _quantiles(si[layer], "untrained")
+        for name in ("all", *task.class_names):
+            values = matched.get((layer, name))
+            rows.append(
+                {
+                    "layer": layer,
+                    "positions": name,
+                    **bars,
+                    **(
+                        _quantiles(values, "untrained_matched")
+                        if values
+                        else dict.fromkeys(MATCHED_BARS, float("nan"))
+                    ),
+                }
+            )
     return pd.DataFrame(rows)
+
+
+def _quantiles(values: list[torch.Tensor], prefix: str) -> dict[str, float]:
+    flat = torch.cat(values)
+    flat = flat[~flat.isnan()]
+    return {
+        f"{prefix}_{name}": flat.quantile(q).item() if len(flat) else float("nan")
+        for name, q in QUANTILES.items()
+    }
 
 
 def selectivities(
     mlp: torch.Tensor, labels: torch.Tensor, n_classes: int, positions: Positions
-) -> dict[str, torch.Tensor]:
-    """Class means [d, n_classes], SI over the classes, and SI of the focus class against
-    same-token positions, [d] each. A neuron that fires (> 0) on fewer than ACTIVE_FRACTION
-    of the positions compared gets NaN: the ratio of two near-zero means is noise (and would
-    make untrained neurons look perfectly selective)."""
+) -> dict:
+    """Class means [d, n_classes], SI over the classes [d], and {focus class: SI of that
+    class against its same-token positions [d]}. A neuron that fires (> 0) on fewer than
+    ACTIVE_FRACTION of the positions compared gets NaN: the ratio of two near-zero means is
+    noise (and would make untrained neurons look perfectly selective)."""
     means = class_means(mlp, labels, n_classes)
     si = selectivity_index(means)
     preferred = means.argmax(-1)
     fires = torch.stack([firing_fraction(mlp, labels == c) for c in range(n_classes)], -1)
     si[fires.gather(-1, preferred[:, None])[:, 0] < ACTIVE_FRACTION] = float("nan")
-    matched = torch.full_like(si, float("nan"))
-    if positions.same_token is not None:
-        matched = contrast_selectivity(mlp, positions.focus_all, positions.same_token)
-        matched[firing_fraction(mlp, positions.focus_all) < ACTIVE_FRACTION] = float("nan")
+    matched = {}
+    for name, same in positions.same_token.items():
+        focus = positions.focus_all[name]
+        values = contrast_selectivity(mlp, focus, same)
+        values[firing_fraction(mlp, focus) < ACTIVE_FRACTION] = float("nan")
+        matched[name] = values
     return {"means": means, "selectivity": si, "matched_selectivity": matched}
 
 
@@ -253,7 +340,14 @@ def checkpoint_tables(
         for mode in spec.modes:
             values = ablation_values(mlp, mode, seed=step)
             ablated = ablate_neurons(
-                model, batch, layer, range(mlp.shape[-1]), values, spec.max_sequences, cache=acts
+                model,
+                batch,
+                layer,
+                range(mlp.shape[-1]),
+                values,
+                spec.max_sequences,
+                cache=acts,
+                where=positions.wanted,
             )
             effects[mode] = sequence_sums(ablated, clean, positions.classes)
             parts["ablation"].append(ablation_rows(effects[mode], layer, mode))
@@ -336,17 +430,19 @@ def ablation_rows(sums: SequenceSums, layer: int, mode: str) -> pd.DataFrame:
 
 
 def neuron_rows(
-    measured: dict[str, torch.Tensor],
+    measured: dict,
     sums: SequenceSums,
     positions: Positions,
     classes: tuple[str, ...],
     layer: int,
     resamples: np.ndarray,
 ) -> pd.DataFrame:
-    """One row per neuron: selectivity, and the effects the detector judges, with bootstrap
-    intervals over sequences on the focus positions."""
+    """Rows per neuron: selectivity, and the effects the detector judges, with bootstrap
+    intervals over sequences; one row per focus class (`own_focus` later keeps the neuron's
+    own), or, for a task without one, a row on the neuron's preferred class."""
     d_mlp = measured["means"].shape[0]
     preferred = [classes[int(i)] for i in measured["means"].argmax(-1)]
+    own = [own_positions(p, sums.counts) for p in preferred]
     table = pd.DataFrame(
         {
             "layer": layer,
@@ -354,25 +450,39 @@ def neuron_rows(
             "unit": [unit_name(layer, n) for n in range(d_mlp)],
             "selectivity": measured["selectivity"].numpy(),
             "preferred_class": preferred,
-            "matched_selectivity": measured["matched_selectivity"].numpy(),
             "effect_all": sums.mean("loss", "all"),
+            "effect_own": [sums.mean("loss", p)[n] for n, p in enumerate(own)],
         }
     )
-    if positions.focus is not None:
-        focus = positions.focus
-        table["positions"] = focus
+    if not positions.focus:  # judge each neuron on its own preferred class, without intervals
+        table["positions"] = own
+        table["matched_selectivity"] = np.nan
         for measure, column in (("loss", "effect"), ("margin", "margin_effect")):
-            table[column] = sums.mean(measure, focus)
-            low, high = ratio_interval(getattr(sums, measure)[focus], sums.counts[focus], resamples)
-            table[f"{column}_low"], table[f"{column}_high"] = low, high
-    else:  # no focus class: judge each neuron on its own preferred class, without intervals
-        table["positions"] = [p if p in sums.counts else "all" for p in preferred]
-        for measure, column in (("loss", "effect"), ("margin", "margin_effect")):
-            table[column] = [sums.mean(measure, p)[n] for n, p in enumerate(table["positions"])]
+            table[column] = [sums.mean(measure, p)[n] for n, p in enumerate(own)]
             table[f"{column}_low"] = table[f"{column}_high"] = np.nan
-    own = [p if p in sums.counts else "all" for p in preferred]
-    table["effect_own"] = [sums.mean("loss", p)[n] for n, p in enumerate(own)]
-    return table
+        return table
+    parts = []
+    for focus in positions.focus:
+        part = table.assign(positions=focus)
+        matched = measured["matched_selectivity"].get(focus)
+        part["matched_selectivity"] = np.nan if matched is None else matched.numpy()
+        for measure, column in (("loss", "effect"), ("margin", "margin_effect")):
+            part[column] = sums.mean(measure, focus)
+            low, high = ratio_interval(getattr(sums, measure)[focus], sums.counts[focus], resamples)
+            part[f"{column}_low"], part[f"{column}_high"] = low, high
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def unscored_class(focus: str) -> str:
+    """The name of a focus class's unscored positions in `Positions.classes`."""
+    return f"{focus}_unscored"
+
+
+def own_positions(preferred: str, measured: dict) -> str:
+    """The positions a neuron's own effect is measured on: its preferred class where that
+    class has scored positions (a key of `measured`), else all scored positions."""
+    return preferred if preferred in measured else "all"
 
 
 def attention_rows(pattern: torch.Tensor, layer: int) -> pd.DataFrame:

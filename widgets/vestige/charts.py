@@ -765,12 +765,11 @@ def neuron_rows(tables: ExplorerTables, seed: int) -> pd.DataFrame:
             "effect",
             "effect_low",
             "effect_high",
+            "untrained_matched_p99",
         ]
-    ]
-    bars = rows(tables.baseline, seed)[["step", "layer", "untrained_p99", "untrained_matched_p99"]]
-    bars = bars.rename(
-        columns={"untrained_p99": "bar_selectivity", "untrained_matched_p99": "bar_matched"}
-    )
+    ].rename(columns={"untrained_matched_p99": "bar_matched"})
+    bars = rows(tables.baseline, seed)[["step", "layer", "untrained_p99"]]
+    bars = bars.rename(columns={"untrained_p99": "bar_selectivity"})
     verdicts = rows(tables.verdicts, seed)[["unit", "verdict", "failed"]]
     out = neurons.merge(bars, on=["step", "layer"], how="left").merge(verdicts, on="unit")
     out["verdict"] = out["verdict"].map(VERDICTS)

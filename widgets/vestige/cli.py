@@ -63,8 +63,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
         print(f"{run.path}: {len(tables['neurons'])} neuron rows in {run.path / 'analysis'}")
         if args.mechanism:
             from vestige.detect import detect
-            from vestige.mechanism import mechanism
-            from vestige.study import target_subject
+            from vestige.mechanism import mechanism, target_subject
 
             subject = target_subject(detect(run))
             mechanism(run, subject, progress=not args.quiet)
@@ -82,8 +81,9 @@ def cmd_fork(args: argparse.Namespace) -> None:
 
 
 def cmd_study(args: argparse.Namespace) -> None:
+    from vestige.conditions import CONDITION_NAMES
     from vestige.distributed import scheduler_from_env
-    from vestige.study import CONDITION_NAMES, run_study
+    from vestige.study import run_study
 
     conditions = (
         tuple(CONDITION_NAMES)
@@ -103,6 +103,8 @@ def cmd_study(args: argparse.Namespace) -> None:
         args.search,
         scheduler=scheduler_from_env(args.scheduler),
         condition_seeds=args.condition_seeds,
+        perturbed_seeds=args.perturbed_seeds,
+        pool=(args.pool, args.pool_seeds) if args.pool_seeds else None,
     )
     print(
         f"vestigial neuron caught in {summary['caught']} of {summary['n_seeds']} seeds; "
@@ -179,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--conditions",
         default="all",
         help="which runs to train again per seed: 'all', '' for none, or names "
-        "from vestige.study.CONDITIONS, comma-separated",
+        "from vestige.conditions.CONDITIONS, comma-separated",
     )
     study.add_argument(
         "--condition-seeds",
@@ -193,6 +195,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="the negative control: judged by the detector only",
     )
     study.add_argument("--control-seeds", type=parse_seeds, help="seeds of the negative control")
+    study.add_argument(
+        "--perturbed-seeds",
+        type=parse_seeds,
+        help="retrain these seeds with 2 threads and with 1e-6 noise on the initial weights, "
+        "and judge them again (robustness to numerics)",
+    )
+    study.add_argument(
+        "--pool",
+        type=int,
+        default=2000,
+        help="size of the finite training set for --pool-seeds (default 2000 sequences)",
+    )
+    study.add_argument(
+        "--pool-seeds",
+        type=parse_seeds,
+        help="train these seeds on a finite training set too, unchanged and under each "
+        "selectivity-regulariser strength (a generalisation gap)",
+    )
     study.add_argument("--search", help="the search log (JSON lines) for the report's appendix")
     study.add_argument("--quiet", action="store_true")
     study.set_defaults(func=cmd_study)

@@ -28,12 +28,19 @@ class TaskConfig:
     name: str = "trigger_copy"
     params: dict[str, Any] = field(default_factory=dict)
     eval_size: int = 512
+    train_pool: int = 0  # > 0: a finite training set of that many sequences (several epochs)
 
     def validate(self) -> None:
         from vestige.task import TASKS
 
         _require(self.name in TASKS, "task.name", f"one of {sorted(TASKS)}", self.name)
         _require(self.eval_size >= 8, "task.eval_size", "an integer >= 8", self.eval_size)
+        _require(
+            isinstance(self.train_pool, int) and self.train_pool >= 0,
+            "task.train_pool",
+            "0 (fresh data every step) or a positive number of sequences",
+            self.train_pool,
+        )
         TASKS[self.name].validate_params(self.params)
 
 
@@ -48,6 +55,7 @@ class ModelConfig:
     act_fn: str = "relu"
     normalization_type: str | None = "LN"
     init_range: float | None = None  # std of the initial weights; None: 0.8 / sqrt(d_model)
+    init_noise: float = 0.0  # std of seeded Gaussian noise added to every initial weight
 
     def validate(self) -> None:
         _require(1 <= self.n_layers <= 48, "model.n_layers", "an integer in [1, 48]", self.n_layers)
@@ -74,6 +82,12 @@ class ModelConfig:
             "model.init_range",
             "None or in (0, 1)",
             self.init_range,
+        )
+        _require(
+            math.isfinite(self.init_noise) and 0 <= self.init_noise < 1,
+            "model.init_noise",
+            "in [0, 1)",
+            self.init_noise,
         )
 
 

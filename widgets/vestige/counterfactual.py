@@ -10,7 +10,7 @@ precomputes), so a notebook reopens them instead of training them:
   holding *any* neuron costs).
 
 The target is the detector's vestigial neuron, else the neuron the crutch leaned on most
-(`vestige.study.target_neuron`). All forks keep the parent's history up to the fork.
+(`vestige.detect.target_neuron`). All forks keep the parent's history up to the fork.
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ class Fork:
 def standard_forks(run: Run) -> dict[str, Fork]:
     """The course's forks of `run`, by name (see the module docstring)."""
     from vestige.analysis import transition_step
-    from vestige.detect import detect
-    from vestige.study import control_neuron, target_neuron
+    from vestige.detect import control_neuron, detect, target_neuron
 
     found = detect(run)
     target = target_neuron(found)

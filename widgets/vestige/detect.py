@@ -3,9 +3,13 @@
 A neuron is vestigial when it was needed once (well above what an untrained model shows,
 for more than one checkpoint), is not needed now, and is still selective for the positions
 it served, beyond what untrained neurons reach with the same labels. `Criteria` holds every
-threshold; `judge` applies them to one neuron's history and says which clause failed;
-`detect` judges every neuron of a run. Charts, reports and notebooks read these verdicts
-instead of restating the rule.
+threshold and `CLAUSES` every clause (its text, its test and the reason it gives when it
+fails), so a clause is added in one place; `judge` applies them to one neuron's history;
+`detect` judges every neuron of a run; `target_neuron` says which neuron a study of the run
+is about. Charts, reports and notebooks read these verdicts instead of restating the rule.
+
+A task with several crutches has one focus class per crutch; each neuron is judged on its
+own (`vestige.analysis.own_focus`), against the init floor of those positions.
 
 The verdict uses the run's checkpoints only. Whether training *without* the neuron ends no
 worse is a separate experiment (suppression runs, `vestige.study`), always across seeds.
@@ -13,21 +17,24 @@ worse is a separate experiment (suppression runs, `vestige.study`), always acros
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
 
-from vestige.analysis import AnalysisSpec, analyze
+from vestige.analysis import BARS, AnalysisSpec, analyze
 from vestige.runs import Run
 
 
 @dataclass(frozen=True)
 class Criteria:
     """Thresholds of the verdict. Effects are mean-ablation loss increases in nats on the
-    task's focus positions, with bootstrap 95% intervals over evaluation sequences; the init
-    floor is the largest effect of any neuron at step 0. `same_token` adds the clause that
-    token identity alone cannot pass (see `clauses`)."""
+    neuron's focus positions, with bootstrap 95% intervals over evaluation sequences; the
+    init floor is the largest effect of any neuron at step 0 on those positions (`floor`
+    "all": on any focus class's positions). `bar` is the quantile of untrained neurons'
+    selectivity to beat ("p95", "p99", "p999"). `same_token` adds the clause that token
+    identity alone cannot pass (see `CLAUSES`)."""
 
     min_peak: float = 0.15
     init_floor_ratio: float = 2.0
@@ -35,26 +42,114 @@ class Criteria:
     max_final_fraction: float = 0.10
     same_token: bool = True
     contrast_min_final: float = 0.15
+    bar: str = "p99"
+    floor: str = "positions"
+
+    def __post_init__(self) -> None:
+        if f"untrained_{self.bar}" not in BARS:
+            raise ValueError(
+                f"Criteria.bar must be one of {[b[10:] for b in BARS]}, got {self.bar!r}"
+            )
+        if self.floor not in ("positions", "all"):
+            raise ValueError(f"Criteria.floor must be 'positions' or 'all', got {self.floor!r}")
 
     def clauses(self) -> dict[str, str]:
         """Every clause a vestigial neuron must pass, by name, in the order a reader checks."""
-        clauses = {
-            "needed": f"its peak effect's 95% lower bound is >= {self.min_peak:g} nats",
-            "above_init": f"its peak effect is >= {self.init_floor_ratio:g}x the init floor",
-            "sustained": f"its effect's lower bound is >= {self.min_peak:g} nats at >= "
-            f"{self.sustained} consecutive checkpoints",
-            "faded": f"its final effect's 95% upper bound is < {self.max_final_fraction:.0%} of "
-            "the peak",
-            "selective": "its final selectivity beats the 99th percentile of untrained neurons "
-            "of its layer, with the same labels",
-            "prefers_focus": "its preferred class at the end is the focus class",
-        }
-        if self.same_token:
-            clauses["token_selective"] = (
-                "its final selectivity between focus positions and other positions with the same "
-                "current token beats the untrained 99th percentile"
-            )
-        return clauses
+        return {c.name: c.text(self) for c in CLAUSES if c.applies(self)}
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One clause of the verdict: its `text` for readers, its `test` on a neuron's evidence
+    (see `evidence`) and the `reason` it gives when it is the first to fail."""
+
+    name: str
+    text: Callable[[Criteria], str]
+    test: Callable[[dict, Criteria], bool]
+    reason: Callable[[dict, Criteria], str]
+    applies: Callable[[Criteria], bool] = lambda c: True
+
+
+def _peak(e: dict) -> str:
+    return (
+        f"peak {e['peak_effect']:.3f} [{e['peak_low']:.3f}, {e['peak_high']:.3f}] nats at "
+        f"step {e['peak_step']}"
+    )
+
+
+CLAUSES: tuple[Clause, ...] = (
+    Clause(
+        "needed",
+        lambda c: f"its peak effect's 95% lower bound is >= {c.min_peak:g} nats",
+        lambda e, c: e["peak_low"] >= c.min_peak,
+        lambda e, c: f"never clearly needed ({_peak(e)}; lower bound < {c.min_peak})",
+    ),
+    Clause(
+        "above_init",
+        lambda c: f"its peak effect is >= {c.init_floor_ratio:g}x the init floor",
+        lambda e, c: e["peak_effect"] >= c.init_floor_ratio * e["init_floor"],
+        lambda e, c: (
+            f"peak {e['peak_effect']:.3f} < {c.init_floor_ratio:g}x the init floor "
+            f"{e['init_floor']:.3f}"
+        ),
+    ),
+    Clause(
+        "sustained",
+        lambda c: (
+            f"its effect's lower bound is >= {c.min_peak:g} nats at >= {c.sustained} "
+            "consecutive checkpoints"
+        ),
+        lambda e, c: e["longest_needed"] >= c.sustained,
+        lambda e, c: f"needed at only {e['needed_checkpoints']} checkpoint(s) ({_peak(e)})",
+    ),
+    Clause(
+        "faded",
+        lambda c: f"its final effect's 95% upper bound is < {c.max_final_fraction:.0%} of the peak",
+        lambda e, c: e["final_high"] < c.max_final_fraction * e["peak_effect"],
+        lambda e, c: (
+            f"still needed (final {e['final_effect']:.3f}, upper bound "
+            f"{e['final_high']:.3f} >= {c.max_final_fraction:.0%} of {_peak(e)})"
+        ),
+    ),
+    Clause(
+        "selective",
+        lambda c: (
+            f"its final selectivity beats the {_quantile(c.bar)} of untrained neurons of "
+            "its layer, with the same labels"
+        ),
+        lambda e, c: e["final_selectivity"] > e["selectivity_baseline"],
+        lambda e, c: (
+            f"not selective at the end (SI {e['final_selectivity']:.2f} <= untrained "
+            f"{c.bar} {e['selectivity_baseline']:.2f})"
+        ),
+    ),
+    Clause(
+        "prefers_focus",
+        lambda c: "its preferred class at the end is its focus class",
+        lambda e, c: e["focus"] is None or e["preferred_class"] == e["focus"],
+        lambda e, c: f"prefers {e['preferred_class']} positions at the end, not {e['positions']}",
+    ),
+    Clause(
+        "token_selective",
+        lambda c: (
+            "its final selectivity between its focus positions and other positions with "
+            f"the same current token beats the untrained {_quantile(c.bar)}"
+        ),
+        lambda e, c: e["final_matched_selectivity"] > e["matched_baseline"],
+        lambda e, c: (
+            "no more selective than an untrained neuron among same-token positions "
+            f"(SI {e['final_matched_selectivity']:.2f} <= {e['matched_baseline']:.2f})"
+        ),
+        applies=lambda c: c.same_token,
+    ),
+)
+
+
+def _quantile(bar: str) -> str:
+    return {"p95": "95th percentile", "p99": "99th percentile", "p999": "99.9th percentile"}[bar]
 
 
 @dataclass
@@ -63,11 +158,14 @@ class Detection:
 
     neurons:    one row per neuron: evidence, each clause (True/False), `failed` (the
                 clauses it failed), `vestigial`, and a one-line `reason`; caught first.
-    timelines:  (step, layer, neuron) -> selectivity, effect with interval, margin effect.
+    timelines:  (step, layer, neuron) -> selectivity, effect with interval, margin effect,
+                on the neuron's own positions, with the bars it is judged against.
     vestigial:  the caught neuron's row (largest peak among those caught), or None.
     contrast:   the selective neuron the final model needs most on its own preferred
                 positions, or None.
-    init_floor: the largest effect of any neuron at step 0 (an untrained model).
+    init_floor: the largest effect of any neuron at step 0 (an untrained model) on any focus
+                class's positions; `init_floors` per focus class.
+    focus:      the focus classes the neurons were judged on (empty: none, see `judge_all`).
     """
 
     seed: int
@@ -77,6 +175,12 @@ class Detection:
     contrast: pd.Series | None
     init_floor: float
     criteria: Criteria
+    init_floors: dict[str, float]
+    focus: tuple[str, ...] = ()
+
+    def rejudge(self, criteria: Criteria) -> pd.DataFrame:
+        """Every neuron's verdict under other `criteria` (the same timelines and floors)."""
+        return judge_all(self.timelines, criteria, self.init_floors, self.focus)
 
     def summary(self) -> str:
         if self.vestigial is None:
@@ -95,35 +199,38 @@ class Detection:
         return text
 
 
+TIMELINE_COLUMNS = [
+    "seed",
+    "step",
+    "layer",
+    "neuron",
+    "unit",
+    "positions",
+    "preferred_class",
+    "selectivity",
+    "matched_selectivity",
+    "effect",
+    "effect_low",
+    "effect_high",
+    "margin_effect",
+    "margin_effect_low",
+    "margin_effect_high",
+    "effect_own",
+]
+
+
 def timelines(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Per (step, layer, neuron): selectivities, effects with intervals, and the baselines
-    of the neuron's layer at that step."""
-    columns = [
-        "seed",
-        "step",
-        "layer",
-        "neuron",
-        "unit",
-        "positions",
-        "preferred_class",
-        "selectivity",
-        "matched_selectivity",
-        "effect",
-        "effect_low",
-        "effect_high",
-        "margin_effect",
-        "margin_effect_low",
-        "margin_effect_high",
-        "effect_own",
-    ]
-    baseline = tables["baseline"][
-        ["step", "layer", "p99", "untrained_p99", "untrained_matched_p99"]
-    ]
-    return tables["neurons"][columns].merge(baseline, on=["step", "layer"])
+    """Per (step, layer, neuron): selectivities, effects with intervals on the neuron's own
+    positions, and the bars of its layer (and positions) at that step."""
+    from vestige.analysis import MATCHED_BARS
+
+    neurons = tables["neurons"][TIMELINE_COLUMNS + list(MATCHED_BARS)]
+    baseline = tables["baseline"][["step", "layer", "p99", *BARS]]
+    return neurons.merge(baseline, on=["step", "layer"])
 
 
-def judge(line: pd.DataFrame, criteria: Criteria, init_floor: float, focus: str | None) -> dict:
-    """Evidence, clauses and verdict for one neuron's timeline (see `timelines`)."""
+def evidence(line: pd.DataFrame, criteria: Criteria, init_floor: float, focus: str | None) -> dict:
+    """The numbers a verdict rests on, from one neuron's timeline (see `timelines`)."""
     line = line.sort_values("step").reset_index(drop=True)
     final = line.iloc[-1]
     trained = line[line["step"] > 0]  # at initialisation effects are noise, not a mechanism
@@ -131,27 +238,17 @@ def judge(line: pd.DataFrame, criteria: Criteria, init_floor: float, focus: str 
     peak = line.loc[peak_at]
     needed = (line["effect_low"] >= criteria.min_peak) & (line["step"] > 0)
     peak_margin = float(trained["margin_effect"].max())
-    clauses = {
-        "needed": bool(peak["effect_low"] >= criteria.min_peak),
-        "above_init": bool(peak["effect"] >= criteria.init_floor_ratio * init_floor),
-        "sustained": _longest_run(needed.to_numpy()) >= criteria.sustained,
-        "faded": bool(final["effect_high"] < criteria.max_final_fraction * peak["effect"]),
-        "selective": bool(final["selectivity"] > final["untrained_p99"]),
-        "prefers_focus": focus is None or final["preferred_class"] == focus,
-    }
-    if criteria.same_token:
-        clauses["token_selective"] = bool(
-            final["matched_selectivity"] > final["untrained_matched_p99"]
-        )
-    failed = [name for name, ok in clauses.items() if not ok]
-    evidence = {
+    return {
         "unit": final["unit"],
         "positions": final["positions"],
+        "focus": focus,
+        "init_floor": float(init_floor),
         "peak_effect": float(peak["effect"]),
         "peak_low": float(peak["effect_low"]),
         "peak_high": float(peak["effect_high"]),
         "peak_step": int(peak["step"]),
         "needed_checkpoints": int(needed.sum()),
+        "longest_needed": _longest_run(needed.to_numpy()),
         "settle_step": settle_step(line, peak_at),
         "final_effect": float(final["effect"]),
         "final_low": float(final["effect_low"]),
@@ -165,18 +262,30 @@ def judge(line: pd.DataFrame, criteria: Criteria, init_floor: float, focus: str 
         if peak_margin > 0
         else np.nan,
         "final_selectivity": float(final["selectivity"]),
-        "selectivity_baseline": float(final["untrained_p99"]),
+        "selectivity_baseline": float(final[f"untrained_{criteria.bar}"]),
         "preferred_class": final["preferred_class"],
         "final_matched_selectivity": float(final["matched_selectivity"]),
-        "matched_baseline": float(final["untrained_matched_p99"]),
+        "matched_baseline": float(final[f"untrained_matched_{criteria.bar}"]),
     }
-    return {
-        **evidence,
-        **clauses,
-        "failed": failed,
-        "vestigial": not failed,
-        "reason": _reason(evidence, failed, criteria, init_floor),
-    }
+
+
+def judge(line: pd.DataFrame, criteria: Criteria, init_floor: float, focus: str | None) -> dict:
+    """Evidence, clauses and verdict for one neuron's timeline (see `timelines`)."""
+    e = evidence(line, criteria, init_floor, focus)
+    applicable = [c for c in CLAUSES if c.applies(criteria)]
+    clauses = {c.name: bool(c.test(e, criteria)) for c in applicable}
+    failed = [name for name, ok in clauses.items() if not ok]
+    if failed:
+        reason = next(c for c in applicable if c.name == failed[0]).reason(e, criteria)
+    else:
+        reason = (
+            f"{_peak(e)}, final {e['final_effect']:.3f} (upper bound "
+            f"{e['final_high'] / e['peak_effect']:.0%} of peak; logit margin "
+            f"{e['margin_fraction']:.0%} of its peak), SI {e['final_selectivity']:.2f} > "
+            f"untrained {criteria.bar} {e['selectivity_baseline']:.2f}, same-token SI "
+            f"{e['final_matched_selectivity']:.2f} > {e['matched_baseline']:.2f}"
+        )
+    return {**e, **clauses, "failed": failed, "vestigial": not failed, "reason": reason}
 
 
 def _longest_run(flags: np.ndarray) -> int:
@@ -195,29 +304,34 @@ def settle_step(line: pd.DataFrame, peak_at: int) -> int | None:
     return int(settled.iloc[0]) if len(settled) else None
 
 
-def _reason(e: dict, failed: list[str], criteria: Criteria, init_floor: float) -> str:
-    """One line: why the neuron is, or is not, vestigial (the first failed clause)."""
-    peak = f"peak {e['peak_effect']:.3f} [{e['peak_low']:.3f}, {e['peak_high']:.3f}] nats at step {e['peak_step']}"
-    if not failed:
-        return (
-            f"{peak}, final {e['final_effect']:.3f} (upper bound {e['final_high'] / e['peak_effect']:.0%} "
-            f"of peak; logit margin {e['margin_fraction']:.0%} of its peak), SI "
-            f"{e['final_selectivity']:.2f} > untrained p99 {e['selectivity_baseline']:.2f}, "
-            f"same-token SI {e['final_matched_selectivity']:.2f} > {e['matched_baseline']:.2f}"
-        )
-    first = failed[0]
+def init_floors(tables: dict[str, pd.DataFrame], focus: tuple[str, ...], mode: str) -> dict:
+    """{focus class: the largest effect of any neuron on its positions at step 0}."""
+    ablation = tables["ablation"]
+    at_init = ablation[(ablation["step"] == 0) & (ablation["mode"] == mode)]
     return {
-        "needed": f"never clearly needed ({peak}; lower bound < {criteria.min_peak})",
-        "above_init": f"peak {e['peak_effect']:.3f} < {criteria.init_floor_ratio:g}x the init floor {init_floor:.3f}",
-        "sustained": f"needed at only {e['needed_checkpoints']} checkpoint(s) ({peak})",
-        "faded": f"still needed (final {e['final_effect']:.3f}, upper bound {e['final_high']:.3f} "
-        f">= {criteria.max_final_fraction:.0%} of {peak})",
-        "selective": f"not selective at the end (SI {e['final_selectivity']:.2f} <= untrained "
-        f"p99 {e['selectivity_baseline']:.2f})",
-        "prefers_focus": f"prefers {e['preferred_class']} positions at the end, not {e['positions']}",
-        "token_selective": f"no more selective than an untrained neuron among same-token positions "
-        f"(SI {e['final_matched_selectivity']:.2f} <= {e['matched_baseline']:.2f})",
-    }[first]
+        name: float(at_init.loc[at_init["positions"] == name, "delta_loss"].max()) for name in focus
+    }
+
+
+def judge_all(
+    lines: pd.DataFrame, criteria: Criteria, floors: dict[str, float], focus: tuple[str, ...]
+) -> pd.DataFrame:
+    """Every neuron's verdict (see `judge`), caught first, then by fewest failed clauses and
+    largest peak. `floors` as `init_floors`; for a task without focus classes, {"all": floor}."""
+    overall = max(floors.values())
+    rows = []
+    for (layer, neuron), line in lines.groupby(["layer", "neuron"]):
+        positions = line["positions"].iloc[-1]
+        own = positions if focus else None
+        floor = floors.get(positions, overall) if criteria.floor == "positions" else overall
+        rows.append(
+            {"layer": int(layer), "neuron": int(neuron), **judge(line, criteria, floor, own)}
+        )
+    neurons = pd.DataFrame(rows)
+    neurons["n_failed"] = neurons["failed"].map(len)
+    return neurons.sort_values(
+        ["vestigial", "n_failed", "peak_effect"], ascending=[False, True, False]
+    ).reset_index(drop=True)
 
 
 def detect(
@@ -226,17 +340,12 @@ def detect(
     """Judge every MLP neuron of `run` and pick the vestigial one and a contrast."""
     tables = analyze(run, spec)
     lines = timelines(tables)
-    init_floor = float(lines.loc[lines["step"] == 0, "effect"].max())
-    focus = run.task.focus_class
-    rows = [
-        {"layer": int(layer), "neuron": int(neuron), **judge(line, criteria, init_floor, focus)}
-        for (layer, neuron), line in lines.groupby(["layer", "neuron"])
-    ]
-    neurons = pd.DataFrame(rows)
-    neurons["n_failed"] = neurons["failed"].map(len)
-    neurons = neurons.sort_values(
-        ["vestigial", "n_failed", "peak_effect"], ascending=[False, True, False]
-    ).reset_index(drop=True)
+    focus = tuple(f for f in run.task.focus_classes if f in set(lines["positions"]))
+    if focus:
+        floors = init_floors(tables, focus, spec.modes[0])
+    else:  # each neuron on its preferred class: the largest effect of any at step 0
+        floors = {"all": float(lines.loc[lines["step"] == 0, "effect"].max())}
+    neurons = judge_all(lines, criteria, floors, focus)
     caught = neurons[neurons["vestigial"]]
     return Detection(
         seed=run.seed,
@@ -244,8 +353,10 @@ def detect(
         timelines=lines,
         vestigial=caught.iloc[0] if len(caught) else None,
         contrast=_contrast(lines, criteria),
-        init_floor=init_floor,
+        init_floor=max(floors.values()),
         criteria=criteria,
+        init_floors=floors,
+        focus=focus,
     )
 
 
@@ -253,7 +364,7 @@ def _contrast(lines: pd.DataFrame, criteria: Criteria) -> pd.Series | None:
     """The selective neuron that the final model needs most on its own preferred positions."""
     final = lines[lines["step"] == lines["step"].max()]
     own = final[
-        (final["selectivity"] > final["untrained_p99"])
+        (final["selectivity"] > final[f"untrained_{criteria.bar}"])
         & (final["effect_own"] >= criteria.contrast_min_final)
     ]
     if own.empty:
@@ -269,3 +380,27 @@ def _contrast(lines: pd.DataFrame, criteria: Criteria) -> pd.Series | None:
             "final_selectivity": float(best["selectivity"]),
         }
     )
+
+
+# ----------------------------------------------------------------------------- which neuron
+
+
+def target_neuron(found: Detection) -> pd.Series:
+    """The neuron a study of the run is about: the caught one, else the one the crutch leaned
+    on most (the largest peak effect on its focus positions)."""
+    if found.vestigial is not None:
+        return found.vestigial
+    return found.neurons.loc[found.neurons["peak_effect"].idxmax()]
+
+
+def control_neuron(found: Detection, target: pd.Series) -> int | None:
+    """The control for suppressing `target`: a neuron of the same layer that was never needed
+    (the smallest peak effect; not the contrast), held at its mean the same way."""
+    others = found.neurons[
+        (found.neurons["layer"] == target["layer"]) & (found.neurons["unit"] != target["unit"])
+    ]
+    if found.contrast is not None:
+        others = others[others["unit"] != found.contrast["unit"]]
+    if others.empty:
+        return None
+    return int(others.loc[others["peak_effect"].idxmin(), "neuron"])

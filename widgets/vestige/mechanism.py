@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vestige.analysis import Positions, cached_tables, unit_name
+from vestige.detect import Detection, target_neuron
 from vestige.hooks import (
     EMBED,
     FINAL_SCALE,
@@ -41,21 +42,33 @@ from vestige.hooks import (
 from vestige.metrics import per_position_loss
 from vestige.runs import Run
 
-MECHANISM_VERSION = 1
+MECHANISM_VERSION = 2
 TABLES = ("heads", "stages", "attribution", "neuron")
 
 
 @dataclass(frozen=True)
 class Subject:
-    """The neuron the mechanism tables are about, and the neurons ablated jointly with it."""
+    """The neuron the mechanism tables are about, the neurons ablated jointly with it, and
+    the focus class its effects are measured on (None: the task's first)."""
 
     layer: int
     neuron: int
     joint: tuple[int, ...] = ()
+    positions: str | None = None
 
     @property
     def unit(self) -> str:
         return unit_name(self.layer, self.neuron)
+
+
+def target_subject(found: Detection, target: pd.Series | None = None) -> Subject:
+    """The mechanism tables' subject for `target` (default: `target_neuron`): the neuron, on
+    its own positions, and the three neurons of its layer with the largest peaks for the
+    joint ablation."""
+    target = target_neuron(found) if target is None else target
+    layer_rows = found.neurons[found.neurons["layer"] == target["layer"]]
+    joint = tuple(int(n) for n in layer_rows.nlargest(3, "peak_effect")["neuron"])
+    return Subject(int(target["layer"]), int(target["neuron"]), joint, str(target["positions"]))
 
 
 def mechanism(run: Run, subject: Subject, progress: bool = False) -> dict[str, pd.DataFrame]:
@@ -65,6 +78,7 @@ def mechanism(run: Run, subject: Subject, progress: bool = False) -> dict[str, p
         "layer": subject.layer,
         "neuron": subject.neuron,
         "joint": list(subject.joint),
+        "positions": subject.positions,
     }
     return cached_tables(
         run, f"mechanism-{subject.unit}", settings, TABLES, lambda: _compute(run, subject, progress)
@@ -98,7 +112,7 @@ def checkpoint_mechanism(
     names += [mlp_post(layer) for layer in range(config.n_layers)]
     logits, acts = cache_activations(model, batch.tokens, names)
     clean, _ = per_position_loss(logits, batch.tokens)
-    focus = positions.classes[positions.focus]
+    focus = positions.classes[subject.positions or positions.focus[0]]
     where = {"focus": focus, "copy": positions.classes.get(run.task.transition_class, focus)}
 
     def effect(hooks) -> dict[str, float]:
@@ -109,15 +123,22 @@ def checkpoint_mechanism(
 
     return {
         "heads": _heads(acts, batch.tokens, focus, config, effect),
-        "stages": pd.DataFrame(
-            [
-                {"stage": name, "probability": float(logits.softmax(-1)[..., token][mask].mean())}
-                for name, (mask, token) in run.task.stages(batch).items()
-            ]
-        ),
+        "stages": stage_rows(logits, run.task.stages(batch)),
         "attribution": _attribution(model, acts, batch.tokens, focus, config),
         "neuron": _neuron(acts, subject, config, effect),
     }
+
+
+def stage_rows(logits: torch.Tensor, stages: dict) -> pd.DataFrame:
+    """The mean predicted probability of each stage's token at its positions (a task's
+    `stages`: name -> (positions, one token id or one per position))."""
+    probs = logits.softmax(-1)
+    rows = []
+    for name, (mask, token) in stages.items():
+        target = torch.as_tensor(token).expand(mask.shape)
+        picked = probs.gather(-1, target[..., None])[..., 0]
+        rows.append({"stage": name, "probability": float(picked[mask].mean())})
+    return pd.DataFrame(rows)
 
 
 def _heads(acts, tokens, focus, config, effect) -> pd.DataFrame:

@@ -141,10 +141,12 @@ def ablate_neurons(
     values: torch.Tensor,
     max_sequences: int = 512,
     cache: dict[str, torch.Tensor] | None = None,
+    where: torch.Tensor | None = None,
 ) -> Ablated:
     """Loss, correctness and logit margin at every position with each neuron of `layer`
     ablated alone. `values` is what each neuron is set to, indexed by neuron ([d] or
-    [d, batch, seq], see `ablation_values`).
+    [d, batch, seq], see `ablation_values`). `where` [batch, seq] (bool): only these
+    positions are wanted (the others hold 0), which lets the last block skip the rest.
 
     Batched and exact: a neuron's ablation changes the residual stream after its block by
     (value - activation) * W_out[:, neuron] and nothing before it, so the stream is cached
@@ -158,6 +160,7 @@ def ablate_neurons(
         cache = cache_activations(model, batch.tokens, names)[1]
     mlp, resid = cache[mlp_post(layer)], cache[resid_post(layer)]
     w_out = mlp_out_weight(model, layer)
+    rows = None if where is None else wanted_rows(where)
     per_pass = max(1, max_sequences // len(batch))
     parts: list[Ablated] = []
     for start in range(0, len(neurons), per_pass):
@@ -165,14 +168,47 @@ def ablate_neurons(
         target = values[group].reshape(len(group), 1, 1) if values.dim() == 1 else values[group]
         change = target - mlp[..., group].permute(2, 0, 1)  # [group, batch, seq]
         stream = resid[None] + change[..., None] * w_out[:, group].T[:, None, None, :]
-        logits = run_from(model, layer + 1, stream.reshape(-1, *resid.shape[1:]))
         tokens = batch.tokens.repeat(len(group), 1)
-        loss, correct = per_position_loss(logits, tokens)
+        if rows is None:
+            logits = run_from(model, layer + 1, stream.reshape(-1, *resid.shape[1:]))
+            loss, correct = per_position_loss(logits, tokens)
+            margin = logit_margin(logits, tokens)
+        else:
+            group_rows = rows.repeat(len(group), 1)
+            logits = run_from(model, layer + 1, stream.reshape(-1, *resid.shape[1:]), group_rows)
+            loss, correct, margin = outcomes_at(
+                logits, tokens, group_rows, where.repeat(len(group), 1)
+            )
         shape = (len(group), *batch.tokens.shape)
-        parts.append(
-            Ablated(loss.view(shape), correct.view(shape), logit_margin(logits, tokens).view(shape))
-        )
+        parts.append(Ablated(loss.view(shape), correct.view(shape), margin.view(shape)))
     return Ablated(*(torch.cat(part) for part in zip(*parts)))
+
+
+def wanted_rows(where: torch.Tensor) -> torch.Tensor:
+    """The positions marked in `where` [batch, seq], as [batch, m] indices (m: the most in
+    any sequence; shorter rows are padded with unmarked positions)."""
+    seq = where.shape[1]
+    order = torch.argsort((~where).to(torch.int64) * seq + torch.arange(seq), dim=1)
+    return order[:, : max(int(where.sum(1).max()), 1)]
+
+
+def outcomes_at(
+    logits: torch.Tensor, tokens: torch.Tensor, rows: torch.Tensor, where: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Loss, correctness and logit margin [batch, seq] from the logits at `rows` only
+    (logits [batch, m, vocab], see `wanted_rows`); 0 outside `where`."""
+    if bool(where[:, -1].any()):
+        raise ValueError("the last position predicts nothing: it cannot be wanted")
+    target = tokens.gather(1, (rows + 1).clamp(max=tokens.shape[1] - 1))
+    loss = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+    correct = (logits.argmax(-1) == target).to(loss.dtype)
+    margin = logits.gather(-1, target[..., None])[..., 0] - logits.mean(-1)
+    keep = where.gather(1, rows).to(loss.dtype)
+    out = []
+    for value in (loss, correct, margin):
+        full = torch.zeros(tokens.shape, dtype=value.dtype)
+        out.append(full.scatter(1, rows, value * keep))
+    return tuple(out)
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

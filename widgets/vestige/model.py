@@ -44,6 +44,8 @@ from transformer_lens.model_bridge.sources.native import (
 from vestige.config import RunConfig
 from vestige.task import TASKS
 
+NOISE_SEED = 7 * 10**6  # the perturbation's generator: seeds unrelated to the init's
+
 
 def bridge_config(config: RunConfig, seed: int) -> TransformerBridgeConfig:
     """The TransformerLens config of the model described by `config`, initialised from `seed`."""
@@ -144,6 +146,11 @@ def build_model(config: RunConfig, seed: int) -> TransformerBridge:
     with torch.random.fork_rng(devices=[]):  # as boot_native: seeded init, caller's RNG untouched
         model = NativeModel(cfg)
         initialize_native_model(model, cfg)
+    if config.model.init_noise:  # a perturbed copy of the same initialisation
+        noise = torch.Generator().manual_seed(NOISE_SEED + seed)
+        with torch.no_grad():
+            for param in model.parameters():
+                param.add_(torch.randn(param.shape, generator=noise) * config.model.init_noise)
     for layer in model.layers:
         layer.attn.__class__ = _LeanCausalAttention
     return build_bridge_from_module(

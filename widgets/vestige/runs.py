@@ -4,8 +4,10 @@
       config.json                          RunConfig + seed, versioned
       metrics.jsonl                        one line per logged step
       checkpoints/step-000512.safetensors  weights only
+      state/step-000512.safetensors        optimiser + RNG state at each checkpoint (forks)
       state/latest.safetensors             optimiser + RNG state, for resuming
       analysis/*.parquet                   derived tables, recomputable
+    runs/<name>/.shared/                   derived files every seed shares (untrained baselines)
 
 Every file is written atomically (temporary file, then `os.replace`), so a run killed at
 any moment leaves only complete files. Weights are safetensors; nothing is unpickled.
@@ -82,6 +84,12 @@ def _full_disk_says_what_to_do(path: Path):
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / "checkpoints" / f"step-{step:06d}.safetensors"
+
+
+def shared_path(run_dir: Path, name: str) -> Path:
+    """A file shared by every run beside `run_dir` (e.g. a configuration's untrained
+    baseline): `<parent>/.shared/<name>`, hidden so `Runs.open` never takes it for a run."""
+    return Path(run_dir).resolve().parent / ".shared" / name
 
 
 def save_safetensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -211,7 +219,8 @@ class Run:
 
     @cached_property
     def task(self) -> Task:
-        return make_task(self.config.task.name, self.config.task.params, self.seed)
+        task = self.config.task
+        return make_task(task.name, task.params, self.seed, task.train_pool)
 
     @cached_property
     def eval_batch(self) -> Batch:

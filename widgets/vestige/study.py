@@ -1,13 +1,13 @@
-"""The study across seeds: the detector on every seed, what took the caught neuron's job
-over, and training without it.
+"""The study across seeds: the detector on every seed, what its target neuron did, and
+training without it.
 
-Per seed: the unsuppressed run is judged by `vestige.detect` (the kit's one definition of
-vestigial); for a caught neuron the mechanism tables say which transition its settling
-coincides with and whether it is unused or a backup at the end; then the same seed is trained
-again under each `CONDITIONS` entry (the neuron held at its mean for windows [0, t) and the
-whole run, a matched control neuron held the same way, Leavitt & Morcos's selectivity
-regulariser at several strengths). `summarize` pairs every condition with the unsuppressed
-run of the same seed and gives 95% intervals over seeds; `vestige.report` writes it up.
+Per seed (`study_base`): the unsuppressed run is judged by `vestige.detect` (the kit's one
+definition of vestigial), under the default criteria and every step of the threshold sweep;
+the mechanism tables give the transitions the target's settling may coincide with, whether
+at the end it is unused or still used, and the crutch's attention head; then the seed is
+trained again under each `vestige.conditions` entry. Perturbed copies of a seed (another
+thread count, a 1e-6 perturbation of its initial weights) are judged the same way. The
+statistics across seeds are `vestige.summary`'s; `vestige.report` writes them up.
 """
 
 from __future__ import annotations
@@ -16,67 +16,36 @@ import dataclasses
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from vestige.config import RunConfig, SelectivityPenalty, Suppress, preset
-from vestige.detect import Criteria, Detection, detect
+from vestige.conditions import CONDITION_NAMES, POOL_CONDITIONS
+from vestige.config import RunConfig, preset
+from vestige.detect import Criteria, Detection, control_neuron, detect, target_neuron
+from vestige.mechanism import target_subject
 from vestige.runs import Run
 from vestige.stats import mean_ci
+from vestige.summary import (
+    OUTCOMES,
+    SWEEP,
+    catch_rates,
+    coincidence_null,
+    comparisons,
+    failed_clauses,
+    first_copy,
+    numerics,
+    one_clause_short,
+    sweep_key,
+    threshold_sweep,
+)
 from vestige.training import ensure_run
 
 DEFAULT = Criteria()  # the kit's one definition of vestigial
-
-
-@dataclass(frozen=True)
-class Condition:
-    """A way of training a seed again. `name` is an id for the command line and folders;
-    `target` is "neuron" (the caught one, else the crutch's main neuron: `target_neuron`),
-    "control" (a never-needed neuron of the same layer) or "selectivity" (the regulariser on
-    every layer); `until` ends the window at that
-    fraction of the seed's transition step T (None: the whole run)."""
-
-    name: str
-    label: str
-    target: str
-    until: float | None = None
-    alpha: float = 0.0
-
-    def interventions(
-        self, target: dict | None, control: int | None, transition: float, total: int
-    ) -> tuple | None:
-        """The run's interventions, or None when the seed has nothing to apply them to.
-        `target` is the suppressed neuron (`layer`, `neuron`), `control` its control neuron."""
-        if self.target == "selectivity":
-            return (SelectivityPenalty(alpha=self.alpha),)
-        if target is None or (self.target == "control" and control is None):
-            return None
-        neuron = target["neuron"] if self.target == "neuron" else control
-        end = None if self.until is None else max(1, round(self.until * _finite(transition, total)))
-        return (Suppress(target["layer"], (int(neuron),), mode="mean", end=end),)
-
-
-CONDITIONS = (
-    Condition("neuron-0.25T", "target neuron held at its mean, steps [0, T/4)", "neuron", 0.25),
-    Condition("neuron-0.5T", "target neuron held at its mean, steps [0, T/2)", "neuron", 0.5),
-    Condition("neuron-1T", "target neuron held at its mean, steps [0, T)", "neuron", 1.0),
-    Condition("neuron-whole", "target neuron held at its mean, whole run", "neuron"),
-    Condition("control-1T", "control neuron held at its mean, steps [0, T)", "control", 1.0),
-    Condition("control-whole", "control neuron held at its mean, whole run", "control"),
-    Condition("alpha-1", "selectivity regulariser, alpha = -1", "selectivity", alpha=-1.0),
-    Condition("alpha-0.3", "selectivity regulariser, alpha = -0.3", "selectivity", alpha=-0.3),
-    Condition("alpha+0.3", "selectivity regulariser, alpha = +0.3", "selectivity", alpha=0.3),
-)
-CONDITION_NAMES = {c.name: c for c in CONDITIONS}
-
-
-def _finite(transition: float, total: int) -> float:
-    """The transition step, or a quarter of training when the run never made the transition."""
-    return total / 4 if math.isnan(transition) else transition
+# Perturbed copies of a report seed: (folder suffix, threads, init noise).
+PERTURBATIONS = {"threads-2": (2, 0.0), "noise-1e-6": (1, 1e-6)}
 
 
 # ----------------------------------------------------------------------------- one seed
@@ -94,11 +63,12 @@ def outcome(run: Run) -> dict[str, float]:
     return {
         "final_loss": float(final["loss"]),
         "final_accuracy": float(final["accuracy"]),
-        "focus_loss": float(final.get(f"loss_{task.focus_class}", math.nan)),
+        "focus_loss": float(final.get(task.focus_metric, math.nan)),
         "copy_loss": float(final.get(f"loss_{task.transition_class}", math.nan)),
         "budget_loss": float(evals.loc[budget, "loss"]),
         "transition": transition_step(run),
         "mean_selectivity": mean_selectivity(run),
+        "pool_loss": float(final.get("pool_loss", math.nan)),  # a finite training set's
     }
 
 
@@ -129,51 +99,22 @@ def mean_selectivity(run: Run) -> float:
     return float(np.nanmean(values))
 
 
-def target_neuron(found: Detection) -> pd.Series:
-    """The neuron the study suppresses: the caught one, else the one the crutch leaned on most
-    (the largest peak effect on the focus positions)."""
-    if found.vestigial is not None:
-        return found.vestigial
-    return found.neurons.loc[found.neurons["peak_effect"].idxmax()]
-
-
-def target_subject(found: Detection, target: pd.Series | None = None):
-    """The mechanism tables' subject for `target` (default: `target_neuron`): the neuron, and
-    the three neurons of its layer with the largest peaks for the joint ablation."""
-    from vestige.mechanism import Subject
-
-    target = target_neuron(found) if target is None else target
-    layer_rows = found.neurons[found.neurons["layer"] == target["layer"]]
-    joint = tuple(int(n) for n in layer_rows.nlargest(3, "peak_effect")["neuron"])
-    return Subject(int(target["layer"]), int(target["neuron"]), joint)
-
-
-def control_neuron(found: Detection, target: pd.Series) -> int | None:
-    """The control for suppressing `target`: a neuron of the same layer that was never needed
-    (the smallest peak effect; not the contrast), held at its mean the same way."""
-    others = found.neurons[
-        (found.neurons["layer"] == target["layer"]) & (found.neurons["unit"] != target["unit"])
-    ]
-    if found.contrast is not None:
-        others = others[others["unit"] != found.contrast["unit"]]
-    if others.empty:
-        return None
-    return int(others.loc[others["peak_effect"].idxmin(), "neuron"])
-
-
 def study_base(
-    config: RunConfig, seed: int, out: Path, criteria: Criteria = DEFAULT
+    config: RunConfig, seed: int, out: Path, threads: int = 1, criteria: Criteria = DEFAULT
 ) -> dict[str, Any]:
-    """The seed's unchanged run: its outcome, the detector's verdict, and the mechanism record
-    of the neuron the conditions suppress (runs in a worker process)."""
+    """The seed's unchanged run: its outcome, the detector's verdict (and the verdicts of the
+    threshold sweep), and the mechanism record of the neuron the conditions suppress (runs in
+    a worker process, with `threads` torch threads)."""
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     base = ensure_run(config, seed, out / "base" / f"seed-{seed}", progress=False)
     found = detect(base, criteria)
     target = target_neuron(found)
     result: dict[str, Any] = {
         "seed": seed,
+        "threads": threads,
+        "steps": base.steps,
         "base": outcome(base),
         "summary": found.summary(),
         "init_floor": found.init_floor,
@@ -183,12 +124,60 @@ def study_base(
         "unit": target["unit"],
         "layer": int(target["layer"]),
         "neuron": int(target["neuron"]),
+        "positions": target["positions"],
         "caught": found.vestigial is not None,
     }
+    result["sweep"] = sweep_record(found)
+    result["faders"] = fader_settle_steps(found)
     result["timeline"] = timeline_record(found, target["unit"])
+    result["first_copy"] = first_copy_record(base, target)
     result["control_neuron"] = control_neuron(found, target)
     result["mechanism"] = mechanism_record(base, found, target)
+    result["crutch_head"] = result["mechanism"].pop("crutch_head")
     return result
+
+
+def sweep_record(found: Detection) -> dict[str, bool]:
+    """Whether the seed has a catch under each step of `vestige.summary.SWEEP`."""
+    out = {}
+    for parameter, values in SWEEP.items():
+        for value in values:
+            criteria = dataclasses.replace(found.criteria, **{parameter: value})
+            out[sweep_key(parameter, value)] = bool(found.rejudge(criteria)["vestigial"].any())
+    return out
+
+
+def fader_settle_steps(found: Detection) -> list[int]:
+    """The settle steps of every neuron that was needed, above the floor, sustained and then
+    faded, selective or not: the early settlers a coincidence must beat (see
+    `vestige.summary.coincidence_null`)."""
+    n = found.neurons
+    faded = n[n["needed"] & n["above_init"] & n["sustained"] & n["faded"]]
+    return [int(s) for s in faded["settle_step"].dropna()]
+
+
+def first_copy_record(run: Run, target: pd.Series) -> dict[str, float] | None:
+    """The target's effect at its peak and at the end on its scored focus positions and on
+    the unscored first-copy ones, where only the crutch can predict the next token."""
+    from vestige.analysis import analyze, unscored_class
+
+    positions = target["positions"]
+    ablation = analyze(run)["ablation"]
+    mine = ablation[
+        (ablation["layer"] == target["layer"])
+        & (ablation["neuron"] == target["neuron"])
+        & (ablation["mode"] == ablation["mode"].iloc[0])
+    ].set_index(["positions", "step"])["delta_loss"]
+    unscored = unscored_class(positions)
+    if unscored not in mine.index.get_level_values(0):
+        return None
+    peak, final = int(target["peak_step"]), max(run.steps)
+    return {
+        "scored_peak": float(mine[positions, peak]),
+        "unscored_peak": float(mine[unscored, peak]),
+        "scored_final": float(mine[positions, final]),
+        "unscored_final": float(mine[unscored, final]),
+    }
 
 
 def condition_runs(
@@ -198,9 +187,7 @@ def condition_runs(
     apply to the seed whose `study_base` result is `base`, in `conditions` order."""
     runs = {}
     for name in conditions:
-        interventions = CONDITION_NAMES[name].interventions(
-            base["target"], base["control_neuron"], base["base"]["transition"], config.train.steps
-        )
+        interventions = CONDITION_NAMES[name].interventions(base, config.train.steps)
         if interventions is not None:
             runs[name] = (
                 config.replace(interventions=interventions),
@@ -223,10 +210,11 @@ def study_seed(
     seed: int,
     out: Path,
     conditions: tuple[str, ...],
+    threads: int = 1,
     criteria: Criteria = DEFAULT,
 ) -> dict[str, Any]:
     """Everything measured for one seed, conditions included (one process)."""
-    result = study_base(config, seed, out, criteria)
+    result = study_base(config, seed, out, threads, criteria)
     result["conditions"] = {
         name: condition_record(
             outcome(ensure_run(run_config, seed, path, progress=False)), interventions
@@ -270,8 +258,10 @@ def _plain_row(row) -> dict[str, Any]:
 
 
 def mechanism_record(run: Run, found: Detection, v: pd.Series) -> dict[str, Any]:
-    """What took neuron `v`'s job over: the transitions its settling coincides with, whether
-    at the end it is unused or still used, and whether it is a backup."""
+    """What neuron `v` did: the transitions its settling may coincide with (see
+    `vestige.summary.coincidence_null` for what that is worth), the heads whose cost grew
+    while it settled (candidates, not a test), whether at the end it is unused or still used,
+    whether it is a backup, and the crutch's attention head (`crutch_head`)."""
     from vestige.analysis import transition_step
     from vestige.mechanism import mechanism, stage_change_steps
 
@@ -296,6 +286,7 @@ def mechanism_record(run: Run, found: Detection, v: pd.Series) -> dict[str, Any]
     took_over = _heads_that_grew(heads, v["peak_step"], settle)
     criteria = found.criteria
     return {
+        "crutch_head": crutch_head(heads, steps, transitions["copy"], run.config.train.steps),
         "transitions": transitions,
         "settle_step": settle,
         "coincides_with": coincides,
@@ -317,6 +308,24 @@ def mechanism_record(run: Run, found: Detection, v: pd.Series) -> dict[str, Any]
         "neuron_margin": tables["attribution"]
         .query("component == @v.unit")[["step", "margin"]]
         .to_dict("records"),
+    }
+
+
+def crutch_head(heads: pd.DataFrame, steps: list[int], transition: float, total: int) -> dict:
+    """The crutch's attention head: the one whose mean ablation costs most on the focus
+    positions at the last checkpoint before half the copy transition (a quarter of training
+    when there is none), long before copying can do the crutch's job."""
+    half = (total / 4 if _isnan(transition) else transition) / 2
+    at = max([s for s in steps if 0 < s <= half] or [steps[1]])
+    rows = heads[heads["step"] == at]
+    best = rows.loc[rows["effect_focus"].idxmax()]
+    return {
+        "unit": best["unit"],
+        "layer": int(best["layer"]),
+        "head": int(best["head"]),
+        "step": int(at),
+        "effect": float(best["effect_focus"]),
+        "attn_previous": float(best["attn_previous"]),
     }
 
 
@@ -369,13 +378,18 @@ def run_study(
     search: str | os.PathLike | None = None,
     scheduler: Any = None,
     condition_seeds: list[int] | None = None,
+    perturbed_seeds: list[int] | None = None,
+    pool: tuple[int, list[int]] | None = None,
 ) -> dict[str, Any]:
     """Run (or reuse) every seed, then write report.md, summary.json and figures to `report`
     (default: OUT) and return the summary. `control` = (preset, seeds) is judged by the
     detector only, as the negative control; `search` is the search log for the appendix.
     `scheduler` (a Dask scheduler address or `distributed.Client`) runs the seeds on that
     cluster instead of `workers` local processes (see `vestige.distributed`).
-    `condition_seeds` (default: every seed) are the seeds the conditions are trained on."""
+    `condition_seeds` (default: every seed) are the seeds the conditions are trained on;
+    `perturbed_seeds` are retrained as each of `PERTURBATIONS` and judged again; `pool` =
+    (size, seeds) trains those seeds on a finite training set of `size` sequences, unchanged
+    and under each of `POOL_CONDITIONS`."""
     from vestige.report import write_report
 
     unknown = set(conditions) - set(CONDITION_NAMES)
@@ -393,24 +407,36 @@ def run_study(
             seed,
             out / config.name,
             conditions if seed in with_conditions else (),
+            1,
         )
         for seed in seeds
     }
+    for kind, (threads, noise) in PERTURBATIONS.items():
+        perturbed = config.replace(model=dataclasses.replace(config.model, init_noise=noise))
+        for seed in perturbed_seeds or ():
+            jobs[(kind, seed)] = (perturbed, seed, out / f"{config.name}-{kind}", (), threads)
+    if pool is not None:
+        size, pool_seeds = pool
+        pooled = config.replace(task=dataclasses.replace(config.task, train_pool=size))
+        for seed in pool_seeds:
+            jobs[("pool", seed)] = (pooled, seed, out / f"{config.name}-pool", POOL_CONDITIONS, 1)
     if control is not None:
         control_config = preset(control[0])
-        jobs.update(
-            {
-                ("control", seed): (control_config, seed, out / control_config.name, ())
-                for seed in control[1]
-            }
-        )
+        for seed in control[1]:
+            jobs[("control", seed)] = (control_config, seed, out / control_config.name, (), 1)
     results = run_jobs(jobs, workers, progress, scheduler)
-    main = [results[key] for key in sorted(jobs) if key[0] == "study"]
-    negative = [results[key] for key in sorted(jobs) if key[0] == "control"]
-    summary = summarize(config, main, conditions, time.perf_counter() - started)
+
+    def part(name: str) -> list[dict]:
+        return [results[key] for key in sorted(jobs) if key[0] == name]
+
+    summary = summarize(config, part("study"), conditions, time.perf_counter() - started)
+    summary["numerics"] = numerics(part("study"), {kind: part(kind) for kind in PERTURBATIONS})
     if control is not None:
-        summary["control"] = summarize_control(control[0], negative)
-    write_report(summary, main, Path(report) if report else out, search)
+        summary["control"] = summarize_control(control[0], part("control"))
+        summary["rates"] = catch_rates(part("study"), part("control"))
+    if pool is not None:
+        summary["pool"] = summarize_pool(pool[0], part("pool"))
+    write_report(summary, part("study"), Path(report) if report else out, search)
     return summary
 
 
@@ -426,54 +452,35 @@ def run_jobs(
     return {key: {"preset": jobs[key][0].name, **results[key]} for key in jobs}
 
 
-OUTCOMES = (
-    "final_loss",
-    "final_accuracy",
-    "focus_loss",
-    "copy_loss",
-    "budget_loss",
-    "transition",
-    "mean_selectivity",
-)
-
-
 def summarize(
     config: RunConfig, results: list[dict], conditions: tuple[str, ...], seconds: float
 ) -> dict[str, Any]:
-    """Counts, per-seed verdicts and paired condition effects, all machine-readable."""
+    """Counts, per-seed verdicts, the sweep, the null model and the paired condition effects,
+    all machine-readable (see `vestige.summary`)."""
     caught = [r for r in results if r["caught"]]
     mechanisms = [r["mechanism"] for r in caught]
-    comparisons = {}
-    for name in conditions:
-        pairs = [r for r in results if name in r["conditions"]]
-        comparisons[name] = {
-            "seeds": [r["seed"] for r in pairs],
-            **{
-                f"delta_{m}": mean_ci([r["conditions"][name][m] - r["base"][m] for r in pairs])
-                for m in OUTCOMES
-            },
-        }
-        comparisons[name]["verdict"] = verdict(comparisons[name]["delta_final_loss"])
-        comparisons[name]["label"] = CONDITION_NAMES[name].label
-    failed = {}
-    for r in results:
-        if not r["caught"]:
-            for clause in r["best_candidate"]["failed"]:
-                failed[clause] = failed.get(clause, 0) + 1
+    labels = {name: CONDITION_NAMES[name].label for name in conditions}
     return {
         "preset": config.name,
         "seeds": [r["seed"] for r in results],
         "n_seeds": len(results),
-        "criteria": {**vars_of(DEFAULT), "clauses": DEFAULT.clauses()},
+        "criteria": {**DEFAULT.as_dict(), "clauses": DEFAULT.clauses()},
         "caught": len(caught),
         "caught_seeds": [r["seed"] for r in caught],
-        "failed_clauses_when_not_caught": failed,
-        "coincides_with": _count(name for m in mechanisms for name in m["coincides_with"]),
+        "rates": catch_rates(results, None),
+        "failed_clauses_when_not_caught": failed_clauses(results),
+        "one_clause_short": one_clause_short(results),
+        "threshold_sweep": threshold_sweep(results),
+        "coincides_with": dict(
+            sorted(_count(name for m in mechanisms for name in m["coincides_with"]).items())
+        ),
         "coincides_with_none": sum(not m["coincides_with"] for m in mechanisms),
+        "coincidence_null": coincidence_null(results),
         "end_status": _count(m["end_status"] for m in mechanisms),
         "backup_at_end": sum(bool(m["backup_at_end"]) for m in mechanisms),
+        "first_copy": first_copy(results),
         "base": {m: mean_ci([r["base"][m] for r in results]) for m in OUTCOMES},
-        "comparisons": comparisons,
+        **comparisons(results, conditions, labels),
         "budget_step": budget_step(config),
         "seconds": round(seconds, 1),
     }
@@ -484,28 +491,27 @@ def summarize_control(preset_name: str, results: list[dict]) -> dict[str, Any]:
         "preset": preset_name,
         "seeds": [r["seed"] for r in results],
         "caught": sum(r["caught"] for r in results),
+        "caught_seeds": [r["seed"] for r in results if r["caught"]],
+        "threshold_sweep": threshold_sweep(results),
         "best_candidates": {r["seed"]: r["best_candidate"] for r in results},
     }
 
 
-def vars_of(criteria: Criteria) -> dict[str, Any]:
-    return {k: getattr(criteria, k) for k in criteria.__dataclass_fields__}
+def summarize_pool(size: int, results: list[dict]) -> dict[str, Any]:
+    """The finite training set: the generalisation gap of the unchanged runs (held-out minus
+    training-set loss at the end) and each regulariser strength against them."""
+    labels = {name: CONDITION_NAMES[name].label for name in POOL_CONDITIONS}
+    return {
+        "size": size,
+        "seeds": [r["seed"] for r in results],
+        "caught": sum(r["caught"] for r in results),
+        "gap": mean_ci([r["base"]["final_loss"] - r["base"]["pool_loss"] for r in results]),
+        "base": {m: mean_ci([r["base"][m] for r in results]) for m in (*OUTCOMES, "pool_loss")},
+        **comparisons(results, POOL_CONDITIONS, labels),
+    }
 
 
 def _count(items) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for item in items:
-        counts[item] = counts.get(item, 0) + 1
-    return counts
+    from collections import Counter
 
-
-def verdict(delta: dict[str, float]) -> str:
-    """Condition minus unsuppressed final loss: "better", "worse", "no clear difference" or
-    "too few seeds" (a machine-readable word; the interval is beside it in the summary)."""
-    if delta["n"] < 2:
-        return "too few seeds"
-    if delta["high"] < 0:
-        return "better"
-    if delta["low"] > 0:
-        return "worse"
-    return "no clear difference"
+    return dict(Counter(items))

@@ -43,8 +43,9 @@ COLUMNS = {
         "effect_low",
         "effect_high",
         "effect_all",
+        "untrained_matched_p99",
     ],
-    "baseline": ["seed", "step", "layer", "untrained_p99", "untrained_matched_p99"],
+    "baseline": ["seed", "step", "layer", "untrained_p99"],
     "verdicts": [
         "seed",
         "layer",
@@ -210,9 +211,9 @@ def run_tables(run, spec, criteria, progress: bool = False) -> dict[str, pd.Data
 
     tables = analyze(run, spec, progress=progress)
     found = detect(run, criteria, spec)
-    focus = run.task.focus_class
+    focus = run.task.focus_metric[len("loss_") :] if run.task.focus_metric else None
     verdicts = verdict_rows(found, focus)
-    neurons = own_effects(tables["neurons"], tables["ablation"], verdicts, spec.modes[0], focus)
+    neurons = own_effects(tables["neurons"], tables["ablation"], verdicts, spec.modes[0])
     metrics = run.metrics
     train = metrics[metrics["split"] == "train"]
     keep = ["step", "loss", "accuracy", *(c for c in train.columns if c.startswith("loss_"))]
@@ -239,7 +240,8 @@ def run_tables(run, spec, criteria, progress: bool = False) -> dict[str, pd.Data
 def verdict_rows(found, focus: str | None) -> pd.DataFrame:
     """One row per neuron from a `Detection`: its verdict ("vestigial", "contrast" or
     "neither"), the clauses it failed, the detector's rank, and the positions its effect is
-    judged on here (the focus class if it prefers it at the end, else its preferred class)."""
+    shown on here (the class it prefers at the end, see `own_effects`). `focus` names the
+    focus positions' loss in the metrics (`loss_<focus>`)."""
     neurons = found.neurons.reset_index(drop=True)
     contrast = None if found.contrast is None else found.contrast["unit"]
     verdict = np.where(
@@ -247,10 +249,7 @@ def verdict_rows(found, focus: str | None) -> pd.DataFrame:
         "vestigial",
         np.where(neurons["unit"] == contrast, "contrast", "neither"),
     )
-    positions = [
-        focus if focus is not None and pref == focus else pref
-        for pref in neurons["preferred_class"]
-    ]
+    positions = list(neurons["preferred_class"])
     return pd.DataFrame(
         {
             "layer": neurons["layer"].astype(int),
@@ -270,19 +269,18 @@ def verdict_rows(found, focus: str | None) -> pd.DataFrame:
 
 
 def own_effects(
-    neurons: pd.DataFrame,
-    ablation: pd.DataFrame,
-    verdicts: pd.DataFrame,
-    mode: str,
-    focus: str | None,
+    neurons: pd.DataFrame, ablation: pd.DataFrame, verdicts: pd.DataFrame, mode: str
 ) -> pd.DataFrame:
     """The analysis' neuron rows with ``effect`` on each neuron's own positions (from the
-    ablation table, the same mode as the analysis' ``effect``) and its interval where the
-    analysis has one (focus positions)."""
+    ablation table, the same mode as the analysis' ``effect``; see
+    `vestige.analysis.own_positions`) and its interval where the analysis has one (the
+    neuron's focus positions)."""
+    from vestige.analysis import own_positions
+
     mine = verdicts[["layer", "neuron", "positions"]]
     ablated = ablation[ablation["mode"] == mode]
     known = set(ablated["positions"])
-    mine = mine.assign(positions=[p if p in known else "all" for p in mine["positions"]])
+    mine = mine.assign(positions=[own_positions(p, known) for p in mine["positions"]])
     own = ablated.merge(mine, on=["layer", "neuron", "positions"])[
         ["step", "layer", "neuron", "positions", "delta_loss"]
     ]
@@ -294,14 +292,16 @@ def own_effects(
         "unit",
         "selectivity",
         "matched_selectivity",
+        "untrained_matched_p99",
         "preferred_class",
         "effect_low",
         "effect_high",
         "effect_all",
     ]
+    judged = neurons[["step", "layer", "neuron", "positions"]]
     out = neurons[keep].merge(own, on=["step", "layer", "neuron"], how="left")
     out = out.rename(columns={"delta_loss": "effect"})
-    interval = out["positions"] == focus if focus is not None else False
+    interval = out["positions"].to_numpy() == judged["positions"].to_numpy()
     out["effect_low"] = out["effect_low"].where(interval)
     out["effect_high"] = out["effect_high"].where(interval)
     return out
@@ -353,9 +353,10 @@ def _synthetic_seed(seed, steps, n_layers, d_mlp, n_heads, seq_len, classes):
             "step": np.repeat(steps, n_layers),
             "layer": np.tile(layers, len(steps)),
             "untrained_p99": np.tile(0.3 + rng.normal(0, 0.015, n_layers), len(steps)),
-            "untrained_matched_p99": np.tile(0.2 + rng.normal(0, 0.015, n_layers), len(steps)),
         }
     )
+    matched_bars = 0.2 + rng.normal(0, 0.015, n_layers)
+    neurons["untrained_matched_p99"] = matched_bars[neurons["layer"].to_numpy()]
     return {
         "metrics": metrics,
         "checkpoints": pd.DataFrame({"seed": seed, "step": steps}),

@@ -184,7 +184,7 @@ class Session:
 
     @classmethod
     def begin(cls, config: RunConfig, seed: int, out: Path, start: int) -> Session:
-        task = make_task(config.task.name, config.task.params, seed)
+        task = make_task(config.task.name, config.task.params, seed, config.task.train_pool)
         model = build_model(config, seed)
         optimizer = torch.optim.AdamW(
             model.parameters(),
@@ -218,15 +218,18 @@ class Session:
         save_safetensors(checkpoint_path(self.out, step), self.model.state_dict(), {"step": step})
         self.model.eval()
         logits = self.model(self.eval_batch.tokens)
-        self.model.train()
         loss_at, correct_at = per_position_loss(logits, self.eval_batch.tokens)
-        self.records.append(
-            {
-                "split": "eval",
-                "step": step,
-                **summaries(loss_at, correct_at, self.eval_batch, self.task),
-            }
-        )
+        record = {"split": "eval", "step": step}
+        record.update(summaries(loss_at, correct_at, self.eval_batch, self.task))
+        if self.task.train_pool:  # the loss on (part of) the training set: the gap
+            seen = self.task.pool
+            seen = Batch(
+                *(t[: len(self.eval_batch)] for t in (seen.tokens, seen.loss_mask, seen.labels))
+            )
+            pool_loss, _ = per_position_loss(self.model(seen.tokens), seen.tokens)
+            record["pool_loss"] = pool_loss[seen.loss_mask].mean().item()
+        self.model.train()
+        self.records.append(record)
         self.save_state(step, state_path(self.out, step))
         self.save_state(step, self.out / LATEST)
 
@@ -349,11 +352,16 @@ def _capture(live: dict[int, torch.Tensor], layer: int):
 
 
 def summaries(loss_at: torch.Tensor, correct_at: torch.Tensor, batch: Batch, task: Task) -> dict:
-    """Loss and accuracy over the loss mask, and loss per class of position."""
+    """Loss and accuracy over the loss mask, loss per class of position, and (for a task
+    with several focus classes) on all of them together, `loss_focus`."""
     mask = batch.loss_mask
     out = {"loss": loss_at[mask].mean().item(), "accuracy": correct_at[mask].mean().item()}
     for index, name in enumerate(task.class_names):
         where = mask & (batch.labels == index)
         if where.any():
             out[f"loss_{name}"] = loss_at[where].mean().item()
+    focus = [task.class_names.index(name) for name in task.focus_classes]
+    where = mask & torch.isin(batch.labels, torch.tensor(focus, dtype=batch.labels.dtype))
+    if task.focus_metric == "loss_focus" and where.any():  # every crutch's positions together
+        out["loss_focus"] = loss_at[where].mean().item()
     return out

@@ -275,7 +275,7 @@ def capture_ex3(function, ctx) -> list:
 
 def _focus_mask(run):
     batch = run.eval_batch
-    return batch.loss_mask & (batch.labels == run.task.class_names.index(run.task.focus_class))
+    return batch.loss_mask & (batch.labels == run.task.class_names.index(run.task.focus_classes[0]))
 
 
 def judge_ex3(got, ctx) -> Verdict:
