@@ -92,9 +92,30 @@ def session(tmp_path_factory):
         )
 
 
+SNAPSHOT = ".jp-OutputArea-child:has(.vestige-live) + .jp-OutputArea-child .jp-RenderedImage img"
+
+
 def _show_explorer(page):
     page.locator(".vestige-live .vestige-controls").first.scroll_into_view_if_needed()
     page.wait_for_timeout(300)
+
+
+def _pick_seed(page, label: str) -> None:
+    """Pick the seed `label` in the explorer; once the views changed, wait until the kernel
+    has redrawn the snapshot the notebook keeps (after SNAPSHOT_DELAY of stillness)."""
+    select = page.locator(".vestige-live .vestige-seed select")
+    if select.evaluate("s => s.options[s.selectedIndex].text") == label:
+        return
+    before = harness.view_states(page)
+    snapshot = page.locator(SNAPSHOT).get_attribute("src")
+    select.select_option(label=label)
+    harness.wait_views_changed(page, before, timeout=60)
+    page.wait_for_function(
+        "([selector, old]) => (img => img && img.getAttribute('src') !== old)("
+        "document.querySelector(selector))",
+        arg=[SNAPSHOT, snapshot],
+        timeout=1000 * (SNAPSHOT_DELAY + 60),
+    )
 
 
 def test_explorer_draws_every_view_and_fits_a_laptop_screen(session):
@@ -113,9 +134,7 @@ def test_explorer_draws_every_view_and_fits_a_laptop_screen(session):
     assert overflow["explorer"] <= overflow["output"] + 1, overflow
     assert page.locator("#filebrowser").is_visible()  # the left sidebar is open
     # While the widget is alive its static snapshot (the next output) is hidden.
-    snapshot = page.locator(
-        ".jp-OutputArea-child:has(.vestige-live) + .jp-OutputArea-child .jp-RenderedImage"
-    )
+    snapshot = page.locator(SNAPSHOT)
     assert snapshot.count() == 1 and snapshot.is_hidden()
     harness.Notebook(page, session["lab"], NOTEBOOK).screenshot(OUT / "02-explorer.png")
 
@@ -164,16 +183,17 @@ def test_neuron_picker_changes_the_neuron_views(session):
     harness.Notebook(page, session["lab"], NOTEBOOK).screenshot(OUT / "05-neuron.png")
 
 
-def test_seed_picker_redraws_every_view(session):
+def test_seed_picker_redraws_every_view_and_the_snapshot(session):
     page = session["page"]
     _show_explorer(page)
     select = page.locator(".vestige-live .vestige-seed select")
-    before = harness.view_states(page)
-    select.select_option(label="1")
-    harness.wait_views_changed(page, before, timeout=60)
+    other = next(
+        o
+        for o in select.locator("option").all_inner_texts()
+        if o != select.evaluate("s => s.options[s.selectedIndex].text")
+    )
+    _pick_seed(page, other)  # asserts every view changed, then the snapshot
     harness.Notebook(page, session["lab"], NOTEBOOK).screenshot(OUT / "06-seed.png")
-    # Once the controls are still, the kernel redraws the snapshot the notebook will keep.
-    page.wait_for_timeout(1000 * (SNAPSHOT_DELAY + 6))
 
 
 def test_static_page_works_from_a_file_with_a_step_slider(session):
@@ -209,6 +229,8 @@ def test_no_request_left_the_machine_and_no_console_error(session):
 
 def test_reopened_after_a_kernel_restart_the_notebook_still_shows_its_charts(session):
     page, notebook, browser = session["page"], session["notebook"], session["browser"]
+    _show_explorer(page)
+    _pick_seed(page, "1")  # the live state the saved snapshot must show
     live_errors = len(browser.errors)
     notebook.save()
     notebook.restart_kernel()
