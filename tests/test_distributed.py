@@ -144,6 +144,21 @@ def test_one_writer_per_run_directory_and_a_dead_holder_frees_it(tmp_path, caplo
     assert not run.exists()  # the lock lives beside the run, never in it
 
 
+def test_a_filesystem_without_locks_is_said_and_never_blocks(tmp_path, monkeypatch, caplog):
+    import errno
+    import fcntl
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    run = tmp_path / "seed-0"
+    with RunLock(run, poll=0.05), RunLock(run, poll=0.05):  # nothing to wait for
+        pass
+    assert "this filesystem has no file locks" in caplog.text
+    assert [p.name for p in tmp_path.iterdir()] in ([], [".seed-0.lock"])  # no soft marker left
+
+
 # ----------------------------------------------------------------------------- killed workers
 
 

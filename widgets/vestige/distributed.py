@@ -24,6 +24,7 @@ with) waits for it and then reuses the finished run.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -70,6 +71,8 @@ def scheduler_from_env(value: str | None = None, environ=os.environ) -> str | No
 # ----------------------------------------------------------------------------- run locks
 
 _ONE_TASK = threading.Lock()  # torch's RNG and thread count are per process: one task at a time
+#: what flock says on a filesystem without (working) locks
+NO_LOCKS = (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP)
 
 
 def lock_path(run_dir: str | os.PathLike) -> Path:
@@ -90,11 +93,11 @@ class RunLock:
         self.run_dir = Path(run_dir)
         self.path = lock_path(run_dir)
         self.poll = poll
-        self._lock = FileLock(self.path)
+        # no soft (lock-file) fallback: a killed holder's marker would block its retry
+        self._lock = FileLock(self.path, fallback_to_soft=False)
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        last = holder(self.run_dir)  # read first: filelock 3 empties the file when it opens it
         try:
             try:
                 self._lock.acquire(timeout=0)
@@ -102,10 +105,12 @@ class RunLock:
                 log.warning(
                     "%s is being written by %s; waiting for it",
                     self.run_dir,
-                    last or "another task",
+                    holder(self.run_dir) or "another task",
                 )
                 self._lock.acquire(poll_interval=self.poll)
-        except NotImplementedError as err:  # a filesystem without locks: say so, go on unlocked
+        except OSError as err:
+            if err.errno not in NO_LOCKS:
+                raise
             log.warning(
                 "cannot lock %s (%s): this filesystem has no file locks, so "
                 "nothing stops two tasks writing the run at once",
