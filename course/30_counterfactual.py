@@ -160,7 +160,7 @@ deltas = [
     for r in per_seed
     if "neuron-1T" in r["conditions"]
 ]
-verdict = study["comparisons"]["neuron-1T"]["verdict"]
+verdict = study["conditions"]["neuron-1T"]["verdict"]
 try:
     low, high = paired_interval(deltas)
     print(

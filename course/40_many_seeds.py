@@ -52,7 +52,7 @@ if "control" in summary:
         f"{len(control['seeds'])} seeds."
     )
 print("Each seed was trained again under:")
-for name in summary["comparisons"]:
+for name in summary["conditions"]:
     print(f"  {name}: {CONDITION_NAMES[name].label}")
 
 # %% [markdown]
@@ -367,8 +367,8 @@ def paired_difference(
 
 whole = (
     "neuron-whole"
-    if "neuron-whole" in summary["comparisons"]
-    else next(iter(summary["comparisons"]))
+    if "neuron-whole" in summary["conditions"]
+    else next(iter(summary["conditions"]))
 )
 outcomes = {  # outcome: (unit, digits, words for an interval above / below 0)
     "final_loss": ("nats", 3, "higher", "lower"),
@@ -413,7 +413,7 @@ def signed(value) -> str:
     return "n/a" if value is None else f"{value:+.4f}"
 
 
-for name, comparison in summary["comparisons"].items():
+for name, comparison in summary["conditions"].items():
     d = comparison["delta_final_loss"]
     print(
         f"{CONDITION_NAMES[name].label}: {signed(d['mean'])} nats over {d['n']} seeds, "

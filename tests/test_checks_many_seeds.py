@@ -88,8 +88,8 @@ def study(tmp_path_factory):
 
 def test_the_fake_study_has_the_shape_the_notebook_reads(study):
     summary, results = load_study(study)
-    assert summary["n_seeds"] == 12 and set(summary["comparisons"]) == {"neuron-whole", "alpha-1"}
-    assert summary["comparisons"]["alpha-1"]["seeds"] == [s for s in range(12) if s != 3]
+    assert summary["n_seeds"] == 12 and set(summary["conditions"]) == {"neuron-whole", "alpha-1"}
+    assert summary["conditions"]["alpha-1"]["seeds"] == [s for s in range(12) if s != 3]
     assert any(r["base"]["transition"] is None for r in results)
     assert any(r["mechanism"]["settle_step"] is None for r in results)
 
@@ -102,7 +102,7 @@ def test_the_references_agree_with_the_kit_on_the_fake_study(study):
         peak, settle = many_seeds.reference_peak_and_settle(r["timeline"])
         assert peak == trained.effect.max()
         assert settle == settle_step(line, trained.effect.idxmax()) == r["mechanism"]["settle_step"]
-    for name, comparison in summary["comparisons"].items():
+    for name, comparison in summary["conditions"].items():
         for outcome in ("final_loss", "transition", "focus_loss"):
             mine, kit = (
                 many_seeds.reference_paired(results, name, outcome),
@@ -542,7 +542,7 @@ def paired_every_seed(results, condition, outcome):  # seeds without the conditi
 
 def paired_summarize(results, condition, outcome):
     s = summarize(vestige.preset("reference"), results, (condition,), 0)
-    d = s["comparisons"][condition][f"delta_{outcome}"]
+    d = s["conditions"][condition][f"delta_{outcome}"]
     return d["mean"], d["low"], d["high"]
 
 
@@ -658,7 +658,7 @@ def test_many_seeds_submissions_are_graded_in_the_sandbox(study, tmp_path):
                 "def paired_difference": (
                     "    deltas = []",
                     (
-                        "    d = summary['comparisons'][condition]"
+                        "    d = summary['conditions'][condition]"
                         "['delta_' + outcome]\n    return d['mean'], d['low'], d['high']"
                     ),
                 ),

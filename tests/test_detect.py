@@ -104,3 +104,42 @@ def test_detect_on_a_run_judges_every_neuron_with_reasons(tiny_run):
     assert (found.timelines.effect_low <= found.timelines.effect).all()
     assert (found.timelines.effect <= found.timelines.effect_high).all()
     assert found.summary().startswith("seed 0:")
+
+
+def test_each_neuron_is_judged_on_its_own_crutch_against_its_floor():
+    from vestige.detect import judge_all
+
+    def crutch_line(neuron, positions, effect):
+        table = line(effect=effect).assign(neuron=neuron, layer=0, positions=positions)
+        table["unit"] = f"L0N{neuron}"
+        table["preferred_class"] = positions
+        return table
+
+    lines = pd.concat(
+        [
+            crutch_line(1, "trigger_0", PASSING["effect"]),  # peak 0.40
+            crutch_line(2, "trigger_1", PASSING["effect"]),
+        ]
+    )
+    floors = {"trigger_0": 0.1, "trigger_1": 0.25}  # 0.40 < 2 x 0.25: crutch 1 is noisier
+    focus = ("trigger_0", "trigger_1")
+    judged = judge_all(lines, Criteria(), floors, focus).set_index("unit")
+    assert judged.loc["L0N1", "vestigial"] and judged.loc["L0N1", "init_floor"] == 0.1
+    assert judged.loc["L0N2", "failed"] == ["above_init"]
+    # the stricter floor over every crutch: both fail
+    strict = judge_all(lines, Criteria(floor="all"), floors, focus).set_index("unit")
+    assert not strict["vestigial"].any() and (strict["init_floor"] == 0.25).all()
+    # a neuron preferring another crutch's positions at the end fails prefers_focus
+    odd = crutch_line(3, "trigger_0", PASSING["effect"])
+    odd.loc[odd.index[-1], "preferred_class"] = "trigger_1"
+    assert judge_all(odd, Criteria(), floors, focus).iloc[0]["failed"] == ["prefers_focus"]
+
+
+def test_the_bar_quantile_is_a_criteria_setting():
+    table = line(selectivity=0.70).assign(untrained_p95=0.60, untrained_matched_p95=0.2)
+    table["untrained_p999"], table["untrained_matched_p999"] = 0.80, 0.4
+    assert judge(table, Criteria(bar="p95"), 0.1, "trigger")["vestigial"]
+    assert judge(table, Criteria(), 0.1, "trigger")["vestigial"]  # 0.70 > p99 0.65
+    assert judge(table, Criteria(bar="p999"), 0.1, "trigger")["failed"] == ["selective"]
+    with pytest.raises(ValueError, match="bar"):
+        Criteria(bar="p50")

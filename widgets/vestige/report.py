@@ -28,6 +28,8 @@ def write_report(
         atomic_write(folder / f"{name}.json", text + "\n")
     labels = {n: c["label"] for n, c in summary["conditions"].items()}
     figures = write_figures(results, folder, labels)
+    for part in (summary.get("map") or {}).values():
+        figures += part.get("figures", [])
     sections = [
         _headline(summary),
         _sweep(summary),
@@ -37,6 +39,7 @@ def write_report(
         _first_copy(summary),
         _suppression(summary),
         _pool(summary),
+        _map(summary),
         _literature(summary),
         _blind_spots(summary),
         "## Figures\n\n" + "\n".join(f"![{name}]({name}.png)" for name in figures),
@@ -360,6 +363,37 @@ def _pool(s: dict) -> str:
             f"| {c['label']} | {len(c['seeds'])} | {_ci(c['delta_final_loss'])} | "
             f"{_ci(c['delta_mean_selectivity'], 2)} | {_p(c['p_holm'])} | {c['verdict']} |"
         )
+    return "\n".join(rows)
+
+
+def _map(s: dict) -> str:
+    maps = s.get("map") or {}
+    if not any("run" in m for m in maps.values()):
+        return ""
+    rows = [
+        "## Training map",
+        "",
+        "A Gaussian hidden Markov model over per-checkpoint statistics of every seed (weight "
+        "norms, L1/L2 ratio, spectral norms, per-class losses, stage probabilities; Hu, Chen, "
+        "Saphra & Cho, TMLR 2023), 1-8 states, chosen by BIC. Z-scored per run as Hu et al. "
+        "do, seeds that differ only in timing can get states of their own; the same map on "
+        "one scale for every seed is the check on that. A detour is a state some seeds visit "
+        "and others never do.",
+        "",
+        "| seeds | scale | states (BIC) | at the 8-state ceiling | detour states | what the "
+        "detours show |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, part in maps.items():
+        for scale in ("run", "pooled"):
+            if scale not in part:
+                continue
+            m, d = part[scale]["map"], part[scale]["detours"]
+            rows.append(
+                f"| {name} | {'per run' if scale == 'run' else 'one scale'} | {m['n_states']} | "
+                f"{'yes' if m['at_ceiling'] else 'no'} | "
+                f"{', '.join(map(str, m['detour_states'])) or 'none'} | {d['verdict']} |"
+            )
     return "\n".join(rows)
 
 

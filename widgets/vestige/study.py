@@ -436,8 +436,37 @@ def run_study(
         summary["rates"] = catch_rates(part("study"), part("control"))
     if pool is not None:
         summary["pool"] = summarize_pool(pool[0], part("pool"))
-    write_report(summary, part("study"), Path(report) if report else out, search)
+    folder = Path(report) if report else out
+    summary["map"] = {"reference": study_map(part("study"), out / config.name, folder, "map")}
+    if control is not None:
+        summary["map"]["control"] = study_map(
+            part("control"), out / preset(control[0]).name, folder, "map_control"
+        )
+    write_report(summary, part("study"), folder, search)
     return summary
+
+
+def study_map(results: list[dict], out: Path, folder: Path, prefix: str) -> dict[str, Any]:
+    """The training map (Hu et al. 2023) of the unchanged runs of `results`, z-scored per run
+    as they do and, as a check on that choice, on one scale for every seed; its detours
+    against the copy transition and the detector's catches; its figures in `folder`."""
+    from vestige.map_charts import save_map_charts
+    from vestige.maps import detours, training_map
+
+    if len(results) < 3:
+        return {"skipped": f"{len(results)} seeds: a map needs at least 3"}
+    runs = [Run.open(out / "base" / f"seed-{r['seed']}") for r in results]
+    caught = {r["seed"]: bool(r["caught"]) for r in results}
+    out_map = {}
+    for normalize in ("run", "pooled"):
+        fitted = training_map(runs, seed=0, normalize=normalize)
+        out_map[normalize] = {
+            "map": fitted.summary(),
+            "detours": detours(fitted, caught=caught).summary(),
+        }
+        if normalize == "run":
+            out_map["figures"] = save_map_charts(fitted, folder, fitted.transitions, prefix)
+    return out_map
 
 
 def run_jobs(
