@@ -505,6 +505,11 @@ def unit_name(layer: int, neuron: int) -> str:
     return f"L{layer}N{neuron}"
 
 
+def head_name(layer: int, head: int) -> str:
+    """The name of attention head `head` of `layer` everywhere in the kit, e.g. "L1H3"."""
+    return f"L{layer}H{head}"
+
+
 def _keyed(table: pd.DataFrame, keys: dict) -> pd.DataFrame:
     for i, (name, value) in enumerate(keys.items()):
         table.insert(i, name, value)

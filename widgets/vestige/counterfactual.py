@@ -36,7 +36,7 @@ class Fork:
 
 def standard_forks(run: Run) -> dict[str, Fork]:
     """The course's forks of `run`, by name (see the module docstring)."""
-    from vestige.analysis import transition_step
+    from vestige.analysis import transition_step, unit_name
     from vestige.detect import control_neuron, detect, target_neuron
 
     found = detect(run)
@@ -59,7 +59,7 @@ def standard_forks(run: Run) -> dict[str, Fork]:
             "hold-control",
             at,
             (Suppress(layer, (control,), start=at, end=until),),
-            f"the never-needed L{layer}N{control} held the same way",
+            f"the never-needed {unit_name(layer, control)} held the same way",
         )
     return forks
 

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from vestige.analysis import Positions, cached_tables, unit_name
+from vestige.analysis import Positions, cached_tables, head_name, unit_name
 from vestige.detect import Detection, target_neuron
 from vestige.hooks import (
     EMBED,
@@ -154,7 +154,7 @@ def _heads(acts, tokens, focus, config, effect) -> pd.DataFrame:
                 {
                     "layer": layer,
                     "head": head,
-                    "unit": f"L{layer}H{head}",
+                    "unit": head_name(layer, head),
                     **{
                         f"effect_{k}": v
                         for k, v in effect([(head_z(layer), _hold(head, mean))]).items()
@@ -213,7 +213,7 @@ def _attribution(model, acts, tokens, focus, config) -> pd.DataFrame:
         margins = margin_contributions(model, vectors, scale, target).mean(0)  # [k]
         if key.startswith("heads"):
             layer = int(key[5:])
-            names = [(f"L{layer}H{h}", "head", layer) for h in range(len(margins))]
+            names = [(head_name(layer, h), "head", layer) for h in range(len(margins))]
         elif key.startswith("mlp"):
             layer = int(key[3:])
             names = [(unit_name(layer, n), "neuron", layer) for n in range(len(margins))]
