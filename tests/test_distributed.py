@@ -201,7 +201,7 @@ class Killer(threading.Thread):
 
     def try_kill(self, run: Path) -> bool:
         checkpoints = sorted(run.glob("checkpoints/step-*.safetensors"))
-        latest = run / vestige.training.LATEST
+        latest = vestige.runs.latest_state_path(run)
         if not 2 <= len(checkpoints) < self.total or not latest.exists():
             return False
         owner = holder(run)

@@ -37,6 +37,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from vestige.runs import seed_dir
     from vestige.training import train
 
     config = _config(args)
@@ -47,7 +48,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         train(
             config,
             seed,
-            Path(args.out) / f"seed-{seed}",
+            seed_dir(args.out, seed),
             resume=args.resume,
             progress=not args.quiet,
         )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vestige.config import Suppress
-from vestige.runs import Run
+from vestige.runs import Run, seed_dir
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def standard_forks(run: Run) -> dict[str, Fork]:
 
 def fork_dir(root: str | os.PathLike, run: Run, name: str) -> Path:
     """Where the fork `name` of `run` lives under `root`: ROOT/<preset>/seed-K/<name>."""
-    return Path(root) / run.config.name / f"seed-{run.seed}" / name
+    return seed_dir(Path(root) / run.config.name, run.seed) / name
 
 
 def run_forks(run: Run, root: str | os.PathLike, progress: bool = True) -> dict[str, Run]:

@@ -45,6 +45,7 @@ from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from vestige.config import RunConfig
+from vestige.runs import lock_path, seed_dir
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +74,6 @@ def scheduler_from_env(value: str | None = None, environ=os.environ) -> str | No
 _ONE_TASK = threading.Lock()  # torch's RNG and thread count are per process: one task at a time
 #: what flock says on a filesystem without (working) locks
 NO_LOCKS = (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP)
-
-
-def lock_path(run_dir: str | os.PathLike) -> Path:
-    """The lock file of a run directory: beside it, hidden, so `Runs.open` never sees it."""
-    run_dir = Path(run_dir)
-    return run_dir.parent / f".{run_dir.name}.lock"
 
 
 class RunLock:
@@ -149,7 +144,7 @@ def _writing(run_dir: Path) -> Iterator[None]:
 
 def run_dir(out: str | os.PathLike, name: str, seed: int) -> Path:
     """Where `vestige.study.study_seed` puts a seed's run: OUT/<base|condition>/seed-K."""
-    return Path(out) / name / f"seed-{seed}"
+    return seed_dir(Path(out) / name, seed)
 
 
 @dataclass(frozen=True)

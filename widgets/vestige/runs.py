@@ -83,7 +83,37 @@ def _full_disk_says_what_to_do(path: Path):
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
+    """The weights at checkpoint `step`."""
     return Path(run_dir) / "checkpoints" / f"step-{step:06d}.safetensors"
+
+
+def state_path(run_dir: Path, step: int) -> Path:
+    """The training state saved at checkpoint `step` (what `fork` starts from)."""
+    return Path(run_dir) / "state" / f"step-{step:06d}.safetensors"
+
+
+def latest_state_path(run_dir: Path) -> Path:
+    """The latest training state, for resuming an interrupted run."""
+    return Path(run_dir) / "state" / "latest.safetensors"
+
+
+def analysis_dir(run_dir: Path, prefix: str = "") -> Path:
+    """Where a run's derived tables are cached (`prefix`: a subfolder, e.g. a mechanism's)."""
+    return Path(run_dir) / "analysis" / prefix
+
+
+SEED_GLOB = "seed-*"  # the run directories of a folder of seeds (`seed_dir`)
+
+
+def seed_dir(folder: Path, seed: int) -> Path:
+    """The run directory of `seed` in a folder of seeds (what `Runs.open` reads)."""
+    return Path(folder) / f"seed-{seed}"
+
+
+def lock_path(run_dir: Path) -> Path:
+    """The lock file of a run directory: beside it, hidden, so `Runs.open` never sees it."""
+    run_dir = Path(run_dir)
+    return run_dir.parent / f".{run_dir.name}.lock"
 
 
 def shared_path(run_dir: Path, name: str) -> Path:
@@ -277,7 +307,7 @@ class Runs:
     @classmethod
     def open(cls, path: str | os.PathLike) -> Runs:
         path = Path(path)
-        dirs = sorted(p for p in path.glob("seed-*") if (p / "config.json").exists())
+        dirs = sorted(p for p in path.glob(SEED_GLOB) if (p / "config.json").exists())
         if not dirs:
             if (path / "config.json").exists():
                 run = Run.open(path)

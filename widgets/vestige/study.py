@@ -25,6 +25,7 @@ import pandas as pd
 from vestige.conditions import CONDITION_NAMES, POOL_CONDITIONS
 from vestige.config import RunConfig, preset
 from vestige.detect import Criteria, Detection, control_neuron, detect, target_neuron
+from vestige.distributed import run_dir
 from vestige.mechanism import target_subject
 from vestige.runs import Run
 from vestige.stats import mean_ci
@@ -108,7 +109,7 @@ def study_base(
     import torch
 
     torch.set_num_threads(threads)
-    base = ensure_run(config, seed, out / "base" / f"seed-{seed}", progress=False)
+    base = ensure_run(config, seed, run_dir(out, "base", seed), progress=False)
     found = detect(base, criteria)
     target = target_neuron(found)
     result: dict[str, Any] = {
@@ -191,7 +192,7 @@ def condition_runs(
         if interventions is not None:
             runs[name] = (
                 config.replace(interventions=interventions),
-                Path(out) / name / f"seed-{seed}",
+                run_dir(out, name, seed),
                 interventions,
             )
     return runs
@@ -455,7 +456,7 @@ def study_map(results: list[dict], out: Path, folder: Path, prefix: str) -> dict
 
     if len(results) < 3:
         return {"skipped": f"{len(results)} seeds: a map needs at least 3"}
-    runs = [Run.open(out / "base" / f"seed-{r['seed']}") for r in results]
+    runs = [Run.open(run_dir(out, "base", r["seed"])) for r in results]
     caught = {r["seed"]: bool(r["caught"]) for r in results}
     out_map = {}
     for normalize in ("run", "pooled"):

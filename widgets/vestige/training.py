@@ -27,23 +27,18 @@ from vestige.runs import (
     Run,
     RunError,
     checkpoint_path,
+    latest_state_path,
     load_safetensors,
     read_config,
     read_metrics,
     save_safetensors,
+    state_path,
     write_config,
     write_metrics,
 )
 from vestige.task import Batch, Task, make_task
 
-STATE_DIR = Path("state")
-LATEST = STATE_DIR / "latest.safetensors"
 RESTART_HINT = "Delete the state/ folder to restart this run from step 0."
-
-
-def state_path(run_dir: Path, step: int) -> Path:
-    """The training state saved at checkpoint `step` (what `fork` starts from)."""
-    return Path(run_dir) / STATE_DIR / f"step-{step:06d}.safetensors"
 
 
 def train(
@@ -130,7 +125,7 @@ def fork(
             target = path(out, step)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path(parent.path, step), target)
-    shutil.copyfile(state_path(parent.path, at), out / LATEST)
+    shutil.copyfile(state_path(parent.path, at), latest_state_path(out))
     write_metrics(
         out,
         [
@@ -160,9 +155,9 @@ def _prepare_dir(config: RunConfig, seed: int, out: Path, resume: bool) -> int:
             f"{out} holds a run of another config or seed (seed {existing_seed}); "
             "resume it with its own config (`--config DIR/config.json`) or choose another --out"
         )
-    if not (out / LATEST).exists():
+    if not latest_state_path(out).exists():
         return 0
-    _, meta = load_safetensors(out / LATEST, RESTART_HINT)
+    _, meta = load_safetensors(latest_state_path(out), RESTART_HINT)
     return int(meta["step"])
 
 
@@ -194,7 +189,7 @@ class Session:
         )
         session = cls(config, out, task, task.eval_batch(config.task.eval_size), model, optimizer)
         if start > 0:
-            session.load_state(out / LATEST)
+            session.load_state(latest_state_path(out))
             session.records = [
                 r
                 for r in read_metrics(out)
@@ -210,7 +205,7 @@ class Session:
         if step in self.config.checkpoint_steps:
             self.checkpoint(step)
         elif force or step % self.config.train.state_every == 0:
-            self.save_state(step, self.out / LATEST)
+            self.save_state(step, latest_state_path(self.out))
 
     @torch.no_grad()
     def checkpoint(self, step: int) -> None:
@@ -231,7 +226,7 @@ class Session:
         self.model.train()
         self.records.append(record)
         self.save_state(step, state_path(self.out, step))
-        self.save_state(step, self.out / LATEST)
+        self.save_state(step, latest_state_path(self.out))
 
     def save_state(self, step: int, path: Path) -> None:
         """Everything needed to continue from `step`, then the metrics up to it."""
