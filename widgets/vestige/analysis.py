@@ -34,7 +34,7 @@ from vestige.metrics import (
     selectivity_index,
     shuffled_selectivity,
 )
-from vestige.runs import Run, atomic_write, checkpoint_path, shared_path
+from vestige.runs import Run, analysis_dir, atomic_write, shared_path
 from vestige.stats import ratio_interval, resample_counts
 
 ANALYSIS_VERSION = 4
@@ -87,9 +87,9 @@ def cached_tables(
 ) -> dict[str, pd.DataFrame]:
     """Tables `names` of `run` from its analysis folder when they were computed with these
     `settings` from the checkpoints on disk now; else `compute()` them and cache them."""
-    files = [[step, *_stat(checkpoint_path(run.path, step))] for step in run.steps]
+    files = [[step, *run.checkpoint_id(step)] for step in run.steps]
     manifest = json.loads(json.dumps({**settings, "checkpoints": files}))  # as it reads back
-    folder = run.path / "analysis" / prefix
+    folder = analysis_dir(run.path, prefix)
     manifest_path = folder / "manifest.json"
     if manifest_path.exists() and json.loads(manifest_path.read_text()) == manifest:
         try:
@@ -103,11 +103,6 @@ def cached_tables(
         atomic_write(folder / f"{name}.parquet", buffer.getvalue())
     atomic_write(manifest_path, json.dumps(manifest, indent=1))
     return tables
-
-
-def _stat(path) -> list[int]:
-    stat = path.stat()
-    return [stat.st_size, stat.st_mtime_ns]
 
 
 def _compute(run: Run, spec: AnalysisSpec, progress: bool) -> dict[str, pd.DataFrame]:
@@ -210,14 +205,10 @@ def untrained_baseline(run: Run, n_models: int) -> pd.DataFrame:
     by token identity make untrained neurons selective too; this, not a shuffled-label
     baseline, is the bar a trained neuron must clear. It depends on the task and the model
     only, so it is computed once per configuration and shared by every seed of it (cached
-    beside the runs, see `vestige.runs.shared_path`)."""
-    config = run.config
-    key = {
-        "version": ANALYSIS_VERSION,
-        "task": asdict(config.task),
-        "model": asdict(config.model),
-        "n_models": n_models,
-    }
+    beside the runs, see `vestige.runs.shared_path`). The run says how untrained models like
+    its own are made and what they depend on (`untrained_model`, `untrained_probe`,
+    `untrained_key`: the kit's model for a kit run, `from_config` for a suite)."""
+    key = {"version": ANALYSIS_VERSION, **run.untrained_key(), "n_models": n_models}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = shared_path(run.path, f"untrained-{digest}.parquet")
     if path.exists():
@@ -225,25 +216,21 @@ def untrained_baseline(run: Run, n_models: int) -> pd.DataFrame:
             return pd.read_parquet(path)
         except (OSError, ValueError):
             pass  # a damaged cache is recomputed below
-    table = _untrained(config, n_models)
+    table = _untrained(run, n_models)
     buffer = io.BytesIO()
     table.to_parquet(buffer, index=False)
     atomic_write(path, buffer.getvalue())
     return table
 
 
-def _untrained(config, n_models: int) -> pd.DataFrame:
-    from vestige.model import build_model
-    from vestige.task import make_task
-
-    task = make_task(config.task.name, config.task.params, UNTRAINED_SEED)
-    batch = task.eval_batch(config.task.eval_size)
+def _untrained(run: Run, n_models: int) -> pd.DataFrame:
+    task, batch = run.untrained_probe(UNTRAINED_SEED)
     positions = Positions.of_batch(batch, task)
-    n_layers, n_classes = config.model.n_layers, len(task.class_names)
+    n_layers, n_classes = run.config.model.n_layers, len(task.class_names)
     si: dict[int, list[torch.Tensor]] = {layer: [] for layer in range(n_layers)}
     matched: dict[tuple[int, str], list[torch.Tensor]] = {}
     for k in range(n_models):
-        model = build_model(config, UNTRAINED_SEED + k).eval()
+        model = run.untrained_model(UNTRAINED_SEED + k).eval()
         _, acts = cache_activations(model, batch.tokens, [mlp_post(i) for i in range(n_layers)])
         for layer in range(n_layers):
             measured = selectivities(acts[mlp_post(layer)], batch.labels, n_classes, positions)

@@ -38,6 +38,14 @@ POS_EMBED = "pos_embed.hook_out"  # position embeddings, [batch, seq, d_model]
 FINAL_SCALE = "ln_final.hook_scale"  # the final LayerNorm's divisor, [batch, seq, 1]
 
 
+def embedding_hooks(model) -> dict[str, str]:
+    """{component: hook name} of what the embeddings add to the residual stream: the token
+    embedding, and the position embedding where the model adds one (a rotary model such as
+    GPT-NeoX / Pythia rotates queries and keys instead, and has no `POS_EMBED`)."""
+    names = {"embed": EMBED, "pos_embed": POS_EMBED}
+    return {part: name for part, name in names.items() if name in model.hook_dict}
+
+
 @torch.no_grad()
 def cache_activations(
     model, tokens: torch.Tensor, names: Iterable[str]

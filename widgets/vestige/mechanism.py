@@ -27,11 +27,10 @@ from tqdm.auto import tqdm
 from vestige.analysis import Positions, cached_tables, head_name, unit_name
 from vestige.detect import Detection, target_neuron
 from vestige.hooks import (
-    EMBED,
     FINAL_SCALE,
-    POS_EMBED,
     attn_pattern,
     cache_activations,
+    embedding_hooks,
     head_outputs,
     head_z,
     logit_contributions,
@@ -106,7 +105,7 @@ def checkpoint_mechanism(
     model, run: Run, positions: Positions, subject: Subject
 ) -> dict[str, pd.DataFrame]:
     batch, config = run.eval_batch, run.config.model
-    names = [EMBED, POS_EMBED, FINAL_SCALE]
+    names = [*embedding_hooks(model).values(), FINAL_SCALE]
     names += [head_z(layer) for layer in range(config.n_layers)]
     names += [attn_pattern(layer) for layer in range(config.n_layers)]
     names += [mlp_post(layer) for layer in range(config.n_layers)]
@@ -138,7 +137,7 @@ def stage_rows(logits: torch.Tensor, stages: dict) -> pd.DataFrame:
         target = torch.as_tensor(token).expand(mask.shape)
         picked = probs.gather(-1, target[..., None])[..., 0]
         rows.append({"stage": name, "probability": float(picked[mask].mean())})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["stage", "probability"])  # none: a task without stages
 
 
 def _heads(acts, tokens, focus, config, effect) -> pd.DataFrame:
@@ -203,7 +202,7 @@ def _attribution(model, acts, tokens, focus, config) -> pd.DataFrame:
     """Each component's direct contribution to the target's logit margin on focus positions."""
     scale = acts[FINAL_SCALE][focus]  # [n, 1]
     target = torch.nn.functional.pad(tokens[:, 1:], (0, 1))[focus]  # [n]
-    parts = {"embed": acts[EMBED][focus][:, None], "pos_embed": acts[POS_EMBED][focus][:, None]}
+    parts = {part: acts[name][focus][:, None] for part, name in embedding_hooks(model).items()}
     for layer in range(config.n_layers):
         parts[f"heads{layer}"] = head_outputs(model, layer, acts[head_z(layer)])[focus]
         w_out = mlp_out_weight(model, layer)  # [d_model, d_mlp]

@@ -22,9 +22,10 @@ import re
 import tempfile
 from collections import OrderedDict
 from contextlib import contextmanager
+from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 import torch
@@ -206,6 +207,42 @@ def _version(dist: str) -> str:
         return "unknown"
 
 
+@runtime_checkable
+class RunProtocol(Protocol):
+    """What analysis, `detect`, the mechanism tables and the explorer read from a run: the
+    kit's own `Run` (a run directory) and a checkpoint suite (`vestige.suites.SuiteRun`)
+    both have it. `path` is a local folder where derived tables are cached; `task` names the
+    classes of `eval_batch`'s labels (`class_names`, `focus_classes`, `transition_class`,
+    `focus_metric`, `stages(batch)`); `config.model` has `n_layers`, `n_heads`, `d_mlp`."""
+
+    path: Path
+    seed: int
+    config: Any
+    task: Any
+    eval_batch: Batch
+
+    @property
+    def steps(self) -> list[int]: ...
+
+    @property
+    def metrics(self) -> pd.DataFrame: ...
+
+    def model_at(self, step: int): ...
+
+    def checkpoint_id(self, step: int) -> list:
+        """What identifies the weights of checkpoint `step` (plain JSON): when it changes,
+        tables derived from the checkpoint are stale."""
+
+    def untrained_key(self) -> dict:
+        """What the untrained baseline depends on (plain JSON; its cache key)."""
+
+    def untrained_probe(self, seed: int) -> tuple[Any, Batch]:
+        """(task, evaluation batch) untrained models are measured on, made from `seed`."""
+
+    def untrained_model(self, seed: int):
+        """A fresh initialisation of the run's model from `seed` (a TransformerBridge)."""
+
+
 class Run:
     """One seed of one config, opened from its directory. Use `Run.open(path)`."""
 
@@ -261,6 +298,24 @@ class Run:
             f"Move the run away and retrain it: `vestige train --config {self.path / 'config.json'} "
             f"--seed {self.seed} --out NEW_DIR`."
         )
+
+    def checkpoint_id(self, step: int) -> list:
+        """The checkpoint file's size and modification time (see `RunProtocol`)."""
+        stat = checkpoint_path(self.path, step).stat()
+        return [stat.st_size, stat.st_mtime_ns]
+
+    def untrained_key(self) -> dict:
+        """The task and model configs: every seed of a configuration shares its baseline."""
+        return {"task": asdict(self.config.task), "model": asdict(self.config.model)}
+
+    def untrained_probe(self, seed: int) -> tuple[Task, Batch]:
+        task = make_task(self.config.task.name, self.config.task.params, seed)
+        return task, task.eval_batch(self.config.task.eval_size)
+
+    def untrained_model(self, seed: int):
+        from vestige.model import build_model
+
+        return build_model(self.config, seed)
 
     def model_at(self, step: int):
         """The model as it was at checkpoint `step` (in eval mode, cached)."""

@@ -170,9 +170,9 @@ def as_tables(source: Any) -> ExplorerTables:
     ``source.explorer_tables()``."""
     if isinstance(source, ExplorerTables):
         return source
-    from vestige.runs import Run, Runs
+    from vestige.runs import Runs
 
-    if isinstance(source, (Run, Runs)):
+    if isinstance(source, Runs) or hasattr(source, "model_at"):  # a run of any kind, or seeds
         return explorer_tables(source)
     return source.explorer_tables()
 
@@ -193,12 +193,11 @@ def explorer_tables(runs, spec=None, criteria=None, progress: bool = False) -> E
     """The explorer's tables for a Run or Runs: `analyze` (cached) and `detect` per seed."""
     from vestige.analysis import AnalysisSpec
     from vestige.detect import Criteria
-    from vestige.runs import Run
 
     spec = AnalysisSpec() if spec is None else spec
     criteria = Criteria() if criteria is None else criteria
     parts: dict[str, list[pd.DataFrame]] = {name: [] for name in COLUMNS}
-    for run in [runs] if isinstance(runs, Run) else list(runs):
+    for run in [runs] if hasattr(runs, "model_at") else list(runs):
         for name, table in run_tables(run, spec, criteria, progress).items():
             parts[name].append(table)
     return ExplorerTables(**{name: pd.concat(p, ignore_index=True) for name, p in parts.items()})
@@ -216,6 +215,9 @@ def run_tables(run, spec, criteria, progress: bool = False) -> dict[str, pd.Data
     neurons = own_effects(tables["neurons"], tables["ablation"], verdicts, spec.modes[0])
     metrics = run.metrics
     train = metrics[metrics["split"] == "train"]
+    logged = not train.empty  # a suite without a training log has only its checkpoints'
+    if not logged:  # losses (split "eval"): those are drawn, and no transition is marked
+        train = metrics[metrics["split"] == "eval"]
     keep = ["step", "loss", "accuracy", *(c for c in train.columns if c.startswith("loss_"))]
     transition_metric = f"loss_{run.task.transition_class}"
     return {
@@ -224,7 +226,7 @@ def run_tables(run, spec, criteria, progress: bool = False) -> dict[str, pd.Data
         "transitions": pd.DataFrame(
             {
                 "seed": [run.seed],
-                "step": [transition_step(run)],
+                "step": [transition_step(run) if logged else float("nan")],
                 "metric": [transition_metric if transition_metric in train else "loss"],
             }
         ),
