@@ -12,6 +12,9 @@ import vestige
 # Tiny models run fastest on one thread, and CI machines are shared.
 torch.set_num_threads(1)
 os.environ.setdefault("VESTIGE_STRICT_CHECKS", "1")
+# Tests never reach the Hugging Face hub (set before anything imports huggingface_hub, which
+# reads it once; notebook kernels inherit it): a suite is opened from local files only.
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 @pytest.fixture(scope="session")
