@@ -200,9 +200,14 @@ def outcomes_at(
     if bool(where[:, -1].any()):
         raise ValueError("the last position predicts nothing: it cannot be wanted")
     target = tokens.gather(1, (rows + 1).clamp(max=tokens.shape[1] - 1))
-    loss = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
-    correct = (logits.argmax(-1) == target).to(loss.dtype)
-    margin = logits.gather(-1, target[..., None])[..., 0] - logits.mean(-1)
+    # the cross-entropy and the correctness from one max over the vocabulary (amax: several
+    # times faster than argmax or F.cross_entropy here); correct means the target's logit is
+    # the largest, so an exact tie (which float rounding decides anyway) counts as correct
+    top = logits.amax(-1)
+    picked = logits.gather(-1, target[..., None])[..., 0]
+    loss = (logits - top[..., None]).exp_().sum(-1).log_().add_(top).sub_(picked)
+    correct = (picked >= top).to(loss.dtype)
+    margin = picked - logits.mean(-1)
     keep = where.gather(1, rows).to(loss.dtype)
     out = []
     for value in (loss, correct, margin):
