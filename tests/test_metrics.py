@@ -1,3 +1,4 @@
+import pytest
 import torch
 from vestige.hooks import mlp_post, set_neurons
 from vestige.metrics import (
@@ -106,3 +107,115 @@ def test_the_last_block_at_some_rows_equals_the_full_block():
         some = run_from(model, 1, cache[resid_post(0)], rows)
     expected = full.gather(1, rows[..., None].expand(-1, -1, full.shape[-1]))
     assert some.shape == expected.shape and torch.allclose(some, expected, atol=1e-5)
+
+
+def small_model(n_layers: int, dtype=torch.float64, seed: int = 1, **fields):
+    """A fresh model of the tiny preset's shape with `n_layers` blocks and larger initial
+    weights (so every ablation moves the loss), in `dtype`, and 32 evaluation sequences of its
+    task. `fields` override the TransformerLens config (e.g. positional_embedding_type)."""
+    import dataclasses
+    from unittest import mock
+
+    from vestige import model as model_module
+    from vestige.config import preset
+    from vestige.task import make_task
+
+    config = preset("tiny")
+    config = config.replace(
+        model=dataclasses.replace(config.model, n_layers=n_layers, init_range=0.5)
+    )
+    make_config = model_module.bridge_config
+
+    def bridge_config(*args):
+        cfg = make_config(*args)
+        for name, value in fields.items():
+            setattr(cfg, name, value)
+        return cfg
+
+    with mock.patch.object(model_module, "bridge_config", bridge_config):
+        model = model_module.build_model(config, seed).eval().to(dtype)
+    return model, make_task(config.task.name, config.task.params, seed).eval_batch(32)
+
+
+def hooked_outcomes(model, batch, layer: int, neuron: int, value):
+    """Loss, correctness and margin [batch, seq] of one hooked forward pass with `neuron`
+    held at `value` (a number, or [batch, seq] for resampling)."""
+    value = value[..., None] if torch.is_tensor(value) and value.dim() == 2 else value
+    hook = set_neurons([neuron], value)
+    with torch.no_grad():
+        logits = model.run_with_hooks(batch.tokens, fwd_hooks=[(mlp_post(layer), hook)])
+    return (*per_position_loss(logits, batch.tokens), logit_margin(logits, batch.tokens))
+
+
+def assert_ablations_match_hooked_forwards(model, batch, layer: int, atol: float) -> float:
+    """ablate_neurons (all modes, with and without `where`) against one hooked forward per
+    neuron; returns the largest change of the loss any ablation made."""
+    _, cache = model.run_with_cache(batch.tokens, names_filter=[mlp_post(layer)])
+    acts = cache[mlp_post(layer)]
+    clean = per_position_loss(model(batch.tokens), batch.tokens)[0]
+    moved = 0.0
+    for mode in ("mean", "zero", "resample"):
+        values = ablation_values(acts, mode)
+        for where in (batch.loss_mask, None):
+            got = ablate_neurons(model, batch, layer, range(acts.shape[-1]), values, where=where)
+            wanted = torch.ones_like(batch.loss_mask) if where is None else where
+            for neuron in range(acts.shape[-1]):
+                loss, correct, margin = hooked_outcomes(model, batch, layer, neuron, values[neuron])
+                context = (layer, mode, where is None, neuron)
+                assert torch.allclose(got.loss[neuron][wanted], loss[wanted], atol=atol), context
+                assert torch.allclose(got.margin[neuron][wanted], margin[wanted], atol=10 * atol)
+                assert torch.equal(got.correct[neuron][wanted], correct[wanted]), context
+                assert not got.loss[neuron][~wanted].any(), context
+                moved = max(moved, (loss - clean)[wanted].abs().max().item())
+    return moved
+
+
+@pytest.mark.parametrize("n_layers", [2, 3])
+@pytest.mark.parametrize("dtype, atol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+def test_the_rank_one_sweep_equals_one_hooked_forward_per_neuron(n_layers, dtype, atol):
+    """Every layer of a 2- and a 3-layer LayerNorm model: the ablation enters a block that is
+    not the last (3 layers, layer 0), the last block, or only ln_final and the unembedding.
+    In float64 the algebra must agree to 1e-10 (exact but for rounding); in float32 to 1e-5."""
+    from vestige.hooks import RankOneSweep
+
+    model, batch = small_model(n_layers, dtype)
+    for layer in range(n_layers):
+        assert RankOneSweep.covers(model, layer + 1)
+        assert assert_ablations_match_hooked_forwards(model, batch, layer, atol) > 0.05
+
+
+@pytest.mark.parametrize(
+    "fields, covered",
+    [
+        ({}, (True, True)),
+        ({"gated_mlp": True, "act_fn": "silu"}, (True, True)),  # the MLP runs as a module
+        ({"final_rms": True}, (True, False)),  # ln_final: an RMS norm, the blocks' LayerNorm
+        ({"normalization_type": "RMS"}, (False, False)),
+        ({"normalization_type": "LNPre"}, (False, False)),
+        ({"normalization_type": None}, (False, False)),
+        ({"positional_embedding_type": "rotary"}, (False, True)),
+        ({"n_key_value_heads": 1}, (False, True)),  # grouped keys
+    ],
+)
+def test_the_fast_path_runs_where_it_applies_and_the_passes_elsewhere(fields, covered, monkeypatch):
+    from vestige import metrics
+    from vestige.hooks import RankOneSweep
+
+    model, batch = small_model(2, **fields)
+    assert (RankOneSweep.covers(model, 1), RankOneSweep.covers(model, 2)) == covered
+    taken = []
+
+    class Spy(RankOneSweep):
+        def __init__(self, *args):
+            taken.append("sweep")
+            super().__init__(*args)
+
+    passes = metrics._ablate_by_passes
+    monkeypatch.setattr(metrics, "RankOneSweep", Spy)
+    monkeypatch.setattr(
+        metrics, "_ablate_by_passes", lambda *a: taken.append("passes") or passes(*a)
+    )
+    for layer in range(2):
+        taken.clear()
+        assert_ablations_match_hooked_forwards(model, batch, layer, 1e-10)
+        assert set(taken) == {"sweep" if covered[layer] else "passes"}, (layer, taken)

@@ -150,6 +150,154 @@ def _last_block_at(block, resid: torch.Tensor, rows: torch.Tensor) -> torch.Tens
     return out + native.mlp(native.ln2(out))
 
 
+def _leaf(module):
+    """The plain torch module under a TransformerLens bridge (the module itself if none)."""
+    while getattr(module, "original_component", None) is not None:
+        module = module.original_component
+    return module
+
+
+class _RankOneNorm:
+    """A LayerNorm, then linear maps, of resid + delta * direction for many directions, exactly.
+
+    With x = r + d w at one position (r the residual, w a direction, d a scalar),
+    x - mean(x) = r~ + d w~ (r~, w~ centred) and var(x) = var(r) + 2 d cov(r, w) + d^2 var(w),
+    so a linear map M (weight, bias) after a LayerNorm (gamma, beta, eps) gives
+
+        M(LN(x)) = A / sigma + (d / sigma) B + c,   sigma = sqrt(var(x) + eps),
+
+    A = (r~ * gamma) M^T shared by every direction, B = (w~ * gamma) M^T one vector per
+    direction, c = beta M^T + bias. Nothing per direction and position runs over d_model
+    but sigma, and that is three terms of which only cov(r, w) depends on both (one matmul for
+    every direction at once). Exact algebra: only float rounding differs from the LayerNorm.
+    """
+
+    def __init__(self, norm: torch.nn.LayerNorm, resid: torch.Tensor, directions: torch.Tensor):
+        """`resid` [batch, pos, d_model], `directions` [n, d_model]."""
+        centred = resid - resid.mean(-1, keepdim=True)
+        w = directions - directions.mean(-1, keepdim=True)
+        self.var = centred.pow(2).mean(-1)  # [batch, pos]
+        self.var_w = w.pow(2).mean(-1)  # [n]
+        self.cov2 = (2 / resid.shape[-1]) * torch.einsum("bpd,nd->nbp", centred, w)
+        self.eps = norm.eps
+        gamma = torch.ones_like(w[0]) if norm.weight is None else norm.weight
+        self.beta = torch.zeros_like(w[0]) if norm.bias is None else norm.bias
+        self.scaled, self.scaled_w = centred * gamma, w * gamma
+
+    def project(
+        self, weight: torch.Tensor, bias: torch.Tensor | None, rows: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A [batch, pos (or rows), out], B [n, out] and c [out] of the map x W^T + bias."""
+        scaled = self.scaled if rows is None else _gather_rows(self.scaled, rows)
+        c = self.beta @ weight.T
+        return scaled @ weight.T, self.scaled_w @ weight.T, c if bias is None else c + bias
+
+    def inv_sigma(self, n: int, delta: torch.Tensor) -> torch.Tensor:
+        """1 / sigma [batch, pos] of resid + delta * direction n (delta [batch, pos])."""
+        return torch.rsqrt(self.var + delta * (self.cov2[n] + delta * self.var_w[n]) + self.eps)
+
+
+def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """[..., pos, heads * d_head] -> [..., heads, pos, d_head], contiguous."""
+    return x.unflatten(-1, (heads, -1)).transpose(-3, -2).contiguous()
+
+
+class RankOneSweep:
+    """run_from(model, layer, resid + delta * directions[n], rows) for many directions n,
+    sharing what does not depend on n (n: e.g. each neuron of block layer - 1, ablated).
+
+    If block `layer` is a plain block behind a LayerNorm (see `covers`), its queries, keys
+    and values come from `_RankOneNorm`: no LayerNorm, W_Q, W_K or W_V pass per direction.
+    Attention, the rest of that block and the later blocks run per direction, at the query
+    rows only if nothing after mixes positions (the last block), else at every position. Past
+    the last block (layer == n_layers) the logits themselves are A / sigma + (d / sigma) B + c
+    through ln_final and the unembedding. Exact but for float rounding. Hooks on the modules
+    replaced by algebra (ln1, q, k, v, attention; ln_final and unembed past the last block)
+    do not run.
+    """
+
+    def __init__(
+        self, model, layer: int, resid: torch.Tensor, directions: torch.Tensor, rows: torch.Tensor
+    ):
+        """`resid` [batch, seq, d_model] enters block `layer`; `directions` [n, d_model];
+        `rows` [batch, m] (long): the query positions whose logits are wanted."""
+        self.model, self.layer, self.rows, self.directions = model, layer, rows, directions
+        self.n_layers = len(model.blocks)
+        if layer == self.n_layers:
+            self._prepare_unembedding(resid)
+        else:
+            self._prepare_block(model.blocks[layer], resid)
+
+    @staticmethod
+    def covers(model, layer: int) -> bool:
+        """Whether the sweep can start at block `layer`: a LayerNorm then a plain block
+        (`_plain_block`), or, past the last block, a LayerNorm then a linear unembedding."""
+        if layer == len(model.blocks):
+            final, unembed = _leaf(model.ln_final), _leaf(model.unembed)
+            return type(final) is torch.nn.LayerNorm and isinstance(unembed, torch.nn.Linear)
+        block = model.blocks[layer]
+        ln1 = _leaf(block.original_component.ln1)
+        return _plain_block(block) and type(ln1) is torch.nn.LayerNorm
+
+    def logits(self, n: int, delta: torch.Tensor) -> torch.Tensor:
+        """Logits [batch, m, vocab] at `rows` with delta [batch, seq] * directions[n] added."""
+        if self.layer == self.n_layers:
+            delta = delta.gather(1, self.rows)
+            inv = self.norm.inv_sigma(n, delta)[..., None]
+            a, b, c = self.unembedding
+            return torch.addcmul(c, inv, a).addcmul_(delta[..., None] * inv, b[n])
+        out = self._block_at_queries(n, delta)
+        if self.layer == self.n_layers - 1:
+            return self.model.unembed(self.model.ln_final(out))
+        return run_from(self.model, self.layer + 1, out, self.rows)
+
+    def _prepare_unembedding(self, resid: torch.Tensor) -> None:
+        self.norm = _RankOneNorm(
+            _leaf(self.model.ln_final), _gather_rows(resid, self.rows), self.directions
+        )
+        unembed = _leaf(self.model.unembed)
+        self.unembedding = self.norm.project(unembed.weight, unembed.bias)
+
+    def _prepare_block(self, block, resid: torch.Tensor) -> None:
+        self.native, self.attn = block.original_component, block.attn.original_component
+        batch, seq, _ = resid.shape
+        heads, last = self.attn.n_heads, self.layer == self.n_layers - 1
+        self.queries = self.rows if last else torch.arange(seq).expand(batch, -1)
+        self.norm = _RankOneNorm(_leaf(self.native.ln1), resid, self.directions)
+        k, v, q, o = (_leaf(getattr(self.attn, name)) for name in "kvqo")
+        # keys and values together: A [2, batch, head, seq, d_head], B [n, 2, 1, head, 1,
+        # d_head], c [2, 1, head, 1, d_head]
+        a, b, c = self.norm.project(torch.cat([k.weight, v.weight]), torch.cat([k.bias, v.bias]))
+        self.kv_a = a.unflatten(-1, (2, heads, -1)).permute(2, 0, 3, 1, 4).contiguous()
+        self.kv_b = b.view(len(self.directions), 2, 1, heads, 1, -1)
+        self.kv_c = c.view(2, 1, heads, 1, -1)
+        # queries at the query rows, scaled by 1 / attn.scale: [batch, head, m, d_head], ...
+        a, b, c = (x / self.attn.scale for x in self.norm.project(q.weight, q.bias, self.queries))
+        self.q_a = _heads(a, heads)
+        self.q_b, self.q_c = b.unflatten(-1, (heads, 1, -1)), c.view(heads, 1, -1)
+        future = torch.arange(seq)[None, None, :] > self.queries[:, :, None]
+        mask = torch.zeros(future.shape, dtype=resid.dtype).masked_fill(future, -torch.inf)
+        self.mask = mask[:, None]  # [batch, 1, m, seq]: added to the attention scores
+        self.w_o = o.weight
+        self.resid_o = _gather_rows(resid, self.queries) + (0 if o.bias is None else o.bias)
+
+    def _block_at_queries(self, n: int, delta: torch.Tensor) -> torch.Tensor:
+        """The block's output residual stream at its query rows, [batch, m, d_model]."""
+        inv = self.norm.inv_sigma(n, delta)
+        scaled = (delta * inv)[None, :, None, :, None]
+        kv = torch.addcmul(self.kv_c, inv[None, :, None, :, None], self.kv_a)
+        k, v = kv.addcmul_(scaled, self.kv_b[n])
+        inv_q, delta_q = inv.gather(1, self.queries), delta.gather(1, self.queries)
+        q = torch.addcmul(self.q_c, inv_q[:, None, :, None], self.q_a)
+        q = q.addcmul_((delta_q * inv_q)[:, None, :, None], self.q_b[n])
+        scores = torch.matmul(q, k.transpose(-2, -1)).add_(self.mask)
+        z = torch.matmul(torch.softmax(scores, -1), v).transpose(1, 2).flatten(2)
+        # resid + delta * direction + W_O z + b_O at the query rows, b_O already in resid_o
+        out = torch.addcmul(self.resid_o, delta_q[..., None], self.directions[n])
+        out = torch.addmm(out.flatten(0, 1), z.flatten(0, 1), self.w_o.T).view(out.shape)
+        return out + self.native.mlp(self.native.ln2(out))
+
+
 def hold_heads(heads: Sequence[int], mode: str) -> HookFn:
     """For `head_z`: hold heads at their current-batch mean (detached) or at zero."""
     index = torch.as_tensor(list(heads), dtype=torch.long)

@@ -13,7 +13,14 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from vestige.hooks import cache_activations, mlp_out_weight, mlp_post, resid_post, run_from
+from vestige.hooks import (
+    RankOneSweep,
+    cache_activations,
+    mlp_out_weight,
+    mlp_post,
+    resid_post,
+    run_from,
+)
 from vestige.task import Batch
 
 EPS = 1e-7
@@ -148,38 +155,81 @@ def ablate_neurons(
     [d, batch, seq], see `ablation_values`). `where` [batch, seq] (bool): only these
     positions are wanted (the others hold 0), which lets the last block skip the rest.
 
-    Batched and exact: a neuron's ablation changes the residual stream after its block by
+    Exact: a neuron's ablation changes the residual stream after its block by
     (value - activation) * W_out[:, neuron] and nothing before it, so the stream is cached
-    once and only the later blocks run, for several neurons per forward pass (at most
-    `max_sequences` sequences each). `cache` may hold those activations already (from
-    `cache_activations` with `mlp_post(layer)` and `resid_post(layer)`).
+    once and only the later blocks run. Where the next block allows it
+    (`RankOneSweep.covers`), that rank-one change goes through its LayerNorm and W_Q, W_K,
+    W_V algebraically, shared by every neuron; otherwise the later blocks run on the changed
+    stream, for several neurons per forward pass (at most `max_sequences` sequences each).
+    `cache` may hold the activations already (from `cache_activations` with
+    `mlp_post(layer)` and `resid_post(layer)`).
     """
     neurons = list(neurons)
     names = [mlp_post(layer), resid_post(layer)]
     if cache is None or not all(name in cache for name in names):
         cache = cache_activations(model, batch.tokens, names)[1]
     mlp, resid = cache[mlp_post(layer)], cache[resid_post(layer)]
-    w_out = mlp_out_weight(model, layer)
+    directions = mlp_out_weight(model, layer)[:, neurons].T
+    changes = _changes(mlp, values, neurons)  # [neurons, batch, seq]
+    if not RankOneSweep.covers(model, layer + 1):
+        return _ablate_by_passes(
+            model, batch, layer, resid, directions, changes, max_sequences, where
+        )
+    where = _predicting(batch.tokens) if where is None else where
+    rows = wanted_rows(where)
+    sweep = RankOneSweep(model, layer + 1, resid, directions, rows)
+    parts = [
+        outcomes_at(sweep.logits(i, change), batch.tokens, rows, where)
+        for i, change in enumerate(changes)
+    ]
+    return Ablated(*(torch.stack(part) for part in zip(*parts)))
+
+
+def _changes(mlp: torch.Tensor, values: torch.Tensor, neurons: list[int]) -> torch.Tensor:
+    """value - activation of each neuron, [neurons, batch, seq] (values [d] or [d, batch, seq])."""
+    index = torch.as_tensor(neurons, dtype=torch.long)
+    target = values[index].reshape(-1, 1, 1) if values.dim() == 1 else values[index]
+    return target - mlp[..., index].permute(2, 0, 1)
+
+
+def _predicting(tokens: torch.Tensor) -> torch.Tensor:
+    """Every position but the last (which predicts nothing), [batch, seq]."""
+    where = torch.ones(tokens.shape, dtype=torch.bool)
+    where[:, -1] = False
+    return where
+
+
+def _ablate_by_passes(
+    model,
+    batch: Batch,
+    layer: int,
+    resid: torch.Tensor,
+    directions: torch.Tensor,
+    changes: torch.Tensor,
+    max_sequences: int,
+    where: torch.Tensor | None,
+) -> Ablated:
+    """`ablate_neurons` by forward passes of the later blocks on the changed stream, for
+    several neurons per pass (any model)."""
     rows = None if where is None else wanted_rows(where)
     per_pass = max(1, max_sequences // len(batch))
     parts: list[Ablated] = []
-    for start in range(0, len(neurons), per_pass):
-        group = torch.as_tensor(neurons[start : start + per_pass])
-        target = values[group].reshape(len(group), 1, 1) if values.dim() == 1 else values[group]
-        change = target - mlp[..., group].permute(2, 0, 1)  # [group, batch, seq]
-        stream = resid[None] + change[..., None] * w_out[:, group].T[:, None, None, :]
-        tokens = batch.tokens.repeat(len(group), 1)
+    for start in range(0, len(changes), per_pass):
+        change, direction = changes[start : start + per_pass], directions[start : start + per_pass]
+        stream = resid[None] + change[..., None] * direction[:, None, None, :]
+        stream = stream.reshape(-1, *resid.shape[1:])
+        tokens = batch.tokens.repeat(len(change), 1)
         if rows is None:
-            logits = run_from(model, layer + 1, stream.reshape(-1, *resid.shape[1:]))
+            logits = run_from(model, layer + 1, stream)
             loss, correct = per_position_loss(logits, tokens)
             margin = logit_margin(logits, tokens)
         else:
-            group_rows = rows.repeat(len(group), 1)
-            logits = run_from(model, layer + 1, stream.reshape(-1, *resid.shape[1:]), group_rows)
+            group_rows = rows.repeat(len(change), 1)
+            logits = run_from(model, layer + 1, stream, group_rows)
             loss, correct, margin = outcomes_at(
-                logits, tokens, group_rows, where.repeat(len(group), 1)
+                logits, tokens, group_rows, where.repeat(len(change), 1)
             )
-        shape = (len(group), *batch.tokens.shape)
+        shape = (len(change), *batch.tokens.shape)
         parts.append(Ablated(loss.view(shape), correct.view(shape), margin.view(shape)))
     return Ablated(*(torch.cat(part) for part in zip(*parts)))
 
