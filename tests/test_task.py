@@ -120,3 +120,21 @@ def test_a_finite_training_set_draws_batches_from_one_pool():
     assert seen <= pool and len(seen) > 40
     fresh = make_task("trigger_copy", {}, seed=5).train_batch(0, 16)
     assert not {tuple(row) for row in fresh.tokens.tolist()} <= pool
+
+
+def test_stage_probabilities_read_only_their_positions():
+    """Off a stage's positions its token may be any id (ManyCrutches' C_k = B_k + 1 is one
+    past the vocabulary after the last filler): only the positions are read."""
+    from vestige.task import stage_probabilities
+
+    logits = torch.log(torch.tensor([[[0.5, 0.25, 0.25], [0.1, 0.8, 0.1]]]))
+    mask = torch.tensor([[True, False]])
+    token = torch.tensor([[1, 3]])  # 3 is out of range, at an unread position
+    assert stage_probabilities(logits, {"s": (mask, token)}) == pytest.approx({"s": 0.25})
+    both = torch.tensor([[True, True]])
+    assert stage_probabilities(logits, {"s": (both, 1)}) == pytest.approx({"s": 0.525})
+    task = make_task("many_crutches", {}, seed=0)
+    batch = task.eval_batch(64)
+    batch.tokens[0, 0] = task.vocab - 1  # a filler whose "C" would be past the vocabulary
+    got = stage_probabilities(torch.zeros(*batch.tokens.shape, task.vocab), task.stages(batch))
+    assert got == pytest.approx(dict.fromkeys(got, 1 / task.vocab))

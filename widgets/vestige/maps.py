@@ -45,6 +45,7 @@ import torch
 
 from vestige.analysis import cached_tables, transition_step
 from vestige.runs import Run, checkpoint_path, load_safetensors
+from vestige.task import stage_probabilities
 
 FEATURES_VERSION = 1
 REFERENCE = "Hu, Chen, Saphra & Cho, Latent state models of training dynamics (TMLR 2023)"
@@ -141,16 +142,10 @@ def eval_losses(run: Run) -> pd.DataFrame:
 
 @torch.no_grad()
 def stage_features(run: Run, step: int, curves: dict) -> dict[str, float]:
-    """The task's stage probabilities at one checkpoint: the mean predicted probability of
-    each stage's token (one id, or one per position) on its positions, as
-    `vestige.mechanism` computes its stage curves."""
-    probs = run.model_at(step)(run.eval_batch.tokens).softmax(-1)
-    out = {}
-    for name, (mask, token) in curves.items():
-        target = torch.as_tensor(token).expand(mask.shape)
-        picked = probs.gather(-1, target[..., None])[..., 0]
-        out[f"stage_{_slug(name)}"] = float(picked[mask].mean())
-    return out
+    """The task's stage probabilities at one checkpoint (`vestige.task.stage_probabilities`,
+    as `vestige.mechanism` computes its stage curves)."""
+    logits = run.model_at(step)(run.eval_batch.tokens)
+    return {f"stage_{_slug(k)}": v for k, v in stage_probabilities(logits, curves).items()}
 
 
 def _layer(name: str) -> str:

@@ -40,6 +40,7 @@ from vestige.hooks import (
 )
 from vestige.metrics import per_position_loss
 from vestige.runs import Run
+from vestige.task import stage_probabilities
 
 MECHANISM_VERSION = 2
 TABLES = ("heads", "stages", "attribution", "neuron")
@@ -129,15 +130,9 @@ def checkpoint_mechanism(
 
 
 def stage_rows(logits: torch.Tensor, stages: dict) -> pd.DataFrame:
-    """The mean predicted probability of each stage's token at its positions (a task's
-    `stages`: name -> (positions, one token id or one per position))."""
-    probs = logits.softmax(-1)
-    rows = []
-    for name, (mask, token) in stages.items():
-        target = torch.as_tensor(token).expand(mask.shape)
-        picked = probs.gather(-1, target[..., None])[..., 0]
-        rows.append({"stage": name, "probability": float(picked[mask].mean())})
-    return pd.DataFrame(rows, columns=["stage", "probability"])  # none: a task without stages
+    """`vestige.task.stage_probabilities` as a table (none: a task without stages)."""
+    rows = stage_probabilities(logits, stages).items()
+    return pd.DataFrame(rows, columns=["stage", "probability"])
 
 
 def _heads(acts, tokens, focus, config, effect) -> pd.DataFrame:

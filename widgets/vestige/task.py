@@ -115,6 +115,18 @@ class Task:
         return {}
 
 
+def stage_probabilities(logits: torch.Tensor, stages: dict) -> dict[str, float]:
+    """The mean predicted probability of each stage's token on its positions (a task's
+    `stages`: name -> (positions, one token id or one per position)). Off its positions a
+    stage's token may be any id, even one past the vocabulary (C_k = B_k + 1 of a filler)."""
+    probs = logits.softmax(-1)
+    out = {}
+    for name, (mask, token) in stages.items():
+        target = torch.as_tensor(token).expand(mask.shape)[mask]
+        out[name] = float(probs[mask].gather(-1, target[:, None]).mean())
+    return out
+
+
 class TriggerCopy(Task):
     """A crutch, then induction; plus a rule that stays needed.
 
