@@ -21,8 +21,8 @@
 # %% tags=["parameters"]
 student = ""  # your name, for the gradebook
 runs_dir = "../runs"  # precomputed runs (trained once; reopened afterwards)
-preset = "reference"
-seed = 1005  # a seed in which the study caught a vestigial neuron
+preset = "trigger_copy"  # the course's run: the first reference, one crutch
+seed = 1005  # a seed in which the first study (one crutch) caught a vestigial neuron
 study_dir = "../course/study"  # the study across seeds the course cites
 
 # %%
@@ -146,9 +146,11 @@ check("ex1", change_step)
 # %%
 tables = analyze(run, progress=True)
 final = run.steps[-1]
-baseline = tables["baseline"].query("step == @final")[
-    ["layer", "p99", "untrained_p99", "untrained_matched_p99"]
-]
+baseline = (
+    tables["baseline"]
+    .query("step == @final")[["layer", "p99", "untrained_p99"]]
+    .merge(tables["neurons"].groupby("layer", as_index=False)["untrained_matched_p99"].first())
+)
 baseline.rename(
     columns={
         "p99": "shuffled labels, p99",
@@ -182,7 +184,10 @@ positions = Positions.of(run)
 model = run.model_at(final)
 _, acts = cache_activations(model, run.eval_batch.tokens, [mlp_post(0)])
 layer0 = acts[mlp_post(0)].reshape(-1, run.config.model.d_mlp)
-token_selectivity(layer0, positions.focus_all.reshape(-1), positions.same_token.reshape(-1))
+(crutch,) = positions.focus  # the focus class: "trigger"
+token_selectivity(
+    layer0, positions.focus_all[crutch].reshape(-1), positions.same_token[crutch].reshape(-1)
+)
 
 # %% tags=["check"]
 check("ex2", token_selectivity)
@@ -203,7 +208,7 @@ check("ex2", token_selectivity)
 
 # %%
 batch = run.eval_batch
-focus = positions.classes[positions.focus]  # scored trigger positions
+focus = positions.classes[crutch]  # scored trigger positions
 
 
 @torch.no_grad()

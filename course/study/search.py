@@ -32,7 +32,7 @@ _CHECKPOINTS = CheckpointConfig(first=25, n_log=20)
 _MODEL = ModelConfig(n_layers=2, d_model=64, n_heads=4, d_mlp=64)
 # Each family's base, and the task parameters that remove its crutch (the control).
 FAMILIES: dict[str, tuple[RunConfig, dict]] = {
-    "trigger_copy": (preset("reference"), {"p_follow": 0.0}),
+    "trigger_copy": (preset("trigger_copy"), {"p_follow": 0.0}),
     "many_crutches": (
         RunConfig(
             task=TaskConfig(name="many_crutches"),

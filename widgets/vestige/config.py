@@ -129,8 +129,9 @@ class TrainConfig:
 class CheckpointConfig:
     """Checkpoint schedule: step 0, `n_log` log-spaced steps from `first` to the end, the end.
 
-    Dense early and sparse late, as in the Pythia suite, because most of what changes,
-    changes early. `extra` adds steps by hand.
+    Dense early and sparse late, because most of what changes, changes early (Pythia keeps
+    log-spaced steps up to 512 and then one every 1,000; this schedule is log-spaced to the
+    end). `extra` adds steps by hand.
     """
 
     first: int = 10
@@ -351,34 +352,53 @@ def _presets() -> dict[str, RunConfig]:
         train=TrainConfig(steps=60, batch_size=16, lr=3e-3, log_every=5, state_every=10),
         checkpoints=CheckpointConfig(first=5, n_log=4),
     )
-    # Chosen by the search in course/study/search.py (appendix of course/study/report.md),
-    # measured on unseen seeds by `make study`: see report.md for what it does and does not
-    # show, seed by seed.
+    # Chosen by the third search (course/study/preregistration.md; its log is the appendix of
+    # course/study/report.md) and measured on unseen seeds by `make study`: see report.md for
+    # what it does and does not show, seed by seed.
     reference = RunConfig(
         name="reference",
-        task=TaskConfig(params={}, eval_size=512),
-        model=ModelConfig(n_layers=2, d_model=64, n_heads=4, d_mlp=32),
+        task=TaskConfig(name="many_crutches", params={}, eval_size=512),
+        model=ModelConfig(n_layers=2, d_model=64, n_heads=4, d_mlp=64),
         train=TrainConfig(
             steps=1500, batch_size=64, lr=1e-3, weight_decay=0.01, log_every=10, state_every=100
         ),
         checkpoints=CheckpointConfig(first=25, n_log=20),
     )
-    # The negative control: the reference with its crutch removed (C never follows A B), all
-    # else equal. The detector must catch nothing here.
-    control = dataclasses.replace(
+    # The negative control: the reference with its crutches removed (C_k never follows
+    # A_k B_k), all else equal. The detector must catch nothing here.
+    control = _without_crutch(reference, "control")
+    # The first reference (one crutch, `TriggerCopy`): the first two searches and the first
+    # study; kept so that they can be rerun.
+    trigger_copy = dataclasses.replace(
         reference,
-        name="control",
-        task=dataclasses.replace(reference.task, params={**reference.task.params, "p_follow": 0.0}),
+        name="trigger_copy",
+        task=TaskConfig(name="trigger_copy", params={}, eval_size=512),
+        model=dataclasses.replace(reference.model, d_mlp=32),
     )
-    return {"tiny": tiny, "reference": reference, "control": control}
+    return {
+        "tiny": tiny,
+        "reference": reference,
+        "control": control,
+        "trigger_copy": trigger_copy,
+        "trigger_copy_control": _without_crutch(trigger_copy, "trigger_copy_control"),
+    }
+
+
+def _without_crutch(config: RunConfig, name: str) -> RunConfig:
+    """`config` with its crutch removed (the next token never follows the crutch's pair)."""
+    params = {**config.task.params, "p_follow": 0.0}
+    return dataclasses.replace(
+        config, name=name, task=dataclasses.replace(config.task, params=params)
+    )
 
 
 PRESETS: dict[str, RunConfig] = _presets()
 
 
 def preset(name: str) -> RunConfig:
-    """A named configuration: `tiny` (tests, seconds), `reference` (the course) or `control`
-    (the reference without its crutch: the negative control)."""
+    """A named configuration: `tiny` (tests, seconds), `reference` (the course), `control`
+    (the reference without its crutches: the negative control), `trigger_copy` and
+    `trigger_copy_control` (the first reference, one crutch, and its control)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}")
     return PRESETS[name].validate()

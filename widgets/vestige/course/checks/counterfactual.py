@@ -18,7 +18,7 @@ import math
 from functools import cached_property
 from pathlib import Path
 
-from . import AnswerError, Exercise, Verdict, as_array, as_number, call_each, close
+from . import COURSE_PRESET, AnswerError, Exercise, Verdict, as_array, as_number, call_each, close
 
 NOTEBOOK = "30_counterfactual"
 PRACTICE_SEED = 4242
@@ -27,7 +27,7 @@ PRACTICE_SEED = 4242
 class Context:
     def __init__(self, params: dict, hidden=None):
         self.runs_dir = Path(str(params.get("runs_dir", "../runs")))
-        self.preset = str(params.get("preset", "reference"))
+        self.preset = str(params.get("preset", COURSE_PRESET))
         self.seed = int(params.get("seed", 0))
         self.hidden = hidden if isinstance(hidden, dict) else None
 
@@ -58,7 +58,7 @@ def context(params: dict, hidden=None) -> Context:
 
 def grading_parameters(runs_dir: Path, rng) -> dict:
     """A precomputed reference seed whose forks are precomputed too."""
-    forks = Path(runs_dir) / "forks" / "reference"
+    forks = Path(runs_dir) / "forks" / COURSE_PRESET
     seeds = sorted(
         int(p.name[5:])
         for p in forks.glob("seed-*")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from . import AnswerError, Exercise, Verdict, as_number
+from . import COURSE_PRESET, AnswerError, Exercise, Verdict, as_number
 
 NOTEBOOK = "20_explorer"
 
@@ -22,7 +22,7 @@ class Context:
 
     def __init__(self, params: dict, hidden=None):
         self.runs_dir = Path(str(params.get("runs_dir", "../runs")))
-        self.preset = str(params.get("preset", "reference"))
+        self.preset = str(params.get("preset", COURSE_PRESET))
         self.seeds = [int(s) for s in params.get("seeds", [0, 1])]
 
     @cached_property
@@ -41,7 +41,7 @@ def context(params: dict, hidden=None) -> Context:
 
 def grading_parameters(runs_dir: Path, rng) -> dict:
     """Two precomputed, analysed runs of the notebook's preset, in a random order."""
-    folder = Path(runs_dir) / "reference"
+    folder = Path(runs_dir) / COURSE_PRESET
     seeds = sorted(
         int(p.name[5:])
         for p in folder.glob("seed-*")

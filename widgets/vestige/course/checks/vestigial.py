@@ -23,7 +23,18 @@ import math
 from functools import cached_property
 from pathlib import Path
 
-from . import AnswerError, Exercise, Verdict, as_array, as_number, call_each, close, items, kit_call
+from . import (
+    COURSE_PRESET,
+    AnswerError,
+    Exercise,
+    Verdict,
+    as_array,
+    as_number,
+    call_each,
+    close,
+    items,
+    kit_call,
+)
 
 NOTEBOOK = "10_vestigial"
 KIT_FUNCTIONS = (
@@ -42,7 +53,7 @@ class Context:
 
     def __init__(self, params: dict, hidden=None):
         self.runs_dir = Path(str(params.get("runs_dir", "../runs")))
-        self.preset = str(params.get("preset", "reference"))
+        self.preset = str(params.get("preset", COURSE_PRESET))
         self.seed = int(params.get("seed", 0))
         self.hidden = hidden if isinstance(hidden, dict) else None
 
@@ -78,7 +89,7 @@ def context(params: dict, hidden=None) -> Context:
 
 def grading_parameters(runs_dir: Path, rng) -> dict:
     """Another precomputed reference seed whose detector catch the notebook walks through."""
-    folder = Path(runs_dir) / "reference"
+    folder = Path(runs_dir) / COURSE_PRESET
     seeds = sorted(
         int(p.name[5:])
         for p in folder.glob("seed-*")
