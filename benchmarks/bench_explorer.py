@@ -15,15 +15,29 @@ seeds and checkpoints (targets: median <= 30 ms, p95 <= 100 ms; first display <=
 for the baseline (rebuilding the chart per step) as ratios, seed-change cost, the sizes of
 the ways to fit the attention table under altair's 5,000-row limit, and the browser-side
 latency from slider input to redrawn views (median and p95; target p95 <= 150 ms).
+
+Then today's explorer against the one before the seed swap and the cached offline bundle
+(``--baseline``, a git revision; its ``widgets/`` is extracted to a temporary folder): each
+path in fresh processes, interleaved over ``--rounds``, timing the offline JavaScript (the
+current path with an empty and a warm cache), the first display, a seed change and the
+saved snapshot, in wall and CPU seconds, as ratios baseline / current (targets: first display
+with the offline bundle <= 3 s, seed change <= 1 s).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 from functools import partial
+from pathlib import Path
 
 import altair as alt
 import comm
@@ -34,6 +48,8 @@ from vestige import charts
 from vestige.explorer import CheckpointExplorer, ExplorerTables
 
 SENT: list[tuple[str, int, tuple[str, ...]]] = []  # (msg_type, bytes, state keys)
+REPO = Path(__file__).resolve().parents[1]
+BASELINE = "8cdf690"  # the explorer that rebuilt its specs per seed (issue 18)
 
 
 class PackingComm(BaseComm):
@@ -137,7 +153,13 @@ def main() -> None:
     parser.add_argument("--baseline-steps", type=int, default=10)
     parser.add_argument("--moves", type=int, default=50)
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--baseline", default=BASELINE, help="git revision to compare against")
+    parser.add_argument("--rounds", type=int, default=2, help="0: no comparison")
+    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure:  # one path's timings in this (fresh) process, as JSON
+        print(json.dumps(measure_path()))
+        return
 
     t0 = time.perf_counter()
     tables = ExplorerTables.synthetic(n_seeds=args.seeds)
@@ -146,13 +168,16 @@ def main() -> None:
         f"{len(tables.attention):,} attention rows ({time.perf_counter() - t0:.2f} s)"
     )
 
-    offline_s, _ = timed(alt.JupyterChart.enable_offline)
+    from vestige.explorer import enable_offline  # not in the baseline (see --baseline)
+
+    offline_s, _ = timed(enable_offline)
     shown = []
     first_s, first_bytes = timed(lambda: shown.append(show(tables)))
     ex = shown[0]
     print(
-        f"\nfirst display: {first_s:.2f} s (+ {offline_s:.2f} s enable_offline, once per kernel;"
-        f" total {first_s + offline_s:.2f} s; target <= 3 s), {first_bytes / 1e6:.1f} MB sent"
+        f"\nfirst display: {first_s:.2f} s (+ {offline_s:.2f} s enable_offline, its bundle cached"
+        f" on disk; total {first_s + offline_s:.2f} s; target <= 3 s), {first_bytes / 1e6:.1f} MB"
+        " sent"
     )
 
     print("\nview (one seed)        rows   data KB")
@@ -194,7 +219,7 @@ def main() -> None:
         f"bytes x{statistics.median(base_bytes) / statistics.median(step_bytes):.0f}"
     )
     seed_med, seed_p95 = summary(seed_s)
-    print(f"seed change (rebuilds specs): median {seed_med:.0f} ms, p95 {seed_p95:.0f} ms")
+    print(f"seed change (swaps datasets): median {seed_med:.0f} ms, p95 {seed_p95:.0f} ms")
 
     print(
         f"\nattention under the 5,000-row limit (seed 0; altair on one seed's long rows: "
@@ -204,6 +229,8 @@ def main() -> None:
         print(f"  {option:<40} {rows:>8,} rows {nbytes / 1e3:>8.0f} KB")
 
     print(f"\nkernel side, step change: median {med:.2f} ms, p95 {p95:.2f} ms (above)")
+    if args.rounds:
+        compare_paths(args.baseline, args.rounds)
     if args.no_browser:
         return
     from browser_explorer import browser_latency
@@ -220,6 +247,94 @@ def main() -> None:
         f"drag: median {browser['drag_median']:.0f} ms; blocked requests "
         f"{browser['blocked']}, console errors {browser['errors']}"
     )
+
+
+# ----------------------------------------------------------------------------- paths
+
+
+def measure_path(seeds: int = 3) -> dict[str, list[float]]:
+    """The explorer on reference-size synthetic tables, timed in this process: the offline
+    bundle, the first display, each seed change, a snapshot; {name: [wall s, CPU s]}."""
+    import vestige.explorer as explorer
+
+    tables = ExplorerTables.synthetic(n_seeds=seeds)
+    offline = getattr(explorer, "enable_offline", alt.JupyterChart.enable_offline)
+    times = {"offline": clocked(offline)}
+    shown = []
+    times["first display"] = clocked(lambda: shown.append(show(tables)))
+    ex = shown[0]
+    changes = [clocked(partial(setattr, ex, "seed", s)) for s in tables.seeds[1:]]
+    times["seed change"] = [statistics.median(c[i] for c in changes) for i in (0, 1)]
+    times["snapshot"] = clocked(ex.snapshot)
+    return times
+
+
+def clocked(fn) -> list[float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return [time.perf_counter() - wall, time.process_time() - cpu]
+
+
+def compare_paths(baseline: str, rounds: int) -> None:
+    """Each path in fresh processes, interleaved: the baseline revision, then today's with an
+    empty offline cache and with a warm one; medians over rounds and ratios."""
+    with tempfile.TemporaryDirectory() as tmp:
+        old = Path(tmp) / "baseline"
+        try:
+            archive = subprocess.run(
+                ["git", "-C", str(REPO), "archive", baseline, "widgets"],
+                capture_output=True,
+                check=True,
+            ).stdout
+        except (OSError, subprocess.CalledProcessError) as err:
+            print(f"\npaths: skipped (no git revision {baseline}: {err})")
+            return
+        old.mkdir()
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(old, filter="data")
+        warm = Path(tmp) / "warm-cache"
+        paths = {
+            f"baseline {baseline}": (old / "widgets", None),
+            "current, empty cache": (REPO / "widgets", "empty"),
+            "current, warm cache": (REPO / "widgets", warm),
+        }
+        measure_once(REPO / "widgets", warm)  # warms the cache
+        runs: dict[str, list[dict]] = {name: [] for name in paths}
+        for _ in range(rounds):
+            for name, (package, cache) in paths.items():
+                empty = Path(tempfile.mkdtemp(dir=tmp)) if cache == "empty" else cache
+                runs[name].append(measure_once(package, empty))
+    print(f"\npaths, fresh processes interleaved over {rounds} rounds (median; wall s / CPU s):")
+    names = list(runs[next(iter(runs))][0])
+    print(f"{'':<28}" + "".join(f"{n:>22}" for n in [*names, "offline + display"]))
+    medians = {}
+    for name, found in runs.items():
+        m = {n: [statistics.median(r[n][i] for r in found) for i in (0, 1)] for n in names}
+        m["offline + display"] = [m["offline"][i] + m["first display"][i] for i in (0, 1)]
+        medians[name] = m
+        print(f"{name:<28}" + "".join(f"{v[0]:>11.2f} / {v[1]:>7.2f}" for v in m.values()))
+    base = medians[f"baseline {baseline}"]
+    for name in list(paths)[1:]:
+        ratios = "".join(
+            f"{base[n][0] / max(v[0], 1e-9):>10.1f}x /{base[n][1] / max(v[1], 1e-9):>7.1f}x"
+            for n, v in medians[name].items()
+        )
+        print(f"{'ratio vs ' + name:<28}{ratios}")
+
+
+def measure_once(package: Path, cache: Path | None) -> dict[str, list[float]]:
+    env = {**os.environ, "PYTHONPATH": str(package), "OMP_NUM_THREADS": "1"}
+    if cache is not None:
+        env["XDG_CACHE_HOME"] = str(cache)
+    done = subprocess.run(
+        [sys.executable, __file__, "--measure"],
+        env=env,
+        cwd=package,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

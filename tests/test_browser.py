@@ -196,27 +196,30 @@ def test_seed_picker_redraws_every_view_and_the_snapshot(session):
     harness.Notebook(page, session["lab"], NOTEBOOK).screenshot(OUT / "06-seed.png")
 
 
-def test_static_page_works_from_a_file_with_a_step_slider(session):
-    """The page `export_static` wrote (the notebook's last cell): offline, styled controls
-    above the views, the slider showing the checkpoint's step."""
+def test_static_page_works_from_a_file_with_a_checkpoint_slider(session):
+    """The page `export_static` wrote (the notebook's last cell; altair's inline HTML):
+    offline, its checkpoint slider and pickers on screen beside the views, every view
+    following the slider and naming the checkpoint's step."""
     page = session["browser"].new_page()
     html = session["root"] / "explorer.html"  # written beside the notebook
     page.goto(html.as_uri())
-    slider = page.locator("#controls input[type=range]")
+    slider = page.locator("#vis input[type=range]")
     slider.wait_for(timeout=30000)
-    shown = page.locator("#controls output")
-    steps = json.loads(page.evaluate("JSON.stringify(steps)"))
-    assert shown.inner_text() == str(steps[int(slider.input_value())])
-    assert page.locator("#controls .vega-bind").first.locator("input[type=range]").count() == 1
+    assert page.locator("#vis select").count() == 1  # the neuron picker
+    spec = json.loads(page.evaluate("JSON.stringify(spec)"))
+    step = next(p for p in spec["params"] if p["name"] == "step")
+    steps = json.loads(step["expr"].removesuffix("[checkpoint]"))
+    assert int(slider.get_attribute("max")) == len(steps) - 1
     before = page.locator("#vis svg").inner_html()
     slider.focus()
     page.keyboard.press("End")
     page.wait_for_function(
-        "(s) => document.querySelector('#controls output').textContent == s", arg=str(steps[-1])
+        "(s) => document.querySelector('#vis svg').textContent.includes(s)",
+        arg=f"training (cursor at step {steps[-1]})",
     )
     assert page.locator("#vis svg").inner_html() != before
-    controls = page.locator("#controls").bounding_box()
-    assert controls["y"] < page.locator("#vis").bounding_box()["y"]  # controls above the views
+    box, view = slider.bounding_box(), page.viewport_size
+    assert box["x"] + box["width"] <= view["width"] and box["y"] < view["height"]  # on screen
     page.screenshot(path=str(OUT / "09-static-page.png"))
     page.close()
 

@@ -11,6 +11,7 @@ import comm
 import pytest
 import traitlets
 from comm.base_comm import BaseComm
+from vestige import charts
 from vestige import explorer as explorer_module
 from vestige.explorer import CheckpointExplorer, ExplorerTables
 
@@ -56,7 +57,7 @@ def test_one_chart_holds_the_five_views(explorer):
     shown = [w for w in _widgets(explorer.ui) if isinstance(w, alt.JupyterChart)]
     assert shown == [explorer.chart]  # the widget displays that one chart, and no other
     text = json.dumps(explorer.chart.spec)
-    assert all(f'"name": "{name}"' in text for name in explorer_module.charts.VIEWS)
+    assert all(f'"name": "{name}"' in text for name in charts.VIEWS)
     assert explorer.chart.embed_options == explorer_module.EMBED_OPTIONS
 
 
@@ -111,6 +112,29 @@ def test_unknown_seed_or_neuron_is_refused(explorer):
         explorer.seed = 7
     with pytest.raises(traitlets.TraitError):
         explorer.neuron = "L9N9"
+
+
+def test_the_offline_bundle_is_made_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    """`enable_offline` bundles through altair once and writes the bundle to the user's
+    cache folder; a later kernel (here: the class reset) reads it instead of bundling."""
+    import platformdirs
+    from altair.jupyter.jupyter_chart import load_js_src
+
+    bundled = []
+
+    def bundle(cls=alt.JupyterChart):
+        bundled.append(1)
+        cls._esm, cls._is_offline = "// the bundle", True
+
+    monkeypatch.setattr(platformdirs, "user_cache_path", lambda name: tmp_path / name)
+    monkeypatch.setattr(alt.JupyterChart, "enable_offline", bundle)
+    for _ in range(2):  # a new kernel each time
+        monkeypatch.setattr(alt.JupyterChart, "_is_offline", False)
+        monkeypatch.setattr(alt.JupyterChart, "_esm", load_js_src())
+        explorer_module.enable_offline()
+        assert alt.JupyterChart._is_offline and alt.JupyterChart._esm == "// the bundle"
+    assert bundled == [1]
+    assert [p.read_text() for p in (tmp_path / "vestige").iterdir()] == ["// the bundle"]
 
 
 def test_displays_offline_layout_from_runs(tables):

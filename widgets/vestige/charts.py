@@ -2,8 +2,16 @@
 (`vestige.views`), their dashboards (`vestige.dashboards`), the data they are drawn from
 (`vestige.packing`, `vestige.tables`). Nothing is defined here."""
 
-from vestige.dashboards import dashboard, export_static, standalone, static_html
-from vestige.packing import attention_cells, class_mean_cells, neuron_rows, unit_positions
+from vestige.dashboards import dashboard, export_static, filled, standalone, template
+from vestige.packing import (
+    DATASETS,
+    Layout,
+    attention_cells,
+    class_mean_cells,
+    datasets,
+    neuron_rows,
+    unit_positions,
+)
 from vestige.tables import VERDICTS, ExplorerTables, as_tables, nearest_step, rows
 from vestige.views import (
     CONTEXT,
@@ -27,6 +35,8 @@ from vestige.views import (
 
 __all__ = [
     "CONTEXT",
+    "DATASETS",
+    "Layout",
     "CURSOR",
     "SERIES_COLORS",
     "SIZES",
@@ -42,15 +52,17 @@ __all__ = [
     "class_means",
     "cursor",
     "dashboard",
+    "datasets",
     "effects_over_training",
     "export_static",
+    "filled",
     "nearest_step",
     "neuron_rows",
     "neuron_timeline",
     "rows",
     "selectivity_vs_effect",
     "standalone",
-    "static_html",
+    "template",
     "step_axis",
     "step_scale",
     "step_x",

@@ -1,6 +1,12 @@
 """The five views of `vestige.views` composed: the explorer's dashboard (cursor params shared,
 laid out for a laptop screen) and its standalone form with altair-native controls, saved as
-a self-contained page or an image."""
+a self-contained page (altair's own inline HTML: vega, vega-lite and vega-embed bundled by
+vl-convert, so it works offline) or an image.
+
+A dashboard is built from a seed's `Layout` only (`template`) and draws whichever seed's
+datasets it holds (`filled`): the explorer builds it once and changes seed by swapping the
+datasets in its spec.
+"""
 
 from __future__ import annotations
 
@@ -9,45 +15,64 @@ from pathlib import Path
 
 import altair as alt
 
+from vestige import theme
+from vestige.packing import Layout, datasets
 from vestige.tables import ExplorerTables, nearest_step, rows
 from vestige.views import (
+    INDEPENDENT,
     SPACING,
-    _first,
-    attention_pattern,
-    class_means,
-    independent,
-    neuron_timeline,
-    selectivity_vs_effect,
-    training_curves,
+    as_params,
+    attention_view,
+    class_means_view,
+    cursor,
+    neurons_view,
+    timeline_view,
+    training_view,
 )
+
+EMBED_OPTIONS = {"renderer": "svg", "actions": False}
+
+
+def template(layout: Layout, step, neuron, layer, head) -> alt.VConcatChart:
+    """All five views sharing the cursors (params, or values for new params), laid out for a
+    laptop screen, holding no data: `filled` gives it a seed's."""
+    step, neuron = cursor(step, "step"), cursor(neuron, "neuron")
+    layer, head = cursor(layer, "layer"), cursor(head, "head")
+    top = alt.HConcatChart(
+        hconcat=[
+            training_view(layout, step),
+            neurons_view(layout, step, neuron),
+            class_means_view(layout, step, neuron),
+        ],
+        spacing=SPACING,
+        resolve=INDEPENDENT,
+    )
+    bottom = alt.HConcatChart(
+        hconcat=[timeline_view(layout, step, neuron), attention_view(layout, step, layer, head)],
+        spacing=SPACING,
+        resolve=INDEPENDENT,
+    )
+    return alt.VConcatChart(
+        vconcat=[top, bottom],
+        spacing=SPACING,
+        resolve=INDEPENDENT,
+        params=as_params(step, neuron, layer, head),
+    )
 
 
 def dashboard(tables: ExplorerTables, seed: int, step, neuron, layer, head) -> alt.VConcatChart:
-    """All five views sharing the given cursor params, laid out for a laptop screen."""
-    return (
-        independent(
-            alt.vconcat(
-                independent(
-                    alt.hconcat(
-                        training_curves(tables, seed, step),
-                        selectivity_vs_effect(tables, seed, step, neuron),
-                        class_means(tables, seed, step, neuron),
-                        spacing=SPACING,
-                    )
-                ),
-                independent(
-                    alt.hconcat(
-                        neuron_timeline(tables, seed, step, neuron),
-                        attention_pattern(tables, seed, step, layer, head),
-                        spacing=SPACING,
-                    )
-                ),
-                spacing=SPACING,
-            )
-        )
-        .configure_view(strokeWidth=0.5)
-        .configure_title(anchor="start")
-    )
+    """The `template` of ``seed``'s layout holding ``seed``'s datasets."""
+    chart = template(Layout.of(tables, seed), step, neuron, layer, head)
+    return chart.properties(datasets=datasets(tables, seed))
+
+
+def filled(spec: dict, data: dict[str, list[dict]], **values) -> dict:
+    """A `template`'s spec (its dict) holding the datasets ``data``, its params' values set
+    from ``values`` (param name: value)."""
+    params = [
+        {**p, "value": values[p["name"]]} if p["name"] in values else p for p in spec["params"]
+    ]
+    return {**spec, "params": params, "datasets": data}
 
 
 def standalone(
@@ -65,7 +90,7 @@ def standalone(
     index = alt.param(
         name="checkpoint",
         value=steps.index(nearest_step(steps, step)),
-        bind=alt.binding_range(min=0, max=len(steps) - 1, step=1, name="step "),
+        bind=alt.binding_range(min=0, max=len(steps) - 1, step=1, name="checkpoint "),
     )
     step_param = alt.param(name="step", expr=f"{json.dumps(steps)}[checkpoint]")
     verdicts = rows(tables.verdicts, seed).sort_values(["layer", "neuron"])
@@ -75,7 +100,7 @@ def standalone(
     controls = {
         "neuron": alt.param(
             name="neuron",
-            value=_first(neuron, tables.default_neuron(seed)),
+            value=tables.default_neuron(seed) if neuron is None else neuron,
             bind=alt.binding_select(
                 options=verdicts["unit"].tolist(),
                 name="neuron ",
@@ -91,61 +116,12 @@ def standalone(
             name="head", value=head, bind=alt.binding_radio(options=heads, name="head ")
         ),
     }
-    return (
-        dashboard(tables, seed, step_param, **controls)
-        .add_params(index)
-        .properties(title=alt.Title(f"seed {seed}", anchor="start"))
+    chart = template(Layout.of(tables, seed), step_param, **controls)
+    return chart.properties(
+        datasets=datasets(tables, seed),
+        params=[*chart.params, index.param],
+        title=alt.Title(f"seed {seed}", subtitle="the views' titles name the checkpoint's step"),
     )
-
-
-STATIC_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{title}</title>
-<style>
-  body {{ font-family: system-ui, sans-serif; margin: 16px; color: #222; }}
-  #controls .vega-bindings {{ display: flex; flex-wrap: wrap; gap: 6px 24px; align-items: center;
-    padding: 8px 12px; margin-bottom: 8px; background: #f4f4f4; border-radius: 6px; }}
-  #controls .vega-bind {{ display: flex; align-items: center; }}
-  #controls .vega-bind label {{ display: flex; align-items: center; gap: 6px; font-size: 14px; }}
-  #controls .vega-bind-name {{ font-weight: 600; }}
-  #controls input[type=range] {{ width: 360px; accent-color: #1f77b4; }}
-  #controls output {{ font-variant-numeric: tabular-nums; min-width: 4.5em; font-weight: 600; }}
-  #controls select {{ font-size: 14px; padding: 2px 4px; }}
-  #controls .vega-bind-radio label {{ gap: 2px; margin-right: 6px; }}
-</style>
-<script>{script}</script>
-</head>
-<body>
-<div id="controls"></div>
-<div id="vis"></div>
-<script>
-  const spec = {spec};
-  const steps = {steps};
-  vegaEmbed('#vis', spec, {{renderer: 'svg', actions: false}}).then((result) => {{
-    const controls = document.getElementById('controls');
-    const bindings = document.querySelector('#vis .vega-bindings');
-    if (bindings) controls.appendChild(bindings);
-    const slider = controls.querySelector('input[type=range]');
-    if (slider) {{
-      const own = slider.nextElementSibling;  // vega's readout: the checkpoint's index
-      if (own && own.tagName === 'SPAN') own.style.display = 'none';
-      const bindings = controls.querySelector('.vega-bindings');
-      bindings.prepend(slider.closest('.vega-bind'));
-      const shown = document.createElement('output');
-      slider.insertAdjacentElement('afterend', shown);
-      const show = () => {{ shown.textContent = steps[Number(slider.value)]; }};
-      slider.setAttribute('aria-valuetext', 'step');
-      slider.addEventListener('input', show);
-      result.view.addSignalListener('checkpoint', show);
-      show();
-    }}
-  }}).catch(console.error);
-</script>
-</body>
-</html>
-"""
 
 
 def export_static(
@@ -158,33 +134,14 @@ def export_static(
     head: int = 0,
     scale: float = 1.0,
 ) -> Path:
-    """Save the standalone dashboard: ``.html`` self-contained (vega JS inlined, works offline,
-    styled controls above the views, the slider showing the step) or ``.png``/``.svg``
+    """Save the standalone dashboard: ``.html`` self-contained (altair's inline page: vega
+    bundled by vl-convert, works offline; the controls below the views) or ``.png``/``.svg``
     through vl-convert (at the given cursor)."""
     path = Path(path)
     chart = standalone(tables, seed, step, neuron, layer, head)
-    if path.suffix == ".html":
-        path.write_text(
-            static_html(
-                chart,
-                tables.steps(tables.seeds[0] if seed is None else seed),
-                title=f"vestige explorer, seed {tables.seeds[0] if seed is None else seed}",
-            )
-        )
-    else:
-        chart.save(path, scale_factor=scale)
+    with theme.enabled():
+        if path.suffix == ".html":
+            chart.save(path, inline=True, embed_options=EMBED_OPTIONS)
+        else:
+            chart.save(path, scale_factor=scale)
     return path
-
-
-def static_html(chart: alt.TopLevelMixin, steps: list[int], title: str = "vestige") -> str:
-    """A self-contained page for ``chart`` (vega, vega-lite and vega-embed inlined)."""
-    import vl_convert as vlc
-
-    spec = chart.to_dict()
-    script = vlc.javascript_bundle().replace("</script", "<\\/script")
-    return STATIC_PAGE.format(
-        title=title,
-        script=script,
-        steps=json.dumps(steps),
-        spec=json.dumps(spec).replace("</", "<\\/"),
-    )

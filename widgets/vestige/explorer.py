@@ -1,14 +1,17 @@
 """CheckpointExplorer: a step slider, seed and neuron pickers driving linked altair views.
 
-The five views (`vestige.charts.dashboard`) are one ``alt.JupyterChart`` built once per seed
-with every checkpoint's data in its spec. Moving the step (or picking a neuron, layer or head)
-only sets that param on the chart (``chart.params.step = s``): a few bytes, no data re-sent,
-no chart rebuilt; the browser redraws every view in one pass. Changing seed rebuilds the spec
-(one seed's data per spec keeps it under altair's 5,000-row limit; see `vestige.charts`).
+The five views (`vestige.dashboards.template`) are one ``alt.JupyterChart`` whose spec holds
+every checkpoint of one seed. Moving the step (or picking a neuron, layer or head) only sets
+that param on the chart (``chart.params.step = s``): a few bytes, no data re-sent, no chart
+rebuilt; the browser redraws every view in one pass. The chart is built once, from the seed's
+`vestige.packing.Layout`: changing seed swaps the datasets in its spec (one seed's data per
+spec keeps it under altair's 5,000-row limit; see `vestige.packing`) and builds nothing,
+unless the new seed's layout differs (other checkpoints, say).
 
-Offline: ``alt.JupyterChart.enable_offline()`` is called before the chart is created, so the
-widget JavaScript comes bundled from vl-convert instead of a CDN (a workshop room without
-internet works). It costs ~1.5 s once per kernel and ~0.9 MB of JavaScript, once: one chart.
+Offline: `enable_offline` runs before the chart is created, so the widget JavaScript comes
+bundled from vl-convert instead of a CDN (a workshop room without internet works). Bundling
+takes seconds, so the bundle is kept on disk (the user's cache folder) and reused by every
+later kernel; ~0.9 MB of JavaScript, sent once: one chart.
 
 **What a saved notebook keeps.** A widget lives only as long as its kernel: reopened after a
 restart, on GitHub or nbviewer, it has nothing to show. So the explorer leaves two outputs:
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import uuid
 import weakref
 from typing import Any
@@ -30,13 +34,14 @@ import altair as alt
 import ipywidgets as widgets
 import traitlets
 
-from vestige import charts
+from vestige import dashboards, theme
+from vestige.dashboards import EMBED_OPTIONS
+from vestige.packing import Layout, datasets
 from vestige.tables import ExplorerTables, as_tables, nearest_step, rows
 
-__all__ = ["CheckpointExplorer", "ExplorerTables"]
+__all__ = ["CheckpointExplorer", "ExplorerTables", "enable_offline"]
 
 CURSORS = ("step", "neuron", "layer", "head")
-EMBED_OPTIONS = {"renderer": "svg", "actions": False}
 SNAPSHOT_QUALITY = 85
 SNAPSHOT_DELAY = 3.0  # s without a control moving before the static snapshot is refreshed
 LIVE_CLASS = "vestige-live"
@@ -78,7 +83,7 @@ class CheckpointExplorer(traitlets.HasTraits):
         head: int = 0,
         play: bool = True,
     ):
-        alt.JupyterChart.enable_offline()
+        enable_offline()
         self.tables = as_tables(source)
         seed = self.tables.seeds[0] if seed is None else seed
         self._steps = self.tables.steps(seed)
@@ -90,7 +95,11 @@ class CheckpointExplorer(traitlets.HasTraits):
             head=head,
             neuron=neuron or self.tables.default_neuron(seed),
         )
-        self.chart = alt.JupyterChart(self._dashboard(), embed_options=EMBED_OPTIONS)
+        self._data = datasets(self.tables, seed)
+        with theme.enabled():
+            self.chart = alt.JupyterChart(self._template_chart(), embed_options=EMBED_OPTIONS)
+        self._template = self.chart.spec
+        self.chart.spec = self._spec()
         self.controls = self._controls(play)
         self.ui = self._layout()
         self._display_id: str | None = None
@@ -116,18 +125,8 @@ class CheckpointExplorer(traitlets.HasTraits):
         ~100 KB where a PNG of the attention heatmap is ~250 KB)."""
         import vl_convert as vlc
 
-        spec = (
-            charts.dashboard(self.tables, self.seed, self.step, self.neuron, self.layer, self.head)
-            .properties(
-                title=alt.Title(
-                    f"seed {self.seed} (snapshot: run the notebook for the live explorer)",
-                    anchor="start",
-                    fontSize=11,
-                    color="#666",
-                )
-            )
-            .to_dict()
-        )
+        title = f"seed {self.seed} (snapshot: run the notebook for the live explorer)"
+        spec = {**self._spec(), "title": {"text": title, "color": "#666"}}
         return vlc.vegalite_to_jpeg(spec, scale=scale, quality=quality)
 
     def _repr_mimebundle_(self, **kwargs):
@@ -205,19 +204,22 @@ class CheckpointExplorer(traitlets.HasTraits):
 
     # ------------------------------------------------------------------ updates
 
-    def _dashboard(self) -> alt.TopLevelMixin:
-        return charts.dashboard(
-            self.tables,
-            self.seed,
-            alt.param(name="step", value=self.step),
-            alt.param(name="neuron", value=self.neuron),
-            alt.param(name="layer", value=self.layer),
-            alt.param(name="head", value=self.head),
-        )
+    def _spec(self) -> dict:
+        """The chart's spec: its template holding the seed's datasets, at the cursors."""
+        cursors = {name: getattr(self, name) for name in CURSORS}
+        return dashboards.filled(self._template, self._data, **cursors)
+
+    def _template_chart(self) -> alt.VConcatChart:
+        """The five views for the current seed's layout, at the cursors, holding no data."""
+        self._shape = Layout.of(self.tables, self.seed)
+        return dashboards.template(self._shape, *(getattr(self, name) for name in CURSORS))
 
     def redraw(self) -> None:
-        """Rebuild the chart's spec from the current state and send it (data included)."""
-        self.chart.chart = self._dashboard()
+        """Rebuild the chart from the current seed's layout and send it (data included)."""
+        with self.chart.hold_sync(), theme.enabled():
+            self.chart.chart = self._template_chart()
+            self._template = self.chart.spec
+            self.chart.spec = self._spec()
 
     def _on_cursor(self, change):
         """A cursor moved: set that param on the chart (no data sent)."""
@@ -226,7 +228,8 @@ class CheckpointExplorer(traitlets.HasTraits):
         self._schedule_snapshot()
 
     def _on_seed(self, change):
-        """A new seed: new steps and units if they differ, then rebuild the chart's spec."""
+        """A new seed: new steps and units if they differ, then its datasets in the chart's
+        spec (the chart is rebuilt only if the seed's layout differs)."""
         seed = change.new
         steps, units = self.tables.steps(seed), self.tables.units(seed)
         step = nearest_step(steps, self.step)
@@ -240,7 +243,11 @@ class CheckpointExplorer(traitlets.HasTraits):
             self._units = units
             self.controls["neuron"].options = _neuron_options(self.tables, seed)
             self.step, self.neuron = step, neuron
-        self.redraw()
+        self._data = datasets(self.tables, seed)
+        if Layout.of(self.tables, seed) == self._shape:
+            self.chart.spec = self._spec()
+        else:
+            self.redraw()
         self._schedule_snapshot()
 
     # ------------------------------------------------------------------ layout
@@ -340,3 +347,31 @@ def _after_every_cell(explorer: CheckpointExplorer) -> None:
             target.refresh_snapshot()
 
     shell.events.register("post_run_cell", refresh)
+
+
+def enable_offline() -> None:
+    """``alt.JupyterChart.enable_offline()``, its bundle kept in the user's cache folder
+    (keyed by the altair and vl-convert versions and altair's widget source) so that vl-convert bundles
+    it once per machine, not once per kernel. A cache that cannot be written is skipped."""
+    if alt.JupyterChart._is_offline:
+        return
+    import vl_convert as vlc
+    from altair.jupyter.jupyter_chart import load_js_src
+    from platformdirs import user_cache_path
+
+    source = f"{alt.__version__}\n{vlc.__version__}\n{load_js_src()}"
+    key = hashlib.sha256(source.encode()).hexdigest()[:16]
+    path = user_cache_path("vestige") / f"jupyterchart-offline-{key}.js"
+    try:
+        bundle = path.read_text()
+    except OSError:
+        alt.JupyterChart.enable_offline()
+        from vestige.runs import RunError, atomic_write
+
+        try:
+            atomic_write(path, alt.JupyterChart._esm)
+        except (OSError, RunError):
+            pass
+        return
+    # What enable_offline sets, from the cached bundle (altair has no public setter).
+    alt.JupyterChart._esm, alt.JupyterChart._is_offline = bundle, True

@@ -2,7 +2,7 @@
 copy transition marked, the transition graph as a small diagram, and the model choice (BIC
 and held-out log likelihood against the number of states). Ordinary altair charts;
 `save_map_charts` writes each as vega-lite JSON with a PNG beside it (drawn by vl-convert),
-like the kit's other figures.
+in the kit's theme like its other figures.
 
 States keep one colour everywhere (`STATE_COLORS[state]`); states are numbered by when they
 occur, so state 0 is the earliest phase.
@@ -17,6 +17,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from vestige import theme
 from vestige.maps import TrainingMap
 
 # Colour-blind-safe (Okabe & Ito), in the order states are numbered; 8 = maps.MAX_STATES.
@@ -305,7 +306,8 @@ def save_map_charts(
         f"{prefix}_graph": graph_chart(training),
         f"{prefix}_selection": selection_chart(training),
     }
-    for name, chart in charts.items():
-        chart.save(str(folder / f"{name}.vl.json"))
-        chart.save(str(folder / f"{name}.png"), scale_factor=scale)
+    with theme.enabled():
+        for name, chart in charts.items():
+            chart.save(str(folder / f"{name}.vl.json"))
+            chart.save(str(folder / f"{name}.png"), scale_factor=scale)
     return list(charts)

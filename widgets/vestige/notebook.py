@@ -11,7 +11,8 @@ a mimebundle that every viewer can show from the saved file, without a kernel or
   viewer without a vega renderer.
 
 No chart is a widget (a widget shows "model not found" once its kernel is gone); only the
-explorer is, and it leaves its own static snapshot (see `vestige.explorer`).
+explorer is, and it leaves its own static snapshot (see `vestige.explorer`). `setup` also
+enables the kit's altair theme (`vestige.theme`: font sizes, titles) for every chart.
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ def enable_charts(png: bool = True, scale: float = 1.0) -> None:
 
 
 def setup(threads: int = 1) -> dict[str, str]:
-    """Render altair charts as saved, offline vega-lite outputs with a PNG beside them, run
-    torch on `threads` threads (the toy models are fastest on one; Binder has one CPU), and
+    """Render altair charts as saved, offline vega-lite outputs with a PNG beside them in the
+    kit's theme, run torch on `threads` threads (the toy models are fastest on one; Binder has one CPU), and
     print the versions that matter. Returns them."""
     from importlib.metadata import version
 
@@ -60,8 +61,10 @@ def setup(threads: int = 1) -> dict[str, str]:
     import torch
 
     import vestige
+    from vestige import theme
 
     enable_charts()
+    theme.enabled()
     torch.set_num_threads(threads)
     versions = {
         "python": platform.python_version(),

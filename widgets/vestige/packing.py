@@ -1,25 +1,91 @@
-"""The explorer's tables packed for the views: one seed's rows, with list columns where a
-checkpoint's values are picked in the browser.
+"""The explorer's tables packed for the views: one seed's named datasets (`datasets`) and
+the layout every seed of the same shape shares (`Layout`).
 
-Altair's 5,000-row limit is handled here on purpose, never by disabling it:
+A spec of the views writes only its `Layout` literally (checkpoints, layers, heads, classes,
+loss series, sequence length); everything else that differs between seeds (rows, the
+transition, the detector's bar, where each neuron's effect is measured, the example's tokens)
+comes from the datasets, by name. So one spec draws every seed of a layout: changing seed
+swaps the datasets and builds no chart.
 
-* every view holds one seed only (seed is a kernel-side filter; changing seed re-sends data);
+Altair's 5,000-row limit is handled here on purpose, never by disabling it (every dataset
+goes through altair's data transformer, which raises past it):
+
+* a seed's datasets hold that seed only;
 * per seed the neuron rows are neurons x checkpoints (672 for the reference runs);
-* class means and attention are packed kernel-side into one row per (unit, class) and per
-  (query, key) cell whose list column holds the values for every checkpoint (and, for
-  attention, every layer and head); the views pick the cursor's entry with a ``calculate``
-  transform, so step, layer and head stay params. Attention weights are sent as two hex
-  digits each, one string per cell. Measured by ``benchmarks/bench_explorer.py`` (synthetic,
-  realistic size, per seed): long attention rows 131,200 (altair raises MaxRowsError); packed
-  820 rows.
+* class means and attention are packed into one row per (unit, class) and per (query, key)
+  cell whose list column holds the values for every checkpoint (and, for attention, every
+  layer and head); the views pick the cursor's entry with a ``calculate`` transform, so
+  step, layer and head stay params. Attention weights are sent as two hex digits each, one
+  string per cell. Measured by ``benchmarks/bench_explorer.py`` (synthetic, realistic size,
+  per seed): long attention rows 131,200 (altair raises MaxRowsError); packed 820 rows.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import altair as alt
 import numpy as np
 import pandas as pd
 
 from vestige.tables import VERDICTS, ExplorerTables, rows
+
+DATASETS = (
+    "losses",  # step, series (its legend name), nats
+    "accuracy",  # step, accuracy
+    "checkpoints",  # step
+    "transition",  # step; no row when the run has no transition
+    "facts",  # one row: min_peak, effect_lo/effect_hi (the scatter's y range), positions
+    "neurons",  # `neuron_rows`
+    "bars",  # step, layer, untrained_p99
+    "class_means",  # `class_mean_cells`
+    "attention",  # `attention_cells`
+    "tokens",  # position, token: the example sequence of the attention view
+)
+# The hex digits of a weight in 1/255 (index 256: no weight).
+HEX = np.array([f"{i:02x}" for i in range(256)] + ["--"])
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a spec of one seed writes literally; seeds with equal layouts share a spec."""
+
+    steps: tuple[int, ...]
+    layers: tuple[int, ...]  # MLP layers (the scatter's shapes)
+    classes: tuple[str, ...]  # the class-means axis, in table order
+    series: tuple[str, ...]  # the loss curves' legend
+    n_heads: int
+    n_tokens: int
+
+    @classmethod
+    def of(cls, tables: ExplorerTables, seed: int) -> Layout:
+        return cls(
+            steps=tuple(tables.steps(seed)),
+            layers=tuple(sorted(int(v) for v in rows(tables.neurons, seed)["layer"].unique())),
+            classes=tuple(dict.fromkeys(rows(tables.class_means, seed)["cls"])),
+            series=tuple(loss_series(tables, seed).values()),
+            n_heads=int(rows(tables.attention, seed)["head"].max()) + 1,
+            n_tokens=len(rows(tables.example_tokens, seed)),
+        )
+
+
+def datasets(
+    tables: ExplorerTables, seed: int, names: tuple[str, ...] = DATASETS
+) -> dict[str, list[dict]]:
+    """One seed's datasets `names` as JSON rows (NaN as null), by name."""
+    to_values = alt.data_transformers.get()
+    return {name: to_values(_PACKERS[name](tables, seed))["values"] for name in names}
+
+
+def loss_series(tables: ExplorerTables, seed: int) -> dict[str, str]:
+    """{metrics column: legend name}: all positions, the focus class, the transition class."""
+    metrics = rows(tables.metrics, seed)
+    series = {"loss": "all positions"}
+    for cls in (tables.focus(seed), (tables.transition_metric(seed) or "")[len("loss_") :]):
+        column = f"loss_{cls}"
+        if cls and column in metrics and metrics[column].notna().any():
+            series[column] = f"{cls} positions"
+    return series
 
 
 def unit_positions(tables: ExplorerTables, seed: int) -> dict[str, str]:
@@ -87,11 +153,55 @@ def attention_cells(
     att = rows(tables.attention, seed)
     n_layers, n_heads = int(att["layer"].max()) + 1, int(att["head"].max()) + 1
     n_pos = int(att["query"].max()) + 1
-    grid = np.full((n_pos, n_pos, n_layers, n_heads, len(steps)), np.nan)
+    grid = np.full((n_pos, n_pos, n_layers, n_heads, len(steps)), 256, dtype=np.int16)
     grid[
         att["query"], att["key"], att["layer"], att["head"], np.searchsorted(steps, att["step"])
     ] = (255 * att["weight"]).round()
-    query, key = np.nonzero(~np.isnan(grid).all(axis=(2, 3, 4)))
-    flat = grid[query, key].reshape(len(query), -1)
-    w = ["".join("--" if np.isnan(v) else f"{int(v):02x}" for v in row) for row in flat.tolist()]
-    return pd.DataFrame({"query": query, "key": key, "w": w}), n_heads
+    query, key = np.nonzero((grid != 256).any(axis=(2, 3, 4)))
+    digits = HEX[grid[query, key].reshape(len(query), -1)]  # (cells, weights) two-char strings
+    w = digits.view(f"<U{2 * digits.shape[1]}")[:, 0] if len(query) else digits[:, 0]
+    return pd.DataFrame({"query": query, "key": key, "w": w.astype(object)}), n_heads
+
+
+def padded_range(values: pd.Series, floor: float = 0.05) -> tuple[float, float]:
+    """[lo, hi] spanning `values`, 0 and `floor`, padded by 5%."""
+    values = values.dropna()
+    lo = min(float(values.min()) if len(values) else 0.0, 0.0)
+    hi = max(float(values.max()) if len(values) else floor, floor)
+    pad = 0.05 * (hi - lo)
+    return round(lo - pad, 4), round(hi + pad, 4)
+
+
+def _losses(tables: ExplorerTables, seed: int) -> pd.DataFrame:
+    series = loss_series(tables, seed)
+    metrics = rows(tables.metrics, seed)
+    long = metrics.melt("step", list(series), var_name="series", value_name="nats")
+    return long.assign(series=long["series"].map(series)).dropna().round(4)
+
+
+def _transition(tables: ExplorerTables, seed: int) -> pd.DataFrame:
+    step = tables.transition(seed)
+    return pd.DataFrame({"step": [] if np.isnan(step) else [step]})
+
+
+def _facts(tables: ExplorerTables, seed: int) -> pd.DataFrame:
+    lo, hi = padded_range(rows(tables.neurons, seed)["effect"])
+    min_peak = float(rows(tables.verdicts, seed)["min_peak"].iloc[0])
+    positions = unit_positions(tables, seed)
+    return pd.DataFrame(
+        {"min_peak": [min_peak], "effect_lo": [lo], "effect_hi": [hi], "positions": [positions]}
+    )
+
+
+_PACKERS = {
+    "losses": _losses,
+    "accuracy": lambda t, s: rows(t.metrics, s)[["step", "accuracy"]].round(4),
+    "checkpoints": lambda t, s: rows(t.checkpoints, s)[["step"]],
+    "transition": _transition,
+    "facts": _facts,
+    "neurons": neuron_rows,
+    "bars": lambda t, s: rows(t.baseline, s)[["step", "layer", "untrained_p99"]].round(4),
+    "class_means": lambda t, s: class_mean_cells(t, s, t.steps(s)),
+    "attention": lambda t, s: attention_cells(t, s, t.steps(s))[0],
+    "tokens": lambda t, s: rows(t.example_tokens, s).sort_values("position")[["position", "token"]],
+}

@@ -15,6 +15,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+from vestige import theme
 from vestige.runs import atomic_write
 
 
@@ -513,8 +514,13 @@ def _search_appendix(path: Path) -> str:
 
 
 def write_figures(results: list[dict], folder: Path, labels: dict[str, str]) -> list[str]:
-    """PNG figures (altair through vl-convert); `labels` names the conditions. Returns the
-    figures' names."""
+    """PNG figures (altair through vl-convert, in the kit's theme); `labels` names the
+    conditions. Returns the figures' names."""
+    with theme.enabled():
+        return _figures(results, folder, labels)
+
+
+def _figures(results: list[dict], folder: Path, labels: dict[str, str]) -> list[str]:
     names = []
     rows = [
         {"seed": str(r["seed"]), **point} for r in results if r["caught"] for point in r["timeline"]

@@ -1,15 +1,17 @@
 """Altair views of a run's checkpoints, all following one step cursor (a param named ``step``).
 
 Each view is a function ``f(tables, seed, step=..., ...) -> alt.TopLevelMixin`` over
-`vestige.tables.ExplorerTables`. Cursor arguments (``step``, ``neuron``, ``layer``, ``head``)
+`vestige.tables.ExplorerTables`, built from a ``*_view(layout, ...)`` function that draws
+named datasets (`vestige.packing`) and writes only the seed's `Layout` literally: the same
+spec draws any seed of that layout once it holds that seed's datasets (the explorer changes
+seed so, `vestige.dashboards`). Cursor arguments (``step``, ``neuron``, ``layer``, ``head``)
 take either an ``alt.Parameter`` (shared between views) or a plain value (a param with that
 name and value is created). A cursor only filters or indexes data that is already in the
-spec, so moving it never re-sends data (the data, one seed's, is packed by
-`vestige.packing`). The views are ordinary altair charts: displayed in a notebook set up by
-`vestige.notebook.setup` they are saved as vega-lite outputs (with a PNG beside them) that
-JupyterLab, nbviewer and GitHub show without a kernel. Only the explorer
-(`vestige.explorer`) is a widget, and it is all five views in one chart
-(`vestige.dashboards`).
+spec, so moving it never re-sends data. The views are ordinary altair charts: displayed in a
+notebook set up by `vestige.notebook.setup` they are saved as vega-lite outputs (with a PNG
+beside them) that JupyterLab, nbviewer and GitHub show without a kernel. Only the explorer
+(`vestige.explorer`) is a widget, and it is all five views in one chart. Font sizes and
+title style come from the kit's theme (`vestige.theme`).
 
 The views define no science: verdicts (vestigial, contrast), the positions each neuron's
 effect is measured on, the selectivity bar (each layer's untrained p99), the detector's
@@ -26,9 +28,8 @@ from typing import Any
 
 import altair as alt
 import numpy as np
-import pandas as pd
 
-from vestige.packing import attention_cells, class_mean_cells, neuron_rows, unit_positions
+from vestige.packing import Layout, datasets, neuron_rows, unit_positions
 from vestige.tables import VERDICTS, ExplorerTables, nearest_step, rows
 
 # The five views' names in a spec (vega group "<name>_group"; the browser test finds them).
@@ -52,6 +53,20 @@ SIZES = {
     "effect": (330, 125),
     "cell": 8,
 }
+# The datasets each view draws (names of `vestige.packing.DATASETS`).
+READS = {
+    "training": ("losses", "accuracy", "checkpoints", "transition"),
+    "neurons": ("neurons", "bars", "facts"),
+    "class_means": ("class_means",),
+    "timeline": ("neurons", "checkpoints", "transition", "facts"),
+    "attention": ("attention", "tokens"),
+}
+FACTS = "data('facts')[0]"  # the seed's facts in an expression (a view drawing them holds them)
+# Each view keeps its own colour and shape legends (concat would merge them).
+INDEPENDENT = alt.Resolve(
+    scale=alt.ScaleResolveMap(color="independent", shape="independent"),
+    legend=alt.LegendResolveMap(color="independent", shape="independent"),
+)
 
 
 def cursor(value: Any, name: str) -> alt.Parameter:
@@ -69,17 +84,17 @@ def step_scale(steps: list[int]) -> alt.Scale:
 def step_axis(steps: list[int], title: str | None = "step (log scale)") -> alt.Axis:
     """Ticks at every checkpoint; labels where they fit."""
     return alt.Axis(
-        values=list(steps),
-        labelOverlap="greedy",
-        labelFlush=True,
-        title=title,
-        grid=False,
-        labelFontSize=9,
+        values=list(steps), labelOverlap="greedy", labelFlush=True, title=title, grid=False
     )
 
 
 def step_x(steps: list[int], title: str | None = "step (log scale)", field: str = "step"):
     return alt.X(f"{field}:Q", scale=step_scale(steps), axis=step_axis(steps, title))
+
+
+def source(name: str) -> alt.NamedData:
+    """The dataset ``name`` of `vestige.packing.DATASETS`, by name."""
+    return alt.NamedData(name=name)
 
 
 # ----------------------------------------------------------------------------- views
@@ -88,52 +103,64 @@ def step_x(steps: list[int], title: str | None = "step (log scale)", field: str 
 def training_curves(tables: ExplorerTables, seed: int, step=None) -> alt.VConcatChart:
     """Loss (all positions, the focus class's and the transition class's) and accuracy
     against step, with the step cursor and the transition marked."""
-    steps = tables.steps(seed)
-    step = cursor(_first(step, steps[0]), "step")
-    metrics = rows(tables.metrics, seed)
-    series = _loss_series(tables, seed, metrics)
-    long = metrics.melt("step", list(series), var_name="series", value_name="nats")
-    long = long.assign(series=long["series"].map(series)).dropna().round(4)
-    marks = _step_marks(tables, seed, step)
-    x = step_x(steps, None)
+    layout = Layout.of(tables, seed)
+    chart = training_view(layout, cursor(_first(step, layout.steps[0]), "step"))
+    return _holding(chart, datasets(tables, seed, READS["training"]))
+
+
+def training_view(layout: Layout, step: alt.Parameter) -> alt.VConcatChart:
+    marks = _step_marks(step)
     w, h = SIZES["curves"]
-    loss = alt.layer(
-        alt.Chart(long)
-        .mark_line(strokeWidth=1.3)
-        .encode(
-            x=x,
-            y=alt.Y("nats:Q", title="loss (nats)"),
-            color=alt.Color(
-                "series:N",
-                sort=list(series.values()),
-                title=None,
-                scale=alt.Scale(domain=list(series.values()), range=SERIES_COLORS[: len(series)]),
-                legend=alt.Legend(
-                    orient="top", direction="horizontal", labelFontSize=9, symbolSize=60, columns=2
+    loss = alt.LayerChart(
+        layer=[
+            alt.Chart(source("losses"))
+            .mark_line(strokeWidth=1.3)
+            .encode(
+                x=step_x(layout.steps, None),
+                y=alt.Y("nats:Q", title="loss (nats)"),
+                color=alt.Color(
+                    "series:N",
+                    sort=list(layout.series),
+                    title=None,
+                    scale=alt.Scale(
+                        domain=list(layout.series), range=SERIES_COLORS[: len(layout.series)]
+                    ),
+                    legend=alt.Legend(
+                        orient="top", direction="horizontal", symbolSize=60, columns=2
+                    ),
                 ),
             ),
-        ),
-        *marks,
-    ).properties(width=w, height=h, title=_title("'training (cursor at step ' + step + ')'"))
+            *marks,
+        ],
+        width=w,
+        height=h,
+        title=_title(f"'training (cursor at step ' + {step.name} + ')'"),
+    )
     aw, ah = SIZES["accuracy"]
-    accuracy = alt.layer(
-        alt.Chart(metrics[["step", "accuracy"]].round(4))
-        .mark_line(strokeWidth=1.3, color=SERIES_COLORS[0])
-        .encode(
-            x=step_x(steps),
-            y=alt.Y(
-                "accuracy:Q",
-                title="accuracy",
-                scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(tickCount=3),
+    accuracy = alt.LayerChart(
+        layer=[
+            alt.Chart(source("accuracy"))
+            .mark_line(strokeWidth=1.3, color=SERIES_COLORS[0])
+            .encode(
+                x=step_x(layout.steps),
+                y=alt.Y(
+                    "accuracy:Q",
+                    title="accuracy",
+                    scale=alt.Scale(domain=[0, 1]),
+                    axis=alt.Axis(tickCount=3),
+                ),
             ),
-        ),
-        *marks,
-    ).properties(width=aw, height=ah)
-    return (
-        independent(alt.vconcat(loss, accuracy, spacing=6))
-        .properties(name=VIEWS[0])
-        .add_params(step)
+            *marks,
+        ],
+        width=aw,
+        height=ah,
+    )
+    return alt.VConcatChart(
+        vconcat=[loss, accuracy],
+        spacing=6,
+        resolve=INDEPENDENT,
+        name=VIEWS[0],
+        params=as_params(step),
     )
 
 
@@ -142,55 +169,59 @@ def selectivity_vs_effect(
 ) -> alt.LayerChart:
     """Every neuron at the cursor step: selectivity (x) against its ablation effect on its own
     positions (y), coloured by the detector's verdict, shaped by layer; dashed: each layer's
-    untrained p99 (the selectivity bar). No region is drawn: the verdicts are the detector's."""
+    untrained p99 (the selectivity bar). No region is drawn: the verdicts are the detector's.
+    The y axis spans every checkpoint's effects, so it stays put while the cursor moves."""
+    layout = Layout.of(tables, seed)
     static = not isinstance(step, alt.Parameter)  # a plain step: only its rows are needed
-    step = cursor(_first(step, tables.steps(seed)[0]), "step")
+    step = cursor(_first(step, layout.steps[0]), "step")
     neuron = cursor(_first(neuron, tables.default_neuron(seed)), "neuron")
-    data = neuron_rows(tables, seed)
+    data = datasets(tables, seed, READS["neurons"])
     if static:
-        data = data[data["step"] == nearest_step(tables.steps(seed), step.param.value)]
-    lo, hi = _padded_range(data["effect"])
+        at = nearest_step(list(layout.steps), step.param.value)
+        data["neurons"] = [r for r in data["neurons"] if r["step"] == at]
+    return _holding(neurons_view(layout, step, neuron), data)
+
+
+def neurons_view(layout: Layout, step: alt.Parameter, neuron: alt.Parameter) -> alt.LayerChart:
     at_step = f"datum.step == {step.name}"
-    layers = sorted(int(v) for v in data["layer"].unique())
-    legend = "  ".join(f"{SHAPE_GLYPHS[i % len(SHAPES)]} L{ly}" for i, ly in enumerate(layers))
+    legend = "  ".join(
+        f"{SHAPE_GLYPHS[i % len(SHAPES)]} L{ly}" for i, ly in enumerate(layout.layers)
+    )
     labels = list(VERDICTS.values())
-    x = alt.X("x:Q", scale=alt.Scale(domain=[0, 1]), title="selectivity (class SI)")
-    bars = alt.Chart(
-        rows(tables.baseline, seed)[["step", "layer", "untrained_p99"]].round(4)
-    ).transform_filter(at_step)
+    title = "ablation effect on own positions (nats)"
+    bars = alt.Chart(source("bars")).transform_filter(at_step)
     rules = bars.mark_rule(strokeDash=[4, 3], color="#555").encode(
         x=alt.X("untrained_p99:Q", scale=alt.Scale(domain=[0, 1]))
     )
     rule_labels = (
         bars.transform_calculate(label="'L' + datum.layer + ' bar'", ypos="4 + 11 * datum.layer")
-        .mark_text(align="left", dx=3, fontSize=9, color="#555")
+        .mark_text(align="left", dx=3, color="#555")
         .encode(x=alt.X("untrained_p99:Q"), y=alt.Y("ypos:Q", scale=None), text="label:N")
+    )
+    span = (  # invisible: makes the y scale span every checkpoint's effects
+        alt.Chart(source("facts"))
+        .mark_rule(opacity=0)
+        .encode(y=alt.Y("effect_lo:Q", title=title), y2="effect_hi:Q")
     )
     picked = alt.when(f"datum.unit == {neuron.name}")
     points = (
-        alt.Chart(data)
+        alt.Chart(source("neurons"))
         .transform_filter(at_step)
-        .transform_calculate(
-            x="isValid(datum.selectivity) ? datum.selectivity : 0",
-        )
+        .transform_calculate(x="isValid(datum.selectivity) ? datum.selectivity : 0")
         .mark_point(filled=True, opacity=0.9)
         .encode(
-            x=x,
-            y=alt.Y(
-                "effect:Q",
-                scale=alt.Scale(domain=[lo, hi]),
-                title="ablation effect on own positions (nats)",
-            ),
+            x=alt.X("x:Q", scale=alt.Scale(domain=[0, 1]), title="selectivity (class SI)"),
+            y=alt.Y("effect:Q", scale=alt.Scale(zero=False, nice=False), title=title),
             color=alt.Color(
                 "verdict:N",
                 title=None,
                 scale=alt.Scale(domain=labels, range=[VERDICT_COLORS[k] for k in VERDICTS]),
-                legend=alt.Legend(
-                    orient="bottom", direction="horizontal", labelFontSize=9, symbolType="circle"
-                ),
+                legend=alt.Legend(orient="bottom", direction="horizontal", symbolType="circle"),
             ),
             shape=alt.Shape(
-                "layer:N", scale=alt.Scale(domain=layers, range=SHAPES[: len(layers)]), legend=None
+                "layer:N",
+                scale=alt.Scale(domain=list(layout.layers), range=SHAPES[: len(layout.layers)]),
+                legend=None,
             ),
             size=picked.then(alt.value(170)).otherwise(alt.value(45)),
             fillOpacity=alt.when("isValid(datum.selectivity)")
@@ -202,21 +233,19 @@ def selectivity_vs_effect(
         )
     )
     w, h = SIZES["scatter"]
-    return (
-        alt.layer(rules, rule_labels, points)
-        .properties(
-            width=w,
-            height=h,
-            name=VIEWS[1],
-            title=_title(
-                "'neurons at step ' + " + step.name,
-                [
-                    f"{legend}; dashed: each layer's untrained p99 (its bar)",
-                    "faint at 0: fires too rarely to have a selectivity",
-                ],
-            ),
-        )
-        .add_params(step, neuron)
+    return alt.LayerChart(
+        layer=[rules, rule_labels, span, points],
+        width=w,
+        height=h,
+        name=VIEWS[1],
+        title=_title(
+            f"'neurons at step ' + {step.name}",
+            [
+                f"{legend}; dashed: each layer's untrained p99 (its bar)",
+                "faint at 0: fires too rarely to have a selectivity",
+            ],
+        ),
+        params=as_params(step, neuron),
     )
 
 
@@ -224,14 +253,17 @@ def class_means(tables: ExplorerTables, seed: int, step=None, neuron=None) -> al
     """The picked neuron's mean activation per class at the cursor step; the dark bar is the
     class whose positions its effect is measured on. The y axis spans that neuron's values
     over all steps, so it stays put while the cursor moves."""
-    steps = tables.steps(seed)
-    step = cursor(_first(step, steps[0]), "step")
+    layout = Layout.of(tables, seed)
+    step = cursor(_first(step, layout.steps[0]), "step")
     neuron = cursor(_first(neuron, tables.default_neuron(seed)), "neuron")
-    data = class_mean_cells(tables, seed, steps)
-    order = list(dict.fromkeys(rows(tables.class_means, seed)["cls"]))
-    base = alt.Chart(data).transform_filter(f"datum.unit == {neuron.name}")
-    pick = f"datum.m[indexof({json.dumps(steps)}, {step.name})]"
-    x = alt.X("cls:N", sort=order, title=None, axis=alt.Axis(labelAngle=-40, labelFontSize=9))
+    chart = class_means_view(layout, step, neuron)
+    return _holding(chart, datasets(tables, seed, READS["class_means"]))
+
+
+def class_means_view(layout: Layout, step: alt.Parameter, neuron: alt.Parameter) -> alt.LayerChart:
+    base = alt.Chart(source("class_means")).transform_filter(f"datum.unit == {neuron.name}")
+    pick = f"datum.m[indexof({json.dumps(layout.steps)}, {step.name})]"
+    x = alt.X("cls:N", sort=list(layout.classes), title=None, axis=alt.Axis(labelAngle=-40))
     span = base.mark_rule(opacity=0).encode(x=x, y=alt.Y("lo:Q"), y2="hi:Q")
     bars = (
         base.transform_calculate(mean_act=pick, measured="datum.cls == datum.positions")
@@ -248,17 +280,15 @@ def class_means(tables: ExplorerTables, seed: int, step=None, neuron=None) -> al
         )
     )
     w, h = SIZES["means"]
-    return (
-        alt.layer(span, bars)
-        .properties(
-            width=w,
-            height=h,
-            name=VIEWS[2],
-            title=_title(
-                f"{neuron.name} + ' at step ' + {step.name}", "dark: where its effect is measured"
-            ),
-        )
-        .add_params(step, neuron)
+    return alt.LayerChart(
+        layer=[span, bars],
+        width=w,
+        height=h,
+        name=VIEWS[2],
+        title=_title(
+            f"{neuron.name} + ' at step ' + {step.name}", "dark: where its effect is measured"
+        ),
+        params=as_params(step, neuron),
     )
 
 
@@ -267,13 +297,18 @@ def neuron_timeline(tables: ExplorerTables, seed: int, step=None, neuron=None) -
     its layer's untrained p99 bars; its effect on its own positions (with the interval where
     the analysis has one), every other neuron in grey, the detector's picks in colour, and
     the detector's "needed" bar."""
-    steps = tables.steps(seed)
-    step = cursor(_first(step, steps[0]), "step")
+    layout = Layout.of(tables, seed)
+    step = cursor(_first(step, layout.steps[0]), "step")
     neuron = cursor(_first(neuron, tables.default_neuron(seed)), "neuron")
-    data = neuron_rows(tables, seed)
-    mine = alt.Chart(data).transform_filter(f"datum.unit == {neuron.name}")
-    x = step_x(steps, None)
-    marks = _step_marks(tables, seed, step)
+    chart = timeline_view(layout, step, neuron)
+    return _holding(chart, datasets(tables, seed, READS["timeline"]))
+
+
+def timeline_view(layout: Layout, step: alt.Parameter, neuron: alt.Parameter) -> alt.VConcatChart:
+    neurons = source("neurons")
+    mine = alt.Chart(neurons).transform_filter(f"datum.unit == {neuron.name}")
+    x = step_x(layout.steps, None)
+    marks = _step_marks(step)
     measures = {
         "selectivity": ("selectivity", "bar_selectivity"),
         "same-token selectivity": ("matched_selectivity", "bar_matched"),
@@ -290,20 +325,23 @@ def neuron_timeline(tables: ExplorerTables, seed: int, step=None, neuron=None) -
         "measure:N",
         title=None,
         scale=alt.Scale(domain=list(measures), range=["#333", "#7570b3"]),
-        legend=alt.Legend(orient="top", direction="horizontal", labelFontSize=9),
+        legend=alt.Legend(orient="top", direction="horizontal"),
     )
     sw, sh = SIZES["selectivity"]
-    selectivity = alt.layer(
-        folded.transform_filter("!datum.bar")
-        .mark_line(point=alt.OverlayMarkDef(size=18))
-        .encode(
-            x=x, y=alt.Y("value:Q", title="selectivity", scale=alt.Scale(domainMax=1)), color=color
-        ),
-        folded.transform_filter("datum.bar")
-        .mark_line(strokeDash=[4, 3], strokeWidth=1)
-        .encode(x=x, y="value:Q", color=color),
-        *marks,
-    ).properties(
+    selectivity = alt.LayerChart(
+        layer=[
+            folded.transform_filter("!datum.bar")
+            .mark_line(point=alt.OverlayMarkDef(size=18))
+            .encode(
+                x=x,
+                y=alt.Y("value:Q", title="selectivity", scale=alt.Scale(domainMax=1)),
+                color=color,
+            ),
+            folded.transform_filter("datum.bar")
+            .mark_line(strokeDash=[4, 3], strokeWidth=1)
+            .encode(x=x, y="value:Q", color=color),
+            *marks,
+        ],
         width=sw,
         height=sh,
         title=_title(
@@ -311,64 +349,57 @@ def neuron_timeline(tables: ExplorerTables, seed: int, step=None, neuron=None) -
         ),
     )
     ew, eh = SIZES["effect"]
-    positions = unit_positions(tables, seed)
     highlighted = list(VERDICTS.values())[:2]
-    min_peak = float(rows(tables.verdicts, seed)["min_peak"].iloc[0])
-    effect = alt.layer(
-        alt.Chart(data)
-        .mark_line(strokeWidth=0.8, color=CONTEXT)
-        .encode(
-            x=step_x(steps),
-            y=alt.Y("effect:Q", title="effect on own positions (nats)"),
-            detail="unit:N",
-        ),
-        alt.Chart(data)
-        .transform_filter(alt.FieldOneOfPredicate("verdict", highlighted))
-        .mark_line(strokeWidth=1.3)
-        .encode(
-            x=step_x(steps),
-            y="effect:Q",
-            detail="unit:N",
-            color=alt.Color(
-                "verdict:N",
-                legend=None,
-                scale=alt.Scale(
-                    domain=list(VERDICTS.values()), range=[VERDICT_COLORS[k] for k in VERDICTS]
+    x = step_x(layout.steps)
+    needed = alt.Chart(source("facts")).encode(y="min_peak:Q")  # puts the facts in the spec
+    effect = alt.LayerChart(
+        layer=[
+            alt.Chart(neurons)
+            .mark_line(strokeWidth=0.8, color=CONTEXT)
+            .encode(
+                x=x, y=alt.Y("effect:Q", title="effect on own positions (nats)"), detail="unit:N"
+            ),
+            alt.Chart(neurons)
+            .transform_filter(alt.FieldOneOfPredicate("verdict", highlighted))
+            .mark_line(strokeWidth=1.3)
+            .encode(
+                x=x,
+                y="effect:Q",
+                detail="unit:N",
+                color=alt.Color(
+                    "verdict:N",
+                    legend=None,
+                    scale=alt.Scale(
+                        domain=list(VERDICTS.values()),
+                        range=[VERDICT_COLORS[k] for k in VERDICTS],
+                    ),
                 ),
             ),
-        ),
-        mine.mark_area(opacity=0.2, color=CURSOR).encode(
-            x=step_x(steps), y="effect_low:Q", y2="effect_high:Q"
-        ),
-        mine.mark_line(point=alt.OverlayMarkDef(size=18), color=CURSOR, strokeWidth=2).encode(
-            x=step_x(steps), y="effect:Q", tooltip=_neuron_tooltip()
-        ),
-        alt.Chart().mark_rule(strokeDash=[2, 2], color="#555").encode(y=alt.datum(min_peak)),
-        alt.Chart()
-        .mark_text(
-            align="right",
-            baseline="bottom",
-            dx=-2,
-            dy=-1,
-            fontSize=9,
-            color="#555",
-            text=f"detector's 'needed' bar ({min_peak:g})",
-        )
-        .encode(x=alt.value(ew), y=alt.datum(min_peak)),
-        *marks,
-    ).properties(
+            mine.mark_area(opacity=0.2, color=CURSOR).encode(
+                x=x, y="effect_low:Q", y2="effect_high:Q"
+            ),
+            mine.mark_line(point=alt.OverlayMarkDef(size=18), color=CURSOR, strokeWidth=2).encode(
+                x=x, y="effect:Q", tooltip=_neuron_tooltip()
+            ),
+            needed.mark_rule(strokeDash=[2, 2], color="#555"),
+            needed.transform_calculate(label="\"detector's 'needed' bar (\" + datum.min_peak + ')'")
+            .mark_text(align="right", baseline="bottom", dx=-2, dy=-1, color="#555")
+            .encode(x=alt.value(ew), text="label:N"),
+            *marks,
+        ],
         width=ew,
         height=eh,
         title=_title(
-            f"'effect on ' + {json.dumps(positions)}[{neuron.name}] + ' positions'",
+            f"'effect on ' + {FACTS}.positions[{neuron.name}] + ' positions'",
             "grey: other neurons; colour: the detector's picks; band: 95% interval",
-            size=11,
         ),
     )
-    return (
-        independent(alt.vconcat(selectivity, effect, spacing=6))
-        .properties(name=VIEWS[3])
-        .add_params(step, neuron)
+    return alt.VConcatChart(
+        vconcat=[selectivity, effect],
+        spacing=6,
+        resolve=INDEPENDENT,
+        name=VIEWS[3],
+        params=as_params(step, neuron),
     )
 
 
@@ -377,46 +408,47 @@ def attention_pattern(
 ) -> alt.Chart:
     """Attention weights (query x key) of one example at the cursor step; ``layer`` and
     ``head`` are params too, so switching head sends no data."""
-    steps = tables.steps(seed)
-    step = cursor(_first(step, steps[0]), "step")
+    layout = Layout.of(tables, seed)
+    step = cursor(_first(step, layout.steps[0]), "step")
     layer = cursor(_first(layer, 0), "layer")
     head = cursor(_first(head, 0), "head")
-    cells, n_heads = attention_cells(tables, seed, steps)
+    chart = attention_view(layout, step, layer, head)
+    return _holding(chart, datasets(tables, seed, READS["attention"]))
+
+
+def attention_view(
+    layout: Layout, step: alt.Parameter, layer: alt.Parameter, head: alt.Parameter
+) -> alt.Chart:
+    steps = layout.steps
     index = (
-        f"(({layer.name} * {n_heads} + {head.name}) * {len(steps)}"
+        f"(({layer.name} * {layout.n_heads} + {head.name}) * {len(steps)}"
         f" + indexof({json.dumps(steps)}, {step.name}))"
     )
     pick = f"parseInt(substring(datum.w, 2 * {index}, 2 * {index} + 2), 16) / 255"
-    tokens = rows(tables.example_tokens, seed).sort_values("position")["token"].tolist()
-    labels = f"{json.dumps(tokens)}[datum.value]"
-    size = max(160, min(340, SIZES["cell"] * len(tokens)))
-    font = 9 if size / max(len(tokens), 1) >= 8 else 7
-    x_axis = alt.Axis(
-        labelExpr=labels,
-        labelAngle=-90,
-        labelFontSize=font,
-        labelPadding=2,
-        ticks=False,
-        title="key (token)",
-    )
-    y_axis = alt.Axis(
-        labelExpr=labels, labelFontSize=font, labelPadding=2, ticks=False, title="query (token)"
-    )
+    labels = "data('tokens')[datum.value].token"  # the lookup below puts the tokens in the spec
+    size = max(160, min(340, SIZES["cell"] * layout.n_tokens))
+    tight = {} if size / max(layout.n_tokens, 1) >= 8 else {"labelFontSize": 7}
+    axis = {"labelExpr": labels, "labelPadding": 2, "ticks": False, **tight}
+    tokens = alt.LookupData(source("tokens"), key="position", fields=["token"])
     return (
-        alt.Chart(cells)
+        alt.Chart(source("attention"))
+        .transform_lookup(lookup="query", from_=tokens, as_=["query_token"])
+        .transform_lookup(lookup="key", from_=tokens, as_=["key_token"])
         .transform_calculate(weight=pick)
         .mark_rect()
         .encode(
-            x=alt.X("key:O", axis=x_axis),
-            y=alt.Y("query:O", axis=y_axis),
+            x=alt.X("key:O", axis=alt.Axis(labelAngle=-90, title="key (token)", **axis)),
+            y=alt.Y("query:O", axis=alt.Axis(title="query (token)", **axis)),
             color=alt.Color(
                 "weight:Q",
                 scale=alt.Scale(scheme="blues", domain=[0, 1]),
-                legend=alt.Legend(orient="right", gradientLength=120, labelFontSize=9, title=None),
+                legend=alt.Legend(orient="right", gradientLength=120, title=None),
             ),
             tooltip=[
                 alt.Tooltip("query:O", title="query position"),
+                alt.Tooltip("query_token:N", title="query token"),
                 alt.Tooltip("key:O", title="key position"),
+                alt.Tooltip("key_token:N", title="key token"),
                 alt.Tooltip("weight:Q", format=".2f"),
             ],
         )
@@ -510,9 +542,7 @@ def effects_over_training(
         )
         layers.append(
             alt.Chart()
-            .mark_text(
-                color=TRANSITION, align="left", baseline="top", dx=3, fontSize=9, text="transition"
-            )
+            .mark_text(color=TRANSITION, align="left", baseline="top", dx=3, text="transition")
             .encode(x=alt.datum(transition), y=alt.value(2))
         )
     return alt.layer(*layers).properties(
@@ -522,9 +552,6 @@ def effects_over_training(
             "Each neuron's ablation effect over training",
             subtitle=f"grey: the other {data['unit'].nunique() - len(picked['unit'].unique())} "
             f"neurons; dashed: the detector's 'needed' bar ({min_peak:g} nats)",
-            anchor="start",
-            fontSize=12,
-            subtitleFontSize=10,
         ),
     )
 
@@ -536,19 +563,18 @@ def _first(value, default):
     return default if value is None else value
 
 
-def _title(expr: str, subtitle: str | list[str] | None = None, size: int = 12) -> alt.Title:
-    extra = (
-        {"subtitle": subtitle, "subtitleFontSize": 9, "subtitleColor": "#666"} if subtitle else {}
-    )
-    return alt.Title(text=alt.ExprRef(expr), anchor="start", fontSize=size, **extra)
+def _holding(chart: alt.TopLevelMixin, data: dict[str, list[dict]]) -> alt.TopLevelMixin:
+    """``chart`` holding the datasets it draws (a view on its own)."""
+    return chart.properties(datasets=data)
 
 
-def _padded_range(values: pd.Series, floor: float = 0.05) -> tuple[float, float]:
-    values = values.dropna()
-    lo = min(float(values.min()) if len(values) else 0.0, 0.0)
-    hi = max(float(values.max()) if len(values) else floor, floor)
-    pad = 0.05 * (hi - lo)
-    return round(lo - pad, 4), round(hi + pad, 4)
+def as_params(*cursors: alt.Parameter) -> list:
+    """The cursors as a chart's ``params`` (what ``add_params`` adds, without its copies)."""
+    return [c.param for c in cursors]
+
+
+def _title(expr: str, subtitle: str | list[str] | None = None) -> alt.Title:
+    return alt.Title(text=alt.ExprRef(expr), **({"subtitle": subtitle} if subtitle else {}))
 
 
 def _neuron_tooltip() -> list:
@@ -565,39 +591,16 @@ def _neuron_tooltip() -> list:
     ]
 
 
-def _loss_series(tables: ExplorerTables, seed: int, metrics: pd.DataFrame) -> dict[str, str]:
-    """{metrics column: legend name}: all positions, the focus class, the transition class."""
-    series = {"loss": "all positions"}
-    for cls in (tables.focus(seed), (tables.transition_metric(seed) or "")[len("loss_") :]):
-        column = f"loss_{cls}"
-        if cls and column in metrics and metrics[column].notna().any():
-            series[column] = f"{cls} positions"
-    return series
-
-
-def _step_marks(tables: ExplorerTables, seed: int, step: alt.Parameter) -> list[alt.Chart]:
-    """The cursor rule (a checkpoints row filtered to the step) and the transition rule."""
-    ckpts = rows(tables.checkpoints, seed)[["step"]]
-    marks = [
-        alt.Chart(ckpts)
+def _step_marks(step: alt.Parameter) -> list[alt.Chart]:
+    """The cursor rule (a checkpoint filtered to the step) and the transition rule (none
+    when the seed's transition dataset is empty)."""
+    return [
+        alt.Chart(source("checkpoints"))
         .transform_filter(f"datum.step == {step.name}")
         .mark_rule(color=CURSOR, strokeWidth=1.5)
-        .encode(x="step:Q")
+        .encode(x="step:Q"),
+        alt.Chart(source("transition"))
+        .transform_calculate(tip="'transition at step ' + datum.step")
+        .mark_rule(color=TRANSITION, strokeDash=[5, 3])
+        .encode(x="step:Q", tooltip="tip:N"),
     ]
-    transition = tables.transition(seed)
-    if not np.isnan(transition):
-        marks.append(
-            alt.Chart()
-            .mark_rule(color=TRANSITION, strokeDash=[5, 3])
-            .encode(
-                x=alt.datum(transition), tooltip=alt.value(f"transition at step {transition:g}")
-            )
-        )
-    return marks
-
-
-def independent(chart):
-    """Each view keeps its own colour and shape legends (concat would merge them)."""
-    return chart.resolve_scale(color="independent", shape="independent").resolve_legend(
-        color="independent", shape="independent"
-    )
