@@ -84,6 +84,20 @@ def test_catch_rates_and_the_control():
     rates = catch_rates(main, control)
     assert rates["reference"]["k"] == 16 and rates["control"]["k"] == 0
     assert rates["fisher"]["p_greater"] == pytest.approx(math.comb(20, 16) / math.comb(40, 16))
+    assert rates["target"] == {"rate": 0.8, "met": True, "excluded": False, "control_clean": True}
+
+
+def test_the_pre_registered_target_is_met_missed_or_excluded():
+    def target(k, n=20, control_caught=0):
+        main = [seed(s, caught=s < k) for s in range(n)]
+        control = [seed(s, caught=s < control_caught) for s in range(20)]
+        return catch_rates(main, control)["target"]
+
+    assert target(16)["met"] and not target(15)["met"]
+    assert not target(12)["excluded"]  # 12/20: upper bound 0.81
+    assert target(11)["excluded"]  # 11/20: upper bound 0.77
+    assert target(3)["excluded"] and not target(3)["met"]
+    assert not target(16, control_caught=1)["control_clean"]
 
 
 def test_threshold_sweep_counts_each_setting():

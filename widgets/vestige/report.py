@@ -85,6 +85,27 @@ def _headline(s: dict) -> str:
         "",
         clauses,
     ]
+    target = s["rates"].get("target")
+    if target:
+        verdict = (
+            "reached"
+            if target["met"]
+            else "missed, and the interval excludes it"
+            if target["excluded"]
+            else "missed (the interval does not exclude it)"
+        )
+        lines += [
+            "",
+            f"Pre-registered target (`course/study/preregistration.md`, fixed before any "
+            f"report run with its tuning seeds, these seeds and the decision rule): a catch "
+            f"in at least {target['rate']:.0%} of unseen seeds and in none of the control's. "
+            f"The rate target is **{verdict}**"
+            + (
+                f"; the control is {'clean' if target['control_clean'] else 'not clean'}."
+                if "control_clean" in target
+                else "."
+            ),
+        ]
     if s["failed_clauses_when_not_caught"]:
         failed = ", ".join(f"`{k}` {v}" for k, v in s["failed_clauses_when_not_caught"].items())
         lines += ["", f"Seeds without a catch, clauses their best candidate failed: {failed}."]

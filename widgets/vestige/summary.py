@@ -47,6 +47,9 @@ OUTCOMES = (
     "mean_selectivity",
 )
 ALPHA = 0.05  # the family-wise error rate of the condition tests (Holm)
+# The pre-registered target (course/study/preregistration.md): a catch in at least this
+# fraction of unseen reference seeds, and in no control seed.
+TARGET_RATE = 0.8
 
 
 def sweep_key(parameter: str, value) -> str:
@@ -57,12 +60,23 @@ def catch_rates(main: list[dict], control: list[dict] | None) -> dict[str, Any]:
     """Catch rates with exact 95% intervals; with a control, Fisher's exact test of the
     reference's rate against it (one-sided: the reference catches more)."""
     ref = rate(sum(r["caught"] for r in main), len(main))
-    out = {"reference": ref}
+    out = {"reference": ref, "target": against_target(ref)}
     if control is not None:
         ctl = rate(sum(r["caught"] for r in control), len(control))
         out["control"] = ctl
         out["fisher"] = fisher(ref["k"], ref["n"], ctl["k"], ctl["n"])
+        out["target"]["control_clean"] = ctl["k"] == 0
     return out
+
+
+def against_target(ref: dict) -> dict[str, Any]:
+    """The reference's rate against the pre-registered `TARGET_RATE`: `met` (the observed
+    rate reaches it) and `excluded` (the exact interval's upper bound falls below it)."""
+    return {
+        "rate": TARGET_RATE,
+        "met": bool(ref["n"]) and ref["rate"] >= TARGET_RATE,
+        "excluded": bool(ref["n"]) and ref["high"] < TARGET_RATE,
+    }
 
 
 def threshold_sweep(results: list[dict]) -> list[dict[str, Any]]:
