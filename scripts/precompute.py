@@ -37,7 +37,9 @@ def main(argv=None) -> int:
     import nbformat
     from nbclient import NotebookClient
 
-    os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # HF_HUB_OFFLINE: the image holds what the notebooks make, not hub checkpoints (the
+    # Pythia cells of 50_real_models skip themselves; a learner with network can run them)
+    os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     cwd = Path(args.cwd).resolve()
     runs = cwd.parent / "runs"
     notebooks = sorted(Path(args.solutions).glob("[0-9][0-9]_*.ipynb"))
