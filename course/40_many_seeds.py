@@ -23,10 +23,12 @@ boot_seed = 0
 
 # %%
 import math
+from pathlib import Path
 
 import altair as alt
 import numpy as np
 import pandas as pd
+from IPython.display import Image, display
 from scipy import stats
 from vestige import CONDITION_NAMES, Checker, load_study, setup
 
@@ -366,9 +368,7 @@ def paired_difference(
 
 
 whole = (
-    "neuron-whole"
-    if "neuron-whole" in summary["conditions"]
-    else next(iter(summary["conditions"]))
+    "neuron-whole" if "neuron-whole" in summary["conditions"] else next(iter(summary["conditions"]))
 )
 outcomes = {  # outcome: (unit, digits, words for an interval above / below 0)
     "final_loss": ("nats", 3, "higher", "lower"),
@@ -442,3 +442,63 @@ points = (
 # the same way, but never needed): a cost that appears for both is a cost of holding *any*
 # neuron still, not of losing this one. The study's `report.md` has the same comparisons
 # for every outcome, as a table.
+
+# %% [markdown]
+# ## 7. A training map: which seeds took a detour
+#
+# Every seed so far was summed up by a few numbers. A *training map* (Hu, Chen, Saphra & Cho,
+# TMLR 2023) looks at the whole road instead: per checkpoint, statistics of the weights
+# (norms, spectral norms) and of the behaviour (the loss per class of position, the stage
+# curves), z-scored within each run; a Gaussian hidden Markov model fitted to all seeds at
+# once gives a small number of *states* (phases of training) and, for every seed, the state
+# it was in at every checkpoint (its *path*). `make study` fits it (`vestige.maps`: 1 to 8
+# states, the number chosen by BIC) and writes it into `summary.json`.
+
+# %%
+fitted = summary.get("map", {}).get("reference", {})
+training_map = fitted.get("run", {}).get("map")
+if training_map is None:
+    print("This study has no training map:", fitted.get("skipped", "run `make study` again"))
+    paths = []
+else:
+    paths = training_map["paths"]
+    print(f"{training_map['n_states']} states over {len(paths)} seeds")
+    for name in fitted.get("figures", [])[:1]:  # each seed's state over training
+        if (Path(study_dir) / f"{name}.png").is_file():
+            display(Image(str(Path(study_dir) / f"{name}.png")))
+pd.DataFrame([{"seed": p["seed"], "states": " ".join(map(str, p["states"]))} for p in paths])
+
+# %% [markdown]
+# ### Exercise 5
+# A state that some seeds pass through and others never do is a *detour*. Write
+# `detour_states(paths)`: `paths` is a list of `{"seed": ..., "states": [state at each
+# checkpoint, ...]}`; return the sorted list of detour states. A seed that stays in a state
+# for many checkpoints visits it once.
+
+
+# %%
+def detour_states(paths) -> list[int]:
+    ### BEGIN SOLUTION
+    from collections import Counter
+
+    visits = Counter(state for path in paths for state in set(path["states"]))
+    return sorted(state for state, n in visits.items() if n < len(paths))
+    ### END SOLUTION
+
+
+# %% tags=["check"]
+check("ex5", detour_states)
+
+# %% [markdown]
+# Your detours on the study's map, against the map's own, and what the study concludes
+# from them: whether visiting a state predicts a later copy transition, and whether the
+# seeds with a caught neuron take another road (with 20 seeds, often too few to tell; the
+# verdict says so when it is).
+
+# %%
+if training_map is not None:
+    try:
+        print("yours:", detour_states(paths), " the map's:", training_map["detour_states"])
+    except NotImplementedError:
+        print("Solve exercise 5 first: this cell uses your detour_states.")
+    print(fitted["run"]["detours"]["verdict"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,6 +272,11 @@ def paired_right(results, condition, outcome):
     return d.mean(), d.mean() - half, d.mean() + half
 
 
+def detours_right(paths):
+    visits = Counter(s for p in paths for s in set(p["states"]))
+    return sorted(s for s, n in visits.items() if n < len(paths))
+
+
 # --- the table -----------------------------------------------------------------------------------
 
 CASES = {
@@ -322,6 +328,7 @@ CASES = {
             "ex2": lambda p: correlation_right,
             "ex3": lambda p: settled_right,
             "ex4": lambda p: paired_right,
+            "ex5": lambda p: detours_right,
         },
     ),
 }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,14 @@ import pandas as pd
 import pytest
 import torch
 import vestige
-from answers import correlation_right, paired_right, peak_settle_right, settled_right, spearman
+from answers import (
+    correlation_right,
+    detours_right,
+    paired_right,
+    peak_settle_right,
+    settled_right,
+    spearman,
+)
 from scipy import stats
 from vestige.course import grade, plain
 from vestige.course.checks import AnswerError, many_seeds
@@ -579,6 +587,73 @@ def test_ex4_refuses_the_kits_summarize():
 def test_ex4_says_how_wide_a_wrong_interval_is():
     z = paired_with(lambda d: 1.96 * d.std(ddof=1) / math.sqrt(len(d)))
     assert "times as wide as the paired t-interval" in verdict("ex4", z).message()
+
+
+# --- ex5: detours in a training map -------------------------------------------------------------
+
+
+def detours_by_pandas(paths):
+    frame = pd.DataFrame(
+        [(p["seed"], s) for p in paths for s in p["states"]], columns=["seed", "s"]
+    )
+    seeds = frame.groupby("s")["seed"].nunique()
+    return np.array(seeds[seeds < frame["seed"].nunique()].index)
+
+
+def detours_by_sets(paths):
+    every = set.intersection(*(set(p["states"]) for p in paths))
+    return {s for p in paths for s in p["states"]} - every
+
+
+@pytest.mark.parametrize("right", [detours_right, detours_by_pandas, detours_by_sets])
+def test_ex5_accepts_other_methods_and_types(right):
+    assert passes_everywhere("ex5", right)
+
+
+def _by_checkpoints(paths):  # counts checkpoints, not seeds
+    visits = Counter(s for p in paths for s in p["states"])
+    return sorted(s for s, n in visits.items() if n < len(paths))
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        _by_checkpoints,
+        lambda paths: sorted({s for p in paths for s in p["states"]}),  # every visited state
+        lambda paths: sorted(set.intersection(*(set(p["states"]) for p in paths))),  # the road
+        lambda paths: sorted(  # visited by one seed only
+            s for s, n in Counter(s for p in paths for s in set(p["states"])).items() if n == 1
+        ),
+        lambda paths: [],
+    ],
+)
+def test_ex5_refuses_wrong_answers(wrong):
+    assert fails_everywhere("ex5", wrong)
+
+
+def test_ex5_agrees_with_the_maps_own_detours():
+    """The reference is the kit's rule: a TrainingMap holding the test paths as its Viterbi
+    states names the same detour states."""
+    from vestige.maps import TrainingMap
+
+    for case in many_seeds.make_maps(np.random.default_rng(3)):
+        states = pd.DataFrame(
+            [(p["seed"], i, s) for p in case["paths"] for i, s in enumerate(p["states"])],
+            columns=["seed", "step", "state"],
+        )
+        fitted = TrainingMap(
+            n_states=6,
+            columns=[],
+            selection=pd.DataFrame(),
+            states=states,
+            transmat=np.eye(6),
+            startprob=np.full(6, 1 / 6),
+            means=pd.DataFrame(),
+            fit_seeds=[],
+            held_out_seeds=[],
+            seed=0,
+        )
+        assert many_seeds.reference_detours(case["paths"]) == fitted.detour_states()
 
 
 # --- the framework's side ------------------------------------------------------------------------

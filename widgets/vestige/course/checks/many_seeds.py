@@ -677,11 +677,95 @@ def judge_ex4(got, ctx) -> Verdict:
     )
 
 
+# --- ex5: detours in a training map ---------------------------------------------------------
+
+
+def reference_detours(paths: list[dict]) -> list[int]:
+    """The states some seeds' paths pass through and others' never do (`vestige.maps`'s
+    `detour_states`: Hu et al.'s detours), sorted."""
+    from collections import Counter
+
+    visits = Counter(state for path in paths for state in set(path["states"]))
+    return sorted(int(state) for state, n in visits.items() if n < len(paths))
+
+
+#: (description, each seed's path as its run of states, before the states are renamed and
+#: each state held for a random number of checkpoints)
+MAP_CASES = (
+    ("every seed takes the same road", ((0, 1, 2),) * 4),
+    ("one seed of five passes through a state no other visits", ((0, 1, 2),) * 4 + ((0, 3, 2),)),
+    ("every seed but one visits a state", ((0, 1, 2),) * 3 + ((0, 2),)),
+    (
+        "one seed stays in its detour for many checkpoints",
+        ((0, 1, 3, 3, 3, 3, 2),) + ((0, 1, 2),) * 3,
+    ),
+    ("two seeds take two different detours", ((0, 3, 2), (0, 4, 2), (0, 1, 2), (0, 1, 2))),
+    ("a seed comes back to a state it left", ((0, 1, 0, 1, 2),) + ((0, 1, 2),) * 2),
+)
+
+
+def make_maps(rng) -> list[dict]:
+    cases = []
+    for case, runs in MAP_CASES:
+        names = rng.permutation(6)  # state numbers carry no order
+        seeds = 1000 + rng.choice(9000, len(runs), replace=False)
+        paths = [
+            {
+                "seed": int(seed),
+                "states": [int(names[s]) for s in run for _ in range(int(rng.integers(1, 4)))],
+            }
+            for seed, run in zip(seeds, runs, strict=True)
+        ]
+        cases.append({"case": case, "paths": paths})
+    return [cases[i] for i in rng.permutation(len(cases))]
+
+
+def _as_states(value):
+    import numpy as np
+
+    if type(value) is np.ndarray and value.ndim == 1:
+        value = value.tolist()
+    if type(value) not in (list, tuple, set, frozenset):
+        raise AnswerError(f"expected a list of state numbers, got {type(value).__name__}")
+    states = [as_number(v, "state numbers") for v in value]
+    if not all(float(v).is_integer() for v in states):
+        raise AnswerError("state numbers are whole numbers")
+    return sorted({int(v) for v in states})
+
+
+def capture_ex5(function, ctx) -> list:
+    import copy
+
+    cases = ctx.inputs("maps")
+    return call_each(function, [(copy.deepcopy(c["paths"]),) for c in cases], _as_states)
+
+
+def judge_ex5(got, ctx) -> Verdict:
+    cases = ctx.inputs("maps")
+    wrong = []
+    for case, item in zip(cases, items(got, len(cases))):
+        want = reference_detours(case["paths"])
+        if isinstance(item, dict):
+            wrong.append((case["case"], f"an error ({item.get('error', '?')})"))
+        elif item != want:
+            wrong.append((case["case"], f"{len(item)} state(s)" if item else "none"))
+    if not wrong:
+        return Verdict(True)
+    case, shown = wrong[0]
+    return Verdict(
+        False,
+        "the states that at least one seed's path passes through and at least one other "
+        f"seed's never does; wrong on {len(wrong)} of {len(cases)} test maps, e.g. when {case}",
+        shown,
+    )
+
+
 MAKERS = {
     "timelines": make_timelines,
     "correlations": make_correlations,
     "records": make_records,
     "pairings": make_pairings,
+    "maps": make_maps,
 }
 
 
@@ -768,5 +852,22 @@ EXERCISES = (
             ),
         ),
         success="Pairing removes what the seeds differ in, and keeps what the condition changed.",
+    ),
+    Exercise(
+        "ex5",
+        points=1,
+        kind="function",
+        capture=capture_ex5,
+        judge=judge_ex5,
+        hints=(
+            "Count seeds, not checkpoints: a seed that stays in a state for ten checkpoints "
+            "visits it once.",
+            "A state is a detour when the number of seeds that visit it is above zero and below "
+            "the number of seeds.",
+            "`collections.Counter(s for p in paths for s in set(p['states']))` counts the seeds "
+            "per state.",
+        ),
+        success="A detour is a road some seeds take and others never do; the map's test asks "
+        "whether the seeds that take it differ in anything else.",
     ),
 )
