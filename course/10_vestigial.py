@@ -363,12 +363,16 @@ tools["neuron"].reindex(columns=columns).round(3)
 # ## 7. One seed is an anecdote
 #
 # The course's study ran the same detector, and these mechanism tests, on seeds it never
-# looked at while the task was designed (`course/study/report.md`). What it found:
+# looked at while the task was designed (`course/study/report.md`). It studies the kit's
+# `reference` preset, which has since moved on from this notebook's one crutch to several
+# (`many_crutches`: each neuron judged on its own crutch, more chances per seed); the
+# detector and its clauses are the same. What it found:
 
 # %%
 study, per_seed = load_study(study_dir)
 print(
-    f"A vestigial neuron was caught in {study['caught']} of {study['n_seeds']} seeds "
+    f"Preset {study['preset']!r}: a vestigial neuron was caught in {study['caught']} of "
+    f"{study['n_seeds']} seeds "
     f"(negative control, the task without its crutch: {study['control']['caught']} of "
     f"{len(study['control']['seeds'])})."
 )
