@@ -94,7 +94,8 @@ alt.Chart(pd.DataFrame({"step": reference.checkpoint_steps})).mark_tick(
 )
 
 # %% [markdown]
-# Dense early, sparse late (the Pythia suite does the same): you will see why in section 3.
+# Dense early, sparse late (Pythia's checkpoints are log-spaced up to step 512, then one every
+# 1,000 steps): you will see why in section 3.
 #
 # ### Exercise 2
 # Write `log_schedule(total, first, n_log)`: the checkpoint steps of a run of `total` steps,

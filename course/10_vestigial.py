@@ -3,8 +3,8 @@
 #
 # A neuron can fire for one kind of input in the finished model, which makes it look
 # important, and yet barely matter when you take it away. If the training history shows that
-# it *did* matter once, and something else took its job over, the neuron is **vestigial**: a
-# leftover of an earlier stage of training. In this notebook you test that claim on one
+# it *did* matter once and no longer does, the neuron is **vestigial**: a leftover of an
+# earlier stage of training. In this notebook you test that claim on one
 # training run, the way the kit's detector does, and then see how often it holds across seeds.
 #
 # **The task.** Each sequence is random tokens with a segment written twice; the model is
@@ -78,7 +78,7 @@ alt.Chart(curves).mark_line().encode(
 ).properties(width=520, height=220, title="Loss on each kind of position")
 
 # %% [markdown]
-# The loss on **trigger** positions falls within the first hundred steps: the crutch. The
+# The loss on **trigger** positions falls first, long before the rest: the crutch. The
 # loss on **copy** positions drops later and sharply, when the model learns to copy. The kit
 # dates that drop with one definition, `transition_step`:
 
@@ -335,7 +335,7 @@ check("ex5", lambda: margin_fraction)
 # loss no longer depends on it because something else predicts C too. One whose margin
 # effect falls as well is **unused**.
 #
-# ## 6. What took its job over
+# ## 6. What changed as it settled
 #
 # The mechanism tables ablate every attention head at every checkpoint. The heads whose cost
 # on trigger positions grew while the neuron faded, and where they look from a trigger (the
@@ -392,7 +392,7 @@ print("At the end they were:", study["end_status"], "| backups:", study["backup_
 # Read those counts as they are. A best candidate stopped by `needed` was never needed with
 # confidence (no neuron's ablation cost 0.15 nats at its peak: the crutch, if there was one,
 # was spread over several neurons or carried elsewhere); by `selective`, it ended no more
-# selective than an untrained neuron; by `faded`, it was still needed at the end. The report's
+# selective than an untrained neuron; by `faded`, its final effect's upper bound stayed above a tenth of its peak. The report's
 # appendix writes up the search for a task and model in which a vestigial neuron appears in
 # most seeds, variant by variant and judged by the same clauses: no variant came close to 8
 # seeds in 10. In this family of toy models a clean single vestigial neuron is the exception,

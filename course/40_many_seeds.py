@@ -104,7 +104,7 @@ alt.Chart(lines).mark_line(point=True, opacity=0.7).encode(
 # %% [markdown]
 # ## 2. Peak and settling
 #
-# Two moments describe a neuron that was needed and then was not: its **peak** (its largest
+# Two moments describe a neuron whose effect rose and then fell: its **peak** (its largest
 # effect after step 0: at initialisation effects are noise) and the step at which it
 # **settles**: the first checkpoint after the peak from which its effect stays below half
 # the peak for good.
@@ -186,7 +186,7 @@ alt.Chart(seeds.dropna(subset=["copy transition"])).mark_circle(size=70).encode(
 #
 # A **rank correlation** (Spearman's) asks whether seeds with larger peaks tend to have
 # later (or earlier) transitions, in any monotone way, and one odd seed cannot dominate it.
-# With a few dozen seeds at most, it can be far from its true value by chance; a
+# With as few seeds as a study can afford, it can be far from its true value by chance; a
 # **bootstrap over seeds** says how far: draw as many seeds as there are, with replacement,
 # recompute the correlation, many times; the middle 95% of those values is a 95% interval.
 # The seed is what was replicated, so the seed is what is resampled.

@@ -1,4 +1,4 @@
-"""What took a neuron's job over: mechanism measurements across a run's checkpoints.
+"""What changed as a neuron settled: mechanism measurements across a run's checkpoints.
 
 For one neuron (usually the detector's catch) and every checkpoint:
 

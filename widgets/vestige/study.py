@@ -332,7 +332,7 @@ def crutch_head(heads: pd.DataFrame, steps: list[int], transition: float, total:
 
 def _heads_that_grew(heads, peak_step: int, settle: int | None) -> list[dict[str, Any]]:
     """Heads whose ablation cost on focus positions grew most from the neuron's peak to its
-    settling (the candidates for what took its job over), largest first."""
+    settling (candidates for what changed with it, not proof of a takeover), largest first."""
     if settle is None:
         return []
     at = heads.set_index(["step", "unit"])["effect_focus"]
