@@ -123,16 +123,26 @@ def test_the_coincidence_null_counts_what_early_faders_would_hit():
     # every early fader settles at the stage's date: chance explains every coincidence
     everyone = [seed(s, True, settle=140, faders=[140, 140]) for s in range(5)]
     out = coincidence_null(everyone, n_draws=200)["transitions"]["stage"]
-    assert out == {"observed": 5, "expected": 5.0, "p": 1.0}
+    assert out == {"observed": 5, "expected": 5.0, "p": 1.0, "p_holm": 1.0}
     # faders settle far from it (step 1500; 140 is not within one checkpoint): none by chance
     apart = [seed(s, True, settle=140, faders=[1500]) for s in range(5)]
     out = coincidence_null(apart, n_draws=200)["transitions"]["stage"]
-    assert out == {"observed": 5, "expected": 0.0, "p": 0.0}
+    assert out == {"observed": 5, "expected": 0.0, "p": 0.0, "p_holm": 0.0}
     # half the faders at the date: expected count n/2, and 5 of 5 is then unlikely
     half = [seed(s, True, settle=140, faders=[140, 1500]) for s in range(5)]
     out = coincidence_null(half, n_draws=20000, seed=1)["transitions"]["stage"]
     assert out["expected"] == pytest.approx(2.5, abs=0.05)
     assert out["p"] == pytest.approx(0.5**5, abs=0.005)
+
+
+def test_the_coincidence_null_is_holm_corrected_over_the_transitions():
+    """Two transitions, one far from every settle step (p = 1): Holm doubles the smaller p."""
+    half = [seed(s, True, settle=140, faders=[140, 1500]) for s in range(5)]
+    for r in half:
+        r["mechanism"]["transitions"]["late"] = 1500
+    out = coincidence_null(half, n_draws=20000, seed=1)["transitions"]
+    assert out["late"]["observed"] == 0 and out["late"]["p_holm"] == 1.0
+    assert out["stage"]["p_holm"] == pytest.approx(2 * out["stage"]["p"])
 
 
 def outcomes(final_loss: float) -> dict:

@@ -283,13 +283,13 @@ def _mechanisms(s: dict, results: list[dict]) -> str:
             "no evidence that the caught neuron handed its job to it.",
             "",
             "| transition | caught neurons within one checkpoint | expected under the null | "
-            "one-sided p |",
-            "|---|---|---|---|",
+            "one-sided p | Holm p (over the transitions) |",
+            "|---|---|---|---|---|",
         ]
         for name, t in null["transitions"].items():
             rows.append(
                 f"| {name} | {t['observed']} of {null['n_caught']} | {t['expected']:.1f} | "
-                f"{_p(t['p'])} |"
+                f"{_p(t['p'])} | {_p(t.get('p_holm', float('nan')))} |"
             )
     return "\n".join(rows)
 

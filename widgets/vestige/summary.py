@@ -112,8 +112,9 @@ def coincidence_null(results: list[dict], n_draws: int = 10000, seed: int = 0) -
     checkpoint): the observed count, and the count expected when each caught neuron's settle
     step is replaced by one drawn from every early fader of the study (any neuron that passed
     needed, above_init, sustained and faded, in any seed), with the one-sided p that chance
-    reaches the observed count. Adjacent early checkpoints hold most transition dates, so any
-    early settler "coincides"; this says whether the caught ones do more than that."""
+    reaches the observed count, Holm-adjusted over the transitions. Adjacent early checkpoints
+    hold most transition dates, so any early settler "coincides"; this says whether the caught
+    ones do more than that."""
     caught = [r for r in results if r["caught"] and r["mechanism"]["settle_step"] is not None]
     pool = [s for r in results for s in r.get("faders", [])]
     if not caught or not pool:
@@ -135,6 +136,8 @@ def coincidence_null(results: list[dict], n_draws: int = 10000, seed: int = 0) -
             "expected": float(null.mean()),
             "p": float((null >= observed).mean()),
         }
+    for name, adjusted in holm({k: t["p"] for k, t in out.items()}).items():
+        out[name]["p_holm"] = adjusted  # one test per transition: a family
     return {"n_caught": len(caught), "n_faders": len(pool), "transitions": out}
 
 
