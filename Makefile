@@ -71,13 +71,23 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_explorer.py
 
-## study: the study the course cites (report in course/study/): the detector on 20 unseen
-## reference seeds, each retrained under every condition of vestige.study.CONDITIONS (the
-## target neuron held for four windows, a control neuron for two, the selectivity regulariser
-## at three strengths), and the control preset on 5 more seeds; finished runs are reused
+## study: the study the course cites (report in course/study/), pre-registered in
+## course/study/preregistration.md (its deviations are listed there): the detector on the 20
+## report seeds of the reference and the 20 of its control; the target neuron, a control
+## neuron and the crutch's head held until the copy transition on the first 6 seeds; the first
+## 4 retrained with two threads and with perturbed initial weights. Finished runs are reused;
+## from nothing, about 75 min on two cores
 study: $(STAMP)
-	$(BIN)/vestige study --preset reference --seeds 1000-1019 --control-seeds 2000-2004 \
+	$(BIN)/vestige study --preset reference --seeds 3000-3019 --control-seeds 4000-4019 \
+	  --conditions neuron-1T,control-1T,head-1T --condition-seeds 3000-3005 \
+	  --perturbed-seeds 3000-3003 \
 	  --out runs/study --report course/study --search course/study/search.jsonl
+
+## verify: the study's verdicts recomputed by course/study/verify.py (plain hooks and numpy,
+## not the detector's code) on the study's reference and control runs
+.PHONY: verify
+verify: $(STAMP)
+	$(BIN)/python course/study/verify.py runs/study/reference/base runs/study/control/base
 
 ## browser-deps: Debian's chromium for the real-browser test and bench (apt; idempotent)
 browser-deps:
