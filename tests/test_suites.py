@@ -207,6 +207,19 @@ def test_the_hook_helpers_know_a_gpt_neox_bridge(suite, tiny_run):
         assert torch.allclose(ablated.loss[k], loss, atol=1e-5)
 
 
+def test_the_rank_one_ablation_sweep_leaves_a_suites_model_to_the_passes(suite, tiny_run):
+    """GPT-NeoX blocks (parallel attention, input_layernorm) are not the kit's: the fast
+    ablation path says so instead of reaching for the kit's `ln1` (which crashed analysis)."""
+    from vestige.hooks import RankOneSweep
+
+    run = suite[suite.seeds[0]]
+    model = run.model_at(run.steps[-1])
+    n = len(model.blocks)
+    assert not any(RankOneSweep.covers(model, layer) for layer in range(n + 1))
+    kit = tiny_run.model_at(tiny_run.steps[-1])
+    assert RankOneSweep.covers(kit, len(kit.blocks))
+
+
 def test_analysis_detect_mechanism_and_the_explorer_run_on_a_suite(suite):
     tables = explorer_tables(suite, spec=SPEC)
     shape = suite[0].config.model

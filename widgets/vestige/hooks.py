@@ -115,15 +115,20 @@ def _gather_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return x.gather(1, rows[..., None].expand(-1, -1, x.shape[-1]))
 
 
+def _kit_block(block) -> bool:
+    """Whether `block` is one of the kit's own (`vestige.model`), whatever its options."""
+    from vestige.model import _LeanCausalAttention
+
+    return type(block.attn.original_component) is _LeanCausalAttention
+
+
 def _plain_block(block) -> bool:
     """Whether `block` is the kit's own pre-LN block (causal attention without rotary,
     grouped keys or soft-capping, then an MLP), which `_last_block_at` reproduces."""
-    from vestige.model import _LeanCausalAttention
-
     native = block.original_component
     attn = block.attn.original_component
     return (
-        type(attn) is _LeanCausalAttention
+        _kit_block(block)
         and attn.rotary is None
         and attn.kv_repeats == 1
         and attn.causal
@@ -231,13 +236,18 @@ class RankOneSweep:
     @staticmethod
     def covers(model, layer: int) -> bool:
         """Whether the sweep can start at block `layer`: a LayerNorm then a plain block
-        (`_plain_block`), or, past the last block, a LayerNorm then a linear unembedding."""
-        if layer == len(model.blocks):
-            final, unembed = _leaf(model.ln_final), _leaf(model.unembed)
-            return type(final) is torch.nn.LayerNorm and isinstance(unembed, torch.nn.Linear)
-        block = model.blocks[layer]
-        ln1 = _leaf(block.original_component.ln1)
-        return _plain_block(block) and type(ln1) is torch.nn.LayerNorm
+        (`_plain_block`), or, past the last block of the kit's own model, a LayerNorm then a
+        linear unembedding. Any other model (a checkpoint suite's) keeps the passes."""
+        if layer == len(model.blocks):  # the kit's own models only (a suite's: the passes)
+            return (
+                _kit_block(model.blocks[-1])
+                and type(_leaf(model.ln_final)) is torch.nn.LayerNorm
+                and isinstance(_leaf(model.unembed), torch.nn.Linear)
+            )
+        block = model.blocks[layer]  # a plain block is the kit's own: it has ln1
+        return (
+            _plain_block(block) and type(_leaf(block.original_component.ln1)) is torch.nn.LayerNorm
+        )
 
     def logits(self, n: int, delta: torch.Tensor) -> torch.Tensor:
         """Logits [batch, m, vocab] at `rows` with delta [batch, seq] * directions[n] added."""
