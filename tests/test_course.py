@@ -445,7 +445,9 @@ def course_study(tmp_path_factory):
     study = REPO / "course/study"
     try:
         results = json.loads((study / "results.json").read_text())
-        if results and all("target" in r and "mechanism" in r for r in results):
+        summary = json.loads((study / "summary.json").read_text())
+        current = {"rates", "conditions", "map"} <= set(summary)
+        if current and results and all("target" in r and "mechanism" in r for r in results):
             return study
     except (OSError, ValueError):
         pass
