@@ -73,14 +73,14 @@ bench: $(STAMP)
 
 ## study: the study the course cites (report in course/study/), pre-registered in
 ## course/study/preregistration.md (its deviations are listed there): the detector on the 20
-## report seeds of the reference and the 20 of its control; the target neuron, a control
-## neuron and the crutch's head held until the copy transition on the first 6 seeds; the first
-## 4 retrained with two threads and with perturbed initial weights. Finished runs are reused;
-## from nothing, about 75 min on two cores
+## report seeds of the reference and the 20 of its control, and the first 4 reference seeds
+## retrained with two threads and with perturbed initial weights. The suppression conditions
+## (vestige.conditions) are not part of it yet: add --conditions and --condition-seeds to run
+## them. Finished runs are reused; from nothing about 75 min on two cores (estimated: ~3 min per
+## seed and core to train and analyse)
 study: $(STAMP)
 	$(BIN)/vestige study --preset reference --seeds 3000-3019 --control-seeds 4000-4019 \
-	  --conditions neuron-1T,control-1T,head-1T --condition-seeds 3000-3005 \
-	  --perturbed-seeds 3000-3003 \
+	  --conditions '' --perturbed-seeds 3000-3003 \
 	  --out runs/study --report course/study --search course/study/search.jsonl
 
 ## verify: the study's verdicts recomputed by course/study/verify.py (plain hooks and numpy,

@@ -160,15 +160,18 @@ deltas = [
     for r in per_seed
     if "neuron-1T" in r["conditions"]
 ]
-verdict = study["conditions"]["neuron-1T"]["verdict"]
-try:
-    low, high = paired_interval(deltas)
-    print(
-        f"{len(deltas)} seeds: mean change {sum(deltas) / len(deltas):+.4f} nats, "
-        f"95% interval [{low:+.4f}, {high:+.4f}]; the study's verdict: {verdict}"
-    )
-except NotImplementedError:
-    print("Solve exercise 3 first: this cell uses your paired_interval.")
+if "neuron-1T" not in study["conditions"]:
+    print(f"The study of preset {study['preset']!r} did not run this condition (see its report).")
+else:
+    verdict = study["conditions"]["neuron-1T"]["verdict"]
+    try:
+        low, high = paired_interval(deltas)
+        print(
+            f"{len(deltas)} seeds: mean change {sum(deltas) / len(deltas):+.4f} nats, "
+            f"95% interval [{low:+.4f}, {high:+.4f}]; the study's verdict: {verdict}"
+        )
+    except NotImplementedError:
+        print("Solve exercise 3 first: this cell uses your paired_interval.")
 
 # %% [markdown]
 # **What to take away.** A fork separates what a structure *did* from what merely happened

@@ -367,26 +367,28 @@ def paired_difference(
     ### END SOLUTION
 
 
-whole = (
-    "neuron-whole" if "neuron-whole" in summary["conditions"] else next(iter(summary["conditions"]))
-)
+ran = summary["conditions"]  # empty when the study ran no condition
+whole = "neuron-whole" if "neuron-whole" in ran else next(iter(ran), None)
 outcomes = {  # outcome: (unit, digits, words for an interval above / below 0)
     "final_loss": ("nats", 3, "higher", "lower"),
     "focus_loss": ("nats", 3, "higher", "lower"),
     "copy_loss": ("nats", 3, "higher", "lower"),
     "transition": ("steps", 1, "later", "earlier"),
 }
-print(f"{CONDITION_NAMES[whole].label}, minus the unchanged run of the same seed:")
-for outcome, (unit, digits, up, down) in outcomes.items():
-    mean, low, high = paired_difference(results, whole, outcome)
-    if not (math.isfinite(low) and math.isfinite(high)):
-        print(f"  {outcome}: {mean:+.{digits}f} {unit} (too few seeds for an interval)")
-        continue
-    reading = up if low > 0 else down if high < 0 else "no clear difference"
-    print(
-        f"  {outcome}: {mean:+.{digits}f} {unit}, 95% interval [{low:+.{digits}f}, "
-        f"{high:+.{digits}f}]: {reading}"
-    )
+if whole is None:
+    print("This study retrained no seed under a condition (its report says which were not run).")
+else:
+    print(f"{CONDITION_NAMES[whole].label}, minus the unchanged run of the same seed:")
+    for outcome, (unit, digits, up, down) in outcomes.items():
+        mean, low, high = paired_difference(results, whole, outcome)
+        if not (math.isfinite(low) and math.isfinite(high)):
+            print(f"  {outcome}: {mean:+.{digits}f} {unit} (too few seeds for an interval)")
+            continue
+        reading = up if low > 0 else down if high < 0 else "no clear difference"
+        print(
+            f"  {outcome}: {mean:+.{digits}f} {unit}, 95% interval [{low:+.{digits}f}, "
+            f"{high:+.{digits}f}]: {reading}"
+        )
 
 # %% tags=["check"]
 check("ex4", paired_difference)
@@ -429,11 +431,16 @@ points = (
         tooltip=["seed", alt.Tooltip("d final loss:Q", format="+.4f")],
     )
 )
-(zero + points).properties(
-    width=420,
-    height=30 * deltas["condition"].nunique(),
-    title="Training under each condition, per seed",
-)
+if deltas.empty:
+    print("No condition to show.")
+else:
+    display(
+        (zero + points).properties(
+            width=420,
+            height=30 * deltas["condition"].nunique(),
+            title="Training under each condition, per seed",
+        )
+    )
 
 # %% [markdown]
 # Read the intervals as they are: an interval that excludes 0 says the change was

@@ -178,3 +178,23 @@ def test_the_control_preset_catches_nothing(tmp_path):
     )
     assert summary["n_seeds"] == 2
     assert summary["caught"] == 0, (tmp_path / "report" / "report.md").read_text()
+
+
+def test_the_committed_study_renders_from_its_own_files(tmp_path):
+    """course/study/report.md is what `write_report` makes of the committed summary.json and
+    results.json (so every number in the report is one of theirs), and the figures it names
+    are there. Skipped while course/study holds a study in an older format."""
+    from pathlib import Path
+
+    study = Path(__file__).resolve().parents[1] / "course" / "study"
+    summary, results = load(study)
+    if "rates" not in summary:
+        pytest.skip("course/study predates the current summary format: run `make study`")
+    write_report(summary, results, tmp_path, study / "search.jsonl")
+    assert (tmp_path / "report.md").read_text() == (study / "report.md").read_text()
+    for line in (study / "report.md").read_text().splitlines():
+        if line.startswith("!["):
+            assert (study / line[line.index("(") + 1 : -1]).is_file(), line
+    assert summary["preset"] == "reference" and summary["n_seeds"] >= 20
+    assert summary["control"]["seeds"] and len(summary["control"]["seeds"]) >= 20
+    assert set(summary["map"]) == {"reference", "control"}
