@@ -396,9 +396,10 @@ PRESETS: dict[str, RunConfig] = _presets()
 
 
 def preset(name: str) -> RunConfig:
-    """A named configuration: `tiny` (tests, seconds), `reference` (the course), `control`
-    (the reference without its crutches: the negative control), `trigger_copy` and
-    `trigger_copy_control` (the first reference, one crutch, and its control)."""
+    """A named configuration: `tiny` (tests, seconds), `reference` (the study's: many
+    crutches), `control` (the reference without its crutches: the negative control),
+    `trigger_copy` (the first reference, one crutch: notebooks 10-30 teach from it) and
+    `trigger_copy_control` (its control)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}")
     return PRESETS[name].validate()
