@@ -97,5 +97,6 @@ def last_eval_loss(metrics):
 check("ex2", last_eval_loss)
 
 # %% [markdown]
-# You are set up. Next: `10_vestigial.ipynb`, where a neuron that looks important turns out
-# to be left over from an earlier stage of training.
+# You are set up. Next: `05_training.ipynb`, where you configure and train a toy model
+# yourself and see how much two seeds differ; then `10_vestigial.ipynb`, where you look for a
+# neuron that looks important and turns out to be left over from an earlier stage of training.

@@ -195,19 +195,39 @@ check("ex2", token_selectivity)
 # %% [markdown]
 # ## 3. Ablation: does the model need the neuron?
 #
-# *Mean ablation* holds a neuron at its mean activation over the evaluation batch, removing
-# the information it carries, and measures how much the loss goes up.
+# A *hook* is a function the model calls on an intermediate activation as it runs (TransformerLens
+# names each place: `mlp_post(0)` is layer 0's MLP neurons after the nonlinearity); a hook that
+# returns a changed tensor changes the rest of the forward pass. Here is a worked ablation:
+# neuron 0 of layer 0 set to **zero** on every position, and the loss (in *nats*: natural-log
+# cross-entropy, so 0.69 nats is a coin flip) before and after, over every scored position:
+
+# %%
+batch = run.eval_batch
+with torch.no_grad():  # no gradients needed to measure a loss
+    clean, _ = per_position_loss(model(batch.tokens), batch.tokens)
+    zeroed, _ = per_position_loss(
+        model.run_with_hooks(batch.tokens, fwd_hooks=[(mlp_post(0), set_neurons([0], 0.0))]),
+        batch.tokens,
+    )
+print(
+    f"mean loss {clean[batch.loss_mask].mean():.4f} -> {zeroed[batch.loss_mask].mean():.4f} nats "
+    "with L0N0 set to zero"
+)
+
+# %% [markdown]
+# *Mean ablation* holds a neuron at its mean activation over the evaluation batch instead of
+# zero (zero is a value the neuron may never take, so it measures a shock more than a loss of
+# information), and measures how much the loss goes up.
 #
 # ### Exercise 3
 # Write `ablation_effect(model, layer, neuron, where)`: the increase in mean loss over the
 # positions where the boolean mask `where` is True when `neuron` of `layer` is held at its
-# mean. Tools: `cache_activations(model, tokens, [mlp_post(layer)])` returns
-# `(logits, {name: activations})`; `set_neurons([neuron], value)` makes a hook;
-# `model.run_with_hooks(tokens, fwd_hooks=[(mlp_post(layer), hook)])` returns logits;
-# `per_position_loss(logits, tokens)` returns `(loss, correct)`, each `[batch, seq]`.
+# mean over every position of the batch. Tools: `cache_activations(model, tokens,
+# [mlp_post(layer)])` returns `(logits, {name: activations})`; `set_neurons([neuron], value)`
+# makes a hook; `model.run_with_hooks(tokens, fwd_hooks=[(mlp_post(layer), hook)])` returns
+# logits; `per_position_loss(logits, tokens)` returns `(loss, correct)`, each `[batch, seq]`.
 
 # %%
-batch = run.eval_batch
 focus = positions.classes[crutch]  # scored trigger positions
 
 
@@ -253,7 +273,11 @@ for name, text in Criteria().clauses().items():
 # `untrained_p99`, `matched_selectivity`, `untrained_matched_p99` and `preferred_class`, one
 # row per checkpoint in any order; `init_floor` is the largest effect of any neuron at step
 # 0. Return True when every clause above holds (with the default thresholds; the focus
-# class is `"trigger"`). The check builds timelines where each clause fails on its own.
+# class is `"trigger"`). Step 0 is left out of the peak (an untrained model's effects are
+# noise); "needed" asks the lower bound of the interval *at the peak step* to reach the
+# threshold; "sustained" asks that many consecutive trained checkpoints whose lower bound
+# reaches it; "faded" reads the *upper* bound at the last checkpoint. The check builds
+# timelines where each clause fails on its own.
 
 
 # %%
@@ -308,18 +332,87 @@ found.neurons.head(6)[
 ]
 
 # %% [markdown]
+# ### Exercise 5
+# Now do the catch yourself. Run **your** `is_vestigial` on every neuron of this run: the
+# timelines are in `found.timelines` (one row per neuron and checkpoint, with the columns
+# your function reads), and each neuron is judged against the init floor of its own
+# positions (`found.init_floors`). Your set of caught neurons should be the detector's. The
+# check runs your function on every neuron of the run (of another seed, when graded).
+
+# %% tags=["raises-exception"]
+mine = {}  # (until exercise 4 is solved, this cell stops at its stub)
+for (layer, neuron), line in found.timelines.groupby(["layer", "neuron"]):
+    floor = found.init_floors.get(line.positions.iloc[-1], found.init_floor)
+    mine[f"L{layer}N{neuron}"] = is_vestigial(line, floor)
+print("you catch:", sorted(u for u, v in mine.items() if v) or "nothing")
+print("the detector catches:", sorted(found.neurons.query("vestigial").unit) or "nothing")
+
+# %% tags=["check"]
+check("ex5", is_vestigial)
+
+# %% [markdown]
+# **If nothing is caught in your seed**, that is a result, not a failure: the table above
+# says which clause stopped the best candidate. The rest of the notebook follows the
+# detector's *target*, the caught neuron or else the best candidate (the neuron the crutch
+# leaned on most), so every cell still has something to measure; read its verdicts as those
+# of a neuron that did not pass.
+
+# %%
+if found.vestigial is None:
+    print(
+        f"No catch in seed {seed}; following the best candidate {target.unit}, which fails:",
+        ", ".join(target.failed),
+    )
+else:
+    print(f"Seed {seed}: the detector catches {target.unit} ({target.positions} positions).")
+
+# %% [markdown]
+# ### Exercise 6
+# Measure the target yourself: with **your** `ablation_effect`, its effect on the positions
+# of its own class at its peak step and at the last checkpoint. Set `my_effects` to
+# `{"peak": ..., "end": ...}`; the table beside it is the kit's.
+
+# %%
+where = positions.classes[target.positions]
+peak_step, end_step = int(target.peak_step), run.steps[-1]
+### BEGIN SOLUTION
+my_effects = {
+    "peak": ablation_effect(run.model_at(peak_step), int(target.layer), int(target.neuron), where),
+    "end": ablation_effect(run.model_at(end_step), int(target.layer), int(target.neuron), where),
+}
+### END SOLUTION
+pd.DataFrame(
+    {
+        "step": [peak_step, end_step],
+        "yours": [my_effects["peak"], my_effects["end"]],
+        "kit": [target.peak_effect, target.final_effect],
+        "kit 95% interval": [
+            f"[{target.peak_low:.3f}, {target.peak_high:.3f}]",
+            f"[{target.final_low:.3f}, {target.final_high:.3f}]",
+        ],
+    },
+    index=["peak", "end"],
+).round(4)
+
+# %% tags=["check"]
+check("ex6", lambda: my_effects)
+
+# %% [markdown]
+# That pair of numbers is the whole phenomenon: the model needed this neuron at one point of
+# its training and does not need it at the end, though it still fires selectively.
+#
 # ## 5. Not needed, or not used?
 #
 # The loss saturates: once copying predicts C almost surely, removing any one contributor
 # barely moves the loss, even if that contributor still pushes C. The drop in the target's
 # *logit margin* (its logit minus the mean logit) does not saturate.
 #
-# ### Exercise 5
-# Set `margin_fraction` to the caught neuron's `margin_effect` at the final checkpoint divided
-# by its largest `margin_effect` over the trained checkpoints (from `tables["neurons"]`).
+# ### Exercise 7
+# Set `margin_fraction` to the target's `margin_effect` at the final checkpoint divided by
+# its largest `margin_effect` over the trained checkpoints (from `tables["neurons"]`).
 
 # %%
-caught = target  # the detector's vestigial neuron (else the neuron the crutch leaned on most)
+caught = target  # the detector's vestigial neuron (else the best candidate)
 ### BEGIN SOLUTION
 line = tables["neurons"].query("unit == @caught.unit").sort_values("step")
 margin_fraction = float(line.margin_effect.iloc[-1] / line[line.step > 0].margin_effect.max())
@@ -327,7 +420,7 @@ margin_fraction = float(line.margin_effect.iloc[-1] / line[line.step > 0].margin
 margin_fraction
 
 # %% tags=["check"]
-check("ex5", lambda: margin_fraction)
+check("ex7", lambda: margin_fraction)
 
 # %% [markdown]
 # Compare it with the same ratio for the loss (`final_effect / peak_effect` in the table

@@ -145,13 +145,34 @@ def is_vestigial_right(line, floor):
     )
 
 
-def margin_fraction(params: dict) -> float:
-    """The caught neuron's final logit-margin effect over its largest (0 if none is caught)."""
-    from vestige.detect import detect
+def target_of(params: dict):
+    """The detector's target in the notebook's run: the caught neuron, else the best candidate."""
+    from vestige.detect import detect, target_neuron
 
-    run = vestige.Run.open(Path(params["runs_dir"]) / params["preset"] / f"seed-{params['seed']}")
-    caught = detect(run).vestigial
-    return 0.0 if caught is None else float(caught["margin_fraction"])
+    return target_neuron(detect(vestigial_run(params)))
+
+
+def margin_fraction(params: dict) -> float:
+    """The target's final logit-margin effect over its largest, from the analysis tables."""
+    from vestige.analysis import analyze
+
+    target = target_of(params)
+    line = analyze(vestigial_run(params))["neurons"].query("unit == @target.unit")
+    line = line[line.positions == target.positions].sort_values("step")
+    return float(line.margin_effect.iloc[-1] / line[line.step > 0].margin_effect.max())
+
+
+def my_effects(params: dict) -> dict:
+    """ex6: the notebook's ablation_effect of the target at its peak step and at the end."""
+    run, target = vestigial_run(params), target_of(params)
+    effect = ablation(run)
+    positions = vestige.Positions.of(run)
+    where = positions.classes[target.positions]
+    layer, neuron = int(target.layer), int(target.neuron)
+    return {
+        "peak": effect(run.model_at(int(target.peak_step)), layer, neuron, where),
+        "end": effect(run.model_at(run.steps[-1]), layer, neuron, where),
+    }
 
 
 def vestigial_run(params: dict):
@@ -303,7 +324,9 @@ CASES = {
             "ex2": lambda p: token_right,
             "ex3": lambda p: ablation(vestigial_run(p)),
             "ex4": lambda p: is_vestigial_right,
-            "ex5": lambda p: lambda: margin_fraction(p),
+            "ex5": lambda p: is_vestigial_right,
+            "ex6": lambda p: lambda: my_effects(p),
+            "ex7": lambda p: lambda: margin_fraction(p),
         },
     ),
     "20_explorer": Case(

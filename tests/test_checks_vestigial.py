@@ -9,6 +9,7 @@ import torch
 from answers import ablation, change_step_right, is_vestigial_right, token_right
 from vestige.course import plain
 from vestige.course.checks import AnswerError, vestigial
+from vestige.detect import judge
 from vestige.metrics import contrast_selectivity
 
 
@@ -171,3 +172,140 @@ def test_ex4_fails_constant_answers_and_non_booleans(ctx):
     assert not verdict("ex4", lambda line, floor: True, ctx).passed
     assert not verdict("ex4", lambda line, floor: False, ctx).passed
     assert not verdict("ex4", lambda line, floor: 1, ctx).passed  # an int is not a verdict
+
+
+# --- ex5 --------------------------------------------------------------------------------------
+
+
+def test_ex5_the_reference_agrees_with_the_detector_on_the_run(ctx):
+    verdict_ = verdict("ex5", is_vestigial_right, ctx)
+    assert verdict_.passed
+    caught = sorted(ctx.detection.neurons.query("vestigial").unit)
+    assert (", ".join(caught) if caught else "no neuron of this run is vestigial") in verdict_.note
+
+
+def test_ex5_accepts_a_numpy_bool(ctx):
+    assert verdict("ex5", lambda line, floor: np.bool_(is_vestigial_right(line, floor)), ctx).passed
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda line, floor: False,  # agrees with a run that has no catch, not with the made-up one
+        lambda line, floor: True,
+        lambda line, floor: 0,  # not a verdict
+    ],
+)
+def test_ex5_constant_answers_fail(ctx, wrong):
+    assert not verdict("ex5", wrong, ctx).passed
+
+
+def test_ex5_names_the_neurons_it_disagrees_on(ctx):
+    """A function that calls the run's best candidate vestigial (and the made-up timelines
+    right) is told which neuron it got wrong."""
+    best = ctx.detection.neurons.iloc[0]
+    units = iter([u for u, _, _ in vestigial.run_lines(ctx.detection)])
+
+    def wrong(line, floor):
+        unit = next(units, None)  # None: the made-up timelines after the run's
+        return is_vestigial_right(line, floor) or unit == best.unit
+
+    result = verdict("ex5", wrong, ctx)
+    if best.vestigial:  # already caught: calling it vestigial is right
+        assert result.passed
+    else:
+        assert not result.passed and best.unit in result.got
+
+
+def test_ex5_refuses_the_kits_judge(ctx):
+    with pytest.raises(AnswerError, match="judge"):
+        vestigial.capture_ex5(lambda line, floor: judge(line, None, floor, "trigger"), ctx)
+
+
+# --- ex6 --------------------------------------------------------------------------------------
+
+
+def test_ex6_right_answers_pass(ctx):
+    from answers import my_effects
+
+    params = {"runs_dir": str(ctx.runs_dir), "preset": ctx.preset, "seed": ctx.seed}
+    effects = my_effects(params)
+    assert verdict("ex6", effects, ctx).passed  # 0-d tensors
+    assert verdict("ex6", {k: float(v) for k, v in effects.items()}, ctx).passed
+
+
+def test_ex6_wrong_answers_fail(ctx):
+    from answers import my_effects
+    from vestige.detect import target_neuron
+
+    params = {"runs_dir": str(ctx.runs_dir), "preset": ctx.preset, "seed": ctx.seed}
+    right = {k: float(v) for k, v in my_effects(params).items()}
+    target = target_neuron(ctx.detection)
+    run, positions = ctx.run, vestige_positions(ctx.run)
+    layer, neuron = int(target.layer), int(target.neuron)
+    zero = ablation(run, mode="zero")
+    everywhere = ablation(run, everywhere=True)
+    where = positions.classes[target.positions]
+    steps = (int(target.peak_step), run.steps[-1])
+    wrongs = {
+        "swapped": {"peak": right["end"], "end": right["peak"]},
+        "zero ablation": dict(
+            zip(
+                ("peak", "end"), (float(zero(run.model_at(s), layer, neuron, where)) for s in steps)
+            )
+        ),
+        "every position": dict(
+            zip(
+                ("peak", "end"),
+                (float(everywhere(run.model_at(s), layer, neuron, where)) for s in steps),
+            )
+        ),
+        "another neuron": dict(
+            zip(
+                ("peak", "end"),
+                (
+                    float(
+                        ablation(run)(
+                            run.model_at(s), layer, (neuron + 1) % run.config.model.d_mlp, where
+                        )
+                    )
+                    for s in steps
+                ),
+            )
+        ),
+    }
+    for name, wrong in wrongs.items():
+        if all(abs(wrong[k] - right[k]) <= 2e-3 + 0.02 * abs(right[k]) for k in right):
+            continue  # on this run that mistake gives the same numbers
+        assert not verdict("ex6", wrong, ctx).passed, name
+    assert "the other way round" in verdict("ex6", wrongs["swapped"], ctx).got or (
+        abs(right["peak"] - right["end"]) < 0.05
+    )
+    with pytest.raises(AnswerError):
+        vestigial.capture_ex6((right["peak"], right["end"]), ctx)  # a tuple, not the dict
+
+
+def vestige_positions(run):
+    from vestige.analysis import Positions
+
+    return Positions.of(run)
+
+
+# --- ex7 --------------------------------------------------------------------------------------
+
+
+def test_ex7_is_judged_on_the_best_candidate_when_nothing_is_caught(ctx):
+    """No free point: a run without a catch is judged on its best candidate."""
+    from answers import margin_fraction
+    from vestige.detect import target_neuron
+
+    params = {"runs_dir": str(ctx.runs_dir), "preset": ctx.preset, "seed": ctx.seed}
+    right = margin_fraction(params)
+    assert verdict("ex7", right, ctx).passed
+    assert verdict("ex7", np.float32(right), ctx).passed
+    target = target_neuron(ctx.detection)
+    loss_ratio = float(target.final_effect / target.peak_effect)
+    for wrong in (right + 0.5, -1.0, 0.0 if abs(right) > 0.05 else 0.9):
+        assert not verdict("ex7", wrong, ctx).passed, wrong
+    if abs(loss_ratio - right) > 0.05:
+        assert "loss effect" in verdict("ex7", loss_ratio, ctx).got

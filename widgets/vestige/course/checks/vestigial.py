@@ -13,8 +13,15 @@ with a hook, the detector's clauses, and "not needed" against "not used".
   well away from 0 and where zero ablation or all positions give another number.
 * ``ex4`` (3): ``is_vestigial(line, init_floor)``, the detector's clauses on one neuron's
   timeline; hidden timelines where each clause fails alone (dropping any clause fails one).
-* ``ex5`` (1): ``margin_fraction``, the caught neuron's final logit-margin effect as a
-  fraction of its largest, from the run's analysis.
+* ``ex5`` (1): ``is_vestigial`` again, now on every neuron of the learner's run (and on two
+  made-up timelines, one passing and one not, so a constant answer cannot agree with a run
+  that has no catch): its verdicts must be the detector's.
+* ``ex6`` (2): ``my_effects``, the learner's own ``ablation_effect`` of the detector's target
+  (the caught neuron, else the best candidate) at its peak step and at the last checkpoint,
+  on its own class's positions.
+* ``ex7`` (1): ``margin_fraction``, the target's final logit-margin effect as a fraction of
+  its largest, from the run's analysis (judged on the best candidate when nothing is caught:
+  no free point).
 """
 
 from __future__ import annotations
@@ -431,19 +438,130 @@ def judge_ex4(got, ctx) -> Verdict:
     )
 
 
-# --- ex5: not needed, or not used -------------------------------------------------------------
+# --- ex5: the learner's detector on the whole run --------------------------------------------
 
 
-def capture_ex5(value, ctx) -> float:
-    return as_number(value, "a fraction")
+def run_lines(detection) -> list[tuple[str, object, float]]:
+    """(unit, timeline, init floor) for every neuron of the run, each timeline in the columns
+    ex4's function reads (shuffled rows) and judged against the floor of its own positions."""
+    floors, overall = detection.init_floors, detection.init_floor
+    lines = []
+    for (layer, neuron), line in detection.timelines.groupby(["layer", "neuron"]):
+        positions = line["positions"].iloc[-1]
+        floor = (
+            floors.get(positions, overall) if detection.criteria.floor == "positions" else overall
+        )
+        table = line[list(LINE_COLUMNS)].sample(frac=1, random_state=0).reset_index(drop=True)
+        lines.append((f"L{layer}N{neuron}", table, float(floor)))
+    return lines
+
+
+def _sanity_lines(ctx) -> list[dict]:
+    """ex4's made-up timelines (one passes every clause, each other fails one), in the hidden
+    inputs' order, so that a function that always answers the same cannot agree with a run
+    that has no catch."""
+    return ctx.inputs("lines", make_lines)
+
+
+def capture_ex5(function, ctx) -> dict:
+    _refuse_kit(function)
+    units, args = [], []
+    for unit, table, floor in run_lines(ctx.detection):
+        units.append(unit)
+        args.append((table, floor))
+    for line in _sanity_lines(ctx):
+        args.append(
+            (_frame(line)[list(LINE_COLUMNS)].sample(frac=1, random_state=0), line["floor"])
+        )
+    return {"units": units, "verdicts": call_each(function, args, _as_bool)}
 
 
 def judge_ex5(got, ctx) -> Verdict:
+    found = ctx.detection.neurons
+    kit = {f"L{r.layer}N{r.neuron}": bool(r.vestigial) for r in found.itertuples()}
+    sanity = [reference_is_vestigial(line, line["floor"]) for line in _sanity_lines(ctx)]
+    if not isinstance(got, dict) or set(got) != {"units", "verdicts"}:
+        raise AnswerError("captured data is not the verdicts of the run's neurons")
+    units, verdicts = got["units"], items(got["verdicts"], len(kit) + len(sanity))
+    if not isinstance(units, list) or sorted(map(str, units)) != sorted(kit):
+        raise AnswerError("captured data does not name the run's neurons")
+    errors = [v for v in verdicts if isinstance(v, dict)]
+    if errors:
+        return Verdict(
+            False,
+            "True or False for every neuron",
+            f"an error on {len(errors)} timelines, e.g. {errors[0].get('error', '?')}",
+        )
+    if verdicts[len(units) :] != sanity:
+        return Verdict(
+            False,
+            "True for a timeline where every clause holds and False where one fails",
+            "the same verdict for both",
+        )
+    mine = dict(zip(units, verdicts))
+    missed = sorted(u for u in units if kit[u] and not mine[u])
+    extra = sorted(u for u in units if mine[u] and not kit[u])
+    if not missed and not extra:
+        caught = sorted(u for u in units if kit[u])
+        return Verdict(
+            True,
+            note=f"(you and the detector both catch: {', '.join(caught)})"
+            if caught
+            else "(you and the detector agree: no neuron of this run is vestigial)",
+        )
+    said = []
+    if missed:
+        said.append(f"not vestigial for {', '.join(missed[:3])}, which the detector catches")
+    if extra:
+        said.append(f"vestigial for {', '.join(extra[:3])}, which fails a clause")
+    return Verdict(False, "the detector's verdict on every neuron of the run", "; ".join(said))
+
+
+# --- ex6: the caught neuron's effect at its peak and at the end -------------------------------
+
+
+def capture_ex6(value, ctx) -> dict:
+    if not isinstance(value, dict) or set(value) != {"peak", "end"}:
+        raise AnswerError('expected a dict {"peak": effect, "end": effect}')
+    return {key: as_number(value[key], f"the effect at the {key}") for key in ("peak", "end")}
+
+
+def judge_ex6(got, ctx) -> Verdict:
+    if not isinstance(got, dict) or set(got) != {"peak", "end"} or not _numbers(list(got.values())):
+        raise AnswerError("captured data is not two effects")
+    from vestige.detect import target_neuron
+
+    target = target_neuron(ctx.detection)
+    want = {"peak": float(target["peak_effect"]), "end": float(target["final_effect"])}
+    if all(close(got[k], want[k], 2e-3, 0.02) for k in want):
+        return Verdict(True)
+    if close(got["peak"], want["end"], 2e-3, 0.02) and close(got["end"], want["peak"], 2e-3, 0.02):
+        return Verdict(False, "the effect at the peak step first", "the two the other way round")
+    wrong = "peak" if not close(got["peak"], want["peak"], 2e-3, 0.02) else "end"
+    step = int(target["peak_step"]) if wrong == "peak" else max(ctx.run.steps)
+    return Verdict(
+        False,
+        f"your ablation_effect of {target['unit']} at step {step} on the positions of its "
+        f"class ({target['positions']})",
+        f"{got[wrong]:.4f} at the {wrong}",
+    )
+
+
+# --- ex7: not needed, or not used -------------------------------------------------------------
+
+
+def capture_ex7(value, ctx) -> float:
+    return as_number(value, "a fraction")
+
+
+def judge_ex7(got, ctx) -> Verdict:
+    """Judged on the detector's target: the caught neuron, else the best candidate (a run
+    with no catch still has an answer; there is no free point)."""
+    from vestige.detect import target_neuron
+
     if not _numbers([got]):
         raise AnswerError("captured data is not a number")
-    v = ctx.detection.vestigial
-    if v is None:
-        return Verdict(True, note="(no neuron is caught in this run; nothing to compare)")
+    v = target_neuron(ctx.detection)
     want = float(v["margin_fraction"])
     if close(got, want, 0.01, 0.02) or close(got * 100, want * 100, 1.0):
         return Verdict(True)
@@ -456,8 +574,8 @@ def judge_ex5(got, ctx) -> Verdict:
         )
     return Verdict(
         False,
-        "the final margin_effect of the caught neuron divided by its largest "
-        "margin_effect over trained checkpoints",
+        f"the final margin_effect of {v['unit']} divided by its largest margin_effect over "
+        "trained checkpoints",
         f"{got:.3f}",
     )
 
@@ -537,10 +655,35 @@ EXERCISES = (
     Exercise(
         "ex5",
         points=1,
+        kind="function",
         capture=capture_ex5,
         judge=judge_ex5,
         hints=(
-            "Use the caught neuron's rows of tables['neurons'] and its margin_effect column.",
+            'Pass the function itself: check("ex5", is_vestigial).',
+            "It must give the detector's verdict on the run's own timelines, whose rows come "
+            "in any order; if it fails here but passed ex4, look at the neurons named above.",
+        ),
+        success="Your clauses and the detector's give the same verdict on every neuron.",
+    ),
+    Exercise(
+        "ex6",
+        points=2,
+        capture=capture_ex6,
+        judge=judge_ex6,
+        hints=(
+            "Call your ablation_effect twice: on run.model_at(peak_step) and run.model_at(end_step).",
+            "Use the neuron's layer and index from `target`, and the mask of its own class's "
+            "positions, positions.classes[target.positions].",
+        ),
+        success="Needed at its peak, about nothing at the end: your numbers, the kit's.",
+    ),
+    Exercise(
+        "ex7",
+        points=1,
+        capture=capture_ex7,
+        judge=judge_ex7,
+        hints=(
+            "Use the target neuron's rows of tables['neurons'] and its margin_effect column.",
             "Divide the value at the last checkpoint by the largest value after step 0.",
         ),
         success="Compare it with the loss ratio: that difference is 'outweighed' versus 'unused'.",
