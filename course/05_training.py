@@ -22,7 +22,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 import vestige
-from vestige import Checker, setup, transition_step
+from vestige import Checker, charts, setup, transition_step
 
 setup()
 
@@ -191,7 +191,26 @@ schedules
 # to show *how* it changes; late, where little changes, they are spent on almost nothing.
 # Log spacing puts them where the changes are, at no extra cost.
 #
-# ## 4. How much do two seeds differ?
+# ## 4. The task, position by position
+#
+# The model reads a sequence of tokens and, at every position, predicts the next one; its
+# loss is the cross-entropy of that prediction in **nats** (natural logarithm: a uniform guess
+# among all tokens costs the logarithm of the vocabulary's size, printed below; a sure right
+# guess costs 0). Each sequence of this task is random tokens with a segment written twice.
+# In the second copy, **induction** predicts every token: find where the current token
+# occurred before and copy what followed it. Inside the segment a trigger pair A B is usually
+# followed by C, a shortcut (a *crutch*) a model can learn long before it can copy; A or B
+# alone (*decoys*) do not predict C; outside the segment, D E is followed by F (*live*:
+# copying cannot help there). Each position has one class: `trigger` (the B of an A B pair),
+# `decoy`, `copy` (the rest of the second copy), `live` and `other`. One evaluation sequence,
+# each token coloured by its class (an outlined cell is a position the loss scores):
+
+# %%
+print(f"a uniform guess costs ln {run_a.task.vocab} = {np.log(run_a.task.vocab):.2f} nats")
+charts.task_sequence(run_a, index=0)
+
+# %% [markdown]
+# ## 5. How much do two seeds differ?
 #
 # Both runs learn the same task from the same recipe; only chance differs. Each run's
 # metrics table has, for every evaluation row, the loss on each class of position (columns
@@ -282,7 +301,7 @@ print(
 )
 
 # %% [markdown]
-# ## 5. The copy transition
+# ## 6. The copy transition
 #
 # The course's task has a stage change: the loss on *copy* positions drops sharply once the
 # model learns to copy. `transition_step(run)` dates it: the first logged step at which the

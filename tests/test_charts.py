@@ -327,3 +327,22 @@ def test_synthetic_has_a_vestige_and_a_contrast(tables):
     assert mine["effect"].max() > 0.3 and mine["verdict"].iloc[0] == charts.VERDICTS["vestigial"]
     assert set(tables.highlighted(0).values()) == {"vestigial", "contrast"}
     assert 700 < tables.transition(0) < 1100
+
+
+def test_task_sequence_colours_every_position_by_its_class(tiny_run):
+    """One cell per position of the sequence, in the class the task gave it, the scored ones
+    outlined; the chart renders (vl-convert) and a sequence out of range is refused."""
+    batch = tiny_run.eval_batch
+    table = charts.sequence_table(tiny_run, index=1)
+    names = tiny_run.task.class_names
+    assert table["token"].tolist() == batch.tokens[1].tolist()
+    assert table["class"].tolist() == [names[i] for i in batch.labels[1].tolist()]
+    assert table["scored"].tolist() == batch.loss_mask[1].tolist()
+    assert "trigger" in set(table["class"]) or "copy" in set(table["class"])
+    spec = charts.task_sequence(tiny_run, index=1).to_dict()
+    color = spec["layer"][0]["encoding"]["color"]["scale"]
+    assert set(color["domain"]) == set(table["class"])
+    assert len(set(color["range"])) == len(color["domain"])  # one colour per class
+    assert vlc.vegalite_to_svg(spec).count("<path") >= len(table)
+    with pytest.raises(IndexError, match="sequences"):
+        charts.sequence_table(tiny_run, index=batch.tokens.shape[0])

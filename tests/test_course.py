@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -535,3 +536,41 @@ def test_repository_learner_notebooks_run_to_the_end_unsolved(
     assert sorted(results) == sorted(registry)
     assert {r["status"] for r in results.values()} == {"not_attempted"}
     assert sum(r["points"] for r in results.values()) == 0
+
+
+@pytest.mark.slow
+def test_10_vestigial_the_learner_catches_the_neuron_of_a_caught_seed(
+    python3_kernel, tmp_path, course_runs, monkeypatch, request
+):
+    """On the course's caught seed (trigger_copy 1005, trained here: a few minutes), the
+    solution's own is_vestigial catches exactly the detector's neurons and its own
+    ablation_effect gives the target's effect at the peak and at the end (strict checks)."""
+    monkeypatch.setenv("VESTIGE_STRICT_CHECKS", "1")
+    parameters = {
+        **notebook_parameters("10_vestigial", course_runs, request),
+        "preset": "trigger_copy",
+        "seed": 1005,
+    }
+    out = tmp_path / "10_vestigial.ipynb"
+    pm.execute_notebook(
+        REPO / "course/solutions/10_vestigial.ipynb",
+        out,
+        cwd=REPO / "notebooks",
+        parameters=parameters,
+        kernel_name=python3_kernel,
+        progress_bar=False,
+    )
+    code = [c for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code"]
+    printed = "".join(
+        o.get("text", "") for c in code for o in c.get("outputs", []) if o.output_type == "stream"
+    )
+    mine = re.search(r"you catch: (.*)", printed).group(1)
+    kit = re.search(r"the detector catches: (.*)", printed).group(1)
+    assert mine == kit != "nothing", "seed 1005 is the course's caught seed: no catch here"
+    results = {
+        o.data[MIME_TYPE]["exercise"]: o.data[MIME_TYPE]
+        for c in code
+        for o in c.get("outputs", [])
+        if MIME_TYPE in o.get("data", {})
+    }
+    assert {results[ex]["status"] for ex in ("ex5", "ex6", "ex7")} == {"passed"}

@@ -13,6 +13,7 @@ from vestige.packing import (
     unit_positions,
 )
 from vestige.tables import VERDICTS, ExplorerTables, as_tables, nearest_step, rows
+from vestige.task_chart import sequence_table, task_sequence
 from vestige.views import (
     CONTEXT,
     CURSOR,
@@ -61,11 +62,13 @@ __all__ = [
     "neuron_timeline",
     "rows",
     "selectivity_vs_effect",
+    "sequence_table",
     "standalone",
     "template",
     "step_axis",
     "step_scale",
     "step_x",
+    "task_sequence",
     "training_curves",
     "unit_positions",
 ]
