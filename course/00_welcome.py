@@ -45,6 +45,21 @@ run
 run.steps
 
 # %% [markdown]
+# ### Predict first
+# Before you plot anything: what is the loss of this model at step 0, before any training?
+# (The loss is cross-entropy in nats: how surprised the model is by the true next token.)
+# Set `predicted_loss` to one of `"about 0"`, `"about 1"`, `"about ln(vocabulary size)"`. Any choice earns the point; the check records it and tells
+# you what your run shows, and the next cells show why.
+
+# %%
+### BEGIN SOLUTION
+predicted_loss = "about ln(vocabulary size)"
+### END SOLUTION
+
+# %% tags=["check"]
+check("predict", lambda: predicted_loss)
+
+# %% [markdown]
 # ## Plot the loss
 #
 # `run.metrics` is a table with one row per logged step. Rows with `split == "train"` are

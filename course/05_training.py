@@ -214,7 +214,22 @@ charts.task_sequence(run_a, index=0)
 #
 # Both runs learn the same task from the same recipe; only chance differs. Each run's
 # metrics table has, for every evaluation row, the loss on each class of position (columns
-# `loss_trigger`, `loss_copy`, ...):
+# `loss_trigger`, `loss_copy`, ...). Before you look at them:
+
+# %% [markdown]
+# ### Predict first
+# Which training loss falls half way to its final value first: on `trigger` positions (the
+# crutch) or on `copy` positions (induction), or both together?
+# Set `predicted_first` to one of `"trigger"`, `"copy"`, `"together"`. Any choice earns the point; the check records it and tells
+# you what your run shows, and the next cells show why.
+
+# %%
+### BEGIN SOLUTION
+predicted_first = "trigger"
+### END SOLUTION
+
+# %% tags=["check"]
+check("predict", lambda: predicted_first)
 
 # %%
 classes = [c for c in run_a.metrics.columns if c.startswith("loss_")]

@@ -141,7 +141,26 @@ check("ex1", change_step)
 # Here the classes are mostly *token identities* (a trigger is a B, a decoy an A, B, D or E),
 # so an **untrained** neuron that happens to respond to B already looks selective. The
 # analysis measures that baseline: the selectivity of 32 untrained models' neurons with the
-# same labels. Shuffled labels, the usual baseline, is far too easy a bar:
+# same labels. The usual baseline is the same neurons with the class labels shuffled.
+
+# %% [markdown]
+# ### Predict first
+# Which bar is harder for a trained neuron to pass: the 99th percentile of selectivity
+# with shuffled labels, or that of untrained neurons with the true labels?
+# Set `predicted_bar` to one of `"shuffled labels"`, `"untrained neurons"`, `"about the same"`. Any choice earns the point; the check records it and tells
+# you what your run shows, and the next cells show why.
+
+# %%
+### BEGIN SOLUTION
+predicted_bar = "untrained neurons"
+### END SOLUTION
+
+# %% tags=["check"]
+check("predict", lambda: predicted_bar)
+
+# %% [markdown]
+# The two bars at the last checkpoint, per layer (and the same-token bar of section 2's
+# second half):
 
 # %%
 tables = analyze(run, progress=True)
@@ -160,6 +179,9 @@ baseline.rename(
 )
 
 # %% [markdown]
+# Compare the columns with your prediction: wherever the untrained bar is the higher one,
+# shuffled labels would let a neuron that merely tracks its token pass as selective.
+#
 # A sharper test compares a neuron's activation on trigger positions with its activation on
 # **other positions with the same current token** (a lone B): token identity cannot make a
 # neuron selective there. A neuron that only tracks "the current token is B" scores about 0.

@@ -304,6 +304,7 @@ CASES = {
     "00_welcome": Case(
         params=lambda runs: {"runs_dir": str(runs), "preset": "tiny", "seed": 0},
         answers={
+            "predict": lambda p: lambda: "about 0",  # any option passes
             "ex1": lambda p: lambda: last_eval_loss(run_metrics(p, "welcome-tiny", p["seed"])),
             "ex2": lambda p: last_eval_loss,
         },
@@ -311,6 +312,7 @@ CASES = {
     "05_training": Case(
         params=lambda runs: {"runs_dir": str(runs), "preset": "tiny", "seed_a": 0, "seed_b": 1},
         answers={
+            "predict": lambda p: lambda: "copy",  # any option passes
             "ex1": lambda p: lambda: longer(vestige.preset(p["preset"])),
             "ex2": lambda p: schedule_right,
             "ex3": lambda p: lambda: training_gaps(p),
@@ -320,6 +322,7 @@ CASES = {
     "10_vestigial": Case(
         params=lambda runs: {"runs_dir": str(runs), "preset": "tiny", "seed": 0},
         answers={
+            "predict": lambda p: lambda: "shuffled labels",  # any option passes
             "ex1": lambda p: change_step_right,
             "ex2": lambda p: token_right,
             "ex3": lambda p: ablation(vestigial_run(p)),
@@ -339,6 +342,7 @@ CASES = {
     "30_counterfactual": Case(
         params=lambda runs: {"runs_dir": str(runs), "preset": "tiny", "seed": 0},
         answers={
+            "predict": lambda p: lambda: "later",  # any option passes
             "ex1": lambda p: lambda: delay(p),
             "ex2": lambda p: lambda: cost(p),
             "ex3": lambda p: t_interval,

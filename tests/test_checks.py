@@ -199,3 +199,27 @@ def test_malformed_data_gets_a_verdict(notebook, exercise, params):
         except AnswerError:
             continue
         assert isinstance(verdict, Verdict) and not verdict.passed, forged
+
+
+PREDICTIONS = [(nb, ex) for nb, ex in EXERCISES if ex == "predict"]
+
+
+@pytest.mark.parametrize("notebook, exercise", PREDICTIONS)
+def test_a_prediction_passes_for_every_option_and_says_what_the_run_shows(
+    notebook, exercise, params
+):
+    """Every listed option is recorded and passes, with feedback naming the option the run
+    bears out (the same for every guess); anything else is refused, listing the options."""
+    module = MODULES[notebook]
+    ex = module.exercises[exercise]
+    ctx = module.context(params, None)
+    assert ex.options
+    shown = set()
+    for option in ex.options:
+        verdict_ = ex.judge(plain.roundtrip(ex.capture(option, ctx)), ctx)
+        assert verdict_.passed and f"You predicted {option!r}" in verdict_.note
+        shown.add(verdict_.note.split("this run shows ", 1)[1].split(":", 1)[0])
+    assert len(shown) == 1 and shown.pop().strip("'") in ex.options
+    for bad in ("", "LATER", "none of these", 1, ["later"]):
+        with pytest.raises(AnswerError, match="option|one of"):
+            ex.capture(bad, ctx)

@@ -184,8 +184,8 @@ class Checker:
         if status in ("failed", "error"):
             _ATTEMPTS[key] += 1
         attempt = _ATTEMPTS[key]
-        if status == "passed":
-            text = exercise.success
+        if status == "passed":  # the verdict's note (what the data showed), then the praise
+            text = " ".join(p for p in (message, exercise.success) if p)
         elif status == "not_attempted":
             text = _NOT_ATTEMPTED_ADVICE
         else:

@@ -117,6 +117,7 @@ class Exercise:
     success: str = ""
     kind: str = "value"
     needs_context: bool = field(default=True, compare=False)
+    options: tuple[str, ...] = ()  # a prediction's choices (see `prediction`)
 
     def __post_init__(self):
         if not EXERCISE_ID.match(self.id):
@@ -365,6 +366,42 @@ def close(got: float, want: float, abs_tol: float, rel_tol: float = 0.0) -> bool
     return abs(got - want) <= abs_tol + rel_tol * abs(want)
 
 
+def prediction(
+    id: str,
+    options: Sequence[str],
+    outcome: Callable[[Any], tuple[str, str]],
+    points: int = 1,
+) -> Exercise:
+    """A predict-then-look exercise: the learner commits to one of `options` before the cell
+    that shows the answer. Every option passes (a prediction earns its point by being made,
+    not by luck) and anything else is refused, listing the options; the feedback says what
+    the learner's run shows: `outcome(ctx)` is (the option the data bear out, why in numbers)."""
+    listed = ", ".join(repr(o) for o in options)
+
+    def capture(value, ctx) -> str:
+        text = as_text(value, f"one of {listed}")
+        if text not in options:
+            raise AnswerError(f"{text[:40]!r} is not one of the options: {listed}")
+        return text
+
+    def judge(got, ctx) -> Verdict:
+        if not isinstance(got, str) or got not in options:
+            raise AnswerError("captured data is not one of the options")
+        shown, why = outcome(ctx)
+        word = "and" if got == shown else "but"
+        return Verdict(True, note=f"You predicted {got!r}, {word} this run shows {shown!r}: {why}.")
+
+    return Exercise(
+        id,
+        points=points,
+        capture=capture,
+        judge=judge,
+        hints=(f"Set it to one of the options, as a string: {listed}.",),
+        success="Recorded; now run the next cells and compare.",
+        options=tuple(options),
+    )
+
+
 def one_line(exc: BaseException, limit: int = 300) -> str:
     """``Type: message`` on one line, shortened (no traceback wall)."""
     text = " ".join(f"{type(exc).__name__}: {exc}".split())
@@ -394,6 +431,7 @@ def _raised_in(exc: BaseException, function) -> bool:
 
 __all__ = [
     "REGISTRY",
+    "prediction",
     "AnswerError",
     "Checks",
     "Exercise",

@@ -1,5 +1,7 @@
 """Checks of ``30_counterfactual``: reading forks, and an interval over seeds.
 
+* ``predict`` (1): whether holding the target makes the copy transition earlier, about the
+  same or later; any option passes, the feedback gives the two transition steps.
 * ``ex1`` (1): ``delay``, the copy transition of the ``hold-target`` fork minus the
   parent's, in steps (`vestige.analysis.transition_step`).
 * ``ex2`` (2): ``held_cost``, the final evaluation loss on trigger positions of the
@@ -18,7 +20,17 @@ import math
 from functools import cached_property
 from pathlib import Path
 
-from . import COURSE_PRESET, AnswerError, Exercise, Verdict, as_array, as_number, call_each, close
+from . import (
+    COURSE_PRESET,
+    AnswerError,
+    Exercise,
+    Verdict,
+    as_array,
+    as_number,
+    call_each,
+    close,
+    prediction,
+)
 
 NOTEBOOK = "30_counterfactual"
 PRACTICE_SEED = 4242
@@ -204,7 +216,32 @@ def _number(got) -> None:
         raise AnswerError("captured data is not a number")
 
 
+# --- predict: the held fork's copy transition --------------------------------------------------
+
+TRANSITION_OPTIONS = ("earlier", "about the same", "later")
+
+
+def transition_outcome(ctx) -> tuple[str, str]:
+    """The hold-target fork's copy transition against the parent's (the same: within 5% of
+    the parent's; a run that never makes it counts as later)."""
+    import math
+
+    from vestige.analysis import transition_step
+
+    parent, fork = transition_step(ctx.parent), transition_step(ctx.fork("hold-target"))
+    if math.isnan(parent) and math.isnan(fork):
+        return "about the same", "neither the parent nor the fork learns to copy within its steps"
+    if math.isnan(fork) or math.isnan(parent):
+        shown = "later" if math.isnan(fork) else "earlier"
+    elif abs(fork - parent) <= 0.05 * parent:
+        shown = "about the same"
+    else:
+        shown = "later" if fork > parent else "earlier"
+    return shown, f"the parent's copy transition is at step {parent:.0f}, the fork's at {fork:.0f}"
+
+
 EXERCISES = (
+    prediction("predict", TRANSITION_OPTIONS, transition_outcome),
     Exercise(
         "ex1",
         points=1,

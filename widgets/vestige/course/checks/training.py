@@ -1,6 +1,8 @@
 """Checks of ``05_training``: a config, the log-spaced checkpoint schedule, and how much two
 seeds of one config differ.
 
+* ``predict`` (1): which training loss falls half way first, trigger or copy positions;
+  any option passes, the feedback gives seed A's two steps.
 * ``ex1`` (1): ``longer``, the preset with twice as many training steps and half the
   learning rate, everything else unchanged (a ``RunConfig``; its ``name`` may differ).
   Only a real ``RunConfig`` is accepted (converted with ``to_dict``); the judge names the
@@ -43,6 +45,7 @@ from . import (
     close,
     items,
     kit_call,
+    prediction,
 )
 
 NOTEBOOK = "05_training"
@@ -586,7 +589,38 @@ def judge_ex4(got, ctx) -> Verdict:
     )
 
 
+# --- predict: which loss falls first ----------------------------------------------------------
+
+FIRST_OPTIONS = ("trigger", "copy", "together")
+
+
+def half_fall_step(train, column: str) -> float:
+    """The first logged step at which a smoothed training loss is below the midpoint of its
+    first and last values."""
+    curve = train.sort_values("step").set_index("step")[column].rolling(5, min_periods=1).mean()
+    middle = (curve.iloc[0] + curve.iloc[-1]) / 2
+    below = curve[curve < middle]
+    return float(below.index[0]) if len(below) else float("nan")
+
+
+def first_outcome(ctx) -> tuple[str, str]:
+    """Which of seed A's trigger and copy losses falls half way first (together: within a
+    tenth of the run's steps)."""
+    train = ctx.metrics(ctx.seed_a).query("split == 'train'")
+    trigger, copy = half_fall_step(train, "loss_trigger"), half_fall_step(train, "loss_copy")
+    total = float(train.step.max())
+    if abs(trigger - copy) <= total / 10 or trigger != trigger or copy != copy:
+        shown = "together"
+    else:
+        shown = "trigger" if trigger < copy else "copy"
+    return shown, (
+        f"seed {ctx.seed_a}'s training loss is half way down at step {trigger:.0f} on trigger "
+        f"positions and at step {copy:.0f} on copy positions"
+    )
+
+
 EXERCISES = (
+    prediction("predict", FIRST_OPTIONS, first_outcome),
     Exercise(
         "ex1",
         points=1,

@@ -4,6 +4,8 @@ with a hook, the detector's clauses, and "not needed" against "not used".
 * ``ex1`` (2): ``change_step(steps, probs)``, the first checkpoint after a falling stage
   curve's peak (after step 0) at which it is below the midpoint of that peak and its final
   value; run on hidden curves (noise, a late bump, a plateau, an unsorted copy).
+* ``predict`` (1): which selectivity bar is harder to pass, shuffled labels or untrained
+  neurons; any option passes, the feedback gives the run's two p99 bars.
 * ``ex2`` (2): ``token_selectivity(acts, focus, same)``, (mu_focus - mu_same) /
   (mu_focus + mu_same + 1e-7) per neuron; hidden activations. Calling the kit's
   ``contrast_selectivity`` is refused: the exercise is to write it.
@@ -41,6 +43,7 @@ from . import (
     close,
     items,
     kit_call,
+    prediction,
 )
 
 NOTEBOOK = "10_vestigial"
@@ -598,7 +601,29 @@ def _equal(item, want: float, tol: float) -> bool:
     return abs(item - want) <= tol
 
 
+# --- predict: which baseline is the harder bar -------------------------------------------------
+
+BAR_OPTIONS = ("shuffled labels", "untrained neurons", "about the same")
+
+
+def bar_outcome(ctx) -> tuple[str, str]:
+    """Which p99 bar is higher at the last checkpoint, averaged over layers (the same: within
+    0.02)."""
+    table = ctx.tables["baseline"]
+    final = table[table.step == table.step.max()]
+    shuffled, untrained = float(final["p99"].mean()), float(final["untrained_p99"].mean())
+    if abs(shuffled - untrained) < 0.02:
+        shown = "about the same"
+    else:
+        shown = "untrained neurons" if untrained > shuffled else "shuffled labels"
+    return shown, (
+        f"at the last checkpoint the untrained neurons' 99th percentile of selectivity is "
+        f"{untrained:.2f} and the shuffled labels' {shuffled:.2f} (mean over layers)"
+    )
+
+
 EXERCISES = (
+    prediction("predict", BAR_OPTIONS, bar_outcome),
     Exercise(
         "ex1",
         points=2,

@@ -7,6 +7,8 @@
   torch scalars) within 5e-4 nats, i.e. rounded to 3 decimals or better. Refused, with
   feedback naming what was given: the training loss, the loss at another checkpoint, the
   accuracy, a value that only agrees to 2 decimals.
+* ``predict`` (1): the learner's guess of an untrained model's loss, among options; any
+  option passes, the feedback gives the run's step-0 loss against ln(vocabulary size).
 * ``ex2`` (2 points): ``last_eval_loss(metrics)`` for *any* metrics table, run on tables
   made up for the check (hidden ones, generated per submission, when grading): rows
   shuffled, loss rising at the end, training rows logged after the last checkpoint, a
@@ -19,7 +21,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from . import AnswerError, Exercise, Verdict, as_number, call_each, close
+from . import AnswerError, Exercise, Verdict, as_number, call_each, close, prediction
 
 NOTEBOOK = "00_welcome"
 RUN_FOLDER = "welcome-{preset}"
@@ -238,7 +240,31 @@ def table_frame(spec: dict):
     return pd.DataFrame({k: spec[k] for k in ("split", "step", "loss", "accuracy")})
 
 
+# --- predict: an untrained model's loss -------------------------------------------------------
+
+UNTRAINED_OPTIONS = ("about 0", "about 1", "about ln(vocabulary size)")
+
+
+def untrained_outcome(ctx) -> tuple[str, str]:
+    """The option nearest the run's evaluation loss at step 0."""
+    import math
+
+    from vestige.runs import Run
+
+    run = Run.open(ctx.run_dir)
+    evals = run.metrics.query("split == 'eval'")
+    loss = float(evals.loc[evals.step.idxmin(), "loss"])
+    chance = math.log(run.task.vocab)
+    values = dict(zip(UNTRAINED_OPTIONS, (0.0, 1.0, chance)))
+    shown = min(values, key=lambda option: abs(values[option] - loss))
+    return shown, (
+        f"its evaluation loss at step 0 is {loss:.2f} nats, and ln {run.task.vocab} = "
+        f"{chance:.2f}: an untrained model spreads its bet over every token"
+    )
+
+
 EXERCISES = (
+    prediction("predict", UNTRAINED_OPTIONS, untrained_outcome),
     Exercise(
         "ex1",
         points=1,
