@@ -46,6 +46,7 @@ run.steps
 
 # %% [markdown]
 # ### Predict first
+# {{pace predict}}
 # Before you plot anything: what is the loss of this model at step 0, before any training?
 # (The loss is cross-entropy in nats: how surprised the model is by the true next token.)
 # Set `predicted_loss` to one of `"about 0"`, `"about 1"`, `"about ln(vocabulary size)"`. Any choice earns the point; the check records it and tells
@@ -74,6 +75,7 @@ alt.Chart(metrics[metrics.split == "train"]).mark_line().encode(
 
 # %% [markdown]
 # ## Exercise 1: the final evaluation loss
+# {{pace ex1}}
 #
 # Set `final_eval_loss` to the evaluation loss at the last checkpoint (a float), using
 # `metrics`.
@@ -93,6 +95,7 @@ check("ex1", lambda: final_eval_loss)
 # it got, and each new try shows a more specific hint.
 #
 # ## Exercise 2: for any run
+# {{pace ex2}}
 #
 # Write `last_eval_loss(metrics)`: the evaluation loss at the last checkpoint of *any* run's
 # metrics table, returned as a float. The check runs your function on tables it makes up,

@@ -57,6 +57,7 @@ except ValueError as err:
 
 # %% [markdown]
 # ### Exercise 1
+# {{pace ex1}}
 # Make `longer`: the same config trained for twice as many steps with half the learning
 # rate, everything else unchanged.
 
@@ -98,6 +99,7 @@ alt.Chart(pd.DataFrame({"step": reference.checkpoint_steps})).mark_tick(
 # 1,000 steps): you will see why in section 3.
 #
 # ### Exercise 2
+# {{pace ex2}}
 # Write `log_schedule(total, first, n_log)`: the checkpoint steps of a run of `total` steps,
 # as `CheckpointConfig(first=first, n_log=n_log).steps(total)` gives them, without calling it.
 # That is: step 0; `n_log` values from `first` to `total`, each the previous one times the
@@ -218,6 +220,7 @@ charts.task_sequence(run_a, index=0)
 
 # %% [markdown]
 # ### Predict first
+# {{pace predict}}
 # Which training loss falls half way to its final value first: on `trigger` positions (the
 # crutch) or on `copy` positions (induction), or both together?
 # Set `predicted_first` to one of `"trigger"`, `"copy"`, `"together"`. Any choice earns the point; the check records it and tells
@@ -243,6 +246,7 @@ alt.Chart(curves).mark_line().encode(
 
 # %% [markdown]
 # ### Exercise 3
+# {{pace ex3}}
 # Set `class_gaps` to seed B's (`run_b`) evaluation loss at the last checkpoint minus seed A's
 # (`run_a`), for each class of position: a pandas Series or a dict, keyed by the class
 # (`"trigger"` or `"loss_trigger"` both do).
@@ -260,6 +264,7 @@ check("ex3", lambda: class_gaps)
 
 # %% [markdown]
 # ### Exercise 4
+# {{pace ex4}}
 # Where in training do the two runs differ most? Write `largest_gap_step(metrics_a,
 # metrics_b)`: the step of the checkpoint (the `eval` rows) at which the two runs'
 # evaluation losses differ most, in absolute value, among the steps both tables have. Do not

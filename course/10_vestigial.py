@@ -106,6 +106,7 @@ alt.Chart(stages).mark_line(point=True).encode(
 
 # %% [markdown]
 # ### Exercise 1
+# {{pace ex1}}
 # Write `change_step(steps, probs)`: for a curve that rises and then falls, return the first
 # step *after its peak* at which it is below the midpoint of the peak and its final value.
 # Leave step 0 out (an untrained model's value is noise), and do not assume the points come
@@ -145,6 +146,7 @@ check("ex1", change_step)
 
 # %% [markdown]
 # ### Predict first
+# {{pace predict}}
 # Which bar is harder for a trained neuron to pass: the 99th percentile of selectivity
 # with shuffled labels, or that of untrained neurons with the true labels?
 # Set `predicted_bar` to one of `"shuffled labels"`, `"untrained neurons"`, `"about the same"`. Any choice earns the point; the check records it and tells
@@ -187,6 +189,7 @@ baseline.rename(
 # neuron selective there. A neuron that only tracks "the current token is B" scores about 0.
 #
 # ### Exercise 2
+# {{pace ex2}}
 # Write `token_selectivity(acts, focus, same)`: `acts` is `[n_positions, n_neurons]`, `focus`
 # and `same` are boolean masks over positions. Return, per neuron,
 # (mean on focus - mean on same) / (mean on focus + mean on same + 1e-7). Write it yourself
@@ -242,6 +245,7 @@ print(
 # information), and measures how much the loss goes up.
 #
 # ### Exercise 3
+# {{pace ex3}}
 # Write `ablation_effect(model, layer, neuron, where)`: the increase in mean loss over the
 # positions where the boolean mask `where` is True when `neuron` of `layer` is held at its
 # mean over every position of the batch. Tools: `cache_activations(model, tokens,
@@ -290,6 +294,7 @@ for name, text in Criteria().clauses().items():
 
 # %% [markdown]
 # ### Exercise 4
+# {{pace ex4}}
 # Write `is_vestigial(line, init_floor)`. `line` is one neuron's timeline, a table with
 # columns `step`, `effect`, `effect_low`, `effect_high` (the 95% interval), `selectivity`,
 # `untrained_p99`, `matched_selectivity`, `untrained_matched_p99` and `preferred_class`, one
@@ -355,6 +360,7 @@ found.neurons.head(6)[
 
 # %% [markdown]
 # ### Exercise 5
+# {{pace ex5}}
 # Now do the catch yourself. Run **your** `is_vestigial` on every neuron of this run: the
 # timelines are in `found.timelines` (one row per neuron and checkpoint, with the columns
 # your function reads), and each neuron is judged against the init floor of its own
@@ -390,6 +396,7 @@ else:
 
 # %% [markdown]
 # ### Exercise 6
+# {{pace ex6}}
 # Measure the target yourself: with **your** `ablation_effect`, its effect on the positions
 # of its own class at its peak step and at the last checkpoint. Set `my_effects` to
 # `{"peak": ..., "end": ...}`; the table beside it is the kit's.
@@ -430,6 +437,7 @@ check("ex6", lambda: my_effects)
 # *logit margin* (its logit minus the mean logit) does not saturate.
 #
 # ### Exercise 7
+# {{pace ex7}}
 # Set `margin_fraction` to the target's `margin_effect` at the final checkpoint divided by
 # its largest `margin_effect` over the trained checkpoints (from `tables["neurons"]`).
 

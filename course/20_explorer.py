@@ -56,6 +56,7 @@ explorer
 # best candidate.
 #
 # ### Exercise 1
+# {{pace ex1}}
 # Move the step slider to the checkpoint (after step 0) where the picked neuron's ablation
 # effect is largest: the highest point of the black line in the lower timeline. Set
 # `peak_step` to `explorer.step` once you are there (or set `explorer.step` from code).
@@ -89,7 +90,23 @@ found = detect(runs[seeds[0]])
 print(found.summary())
 
 # %% [markdown]
+# ### Predict first
+# {{pace predict}}
+# Before you switch to the second seed: the same recipe, another random seed. Will the
+# detector catch a vestigial neuron there too? Set `predicted_catch` to `"yes"` or `"no"`.
+# Any choice earns the point; the check records it and tells you the second seed's verdict.
+
+# %%
+### BEGIN SOLUTION
+predicted_catch = "yes"
+### END SOLUTION
+
+# %% tags=["check"]
+check("predict", lambda: predicted_catch)
+
+# %% [markdown]
 # ### Exercise 2
+# {{pace ex2}}
 # Switch the **seed** picker to the second seed and compare the dashed transition lines of
 # the training curves. Set `transition_gap` to the second seed's copy transition minus the
 # first seed's, in steps (`tables.transition(seed)` reads the step the explorer marks).

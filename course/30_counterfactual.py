@@ -63,6 +63,7 @@ print(f"{sum(same)} of {len(shared)} shared checkpoints are identical")
 
 # %% [markdown]
 # ### Predict first
+# {{pace predict}}
 # The `hold-target` fork holds the target neuron at its mean from its peak until the copy
 # transition. Will that fork learn to copy *earlier* than the parent, *later*, or at *about
 # the same* step (within 5% of the parent's)? A crutch that is removed may push the model to
@@ -103,6 +104,7 @@ alt.Chart(long).mark_line(point=True).encode(
 
 # %% [markdown]
 # ### Exercise 1
+# {{pace ex1}}
 # Set `delay` to the copy transition of the `hold-target` fork minus the parent's
 # (`transition_step` dates any run's). A positive delay means the model learned to copy later
 # without the neuron.
@@ -118,6 +120,7 @@ check("ex1", lambda: delay)
 
 # %% [markdown]
 # ### Exercise 2
+# {{pace ex2}}
 # Holding *any* neuron at its mean perturbs training a little. The control fork measures how
 # much. Set `held_cost` to the final evaluation loss on trigger positions (`loss_trigger` in
 # the last evaluation row) of the `hold-target` fork minus that of the `hold-control` fork.
@@ -138,39 +141,44 @@ held_cost
 check("ex2", lambda: held_cost)
 
 # %% [markdown]
-# ## 3. One seed is an anecdote, again
+# ## 3. Needed at step t, or needed for training to end the same?
 #
-# The study ran the same kind of counterfactual on every seed (from step 0 rather than from
-# the peak: until a quarter or half of the copy transition, until it, and for the whole run),
-# each paired with the unchanged run of its seed. To read a
-# paired difference across seeds you need an interval for its mean.
-#
-# ### Exercise 3
-# Write `paired_interval(deltas)`: the 95% t-interval of the mean of a list of paired
-# differences, `(low, high)` = mean -/+ t(0.975, n - 1) * s / sqrt(n), with s the sample
-# standard deviation. Write it yourself (the check refuses the kit's `mean_ci`).
-
+# Two different claims hide in "the model needed this neuron". **Needed at step t**: at that
+# checkpoint, holding the neuron at its mean raises the loss (the ablation of `10_vestigial`,
+# on a fixed model). **Needed for training to end the same**: training *without* it from
+# some step on ends with a worse model (a fork or a run trained again, compared at the end).
+# A neuron can be the first and not the second: the model, trained without it, finds another
+# way. Here, the target's effect at the fork step, on the fixed parent, beside what the fork
+# changed at the end:
 
 # %%
-def paired_interval(deltas) -> tuple[float, float]:
-    ### BEGIN SOLUTION
-    import numpy as np
-    from scipy import stats
+from vestige.detect import detect, target_neuron
 
-    x = np.asarray(deltas, dtype=float)
-    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
-    return float(x.mean() - half), float(x.mean() + half)
-    ### END SOLUTION
-
-
-# %% tags=["check"]
-check("ex3", paired_interval)
+found = detect(run)
+target = target_neuron(found)
+line = found.timelines.query("unit == @target.unit").set_index("step")
+at_fork = line.loc[fork_at]
+print(
+    f"{target.unit} at step {fork_at}, on the parent: effect {at_fork.effect:.3f} nats "
+    f"[{at_fork.effect_low:.3f}, {at_fork.effect_high:.3f}] on its positions"
+)
+try:
+    print(
+        f"held from step {fork_at}: the fork ends {held_cost:+.4f} nats on trigger positions, "
+        "against the control fork"
+    )
+except NameError:
+    print("Solve exercise 2 first: this cell prints your held_cost.")
 
 # %% [markdown]
-# Now apply it to the study: the change in final loss when the target neuron was held at its
-# mean from step 0 to the copy transition, seed by seed, against the study's own verdict.
+# One seed cannot say whether the second number is more than luck. The study trained every
+# seed again with its target held from step 0 until the copy transition, each paired with
+# the unchanged run of its seed; the 95% interval over seeds is `mean_ci`'s (you write it
+# yourself in `40_many_seeds`):
 
 # %%
+from vestige.stats import mean_ci
+
 study, per_seed = load_study(study_dir)
 deltas = [
     r["conditions"]["neuron-1T"]["final_loss"] - r["base"]["final_loss"]
@@ -180,15 +188,12 @@ deltas = [
 if "neuron-1T" not in study["conditions"]:
     print(f"The study of preset {study['preset']!r} did not run this condition (see its report).")
 else:
-    verdict = study["conditions"]["neuron-1T"]["verdict"]
-    try:
-        low, high = paired_interval(deltas)
-        print(
-            f"{len(deltas)} seeds: mean change {sum(deltas) / len(deltas):+.4f} nats, "
-            f"95% interval [{low:+.4f}, {high:+.4f}]; the study's verdict: {verdict}"
-        )
-    except NotImplementedError:
-        print("Solve exercise 3 first: this cell uses your paired_interval.")
+    entry, ci = study["conditions"]["neuron-1T"], mean_ci(deltas)
+    print(
+        f"{ci['n']} seeds of preset {study['preset']!r}: mean change in final loss "
+        f"{ci['mean']:+.4f} nats, 95% interval [{ci['low']:+.4f}, {ci['high']:+.4f}]; "
+        f"the study's verdict (Holm-corrected): {entry['verdict']}"
+    )
 
 # %% [markdown]
 # **What to take away.** A fork separates what a structure *did* from what merely happened

@@ -35,7 +35,24 @@ from vestige import CONDITION_NAMES, Checker, load_study, setup
 setup()
 
 # %% tags=["check"]
-check = Checker("40_many_seeds")
+check = Checker("40_many_seeds", study_dir=study_dir)
+
+# %% [markdown]
+# ### Predict first
+# {{pace predict}}
+# The study ran the detector on seeds nobody looked at while the task was designed. In how
+# many of them do you expect a vestigial neuron (every clause of `10_vestigial`)? Set
+# `predicted_rate` to one of `"under a third"`, `"a third to two thirds"`, `"over two
+# thirds"`. Any choice earns the point; the check records it and tells you what the study
+# found.
+
+# %%
+### BEGIN SOLUTION
+predicted_rate = "a third to two thirds"
+### END SOLUTION
+
+# %% tags=["check"]
+check("predict", lambda: predicted_rate)
 
 # %% [markdown]
 # ## 1. The study's files
@@ -110,6 +127,7 @@ alt.Chart(lines).mark_line(point=True, opacity=0.7).encode(
 # the peak for good.
 #
 # ### Exercise 1
+# {{pace ex1}}
 # Write `peak_and_settle(timeline)`: `timeline` is a list of points like those in a record
 # (`{"step": ..., "effect": ..., ...}`, in any order). Return `(peak, settle)`: the largest
 # effect after step 0, and the settle step, or `None` if the effect never stays below half
@@ -202,6 +220,7 @@ print(f"{len(x)} of {len(seeds)} seeds have a copy transition; {n_boot} resample
 
 # %% [markdown]
 # ### Exercise 2
+# {{pace ex2}}
 # Write `rank_correlation_ci(x, y, resamples)`. Return `(rho, low, high)`: Spearman's rank
 # correlation of `x` and `y` (tied values get their average rank: `scipy.stats.rankdata`),
 # and the 2.5th and 97.5th percentiles of the same correlation computed on each resample
@@ -264,6 +283,7 @@ check("ex2", rank_correlation_ci)
 # checkpoints are log-spaced: one checkpoint spans a few steps early on, many steps late).
 #
 # ### Exercise 3
+# {{pace ex3}}
 # Write `settled_with(result)`: for one seed's record, the names (keys of
 # `result["mechanism"]["transitions"]`) of the transitions whose step is at most one
 # checkpoint from the target's `settle_step`, where the checkpoints are the steps of the
@@ -342,6 +362,7 @@ print("At the end they were:", summary["end_status"] or "-", "| backups:", summa
 # difference *within* each pair does not.
 #
 # ### Exercise 4
+# {{pace ex4}}
 # Write `paired_difference(results, condition, outcome)`: over the seeds whose record has
 # both `r["conditions"][condition][outcome]` and `r["base"][outcome]` (not `None`; a seed
 # may lack the condition), the mean of the differences (condition minus base) and its 95%
@@ -477,6 +498,7 @@ pd.DataFrame([{"seed": p["seed"], "states": " ".join(map(str, p["states"]))} for
 
 # %% [markdown]
 # ### Exercise 5
+# {{pace ex5}}
 # A state that some seeds pass through and others never do is a *detour*. Write
 # `detour_states(paths)`: `paths` is a list of `{"seed": ..., "states": [state at each
 # checkpoint, ...]}`; return the sorted list of detour states. A seed that stays in a state

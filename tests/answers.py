@@ -236,12 +236,6 @@ def cost(params: dict) -> float:
     return final_trigger(forks["hold-target"]) - final_trigger(forks["hold-control"])
 
 
-def t_interval(deltas):
-    x = np.asarray(deltas, dtype=float)
-    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
-    return x.mean() - half, x.mean() + half
-
-
 # --- 40_many_seeds -------------------------------------------------------------------------------
 
 
@@ -335,6 +329,7 @@ CASES = {
     "20_explorer": Case(
         params=lambda runs: {"runs_dir": str(runs), "preset": "tiny", "seeds": [0, 1]},
         answers={
+            "predict": lambda p: lambda: "no",  # any option passes
             "ex1": lambda p: lambda: peak_step(p),
             "ex2": lambda p: lambda: transition_gap(p),
         },
@@ -345,12 +340,12 @@ CASES = {
             "predict": lambda p: lambda: "later",  # any option passes
             "ex1": lambda p: lambda: delay(p),
             "ex2": lambda p: lambda: cost(p),
-            "ex3": lambda p: t_interval,
         },
     ),
     "40_many_seeds": Case(
-        params=lambda runs: {},
+        params=lambda runs: {"study_dir": str(Path(__file__).parents[1] / "course/study")},
         answers={
+            "predict": lambda p: lambda: "over two thirds",  # any option passes
             "ex1": lambda p: peak_settle_right,
             "ex2": lambda p: correlation_right,
             "ex3": lambda p: settled_right,

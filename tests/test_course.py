@@ -574,3 +574,62 @@ def test_10_vestigial_the_learner_catches_the_neuron_of_a_caught_seed(
         if MIME_TYPE in o.get("data", {})
     }
     assert {results[ex]["status"] for ex in ("ex5", "ex6", "ex7")} == {"passed"}
+
+
+# --- paces and plans ---------------------------------------------------------------------------
+
+
+def test_pace_placeholders_become_the_checks_modules_pace_lines():
+    from types import SimpleNamespace
+
+    from nbformat.v4 import new_markdown_cell
+    from vestige.course.builder import SourceError, with_paces
+    from vestige.course.checks import Exercise, Pace
+
+    def exercise(id, pace):
+        return Exercise(id, 1, capture=None, judge=None, pace=pace)
+
+    module = SimpleNamespace(
+        exercises={"ex1": exercise("ex1", Pace(2, 4, 10)), "ex2": exercise("ex2", None)}
+    )
+    cells = [new_markdown_cell("### Exercise 1\n{{pace ex1}}\nWrite it.")]
+    (out,) = with_paces(cells, module)
+    assert out.source.splitlines()[1] == Pace(2, 4, 10).text()
+    assert "about 10 min (estimate)" in out.source and "{{pace" in cells[0].source
+    with pytest.raises(SourceError, match="missing: ex1"):
+        with_paces([new_markdown_cell("no placeholder")], module)
+    with pytest.raises(SourceError, match="more than once: ex1"):
+        with_paces(cells * 2, module)
+    for unknown in ("{{pace ex2}}", "{{pace ex9}}"):  # no pace, no such exercise
+        with pytest.raises(SourceError, match="no exercise"):
+            with_paces([*cells, new_markdown_cell(unknown)], module)
+    for bad in ((0, 3, 5), (3, 6, 5), (3, 3, 0), (2.5, 3, 5)):
+        with pytest.raises(ValueError, match="Pace"):
+            Pace(*bad)
+
+
+def test_the_plans_list_every_exercise_and_their_sums_fit():
+    from vestige.course import checks, plans
+
+    full, short = plans.PLANS
+    everything = {(nb, ex) for nb in checks.REGISTRY for ex in checks.load(nb).exercises}
+    for plan in plans.PLANS:
+        rows = plan.rows()
+        assert plan.minutes() == sum(r["minutes"] for r in rows) <= plan.budget
+        listed = {
+            (row["part"].strip("`"), item.split(" (")[0])
+            for row in rows
+            for item in row["exercises"].split(", ")
+            if row["exercises"] != "-"
+        }
+        kept = {
+            (nb, ex)
+            for nb, ex in everything
+            if nb in plan.notebooks
+            and checks.load(nb).exercises[ex].pace.importance >= plan.min_importance
+        }
+        assert listed == kept, plan.name
+    assert {nb for nb, _ in everything} <= set(full.notebooks)
+    assert short.minutes() <= 180 < full.minutes()
+    syllabus = (REPO / "course/syllabus.md").read_text()
+    assert plans.render() in syllabus  # written by `vestige course build`

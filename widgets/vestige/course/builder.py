@@ -6,7 +6,12 @@ A source ``course/NN_name.py`` (percent format) becomes:
   ``### END SOLUTION`` block replaced by a stub that raises ``NotImplementedError``;
 * ``course/solutions/NN_name.ipynb``: the solution notebook, markers removed;
 * ``course/solutions/exercises.json``: ``{notebook: {exercise: points}}``;
-* ``course/solutions/manifest.json``: what grading restores and checks against (below).
+* ``course/solutions/manifest.json``: what grading restores and checks against (below);
+* in ``course/syllabus.md``, the plans block (`vestige.course.plans`).
+
+**Paces.** A ``{{pace exN}}`` in a markdown cell becomes that exercise's `Pace` line
+(difficulty, importance, minutes) from its checks module; each exercise with a pace has
+exactly one.
 
 **Check cells.** Cells tagged ``check`` in the source (``# %% tags=["check"]``) hold the
 ``Checker(...)`` construction and the ``check("exN", ...)`` calls, and nothing a learner
@@ -41,10 +46,12 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
 from . import checks as checks_registry
+from . import plans
 from .fingerprint import code_fingerprint
 
 SOURCE_PATTERN = re.compile(r"^\d{2}_[A-Za-z0-9_-]+\.py$")
 REGISTRY_NAME = "exercises.json"
+SYLLABUS = "syllabus.md"  # its plans block is written from the checks modules' paces
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 BUILD_FORMAT = 2
@@ -90,6 +97,9 @@ def build(
         return [f"{course_dir}: no such directory"]
     sources = find_sources(course_dir)
     files, problems = render_course(sources, notebooks_dir, solutions_dir, course_id)
+    syllabus = course_dir / SYLLABUS
+    if syllabus.is_file() and plans.START in (text := syllabus.read_text(encoding="utf-8")):
+        files[syllabus] = plans.with_plans(text)
     problems += extra_files(sources, notebooks_dir, solutions_dir)
     if check:
         return problems + out_of_sync(files)
@@ -166,6 +176,7 @@ def render_source(source: Path, course_id: str = DEFAULT_COURSE_ID) -> Rendered:
     except Exception as exc:
         raise SourceError(f"cannot load its checks module: {exc}") from None
     roles = check_roles(cells, notebook_id, checks)
+    cells = with_paces(cells, checks)
     pairs = [render_cell(cell, index, roles.get(index)) for index, cell in enumerate(cells)]
     learner, solution = [p[0] for p in pairs], [p[1] for p in pairs]
     exercises = declared_exercises(cells, roles, checks)
@@ -209,6 +220,38 @@ def render_source(source: Path, course_id: str = DEFAULT_COURSE_ID) -> Rendered:
         exercises,
         manifest,
     )
+
+
+PACE = re.compile(r"\{\{pace ([A-Za-z][A-Za-z0-9_-]*)\}\}")
+
+
+def with_paces(cells: list, checks) -> list:
+    """The cells with every ``{{pace ID}}`` in a markdown cell replaced by that exercise's
+    `Pace` line from the checks module; every exercise with a pace must have its placeholder
+    (one place where it is introduced) and every placeholder an exercise with a pace."""
+    exercises = checks.exercises if checks else {}
+    placed: list[str] = []
+
+    def line(match: re.Match) -> str:
+        exercise = exercises.get(match.group(1))
+        if exercise is None or exercise.pace is None:
+            raise SourceError(f"{match.group(0)}: no exercise {match.group(1)!r} with a pace")
+        placed.append(match.group(1))
+        return exercise.pace.text()
+
+    out = []
+    for cell in cells:
+        if cell.cell_type == "markdown" and PACE.search(cell.source):
+            cell = nbformat.from_dict({**cell, "source": PACE.sub(line, cell.source)})
+        out.append(cell)
+    missing = [ex for ex, e in exercises.items() if e.pace is not None and ex not in placed]
+    twice = sorted({ex for ex in placed if placed.count(ex) > 1})
+    if missing or twice:
+        raise SourceError(
+            f"paces: add {{{{pace ID}}}} where each exercise is introduced (missing: "
+            f"{', '.join(missing) or 'none'}; more than once: {', '.join(twice) or 'none'})"
+        )
+    return out
 
 
 def check_roles(cells: list, notebook_id: str, checks) -> dict[int, tuple[str, list[str]]]:

@@ -99,6 +99,39 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class Pace:
+    """How hard, how central and how long an exercise is, in ARENA's convention: difficulty
+    and importance from 1 to 5, and an estimate of the minutes a learner with basic PyTorch
+    needs (an estimate, not a measurement: `make binder-check` measures only execution)."""
+
+    difficulty: int
+    importance: int
+    minutes: int
+
+    def __post_init__(self):
+        for name in ("difficulty", "importance"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 1 <= value <= 5:
+                raise ValueError(f"Pace.{name} is an integer from 1 to 5, got {value!r}")
+        if not isinstance(self.minutes, int) or self.minutes < 1:
+            raise ValueError(f"Pace.minutes is a positive integer, got {self.minutes!r}")
+
+    def text(self) -> str:
+        """One line for the notebook, where the exercise is introduced."""
+        return (
+            f"*Difficulty {_dots(self.difficulty, RED)} \u00b7 importance "
+            f"{_dots(self.importance, BLUE)} \u00b7 about {self.minutes} min (estimate)*"
+        )
+
+
+RED, BLUE, EMPTY = "\U0001f534", "\U0001f535", "\u26aa"
+
+
+def _dots(n: int, full: str) -> str:
+    return full * n + EMPTY * (5 - n)
+
+
+@dataclass(frozen=True)
 class Exercise:
     """One exercise of a checks module.
 
@@ -118,6 +151,7 @@ class Exercise:
     kind: str = "value"
     needs_context: bool = field(default=True, compare=False)
     options: tuple[str, ...] = ()  # a prediction's choices (see `prediction`)
+    pace: Pace | None = None  # shown where the exercise is introduced (see the builder)
 
     def __post_init__(self):
         if not EXERCISE_ID.match(self.id):
@@ -371,11 +405,13 @@ def prediction(
     options: Sequence[str],
     outcome: Callable[[Any], tuple[str, str]],
     points: int = 1,
+    pace: Pace | None = None,
 ) -> Exercise:
     """A predict-then-look exercise: the learner commits to one of `options` before the cell
     that shows the answer. Every option passes (a prediction earns its point by being made,
     not by luck) and anything else is refused, listing the options; the feedback says what
-    the learner's run shows: `outcome(ctx)` is (the option the data bear out, why in numbers)."""
+    the learner's run shows: `outcome(ctx)` is (the option the data bear out, why in numbers),
+    or (None, why not) when those data are not at hand."""
     listed = ", ".join(repr(o) for o in options)
 
     def capture(value, ctx) -> str:
@@ -388,6 +424,8 @@ def prediction(
         if not isinstance(got, str) or got not in options:
             raise AnswerError("captured data is not one of the options")
         shown, why = outcome(ctx)
+        if shown is None:  # the data to compare with are not at hand (e.g. when graded)
+            return Verdict(True, note=f"You predicted {got!r} ({why}).")
         word = "and" if got == shown else "but"
         return Verdict(True, note=f"You predicted {got!r}, {word} this run shows {shown!r}: {why}.")
 
@@ -399,6 +437,7 @@ def prediction(
         hints=(f"Set it to one of the options, as a string: {listed}.",),
         success="Recorded; now run the next cells and compare.",
         options=tuple(options),
+        pace=pace or Pace(difficulty=1, importance=3, minutes=2),
     )
 
 
@@ -431,6 +470,7 @@ def _raised_in(exc: BaseException, function) -> bool:
 
 __all__ = [
     "REGISTRY",
+    "Pace",
     "prediction",
     "AnswerError",
     "Checks",

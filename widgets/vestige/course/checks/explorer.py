@@ -3,6 +3,8 @@
 * ``ex1`` (1): ``peak_step``, the checkpoint (after step 0) at which the picked neuron (the
   detector's first-ranked neuron of the first seed) has its largest effect, as the explorer
   draws it. Graded on other precomputed seeds than the learner's.
+* ``predict`` (1): whether the detector catches a vestigial neuron in the second seed too;
+  any option passes, the feedback gives the second seed's verdict.
 * ``ex2`` (1): ``transition_gap``, the second seed's copy transition minus the first's, in
   steps, as the explorer marks them.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from . import COURSE_PRESET, AnswerError, Exercise, Verdict, as_number
+from . import COURSE_PRESET, AnswerError, Exercise, Pace, Verdict, as_number, prediction
 
 NOTEBOOK = "20_explorer"
 
@@ -107,10 +109,29 @@ def _number(got) -> None:
         raise AnswerError("captured data is not a number")
 
 
+# --- predict: does the second seed have a catch? -------------------------------------------------
+
+CATCH_OPTIONS = ("yes", "no")
+
+
+def catch_outcome(ctx) -> tuple[str, str]:
+    """Whether the second seed's first-ranked neuron is the detector's vestigial one."""
+    seed = ctx.seeds[1]
+    unit = ctx.tables.default_neuron(seed)
+    verdict = ctx.tables.verdict(seed, unit)
+    caught = verdict.verdict == "vestigial"
+    why = f"in seed {seed} the detector's first-ranked neuron {unit} is {verdict.verdict}"
+    if verdict.failed:
+        why += f" (clauses failed: {verdict.failed})"
+    return ("yes" if caught else "no"), why
+
+
 EXERCISES = (
+    prediction("predict", CATCH_OPTIONS, catch_outcome, pace=Pace(1, 3, 2)),
     Exercise(
         "ex1",
         points=1,
+        pace=Pace(1, 4, 5),
         capture=capture_number,
         judge=judge_ex1,
         hints=(
@@ -123,6 +144,7 @@ EXERCISES = (
     Exercise(
         "ex2",
         points=1,
+        pace=Pace(1, 3, 4),
         capture=capture_number,
         judge=judge_ex2,
         hints=(

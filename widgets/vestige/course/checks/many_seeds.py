@@ -42,6 +42,7 @@ from vestige.config import preset
 from . import (
     AnswerError,
     Exercise,
+    Pace,
     Verdict,
     as_array,
     as_number,
@@ -50,6 +51,7 @@ from . import (
     close,
     items,
     kit_call,
+    prediction,
 )
 
 NOTEBOOK = "40_many_seeds"
@@ -78,6 +80,7 @@ class Context:
 
     def __init__(self, params: dict, hidden=None):
         self.hidden = hidden if isinstance(hidden, dict) else None
+        self.study_dir = params.get("study_dir")  # the prediction's outcome only
 
     def inputs(self, key: str):
         import numpy as np
@@ -769,10 +772,33 @@ MAKERS = {
 }
 
 
+# --- predict: how often the study catches ----------------------------------------------------
+
+RATE_OPTIONS = ("under a third", "a third to two thirds", "over two thirds")
+
+
+def rate_outcome(ctx) -> tuple[str | None, str]:
+    """The study's catch rate on its reference seeds, as one of `RATE_OPTIONS`."""
+    from vestige.report import load
+
+    try:
+        summary, _ = load(str(ctx.study_dir))
+        caught, n = int(summary["caught"]), int(summary["n_seeds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, "the study's files are not at hand to compare with"
+    rate = caught / n
+    shown = (
+        RATE_OPTIONS[0] if rate < 1 / 3 else RATE_OPTIONS[1] if rate <= 2 / 3 else RATE_OPTIONS[2]
+    )
+    return shown, f"the study caught a vestigial neuron in {caught} of its {n} reference seeds"
+
+
 EXERCISES = (
+    prediction("predict", RATE_OPTIONS, rate_outcome, pace=Pace(1, 4, 2)),
     Exercise(
         "ex1",
         points=1,
+        pace=Pace(2, 3, 10),
         kind="function",
         capture=capture_ex1,
         judge=judge_ex1,
@@ -792,6 +818,7 @@ EXERCISES = (
     Exercise(
         "ex2",
         points=2,
+        pace=Pace(3, 3, 15),
         kind="function",
         capture=capture_ex2,
         judge=judge_ex2,
@@ -815,6 +842,7 @@ EXERCISES = (
     Exercise(
         "ex3",
         points=1,
+        pace=Pace(3, 3, 12),
         kind="function",
         capture=capture_ex3,
         judge=judge_ex3,
@@ -834,6 +862,7 @@ EXERCISES = (
     Exercise(
         "ex4",
         points=1,
+        pace=Pace(3, 4, 12),
         kind="function",
         capture=capture_ex4,
         judge=judge_ex4,
@@ -856,6 +885,7 @@ EXERCISES = (
     Exercise(
         "ex5",
         points=1,
+        pace=Pace(3, 3, 12),
         kind="function",
         capture=capture_ex5,
         judge=judge_ex5,

@@ -36,6 +36,7 @@ from pathlib import Path
 from . import (
     AnswerError,
     Exercise,
+    Pace,
     Verdict,
     _type_name,
     as_array,
@@ -620,10 +621,11 @@ def first_outcome(ctx) -> tuple[str, str]:
 
 
 EXERCISES = (
-    prediction("predict", FIRST_OPTIONS, first_outcome),
+    prediction("predict", FIRST_OPTIONS, first_outcome, pace=Pace(1, 3, 2)),
     Exercise(
         "ex1",
         points=1,
+        pace=Pace(1, 3, 5),
         capture=capture_ex1,
         judge=judge_ex1,
         hints=(
@@ -642,6 +644,7 @@ EXERCISES = (
     Exercise(
         "ex2",
         points=2,
+        pace=Pace(3, 3, 12),
         kind="function",
         capture=capture_ex2,
         judge=judge_ex2,
@@ -661,6 +664,7 @@ EXERCISES = (
     Exercise(
         "ex3",
         points=1,
+        pace=Pace(2, 2, 6),
         capture=capture_ex3,
         judge=judge_ex3,
         hints=(
@@ -673,6 +677,7 @@ EXERCISES = (
     Exercise(
         "ex4",
         points=2,
+        pace=Pace(3, 2, 10),
         kind="function",
         capture=capture_ex4,
         judge=judge_ex4,

@@ -36,6 +36,7 @@ from . import (
     COURSE_PRESET,
     AnswerError,
     Exercise,
+    Pace,
     Verdict,
     as_array,
     as_number,
@@ -623,10 +624,11 @@ def bar_outcome(ctx) -> tuple[str, str]:
 
 
 EXERCISES = (
-    prediction("predict", BAR_OPTIONS, bar_outcome),
+    prediction("predict", BAR_OPTIONS, bar_outcome, pace=Pace(1, 4, 2)),
     Exercise(
         "ex1",
         points=2,
+        pace=Pace(2, 3, 10),
         kind="function",
         capture=capture_ex1,
         judge=judge_ex1,
@@ -640,6 +642,7 @@ EXERCISES = (
     Exercise(
         "ex2",
         points=2,
+        pace=Pace(2, 4, 8),
         kind="function",
         capture=capture_ex2,
         judge=judge_ex2,
@@ -653,6 +656,7 @@ EXERCISES = (
     Exercise(
         "ex3",
         points=3,
+        pace=Pace(3, 5, 15),
         kind="function",
         capture=capture_ex3,
         judge=judge_ex3,
@@ -666,6 +670,7 @@ EXERCISES = (
     Exercise(
         "ex4",
         points=3,
+        pace=Pace(4, 5, 20),
         kind="function",
         capture=capture_ex4,
         judge=judge_ex4,
@@ -680,6 +685,7 @@ EXERCISES = (
     Exercise(
         "ex5",
         points=1,
+        pace=Pace(1, 5, 3),
         kind="function",
         capture=capture_ex5,
         judge=judge_ex5,
@@ -693,6 +699,7 @@ EXERCISES = (
     Exercise(
         "ex6",
         points=2,
+        pace=Pace(2, 5, 6),
         capture=capture_ex6,
         judge=judge_ex6,
         hints=(
@@ -705,6 +712,7 @@ EXERCISES = (
     Exercise(
         "ex7",
         points=1,
+        pace=Pace(2, 4, 6),
         capture=capture_ex7,
         judge=judge_ex7,
         hints=(

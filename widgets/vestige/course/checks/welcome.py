@@ -21,7 +21,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from . import AnswerError, Exercise, Verdict, as_number, call_each, close, prediction
+from . import AnswerError, Exercise, Pace, Verdict, as_number, call_each, close, prediction
 
 NOTEBOOK = "00_welcome"
 RUN_FOLDER = "welcome-{preset}"
@@ -264,10 +264,11 @@ def untrained_outcome(ctx) -> tuple[str, str]:
 
 
 EXERCISES = (
-    prediction("predict", UNTRAINED_OPTIONS, untrained_outcome),
+    prediction("predict", UNTRAINED_OPTIONS, untrained_outcome, pace=Pace(1, 2, 2)),
     Exercise(
         "ex1",
         points=1,
+        pace=Pace(1, 3, 3),
         capture=capture_ex1,
         judge=judge_ex1,
         hints=(
@@ -289,6 +290,7 @@ EXERCISES = (
     Exercise(
         "ex2",
         points=2,
+        pace=Pace(2, 3, 8),
         kind="function",
         capture=capture_ex2,
         judge=judge_ex2,
