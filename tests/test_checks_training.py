@@ -505,7 +505,7 @@ def test_training_submissions_are_graded_in_the_sandbox(runs, tmp_path):
     rows = {r["student"]: r for r in gradebook.to_dict("records")}
     grading = json.loads(rows["ada"]["grading"])
     assert grading["preset"] == "tiny" and (grading["seed_a"], grading["seed_b"]) != (0, 1)
-    assert [rows["ada"][k] for k in ("points", "max_points", "reason")] == [6, 6, ""]
+    assert [rows["ada"][k] for k in ("points", "max_points", "reason")] == [7, 7, ""]
     assert [rows["bea"][f"ex{i}"] for i in range(1, 5)] == ["passed", "failed", "failed", "failed"]
-    assert rows["bea"]["points"] == 1
-    assert rows["cy"]["points"] == 4 and rows["cy"]["ex1"] == rows["cy"]["ex3"] == "failed"
+    assert rows["bea"]["points"] == 2  # ex1 and the prediction
+    assert rows["cy"]["points"] == 5 and rows["cy"]["ex1"] == rows["cy"]["ex3"] == "failed"

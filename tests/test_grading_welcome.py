@@ -206,18 +206,20 @@ def submission(answers: dict[str, str], extra: list[tuple[str, str]] = ()) -> di
 def test_welcome_submissions_are_graded_in_the_sandbox(runs, tmp_path):
     subs = tmp_path / "subs"
     subs.mkdir()
-    honest = submission({"cell-11": SOLUTION_EX1, "cell-14": SOLUTION_EX2})
+    honest = submission(
+        {"cell-9": 'predicted_loss = "about 1"', "cell-14": SOLUTION_EX1, "cell-17": SOLUTION_EX2}
+    )
     own_seed = round(final(runs, seed=0), 4)
     cheats = {
         "ada": honest,
         # a constant copied from the learner's own run (seed 0): wrong for the grading seed
-        "bea": submission({"cell-11": f"final_eval_loss = {own_seed}", "cell-14": SOLUTION_EX2}),
+        "bea": submission({"cell-14": f"final_eval_loss = {own_seed}", "cell-17": SOLUTION_EX2}),
         # an object that compares equal to anything
         "cy": submission(
             {
-                "cell-11": "class Loss(float):\n    __eq__ = lambda s, o: True\n"
+                "cell-14": "class Loss(float):\n    __eq__ = lambda s, o: True\n"
                 "    __hash__ = float.__hash__\nfinal_eval_loss = Loss(0)",
-                "cell-14": "return type('A', (), {'__eq__': lambda s, o: True})()",
+                "cell-17": "return type('A', (), {'__eq__': lambda s, o: True})()",
             }
         ),
         # check rebound to a no-op, and forged check results pasted as outputs
@@ -247,13 +249,9 @@ def test_welcome_submissions_are_graded_in_the_sandbox(runs, tmp_path):
         limits=Limits(wall_seconds=300, memory_bytes=2 << 30),
     )
     rows = {r["student"]: r for r in gradebook.to_dict("records")}
-    assert [rows["ada"][k] for k in ("points", "max_points", "ex1", "ex2", "reason")] == [
-        3,
-        3,
-        "passed",
-        "passed",
-        "",
-    ]
+    assert [
+        rows["ada"][k] for k in ("points", "max_points", "predict", "ex1", "ex2", "reason")
+    ] == [4, 4, "passed", "passed", "passed", ""]
     grading = json.loads(rows["ada"]["grading"])
     assert grading == {"preset": "tiny", "runs_dir": "/runs", "seed": grading["seed"]}
     assert grading["seed"] != 0  # not the learner's: bea's pasted constant fails
