@@ -75,13 +75,22 @@ bench: $(STAMP)
 ## course/study/preregistration.md (its deviations are listed there): the detector on the 20
 ## report seeds of the reference and the 20 of its control, and the first 4 reference seeds
 ## retrained with two threads and with perturbed initial weights. The suppression conditions
-## (vestige.conditions) are not part of it yet: add --conditions and --condition-seeds to run
-## them. Finished runs are reused; from nothing about 75 min on two cores (estimated: ~3 min per
+## are `make suppression`'s (a second report, on the same runs). Finished runs are reused; from nothing about 75 min on two cores (estimated: ~3 min per
 ## seed and core to train and analyse)
 study: $(STAMP)
 	$(BIN)/vestige study --preset reference --seeds 3000-3019 --control-seeds 4000-4019 \
 	  --conditions '' --perturbed-seeds 3000-3003 \
 	  --out runs/study --report course/study --search course/study/search.jsonl
+
+## suppression: the 20 reference report seeds trained again with the crutch's attention head held
+## at its mean for [0, T) (T: the seed's copy transition) and for the whole run, and with the
+## target neuron and a never-needed control neuron held for [0, T) (vestige.conditions); report
+## in course/study/suppression/. Reuses the study's runs; 80 trainings, about 60 min on two cores
+.PHONY: suppression
+suppression: $(STAMP)
+	$(BIN)/vestige study --preset reference --seeds 3000-3019 \
+	  --conditions head-1T,head-whole,neuron-1T,control-1T \
+	  --out runs/study --report course/study/suppression
 
 ## verify: the study's verdicts recomputed by course/study/verify.py (plain hooks and numpy,
 ## not the detector's code) on the study's reference and control runs

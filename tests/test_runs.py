@@ -58,3 +58,24 @@ def test_several_seeds_open_together(tmp_path):
     assert runs[2].seed == 2 and runs.config == vestige.preset("tiny")
     with pytest.raises(KeyError, match="seeds: \\[0, 2\\]"):
         runs[1]
+
+
+def test_atomic_write_leaves_the_mode_a_plain_open_would(tmp_path):
+    """Files the kit writes are readable by the group and others as the umask allows (a
+    shared runs folder, a sandbox reading them as another user), not mkstemp's 0600."""
+    import os
+    import stat
+
+    from vestige.runs import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "a.json", "{}")
+        with open(tmp_path / "b.json", "w") as f:
+            f.write("{}")
+    finally:
+        os.umask(old)
+    modes = [stat.S_IMODE((tmp_path / name).stat().st_mode) for name in ("a.json", "b.json")]
+    assert modes == [0o644, 0o644]
+    assert (tmp_path / "a.json").read_text() == "{}"
+    assert not list(tmp_path.glob(".*.tmp"))
