@@ -50,7 +50,7 @@ def grading_parameters(runs_dir: Path, rng) -> dict:
         if p.name[5:].isdigit() and (p / "analysis" / "manifest.json").is_file()
     )
     if len(seeds) < 2:
-        raise FileNotFoundError(f"need two analysed reference runs under {folder}: make runs")
+        raise FileNotFoundError(f"need two analysed {COURSE_PRESET} runs under {folder}: make runs")
     return {"seeds": [int(s) for s in rng.permutation(seeds)[:2]]}
 
 

@@ -107,7 +107,7 @@ def grading_parameters(runs_dir: Path, rng) -> dict:
         if p.name[5:].isdigit() and (p / "analysis" / "manifest.json").is_file()
     )
     if not seeds:
-        raise FileNotFoundError(f"no analysed reference run under {folder}: make runs")
+        raise FileNotFoundError(f"no analysed {COURSE_PRESET} run under {folder}: make runs")
     return {"seed": int(seeds[int(rng.integers(len(seeds)))])}
 
 
