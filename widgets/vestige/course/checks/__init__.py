@@ -423,11 +423,14 @@ def prediction(
     def judge(got, ctx) -> Verdict:
         if not isinstance(got, str) or got not in options:
             raise AnswerError("captured data is not one of the options")
-        shown, why = outcome(ctx)
+        try:
+            shown, why = outcome(ctx)
+        except Exception as exc:  # the prediction stands even when its outcome cannot be read
+            shown, why = None, f"what the data show could not be read: {one_line(exc)}"
         if shown is None:  # the data to compare with are not at hand (e.g. when graded)
             return Verdict(True, note=f"You predicted {got!r} ({why}).")
         word = "and" if got == shown else "but"
-        return Verdict(True, note=f"You predicted {got!r}, {word} this run shows {shown!r}: {why}.")
+        return Verdict(True, note=f"You predicted {got!r}, {word} the data show {shown!r}: {why}.")
 
     return Exercise(
         id,

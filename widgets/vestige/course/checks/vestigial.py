@@ -15,9 +15,9 @@ with a hook, the detector's clauses, and "not needed" against "not used".
   well away from 0 and where zero ablation or all positions give another number.
 * ``ex4`` (3): ``is_vestigial(line, init_floor)``, the detector's clauses on one neuron's
   timeline; hidden timelines where each clause fails alone (dropping any clause fails one).
-* ``ex5`` (1): ``is_vestigial`` again, now on every neuron of the learner's run (and on two
-  made-up timelines, one passing and one not, so a constant answer cannot agree with a run
-  that has no catch): its verdicts must be the detector's.
+* ``ex5`` (1): ``is_vestigial`` again, now on every neuron of the learner's run (and on ex4's
+  made-up timelines, so a constant answer cannot agree with a run that has no catch): its
+  verdicts must be the detector's.
 * ``ex6`` (2): ``my_effects``, the learner's own ``ablation_effect`` of the detector's target
   (the caught neuron, else the best candidate) at its peak step and at the last checkpoint,
   on its own class's positions.
@@ -499,8 +499,8 @@ def judge_ex5(got, ctx) -> Verdict:
     if verdicts[len(units) :] != sanity:
         return Verdict(
             False,
-            "True for a timeline where every clause holds and False where one fails",
-            "the same verdict for both",
+            "True for the made-up timeline where every clause holds, False for the others",
+            "another verdict on at least one of them (ex4's timelines)",
         )
     mine = dict(zip(units, verdicts))
     missed = sorted(u for u in units if kit[u] and not mine[u])
