@@ -17,7 +17,7 @@ student = ""  # your name, for the gradebook
 runs_dir = "../runs"  # precomputed runs and forks (trained if missing)
 preset = "trigger_copy"  # the course's run: the first reference, one crutch
 seed = 1005
-study_dir = "../course/study"  # the study across seeds the course cites
+study_dir = "../course/study/suppression"  # the study's suppression runs (make suppression)
 
 # %%
 from pathlib import Path

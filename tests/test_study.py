@@ -198,3 +198,25 @@ def test_the_committed_study_renders_from_its_own_files(tmp_path):
     assert summary["preset"] == "reference" and summary["n_seeds"] >= 20
     assert summary["control"]["seeds"] and len(summary["control"]["seeds"]) >= 20
     assert set(summary["map"]) == {"reference", "control"}
+
+
+def test_the_committed_suppression_report_renders_and_rests_on_the_studys_runs(tmp_path):
+    """course/study/suppression/ (`make suppression`) is `write_report`'s rendering of its own
+    summary and results, and judges the same report seeds as the study with the same
+    verdicts and final losses (the same runs, reopened), with every condition on each seed."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "course" / "study"
+    summary, results = load(folder / "suppression")
+    write_report(summary, results, tmp_path, None)
+    assert (tmp_path / "report.md").read_text() == (
+        folder / "suppression" / "report.md"
+    ).read_text()
+    study, study_results = load(folder)
+    assert summary["seeds"] == study["seeds"] and summary["caught_seeds"] == study["caught_seeds"]
+    finals = {r["seed"]: r["base"]["final_loss"] for r in study_results}
+    assert {r["seed"]: r["base"]["final_loss"] for r in results} == finals
+    assert set(summary["conditions"]) == {"head-1T", "head-whole", "neuron-1T", "control-1T"}
+    for name, entry in summary["conditions"].items():
+        assert entry["seeds"] == summary["seeds"], name
+        assert entry["delta_final_loss"]["n"] == len(summary["seeds"])
