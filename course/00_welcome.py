@@ -49,8 +49,9 @@ run.steps
 # {{pace predict}}
 # Before you plot anything: what is the loss of this model at step 0, before any training?
 # (The loss is cross-entropy in nats: how surprised the model is by the true next token.)
-# Set `predicted_loss` to one of `"about 0"`, `"about 1"`, `"about ln(vocabulary size)"`. Any choice earns the point; the check records it and tells
-# you what your run shows, and the next cells show why.
+# Set `predicted_loss` to one of `"about 0"`, `"about 1"`, `"about ln(vocabulary size)"`.
+# Any choice earns the point; the check records it and tells you what your run shows, and
+# the next cells show why.
 
 # %%
 ### BEGIN SOLUTION

@@ -223,8 +223,9 @@ charts.task_sequence(run_a, index=0)
 # {{pace predict}}
 # Which training loss falls half way to its final value first: on `trigger` positions (the
 # crutch) or on `copy` positions (induction), or both together?
-# Set `predicted_first` to one of `"trigger"`, `"copy"`, `"together"`. Any choice earns the point; the check records it and tells
-# you what your run shows, and the next cells show why.
+# Set `predicted_first` to one of `"trigger"`, `"copy"`, `"together"`.
+# Any choice earns the point; the check records it and tells you what your run shows, and
+# the next cells show why.
 
 # %%
 ### BEGIN SOLUTION

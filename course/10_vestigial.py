@@ -149,8 +149,9 @@ check("ex1", change_step)
 # {{pace predict}}
 # Which bar is harder for a trained neuron to pass: the 99th percentile of selectivity
 # with shuffled labels, or that of untrained neurons with the true labels?
-# Set `predicted_bar` to one of `"shuffled labels"`, `"untrained neurons"`, `"about the same"`. Any choice earns the point; the check records it and tells
-# you what your run shows, and the next cells show why.
+# Set `predicted_bar` to one of `"shuffled labels"`, `"untrained neurons"`, `"about the same"`.
+# Any choice earns the point; the check records it and tells you what your run shows, and
+# the next cells show why.
 
 # %%
 ### BEGIN SOLUTION

@@ -68,8 +68,9 @@ print(f"{sum(same)} of {len(shared)} shared checkpoints are identical")
 # transition. Will that fork learn to copy *earlier* than the parent, *later*, or at *about
 # the same* step (within 5% of the parent's)? A crutch that is removed may push the model to
 # the general mechanism sooner, or slow it down by taking away a stepping stone.
-# Set `predicted_transition` to one of `"earlier"`, `"about the same"`, `"later"`. Any choice earns the point; the check records it and tells
-# you what your run shows, and the next cells show why.
+# Set `predicted_transition` to one of `"earlier"`, `"about the same"`, `"later"`.
+# Any choice earns the point; the check records it and tells you what your run shows, and
+# the next cells show why.
 
 # %%
 ### BEGIN SOLUTION
