@@ -595,28 +595,25 @@ def judge_ex4(got, ctx) -> Verdict:
 FIRST_OPTIONS = ("trigger", "copy", "together")
 
 
-def half_fall_step(train, column: str) -> float:
-    """The first logged step at which a smoothed training loss is below the midpoint of its
-    first and last values."""
-    curve = train.sort_values("step").set_index("step")[column].rolling(5, min_periods=1).mean()
-    middle = (curve.iloc[0] + curve.iloc[-1]) / 2
-    below = curve[curve < middle]
-    return float(below.index[0]) if len(below) else float("nan")
-
-
 def first_outcome(ctx) -> tuple[str, str]:
-    """Which of seed A's trigger and copy losses falls half way first (together: within a
-    tenth of the run's steps)."""
-    train = ctx.metrics(ctx.seed_a).query("split == 'train'")
-    trigger, copy = half_fall_step(train, "loss_trigger"), half_fall_step(train, "loss_copy")
-    total = float(train.step.max())
-    if abs(trigger - copy) <= total / 10 or trigger != trigger or copy != copy:
+    """Which of seed A's trigger and copy losses falls first, each dated by the kit's
+    `transition_step` (together: within a tenth of the run's steps, or either never falls)."""
+    from vestige.analysis import transition_step
+    from vestige.runs import Run
+
+    run = Run.open(ctx.run_dir(ctx.seed_a))
+    trigger, copy = (transition_step(run, f"loss_{name}") for name in ("trigger", "copy"))
+    if (
+        math.isnan(trigger)
+        or math.isnan(copy)
+        or abs(trigger - copy) <= run.config.train.steps / 10
+    ):
         shown = "together"
     else:
         shown = "trigger" if trigger < copy else "copy"
     return shown, (
-        f"seed {ctx.seed_a}'s training loss is half way down at step {trigger:.0f} on trigger "
-        f"positions and at step {copy:.0f} on copy positions"
+        f"seed {ctx.seed_a}'s training loss falls half way at step {trigger:.0f} on trigger "
+        f"positions and at step {copy:.0f} on copy positions (NaN: it never falls by a quarter)"
     )
 
 
