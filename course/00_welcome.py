@@ -35,7 +35,7 @@ check = Checker("00_welcome", runs_dir=runs_dir, preset=preset, seed=seed)
 
 # %%
 config = vestige.preset(preset)
-run = vestige.ensure_run(config, seed, Path(runs_dir) / f"welcome-{preset}" / f"seed-{seed}")
+run = vestige.ensure_run(config, seed, vestige.seed_dir(Path(runs_dir) / f"welcome-{preset}", seed))
 run
 
 # %% [markdown]

@@ -135,8 +135,8 @@ check("ex2", log_schedule)
 
 # %%
 root = Path(runs_dir) / f"training-{preset}"
-run_a = vestige.ensure_run(config, seed_a, root / f"seed-{seed_a}")
-run_b = vestige.ensure_run(config, seed_b, root / f"seed-{seed_b}")
+run_a = vestige.ensure_run(config, seed_a, vestige.seed_dir(root, seed_a))
+run_b = vestige.ensure_run(config, seed_b, vestige.seed_dir(root, seed_b))
 print(run_a)
 print(run_b)
 print("checkpoints:", run_a.steps)

@@ -64,7 +64,9 @@ check = Checker("10_vestigial", runs_dir=runs_dir, preset=preset, seed=seed)
 # and trains it otherwise, with a progress bar.
 
 # %%
-run = vestige.ensure_run(vestige.preset(preset), seed, Path(runs_dir) / preset / f"seed-{seed}")
+run = vestige.ensure_run(
+    vestige.preset(preset), seed, vestige.seed_dir(Path(runs_dir) / preset, seed)
+)
 metrics = run.metrics
 train = metrics[metrics.split == "train"]
 classes = list(run.task.class_names)
@@ -365,14 +367,13 @@ found.neurons.head(6)[
 # Now do the catch yourself. Run **your** `is_vestigial` on every neuron of this run: the
 # timelines are in `found.timelines` (one row per neuron and checkpoint, with the columns
 # your function reads), and each neuron is judged against the init floor of its own
-# positions (`found.init_floors`). Your set of caught neurons should be the detector's. The
+# positions (`found.floor_for(positions)`, from `found.init_floors`). Your set of caught neurons should be the detector's. The
 # check runs your function on every neuron of the run (of another seed, when graded).
 
 # %% tags=["raises-exception"]
 mine = {}  # (until exercise 4 is solved, this cell stops at its stub)
-for (layer, neuron), line in found.timelines.groupby(["layer", "neuron"]):
-    floor = found.init_floors.get(line.positions.iloc[-1], found.init_floor)
-    mine[f"L{layer}N{neuron}"] = is_vestigial(line, floor)
+for unit, line in found.timelines.groupby("unit"):
+    mine[unit] = is_vestigial(line, found.floor_for(line.positions.iloc[-1]))
 print("you catch:", sorted(u for u, v in mine.items() if v) or "nothing")
 print("the detector catches:", sorted(found.neurons.query("vestigial").unit) or "nothing")
 

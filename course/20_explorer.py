@@ -36,7 +36,7 @@ check = Checker("20_explorer", runs_dir=runs_dir, preset=preset, seeds=seeds)
 # %%
 root = Path(runs_dir) / preset
 for seed in seeds:
-    vestige.ensure_run(vestige.preset(preset), seed, root / f"seed-{seed}")
+    vestige.ensure_run(vestige.preset(preset), seed, vestige.seed_dir(root, seed))
 runs = vestige.Runs.open(root)
 runs
 

@@ -39,7 +39,9 @@ check = Checker("30_counterfactual", runs_dir=runs_dir, preset=preset, seed=seed
 # so here they open from disk in a second; otherwise each is trained first, which takes minutes):
 
 # %%
-run = vestige.ensure_run(vestige.preset(preset), seed, Path(runs_dir) / preset / f"seed-{seed}")
+run = vestige.ensure_run(
+    vestige.preset(preset), seed, vestige.seed_dir(Path(runs_dir) / preset, seed)
+)
 plans = standard_forks(run)
 for name, plan in plans.items():
     print(f"{name}: fork at step {plan.at}; {plan.description}")

@@ -135,6 +135,21 @@ def test_each_neuron_is_judged_on_its_own_crutch_against_its_floor():
     assert judge_all(odd, Criteria(), floors, focus).iloc[0]["failed"] == ["prefers_focus"]
 
 
+def test_the_floor_a_neuron_is_judged_against_is_what_its_verdict_used(tiny_run):
+    """`Detection.floor_for` (what a learner's own loop over the timelines uses) gives every
+    neuron the floor the detector judged it against, and follows `Criteria.floor`."""
+    from vestige.detect import own_floor
+
+    found = detect(tiny_run)
+    for unit, line in found.timelines.groupby("unit"):
+        used = found.neurons.set_index("unit").loc[unit, "init_floor"]
+        assert found.floor_for(line["positions"].iloc[-1]) == used
+    floors = {"trigger_0": 0.1, "trigger_1": 0.25}
+    assert own_floor(Criteria(), floors, "trigger_0") == 0.1
+    assert own_floor(Criteria(), floors, "all") == 0.25  # no floor of its own: the largest
+    assert own_floor(Criteria(floor="all"), floors, "trigger_0") == 0.25
+
+
 def test_the_bar_quantile_is_a_criteria_setting():
     table = line(selectivity=0.70).assign(untrained_p95=0.60, untrained_matched_p95=0.2)
     table["untrained_p999"], table["untrained_matched_p999"] = 0.80, 0.4

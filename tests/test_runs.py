@@ -60,6 +60,27 @@ def test_several_seeds_open_together(tmp_path):
         runs[1]
 
 
+def test_a_folder_of_seeds_lists_its_run_directories_in_seed_order(tiny_run, tmp_path):
+    """`seed_dirs` is how the kit and the graders find seeds: numeric order (seed-10 after
+    seed-2), only `seed-<digits>/`, and only those holding the file asked for."""
+    from vestige.runs import manifest_path, metrics_path, seed_dir, seed_dirs
+
+    for seed in (10, 2):
+        shutil.copytree(tiny_run.path, seed_dir(tmp_path, seed))
+    (tmp_path / "seed-x").mkdir()
+    seed_dir(tmp_path, 7).mkdir()  # an empty run directory: no config.json
+    (tmp_path / ".seed-3.lock").touch()
+    assert seed_dirs(tmp_path) == {2: tmp_path / "seed-2", 10: tmp_path / "seed-10"}
+    assert list(seed_dirs(tmp_path, holding=metrics_path)) == [2, 10]
+    assert list(seed_dirs(tmp_path, holding=lambda d: d)) == [2, 7, 10]
+    for seed in (2, 10):
+        shutil.rmtree(manifest_path(seed_dir(tmp_path, seed)).parent, ignore_errors=True)
+    manifest_path(seed_dir(tmp_path, 10)).parent.mkdir()
+    manifest_path(seed_dir(tmp_path, 10)).write_text("{}")
+    assert list(seed_dirs(tmp_path, holding=manifest_path)) == [10]  # the analysed ones
+    assert seed_dirs(tmp_path / "nowhere") == {}
+
+
 def test_atomic_write_leaves_the_mode_a_plain_open_would(tmp_path):
     """Files the kit writes are readable by the group and others as the umask allows (a
     shared runs folder, a sandbox reading them as another user), not mkstemp's 0600."""

@@ -90,9 +90,10 @@ def run_one(name: str, seed: int, out: Path, why: str) -> dict:
     torch.set_num_threads(1)
     from vestige.analysis import transition_step
     from vestige.detect import Criteria, detect
+    from vestige.runs import seed_dir
     from vestige.training import ensure_run
 
-    run = ensure_run(variant(name), seed, out / _dirname(name) / f"seed-{seed}", progress=False)
+    run = ensure_run(variant(name), seed, seed_dir(out / _dirname(name), seed), progress=False)
     found = detect(run)
     best = found.neurons.iloc[0]
     keep = [

@@ -23,6 +23,7 @@ _EXPORTS = {
     "RunError": "vestige.runs",
     "Runs": "vestige.runs",
     "RunProtocol": "vestige.runs",
+    "seed_dir": "vestige.runs",
     "ensure_run": "vestige.training",
     "fork": "vestige.training",
     "train": "vestige.training",

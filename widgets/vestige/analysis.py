@@ -34,7 +34,7 @@ from vestige.metrics import (
     selectivity_index,
     shuffled_selectivity,
 )
-from vestige.runs import Run, analysis_dir, atomic_write, shared_path
+from vestige.runs import Run, analysis_dir, atomic_write, manifest_path, shared_path
 from vestige.stats import ratio_interval, resample_counts
 
 ANALYSIS_VERSION = 4
@@ -90,8 +90,8 @@ def cached_tables(
     files = [[step, *run.checkpoint_id(step)] for step in run.steps]
     manifest = json.loads(json.dumps({**settings, "checkpoints": files}))  # as it reads back
     folder = analysis_dir(run.path, prefix)
-    manifest_path = folder / "manifest.json"
-    if manifest_path.exists() and json.loads(manifest_path.read_text()) == manifest:
+    written = manifest_path(run.path, prefix)
+    if written.exists() and json.loads(written.read_text()) == manifest:
         try:
             return {name: pd.read_parquet(folder / f"{name}.parquet") for name in names}
         except (OSError, ValueError):
@@ -101,7 +101,7 @@ def cached_tables(
         buffer = io.BytesIO()
         tables[name].to_parquet(buffer, index=False)
         atomic_write(folder / f"{name}.parquet", buffer.getvalue())
-    atomic_write(manifest_path, json.dumps(manifest, indent=1))
+    atomic_write(written, json.dumps(manifest, indent=1))
     return tables
 
 

@@ -182,6 +182,10 @@ class Detection:
         """Every neuron's verdict under other `criteria` (the same timelines and floors)."""
         return judge_all(self.timelines, criteria, self.init_floors, self.focus)
 
+    def floor_for(self, positions: str) -> float:
+        """The init floor a neuron whose own positions are `positions` is judged against."""
+        return own_floor(self.criteria, self.init_floors, positions)
+
     def summary(self) -> str:
         if self.vestigial is None:
             best = self.neurons.iloc[0]
@@ -313,17 +317,23 @@ def init_floors(tables: dict[str, pd.DataFrame], focus: tuple[str, ...], mode: s
     }
 
 
+def own_floor(criteria: Criteria, floors: dict[str, float], positions: str) -> float:
+    """The init floor for a neuron measured on `positions`: that class's floor (`floors` as
+    `init_floors`), or the largest of them when `criteria.floor` is "all" or the class has none."""
+    overall = max(floors.values())
+    return floors.get(positions, overall) if criteria.floor == "positions" else overall
+
+
 def judge_all(
     lines: pd.DataFrame, criteria: Criteria, floors: dict[str, float], focus: tuple[str, ...]
 ) -> pd.DataFrame:
     """Every neuron's verdict (see `judge`), caught first, then by fewest failed clauses and
     largest peak. `floors` as `init_floors`; for a task without focus classes, {"all": floor}."""
-    overall = max(floors.values())
     rows = []
     for (layer, neuron), line in lines.groupby(["layer", "neuron"]):
         positions = line["positions"].iloc[-1]
         own = positions if focus else None
-        floor = floors.get(positions, overall) if criteria.floor == "positions" else overall
+        floor = own_floor(criteria, floors, positions)
         rows.append(
             {"layer": int(layer), "neuron": int(neuron), **judge(line, criteria, floor, own)}
         )

@@ -21,6 +21,7 @@ import os
 import re
 import tempfile
 from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict
 from functools import cached_property
@@ -90,6 +91,16 @@ def _full_disk_says_what_to_do(path: Path):
         ) from err
 
 
+def config_path(run_dir: Path) -> Path:
+    """The run's config.json; a directory that holds one is a run directory."""
+    return Path(run_dir) / "config.json"
+
+
+def metrics_path(run_dir: Path) -> Path:
+    """The run's metrics.jsonl: one line per logged step."""
+    return Path(run_dir) / "metrics.jsonl"
+
+
 def checkpoint_path(run_dir: Path, step: int) -> Path:
     """The weights at checkpoint `step`."""
     return Path(run_dir) / "checkpoints" / f"step-{step:06d}.safetensors"
@@ -110,12 +121,29 @@ def analysis_dir(run_dir: Path, prefix: str = "") -> Path:
     return Path(run_dir) / "analysis" / prefix
 
 
-SEED_GLOB = "seed-*"  # the run directories of a folder of seeds (`seed_dir`)
+def manifest_path(run_dir: Path, prefix: str = "") -> Path:
+    """What the cached tables in `analysis_dir(run_dir, prefix)` were computed from; a run
+    whose manifest exists has been analysed."""
+    return analysis_dir(run_dir, prefix) / "manifest.json"
+
+
+SEED_PREFIX = "seed-"  # a folder of seeds holds one run directory per seed: seed-<k>/
 
 
 def seed_dir(folder: Path, seed: int) -> Path:
     """The run directory of `seed` in a folder of seeds (what `Runs.open` reads)."""
-    return Path(folder) / f"seed-{seed}"
+    return Path(folder) / f"{SEED_PREFIX}{seed}"
+
+
+def seed_dirs(folder: Path, holding: Callable[[Path], Path] = config_path) -> dict[int, Path]:
+    """The run directories of a folder of seeds whose file `holding(run_dir)` exists (e.g.
+    `manifest_path`: the analysed ones), by seed in increasing order; {} for no folder."""
+    found = {}
+    for p in Path(folder).glob(f"{SEED_PREFIX}*"):
+        seed = p.name.removeprefix(SEED_PREFIX)
+        if seed.isdigit() and holding(p).exists():
+            found[int(seed)] = p
+    return dict(sorted(found.items()))
 
 
 def lock_path(run_dir: Path) -> Path:
@@ -171,11 +199,11 @@ def write_config(
     if forked_from is not None:
         provenance["forked_from"] = forked_from
     data = {**config.to_dict(), "seed": seed, "provenance": provenance}
-    atomic_write(Path(run_dir) / "config.json", json.dumps(data, indent=2, sort_keys=True))
+    atomic_write(config_path(run_dir), json.dumps(data, indent=2, sort_keys=True))
 
 
 def read_config(run_dir: Path) -> tuple[RunConfig, int]:
-    path = Path(run_dir) / "config.json"
+    path = config_path(run_dir)
     if not path.exists():
         raise RunError(
             f"{run_dir} is not a run directory (no config.json); "
@@ -195,14 +223,14 @@ def read_config(run_dir: Path) -> tuple[RunConfig, int]:
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / "metrics.jsonl"
+    path = metrics_path(run_dir)
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def write_metrics(run_dir: Path, records: list[dict[str, Any]]) -> None:
-    atomic_write(Path(run_dir) / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    atomic_write(metrics_path(run_dir), "".join(json.dumps(r) + "\n" for r in records))
 
 
 def _version(dist: str) -> str:
@@ -369,9 +397,9 @@ class Runs:
     @classmethod
     def open(cls, path: str | os.PathLike) -> Runs:
         path = Path(path)
-        dirs = sorted(p for p in path.glob(SEED_GLOB) if (p / "config.json").exists())
+        dirs = list(seed_dirs(path).values())
         if not dirs:
-            if (path / "config.json").exists():
+            if config_path(path).exists():
                 run = Run.open(path)
                 return cls(path, {run.seed: run})
             raise RunError(

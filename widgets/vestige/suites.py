@@ -46,7 +46,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from vestige.runs import RunError, Runs, read_metrics
+from vestige.runs import RunError, Runs, read_metrics, seed_dir, seed_dirs
 from vestige.task import Batch, Task
 
 PYTHIA_SEED = 1234  # the seed of the original Pythia models (PolyPythias' naming convention)
@@ -626,7 +626,7 @@ def open_hub(
             name,
             seed,
             {s: revision.format(step=s) for s in steps},
-            root / f"seed-{seed}",
+            seed_dir(root, seed),
             default,
             hub=True,
             cache_size=cache_size,
@@ -653,7 +653,7 @@ def open_folder(
     path = Path(path)
     if not path.is_dir():
         raise SuiteError(f"{path} is not a folder of checkpoints")
-    seeds = {int(p.name[5:]): p for p in path.glob("seed-*") if p.name[5:].isdigit() and p.is_dir()}
+    seeds = seed_dirs(path, holding=lambda folder: folder)  # each seed-<k>/ holds checkpoints
     if not seeds and _checkpoints(path):
         seeds = {0: path}
     if not seeds:
@@ -682,7 +682,7 @@ def open_folder(
             str(folder),
             seed,
             {step: str(p) for step, p in found.items()},
-            folder if cache is None else Path(cache) / f"seed-{seed}",
+            folder if cache is None else seed_dir(cache, seed),
             probe,
             hub=False,
             log=folder,

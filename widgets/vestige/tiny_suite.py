@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from vestige.runs import write_metrics
+from vestige.runs import seed_dir, write_metrics
 from vestige.suites import (
     SUITE_FILE,
     SuiteError,
@@ -187,7 +187,7 @@ def build(
     try:
         with quiet_transformers():  # save_pretrained's progress bar, once per checkpoint
             for seed in seeds:
-                train_seed(spec, int(seed), tmp / f"seed-{seed}", progress)
+                train_seed(spec, int(seed), seed_dir(tmp, int(seed)), progress)
         made = {
             "format": FORMAT,
             "made_by": "vestige.tiny_suite",

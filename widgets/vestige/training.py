@@ -27,6 +27,7 @@ from vestige.runs import (
     Run,
     RunError,
     checkpoint_path,
+    config_path,
     latest_state_path,
     load_safetensors,
     read_config,
@@ -105,7 +106,7 @@ def fork(
             f"{early[0]} starts at step {early[0].start}, before the fork at step {at}: the fork "
             f"shares the parent's history up to {at}; set start={at} or later"
         )
-    if (out / "config.json").exists():
+    if config_path(out).exists():
         return train(config, parent.seed, out, resume=True, progress=progress)
     if at not in parent.steps:
         nearest = sorted(parent.steps, key=lambda s: abs(s - at))[:3]
@@ -139,7 +140,7 @@ def fork(
 
 def _prepare_dir(config: RunConfig, seed: int, out: Path, resume: bool) -> int:
     """Create or check the run directory; return the step to start from."""
-    if not (out / "config.json").exists():
+    if not config_path(out).exists():
         if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
             raise RunError(f"{out} exists and is not a run directory; choose an empty or new --out")
         write_config(out, config, seed)

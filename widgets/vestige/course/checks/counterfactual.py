@@ -39,9 +39,9 @@ class Context:
 
     @cached_property
     def parent(self):
-        from vestige.runs import Run
+        from vestige.runs import Run, seed_dir
 
-        return Run.open(self.runs_dir / self.preset / f"seed-{self.seed}")
+        return Run.open(seed_dir(self.runs_dir / self.preset, self.seed))
 
     def fork(self, name: str):
         from vestige.counterfactual import fork_dir
@@ -56,12 +56,10 @@ def context(params: dict, hidden=None) -> Context:
 
 def grading_parameters(runs_dir: Path, rng) -> dict:
     """A precomputed reference seed whose forks are precomputed too."""
+    from vestige.runs import config_path, seed_dirs
+
     forks = Path(runs_dir) / "forks" / COURSE_PRESET
-    seeds = sorted(
-        int(p.name[5:])
-        for p in forks.glob("seed-*")
-        if p.name[5:].isdigit() and (p / "hold-control" / "config.json").is_file()
-    )
+    seeds = list(seed_dirs(forks, holding=lambda d: config_path(d / "hold-control")))
     if not seeds:
         raise FileNotFoundError(f"no precomputed forks under {forks}: make runs")
     return {"seed": int(seeds[int(rng.integers(len(seeds)))])}

@@ -29,11 +29,11 @@ class Context:
 
     @cached_property
     def tables(self):
-        from vestige.runs import Run, Runs
+        from vestige.runs import Run, Runs, seed_dir
         from vestige.tables import explorer_tables
 
         root = self.runs_dir / self.preset
-        runs = Runs(root, {s: Run.open(root / f"seed-{s}") for s in self.seeds})
+        runs = Runs(root, {s: Run.open(seed_dir(root, s)) for s in self.seeds})
         return explorer_tables(runs)
 
 
@@ -43,12 +43,10 @@ def context(params: dict, hidden=None) -> Context:
 
 def grading_parameters(runs_dir: Path, rng) -> dict:
     """Two precomputed, analysed runs of the notebook's preset, in a random order."""
+    from vestige.runs import manifest_path, seed_dirs
+
     folder = Path(runs_dir) / COURSE_PRESET
-    seeds = sorted(
-        int(p.name[5:])
-        for p in folder.glob("seed-*")
-        if p.name[5:].isdigit() and (p / "analysis" / "manifest.json").is_file()
-    )
+    seeds = list(seed_dirs(folder, holding=manifest_path))
     if len(seeds) < 2:
         raise FileNotFoundError(f"need two analysed {COURSE_PRESET} runs under {folder}: make runs")
     return {"seeds": [int(s) for s in rng.permutation(seeds)[:2]]}

@@ -445,6 +445,8 @@ def make_record(
 ) -> dict:
     """One seed's result with the shape `vestige.study` writes (no `coincides_with`): the
     target's timeline falls below half its peak for good at checkpoint index `settle`."""
+    from vestige.analysis import unit_name
+
     steps = list(reference_steps())
     peak_at = int(rng.integers(2, 4)) if settle is None or settle > 4 else 1
     peak = float(rng.uniform(0.15, 0.6))
@@ -477,13 +479,18 @@ def make_record(
     copy_at = transitions.get("copy")
     transition = None if copy_at is None else float(steps[copy_at] + int(rng.integers(-3, 4)))
     caught = bool(rng.random() < 0.6) if caught is None else caught
-    unit = f"L{int(rng.integers(0, 2))}N{int(rng.integers(0, 32))}"
+    layer, neuron = int(rng.integers(0, 2)), int(rng.integers(0, 32))
     base = _outcome(rng, transition)
     return {
         "preset": "reference",
         "seed": seed,
         "caught": caught,
-        "target": {"unit": unit, "layer": int(unit[1]), "neuron": int(unit[3:]), "caught": caught},
+        "target": {
+            "unit": unit_name(layer, neuron),
+            "layer": layer,
+            "neuron": neuron,
+            "caught": caught,
+        },
         "timeline": timeline,
         "base": base,
         "mechanism": {

@@ -68,7 +68,9 @@ class Context:
         self.hidden = hidden if isinstance(hidden, dict) else None
 
     def run_dir(self, seed: int) -> Path:
-        return self.runs_dir / RUN_FOLDER.format(preset=self.preset) / f"seed-{seed}"
+        from vestige.runs import seed_dir
+
+        return seed_dir(self.runs_dir / RUN_FOLDER.format(preset=self.preset), seed)
 
     def metrics(self, seed: int):
         from vestige.runs import Run
@@ -99,12 +101,10 @@ def context(params: dict, hidden=None) -> Context:
 
 def grading_parameters(runs_dir: Path, rng) -> dict:
     """Another pair of precomputed tiny seeds than the notebook's (0, 1), in random order."""
+    from vestige.runs import metrics_path, seed_dirs
+
     folder = Path(runs_dir) / RUN_FOLDER.format(preset="tiny")
-    seeds = sorted(
-        int(p.name[5:])
-        for p in folder.glob("seed-*")
-        if p.name[5:].isdigit() and (p / "metrics.jsonl").is_file()
-    )
+    seeds = list(seed_dirs(folder, holding=metrics_path))
     if len(seeds) < 2:
         raise FileNotFoundError(
             f"05_training is graded against two or more precomputed tiny runs under {folder}: "

@@ -70,9 +70,9 @@ class Context:
 
     @cached_property
     def run(self):
-        from vestige.runs import Run
+        from vestige.runs import Run, seed_dir
 
-        return Run.open(self.runs_dir / self.preset / f"seed-{self.seed}")
+        return Run.open(seed_dir(self.runs_dir / self.preset, self.seed))
 
     @cached_property
     def tables(self):
@@ -100,12 +100,10 @@ def context(params: dict, hidden=None) -> Context:
 
 def grading_parameters(runs_dir: Path, rng) -> dict:
     """Another precomputed reference seed whose detector catch the notebook walks through."""
+    from vestige.runs import manifest_path, seed_dirs
+
     folder = Path(runs_dir) / COURSE_PRESET
-    seeds = sorted(
-        int(p.name[5:])
-        for p in folder.glob("seed-*")
-        if p.name[5:].isdigit() and (p / "analysis" / "manifest.json").is_file()
-    )
+    seeds = list(seed_dirs(folder, holding=manifest_path))
     if not seeds:
         raise FileNotFoundError(f"no analysed {COURSE_PRESET} run under {folder}: make runs")
     return {"seed": int(seeds[int(rng.integers(len(seeds)))])}
@@ -301,11 +299,13 @@ def _focus_mask(run):
 
 
 def judge_ex3(got, ctx) -> Verdict:
+    from vestige.analysis import unit_name
+
     table = ctx.tables["neurons"].set_index(["step", "layer", "neuron"])
     choices = ctx.inputs("ablations", make_ablations)
     for choice, item in zip(choices, items(got, len(choices))):
         want = float(table.loc[(choice["step"], choice["layer"], choice["neuron"]), "effect"])
-        where = f"L{choice['layer']}N{choice['neuron']} at step {choice['step']}"
+        where = f"{unit_name(choice['layer'], choice['neuron'])} at step {choice['step']}"
         if isinstance(item, dict):
             return Verdict(False, f"a number for {where}", item.get("error", "an error"))
         if not close(float(item), want, 2e-3, 0.02):
@@ -448,15 +448,11 @@ def judge_ex4(got, ctx) -> Verdict:
 def run_lines(detection) -> list[tuple[str, object, float]]:
     """(unit, timeline, init floor) for every neuron of the run, each timeline in the columns
     ex4's function reads (shuffled rows) and judged against the floor of its own positions."""
-    floors, overall = detection.init_floors, detection.init_floor
     lines = []
-    for (layer, neuron), line in detection.timelines.groupby(["layer", "neuron"]):
-        positions = line["positions"].iloc[-1]
-        floor = (
-            floors.get(positions, overall) if detection.criteria.floor == "positions" else overall
-        )
+    for unit, line in detection.timelines.groupby("unit"):
+        floor = detection.floor_for(line["positions"].iloc[-1])
         table = line[list(LINE_COLUMNS)].sample(frac=1, random_state=0).reset_index(drop=True)
-        lines.append((f"L{layer}N{neuron}", table, float(floor)))
+        lines.append((unit, table, float(floor)))
     return lines
 
 
@@ -482,7 +478,7 @@ def capture_ex5(function, ctx) -> dict:
 
 def judge_ex5(got, ctx) -> Verdict:
     found = ctx.detection.neurons
-    kit = {f"L{r.layer}N{r.neuron}": bool(r.vestigial) for r in found.itertuples()}
+    kit = {r.unit: bool(r.vestigial) for r in found.itertuples()}
     sanity = [reference_is_vestigial(line, line["floor"]) for line in _sanity_lines(ctx)]
     if not isinstance(got, dict) or set(got) != {"units", "verdicts"}:
         raise AnswerError("captured data is not the verdicts of the run's neurons")

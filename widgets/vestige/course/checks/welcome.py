@@ -42,7 +42,9 @@ class Context:
 
     @property
     def run_dir(self) -> Path:
-        return self.runs_dir / RUN_FOLDER.format(preset=self.preset) / f"seed-{self.seed}"
+        from vestige.runs import seed_dir
+
+        return seed_dir(self.runs_dir / RUN_FOLDER.format(preset=self.preset), self.seed)
 
     @cached_property
     def metrics(self):
@@ -67,12 +69,10 @@ def context(params: dict, hidden=None) -> Context:
 
 def grading_parameters(runs_dir: Path, rng) -> dict:
     """Another seed than the learner's, among the precomputed tiny runs in ``runs_dir``."""
+    from vestige.runs import metrics_path, seed_dirs
+
     folder = Path(runs_dir) / RUN_FOLDER.format(preset="tiny")
-    seeds = sorted(
-        int(p.name.removeprefix("seed-"))
-        for p in folder.glob("seed-*")
-        if p.name.removeprefix("seed-").isdigit() and (p / "metrics.jsonl").is_file()
-    )
+    seeds = list(seed_dirs(folder, holding=metrics_path))
     if not seeds:
         raise FileNotFoundError(
             f"no precomputed run under {folder}: vestige train --preset tiny --seeds 1-3 "
