@@ -26,6 +26,7 @@ import altair as alt
 import pandas as pd
 import vestige
 from vestige import Checker, charts, load_study, run_forks, setup, standard_forks, transition_step
+from vestige.runs import checkpoint_path
 
 setup()
 
@@ -57,8 +58,8 @@ forks
 fork_at = plans["hold-target"].at
 shared = [s for s in run.steps if s <= fork_at]
 same = [
-    (run.path / "checkpoints" / f"step-{s:06d}.safetensors").read_bytes()
-    == (forks["hold-target"].path / "checkpoints" / f"step-{s:06d}.safetensors").read_bytes()
+    checkpoint_path(run.path, s).read_bytes()
+    == checkpoint_path(forks["hold-target"].path, s).read_bytes()
     for s in shared
 ]
 print(f"{sum(same)} of {len(shared)} shared checkpoints are identical")
