@@ -7,7 +7,12 @@
       state/step-000512.safetensors        optimiser + RNG state at each checkpoint (forks)
       state/latest.safetensors             optimiser + RNG state, for resuming
       analysis/*.parquet                   derived tables, recomputable
+      analysis/manifest.json               what the tables were computed from (analysed runs)
+    runs/<name>/.seed-<k>.lock             held by the one task writing seed-<k>/ (`lock_path`)
     runs/<name>/.shared/                   derived files every seed shares (untrained baselines)
+
+Every path above is built by a function of this module (`seed_dir`, `seed_dirs`,
+`config_path`, `checkpoint_path`, ...); nothing else spells the layout.
 
 Every file is written atomically (temporary file, then `os.replace`), so a run killed at
 any moment leaves only complete files. Weights are safetensors; nothing is unpickled.
