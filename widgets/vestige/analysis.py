@@ -381,19 +381,15 @@ class SequenceSums:
 
 
 def sequence_sums(ablated: Ablated, clean: Clean, classes: dict[str, torch.Tensor]) -> SequenceSums:
-    deltas = {
-        "loss": ablated.loss - clean.loss,
-        "acc": clean.correct - ablated.correct,
-        "margin": clean.margin - ablated.margin,
-    }
-    sums = {measure: {} for measure in deltas}
-    counts = {}
-    for cls, mask in classes.items():
-        weight = mask.to(ablated.loss.dtype)
-        counts[cls] = weight.sum(-1).numpy()
-        for measure, delta in deltas.items():
-            sums[measure][cls] = (delta * weight).sum(-1).numpy()
-    return SequenceSums(**sums, counts=counts)
+    deltas = torch.stack(
+        [ablated.loss - clean.loss, clean.correct - ablated.correct, clean.margin - ablated.margin]
+    )  # [measure, neuron, batch, seq]
+    weights = torch.stack(list(classes.values())).to(deltas.dtype)  # [class, batch, seq]
+    # one batched product over the sequence axis for every measure and class at once
+    sums = torch.einsum("knbs,cbs->kcnb", deltas, weights).contiguous().numpy()
+    counts = weights.sum(-1).numpy()
+    per_class = [dict(zip(classes, measure)) for measure in sums]
+    return SequenceSums(*per_class, counts=dict(zip(classes, counts)))
 
 
 def ablation_rows(sums: SequenceSums, layer: int, mode: str) -> pd.DataFrame:
@@ -453,9 +449,11 @@ def neuron_rows(
         part = table.assign(positions=focus)
         matched = measured["matched_selectivity"].get(focus)
         part["matched_selectivity"] = np.nan if matched is None else matched.numpy()
-        for measure, column in (("loss", "effect"), ("margin", "margin_effect")):
+        measures = {"loss": "effect", "margin": "margin_effect"}
+        per_sequence = np.stack([getattr(sums, measure)[focus] for measure in measures])
+        lows, highs = ratio_interval(per_sequence, sums.counts[focus], resamples)  # one call
+        for (measure, column), low, high in zip(measures.items(), lows, highs):
             part[column] = sums.mean(measure, focus)
-            low, high = ratio_interval(getattr(sums, measure)[focus], sums.counts[focus], resamples)
             part[f"{column}_low"], part[f"{column}_high"] = low, high
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
