@@ -23,6 +23,11 @@ def attn_pattern(layer: int) -> str:
     return f"blocks.{layer}.attn.hook_pattern"
 
 
+def resid_pre(layer: int) -> str:
+    """The residual stream entering block `layer`, [batch, seq, d_model]."""
+    return f"blocks.{layer}.hook_in"
+
+
 def resid_post(layer: int) -> str:
     """The residual stream after block `layer`, [batch, seq, d_model]."""
     return f"blocks.{layer}.hook_out"

@@ -36,9 +36,11 @@ from vestige.hooks import (
     logit_contributions,
     mlp_out_weight,
     mlp_post,
+    resid_pre,
+    run_from,
     set_neurons,
 )
-from vestige.metrics import per_position_loss
+from vestige.metrics import outcomes_at, per_position_loss, wanted_rows
 from vestige.runs import Run
 from vestige.task import stage_probabilities
 
@@ -110,15 +112,20 @@ def checkpoint_mechanism(
     names += [head_z(layer) for layer in range(config.n_layers)]
     names += [attn_pattern(layer) for layer in range(config.n_layers)]
     names += [mlp_post(layer) for layer in range(config.n_layers)]
+    names += [resid_pre(layer) for layer in range(config.n_layers)]
     logits, acts = cache_activations(model, batch.tokens, names)
     clean, _ = per_position_loss(logits, batch.tokens)
     focus = positions.classes[subject.positions or positions.focus[0]]
     where = {"focus": focus, "copy": positions.classes.get(run.task.transition_class, focus)}
+    wanted = where["focus"] | where["copy"]
+    rows = wanted_rows(wanted)
 
-    def effect(hooks) -> dict[str, float]:
-        ablated, _ = per_position_loss(
-            model.run_with_hooks(batch.tokens, fwd_hooks=hooks), batch.tokens
-        )
+    def effect(hooks, start: int) -> dict[str, float]:
+        """Mean loss increase with `hooks` on, the blocks before `start` (which the hooks
+        do not touch) read from the clean cache and only the wanted positions' logits."""
+        with model.hooks(fwd_hooks=hooks):
+            out = run_from(model, start, acts[resid_pre(start)], rows)
+        ablated, _, _ = outcomes_at(out, batch.tokens, rows, wanted)
         return {k: float((ablated - clean)[m].mean()) for k, m in where.items()}
 
     return {
@@ -151,7 +158,7 @@ def _heads(acts, tokens, focus, config, effect) -> pd.DataFrame:
                     "unit": head_name(layer, head),
                     **{
                         f"effect_{k}": v
-                        for k, v in effect([(head_z(layer), _hold(head, mean))]).items()
+                        for k, v in effect([(head_z(layer), _hold(head, mean))], layer).items()
                     },
                     "attn_previous": _attention_to(weights, previous, focus),
                     "attn_induction": _attention_to(weights, induction, focus),
@@ -235,24 +242,24 @@ def _neuron(acts, subject: Subject, config, effect) -> pd.DataFrame:
     layer, neuron = subject.layer, subject.neuron
     mlp = acts[mlp_post(layer)]
     means = mlp.mean(dim=(0, 1))
-    alone = effect([(mlp_post(layer), set_neurons([neuron], means[neuron]))])
+    alone = effect([(mlp_post(layer), set_neurons([neuron], means[neuron]))], layer)
     later = [
         (head_z(lay), _hold_all(acts[head_z(lay)].mean(dim=(0, 1))))
         for lay in range(layer + 1, config.n_layers)
     ]
     row = {"unit": subject.unit, "effect_alone": alone["focus"]}
     if later:
-        without = effect(later)
-        both = effect(later + [(mlp_post(layer), set_neurons([neuron], means[neuron]))])
+        without = effect(later, layer + 1)
+        both = effect(later + [(mlp_post(layer), set_neurons([neuron], means[neuron]))], layer)
         row["effect_later_attn_ablated"] = both["focus"] - without["focus"]
         row["later_attn_effect"] = without["focus"]
     if subject.joint:
         group = sorted({neuron, *subject.joint})
-        row["effect_joint"] = effect([(mlp_post(layer), set_neurons(group, means[group]))])["focus"]
+        joint = effect([(mlp_post(layer), set_neurons(group, means[group]))], layer)
+        row["effect_joint"] = joint["focus"]
         others = [n for n in range(config.d_mlp) if n != neuron]
-        row["effect_all_others"] = effect([(mlp_post(layer), set_neurons(others, means[others]))])[
-            "focus"
-        ]
+        rest = effect([(mlp_post(layer), set_neurons(others, means[others]))], layer)
+        row["effect_all_others"] = rest["focus"]
     return pd.DataFrame([row])
 
 
