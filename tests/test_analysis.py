@@ -90,3 +90,34 @@ def test_activations_across_checkpoints_one_at_a_time(tiny_run):
     seen = [(step, acts.shape) for step, acts in iter_activations(tiny_run, mlp_post(0))]
     assert [s for s, _ in seen] == tiny_run.steps
     assert all(shape == (64, 16, 8) for _, shape in seen)
+
+
+def test_batched_sums_and_intervals_equal_one_class_and_one_neuron_at_a_time(tiny_run):
+    from vestige.analysis import Clean, sequence_sums
+    from vestige.hooks import cache_activations, resid_post
+    from vestige.metrics import ablate_neurons, ablation_values, logit_margin, per_position_loss
+    from vestige.stats import ratio_interval, resample_counts
+
+    spec = AnalysisSpec()
+    neurons = analyze(tiny_run, spec)["neurons"]
+    positions, batch, step = Positions.of(tiny_run), tiny_run.eval_batch, tiny_run.steps[-1]
+    model = tiny_run.model_at(step)
+    logits, acts = cache_activations(model, batch.tokens, [mlp_post(0), resid_post(0)])
+    clean = Clean(*per_position_loss(logits, batch.tokens), logit_margin(logits, batch.tokens))
+    values = ablation_values(acts[mlp_post(0)], "mean")
+    ablated = ablate_neurons(model, batch, 0, range(8), values, cache=acts, where=positions.wanted)
+    sums = sequence_sums(ablated, clean, positions.classes)
+    for cls, mask in positions.classes.items():  # the sums of all classes, one at a time
+        assert np.allclose(sums.loss[cls], ((ablated.loss - clean.loss) * mask).sum(-1), atol=1e-6)
+        assert np.allclose(sums.margin[cls], ((clean.margin - ablated.margin) * mask).sum(-1))
+        assert (sums.counts[cls] == mask.sum(-1).numpy()).all()
+    # the intervals, computed after own_focus on the kept rows' sequences, against one
+    # neuron's interval over every sequence
+    resamples = resample_counts(len(batch), spec.n_resamples, seed=tiny_run.seed)
+    rows = neurons[neurons.step == step].set_index("neuron")
+    for n in range(8):
+        for measure, column in (("loss", "effect"), ("margin", "margin_effect")):
+            per_sequence = getattr(sums, measure)["trigger"][n]
+            low, high = ratio_interval(per_sequence, sums.counts["trigger"], resamples)
+            assert np.isclose(rows.loc[n, f"{column}_low"], low, rtol=0, atol=1e-6)
+            assert np.isclose(rows.loc[n, f"{column}_high"], high, rtol=0, atol=1e-6)

@@ -41,6 +41,7 @@ ANALYSIS_VERSION = 4
 UNTRAINED_SEED = 10**6  # untrained baselines use seeds from here on, never a run's own
 ACTIVE_FRACTION = 0.1  # a neuron firing on fewer of the positions compared has no selectivity
 TABLES = ("neurons", "ablation", "class_means", "baseline", "attention", "example_tokens")
+MEASURES = {"loss": "effect", "margin": "margin_effect"}  # SequenceSums field: neurons column
 
 
 @dataclass(frozen=True)
@@ -109,13 +110,14 @@ def _compute(run: Run, spec: AnalysisSpec, progress: bool) -> dict[str, pd.DataF
     positions = Positions.of(run)
     untrained = untrained_baseline(run, spec.n_untrained)
     per_layer = untrained.groupby("layer", as_index=False)[list(BARS)].first()
-    resamples = resample_counts(len(run.eval_batch), spec.n_resamples, seed=run.seed)
     rows: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
+    sums: dict[tuple[int, int, str], np.ndarray] = {}  # (step, layer, focus): `focus_sums`
     for step in tqdm(
         run.steps, desc=f"analysing seed {run.seed}", disable=not progress, leave=False
     ):
         model = run.model_at(step)
-        tables = checkpoint_tables(model, run, positions, spec, resamples, step)
+        tables, focus = checkpoint_tables(model, run, positions, spec, step)
+        sums.update({(step, layer, name): part for (layer, name), part in focus.items()})
         tables["baseline"] = tables["baseline"].merge(per_layer, on="layer")
         for name, table in tables.items():
             rows[name].append(_keyed(table, {"seed": run.seed, "step": step}))
@@ -125,9 +127,38 @@ def _compute(run: Run, spec: AnalysisSpec, progress: bool) -> dict[str, pd.DataF
     ]
     tables = {name: pd.concat(parts, ignore_index=True) for name, parts in rows.items()}
     matched = untrained[["layer", "positions", *MATCHED_BARS]]
-    neurons = own_focus(tables["neurons"]) if positions.focus else tables["neurons"]
+    neurons = tables["neurons"]
+    if positions.focus:  # the bootstrap for the rows kept only (one focus class per neuron)
+        resamples = resample_counts(len(run.eval_batch), spec.n_resamples, seed=run.seed)
+        neurons = with_intervals(own_focus(neurons), sums, positions, resamples)
     tables["neurons"] = neurons.merge(matched, on=["layer", "positions"], how="left")
     return tables
+
+
+def with_intervals(
+    neurons: pd.DataFrame,
+    sums: dict[tuple[int, int, str], np.ndarray],
+    positions: Positions,
+    resamples: np.ndarray,
+) -> pd.DataFrame:
+    """`neurons` with percentile bootstrap intervals of each effect in MEASURES on its row's
+    focus class, over `resamples` of the evaluation sequences (`stats.ratio_interval`), from
+    the per-sequence sums {(step, layer, focus): `focus_sums`}."""
+    neurons = neurons.copy()
+    for focus in positions.focus:
+        counts = positions.classes[focus].sum(-1).numpy().astype(float)
+        rows = neurons.index[neurons["positions"] == focus]
+        keys = neurons.loc[rows, ["step", "layer", "neuron"]].to_numpy().tolist()
+        if not keys:
+            continue
+        per_sequence = np.stack([sums[(step, layer, focus)][:, n] for step, layer, n in keys], 1)
+        # sequences without the class add 0 to every resample's sums and counts: left out
+        has = counts > 0
+        low, high = ratio_interval(per_sequence, counts[has], resamples[:, has])
+        for i, column in enumerate(MEASURES.values()):
+            neurons.loc[rows, f"{column}_low"] = low[i]
+            neurons.loc[rows, f"{column}_high"] = high[i]
+    return neurons
 
 
 def own_focus(neurons: pd.DataFrame) -> pd.DataFrame:
@@ -289,9 +320,10 @@ def selectivities(
 
 @torch.no_grad()
 def checkpoint_tables(
-    model, run: Run, positions: Positions, spec: AnalysisSpec, resamples: np.ndarray, step: int
-) -> dict[str, pd.DataFrame]:
-    """The rows of every table for one checkpoint (not yet keyed by seed and step)."""
+    model, run: Run, positions: Positions, spec: AnalysisSpec, step: int
+) -> tuple[dict[str, pd.DataFrame], dict[tuple[int, str], np.ndarray]]:
+    """The rows of every table for one checkpoint (not yet keyed by seed and step; the
+    neurons' intervals not yet computed), and {(layer, focus class): `focus_sums`}."""
     batch, classes = run.eval_batch, run.task.class_names
     n_layers = run.config.model.n_layers
     names = [mlp_post(layer) for layer in range(n_layers)]
@@ -306,6 +338,7 @@ def checkpoint_tables(
         "baseline": [],
         "attention": [],
     }
+    focus_parts = {}
     for layer in range(n_layers):
         mlp = acts[mlp_post(layer)]
         measured = selectivities(mlp, batch.labels, len(classes), positions)
@@ -339,8 +372,10 @@ def checkpoint_tables(
             effects[mode] = sequence_sums(ablated, clean, positions.classes)
             parts["ablation"].append(ablation_rows(effects[mode], layer, mode))
         parts["neurons"].append(
-            neuron_rows(measured, effects[spec.modes[0]], positions, classes, layer, resamples)
+            neuron_rows(measured, effects[spec.modes[0]], positions, classes, layer)
         )
+        for name, values in focus_sums(effects[spec.modes[0]], positions.focus).items():
+            focus_parts[layer, name] = values
         parts["class_means"].append(
             pd.DataFrame(
                 {
@@ -352,7 +387,8 @@ def checkpoint_tables(
             )
         )
         parts["attention"].append(attention_rows(acts[attn_pattern(layer)][spec.example], layer))
-    return {name: pd.concat(rows, ignore_index=True) for name, rows in parts.items()}
+    tables = {name: pd.concat(rows, ignore_index=True) for name, rows in parts.items()}
+    return tables, focus_parts
 
 
 class Clean(NamedTuple):
@@ -412,17 +448,28 @@ def ablation_rows(sums: SequenceSums, layer: int, mode: str) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
+def focus_sums(sums: SequenceSums, focus: Sequence[str]) -> dict[str, np.ndarray]:
+    """The per-sequence sums of each effect in MEASURES on each focus class, on the sequences
+    that hold the class only: {focus: [measure, neuron, sequence]}, for `with_intervals`."""
+    return {
+        name: np.stack(
+            [getattr(sums, measure)[name][:, sums.counts[name] > 0] for measure in MEASURES]
+        )
+        for name in focus
+    }
+
+
 def neuron_rows(
     measured: dict,
     sums: SequenceSums,
     positions: Positions,
     classes: tuple[str, ...],
     layer: int,
-    resamples: np.ndarray,
 ) -> pd.DataFrame:
-    """Rows per neuron: selectivity, and the effects the detector judges, with bootstrap
-    intervals over sequences; one row per focus class (`own_focus` later keeps the neuron's
-    own), or, for a task without one, a row on the neuron's preferred class."""
+    """Rows per neuron: selectivity, and the effects the detector judges (their bootstrap
+    intervals over sequences left NaN for `with_intervals`); one row per focus class
+    (`own_focus` later keeps the neuron's own), or, for a task without one, a row on the
+    neuron's preferred class, without intervals."""
     d_mlp = measured["means"].shape[0]
     preferred = [classes[int(i)] for i in measured["means"].argmax(-1)]
     own = [own_positions(p, sums.counts) for p in preferred]
@@ -440,7 +487,7 @@ def neuron_rows(
     if not positions.focus:  # judge each neuron on its own preferred class, without intervals
         table["positions"] = own
         table["matched_selectivity"] = np.nan
-        for measure, column in (("loss", "effect"), ("margin", "margin_effect")):
+        for measure, column in MEASURES.items():
             table[column] = [sums.mean(measure, p)[n] for n, p in enumerate(own)]
             table[f"{column}_low"] = table[f"{column}_high"] = np.nan
         return table
@@ -449,12 +496,9 @@ def neuron_rows(
         part = table.assign(positions=focus)
         matched = measured["matched_selectivity"].get(focus)
         part["matched_selectivity"] = np.nan if matched is None else matched.numpy()
-        measures = {"loss": "effect", "margin": "margin_effect"}
-        per_sequence = np.stack([getattr(sums, measure)[focus] for measure in measures])
-        lows, highs = ratio_interval(per_sequence, sums.counts[focus], resamples)  # one call
-        for (measure, column), low, high in zip(measures.items(), lows, highs):
+        for measure, column in MEASURES.items():
             part[column] = sums.mean(measure, focus)
-            part[f"{column}_low"], part[f"{column}_high"] = low, high
+            part[f"{column}_low"] = part[f"{column}_high"] = np.nan
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
 
