@@ -64,3 +64,31 @@ def test_stage_change_step_is_where_a_curve_moves_half_way():
     )
     changes = stage_change_steps(stages)
     assert changes["falls"] == 80 and np.isnan(changes["flat"])
+
+
+def test_ablation_effects_from_the_ablated_block_equal_full_forwards(tiny_run):
+    from vestige.analysis import Positions
+    from vestige.hooks import mlp_post, set_neurons
+    from vestige.mechanism import _hold, checkpoint_mechanism
+    from vestige.metrics import per_position_loss
+
+    model, batch, positions = tiny_run.model_at(60), tiny_run.eval_batch, Positions.of(tiny_run)
+    tables = checkpoint_mechanism(model, tiny_run, positions, Subject(0, 2, joint=(3, 5)))
+    logits, acts = cache_activations(model, batch.tokens, [head_z(0), mlp_post(0)])
+    clean, _ = per_position_loss(logits, batch.tokens)
+    focus, copy = positions.classes["trigger"], positions.classes["copy"]
+
+    def full_forward(hooks) -> torch.Tensor:
+        with torch.no_grad():
+            logits = model.run_with_hooks(batch.tokens, fwd_hooks=hooks)
+        return per_position_loss(logits, batch.tokens)[0] - clean
+
+    for head, row in tables["heads"].iterrows():
+        mean = acts[head_z(0)][..., head, :].mean(dim=(0, 1))
+        delta = full_forward([(head_z(0), _hold(head, mean))])
+        assert abs(row.effect_focus - delta[focus].mean()) < 1e-5
+        assert abs(row.effect_copy - delta[copy].mean()) < 1e-5
+    means = acts[mlp_post(0)].mean(dim=(0, 1))
+    joint = [2, 3, 5]
+    delta = full_forward([(mlp_post(0), set_neurons(joint, means[joint]))])
+    assert abs(tables["neuron"].effect_joint[0] - delta[focus].mean()) < 1e-5
