@@ -17,6 +17,7 @@ student = ""  # your name, for the gradebook
 runs_dir = "../runs"  # precomputed runs and forks (trained if missing)
 preset = "trigger_copy"  # the course's run: the first reference, one crutch
 seed = 1005
+fallback_seed = 1005  # forked instead when `seed`'s fork is refused (section 1 says when)
 study_dir = "../course/study/suppression"  # the study's suppression runs (make suppression)
 
 # %%
@@ -30,22 +31,36 @@ from vestige.runs import checkpoint_path
 
 setup()
 
-# %% tags=["check"]
-check = Checker("30_counterfactual", runs_dir=runs_dir, preset=preset, seed=seed)
-
 # %% [markdown]
 # ## 1. The forks
 #
 # `standard_forks` names the course's forks of a run (the same ones `make runs` precomputes,
-# so here they open from disk in a second; otherwise each is trained first, which takes minutes):
+# so here they open from disk in a second; otherwise each is trained first, which takes minutes).
+# It refuses a run whose target peaks at or after its copy transition: holding the target "from
+# its peak until the transition" would then hold it through no step of the crutch phase (the
+# seeds with no catch can have such a target). The notebook then prints why and forks
+# `fallback_seed` instead.
+
 
 # %%
-run = vestige.ensure_run(
-    vestige.preset(preset), seed, vestige.seed_dir(Path(runs_dir) / preset, seed)
-)
-plans = standard_forks(run)
+def parent_run(seed):
+    return vestige.ensure_run(
+        vestige.preset(preset), seed, vestige.seed_dir(Path(runs_dir) / preset, seed)
+    )
+
+
+run = parent_run(seed)
+try:
+    plans = standard_forks(run)
+except vestige.ForkRefused as refused:
+    print(f"Not forked: {refused}.\nThis notebook goes on with seed {fallback_seed}.")
+    seed, run = fallback_seed, parent_run(fallback_seed)
+    plans = standard_forks(run)
 for name, plan in plans.items():
     print(f"{name}: fork at step {plan.at}; {plan.description}")
+
+# %% tags=["check"]
+check = Checker("30_counterfactual", runs_dir=runs_dir, preset=preset, seed=seed)
 
 # %%
 forks = run_forks(run, Path(runs_dir) / "forks")

@@ -28,16 +28,17 @@ def tiny_run(tmp_path_factory) -> vestige.Run:
 @pytest.fixture(scope="session")
 def course_runs(tmp_path_factory):
     """A runs folder as the checks modules read it, with tiny runs (do not modify them):
-    seeds 0, 1, 2 in `tiny/` (also seen as `welcome-tiny/` and `training-tiny/`, the folders
-    of 00_welcome and 05_training) and the course's forks of seed 0 in `forks/`."""
+    seeds 0-3 in `tiny/` (also seen as `welcome-tiny/` and `training-tiny/`, the folders
+    of 00_welcome and 05_training) and the course's forks of seed 1 in `forks/` (seed 0's
+    target peaks after its copy transition: `standard_forks` refuses it)."""
     from vestige.counterfactual import run_forks
 
     root = tmp_path_factory.mktemp("course-runs")
     parents = [
         vestige.train(vestige.preset("tiny"), seed, root / "tiny" / f"seed-{seed}", progress=False)
-        for seed in (0, 1, 2)
+        for seed in (0, 1, 2, 3)
     ]
-    run_forks(parents[0], root / "forks", progress=False)
+    run_forks(parents[1], root / "forks", progress=False)
     for alias in ("welcome-tiny", "training-tiny"):
         (root / alias).symlink_to("tiny", target_is_directory=True)
     return root

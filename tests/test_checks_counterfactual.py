@@ -8,14 +8,15 @@ import torch
 import vestige
 from answers import final_trigger, peak_step
 from vestige.analysis import transition_step
-from vestige.counterfactual import standard_forks
+from vestige.counterfactual import run_forks, standard_forks
 from vestige.course import plain
 from vestige.course.checks import counterfactual, explorer
+from vestige.detect import detect, target_neuron
 
 
 @pytest.fixture
 def runs(course_runs):
-    """Tiny runs of seeds 0, 1, 2 and the course's forks of seed 0."""
+    """Tiny runs of seeds 0-3 and the course's forks of seed 1."""
     return course_runs
 
 
@@ -26,16 +27,27 @@ def verdict(module, exercise, answer, ctx):
 
 @pytest.fixture
 def ctx(runs):
-    return counterfactual.context({"runs_dir": str(runs), "preset": "tiny", "seed": 0})
+    return counterfactual.context({"runs_dir": str(runs), "preset": "tiny", "seed": 1})
 
 
 def test_standard_forks_hold_the_target_then_release_it(runs):
-    parent = vestige.Run.open(runs / "tiny" / "seed-0")
+    parent = vestige.Run.open(runs / "tiny" / "seed-1")
     plans = standard_forks(parent)
     assert set(plans) == {"hold-target", "hold-control"}
     held = plans["hold-target"].interventions[0]
     assert held.start == plans["hold-target"].at and held.end > held.start
     assert plans["hold-control"].interventions[0].neurons != held.neurons
+
+
+def test_a_run_whose_target_peaks_after_its_copy_transition_is_not_forked(runs, tmp_path):
+    parent = vestige.Run.open(runs / "tiny" / "seed-0")
+    peak = int(target_neuron(detect(parent))["peak_step"])
+    assert peak >= transition_step(parent)  # the tiny seed 0 the refusal is tested on
+    with pytest.raises(vestige.ForkRefused, match=f"peaks at step {peak}, at or after the copy"):
+        standard_forks(parent)
+    with pytest.raises(vestige.ForkRefused):
+        run_forks(parent, tmp_path / "forks", progress=False)
+    assert not (tmp_path / "forks").exists()  # nothing trained, nothing half-written
 
 
 def test_ex1_and_ex2_accept_the_right_numbers_in_any_type(ctx):

@@ -23,6 +23,20 @@ def test_train_seeds_and_analyze(tmp_path, capsys):
     assert (tmp_path / "seed-1" / "analysis" / "neurons.parquet").exists()
 
 
+def test_fork_goes_on_past_a_refused_seed_and_says_which(course_runs, tmp_path, capsys):
+    """Tiny seed 0's target peaks after its copy transition (refused); seed 1 is forked."""
+    runs = tmp_path / "tiny"
+    runs.mkdir()
+    for seed in (0, 1):
+        (runs / f"seed-{seed}").symlink_to(course_runs / "tiny" / f"seed-{seed}")
+    assert main(["fork", str(runs), "--out", str(tmp_path / "forks"), "--quiet"]) == 2
+    out, err = capsys.readouterr()
+    assert "seed-0: not forked: seed 0's target" in err
+    assert "1 run(s) not forked" in err and "Traceback" not in err
+    assert "seed-1 -> hold-target" in out
+    assert vestige.Run.open(tmp_path / "forks/tiny/seed-1/hold-control").steps
+
+
 def test_errors_are_one_clear_line(tmp_path, capsys):
     assert main(["analyze", str(tmp_path)]) == 2
     err = capsys.readouterr().err

@@ -37,6 +37,7 @@ _EXPORTS = {
     "mlp_post": "vestige.hooks",
     "set_neurons": "vestige.hooks",
     "per_position_loss": "vestige.metrics",
+    "ForkRefused": "vestige.counterfactual",
     "run_forks": "vestige.counterfactual",
     "standard_forks": "vestige.counterfactual",
     "CONDITION_NAMES": "vestige.conditions",

@@ -72,13 +72,22 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 
 
 def cmd_fork(args: argparse.Namespace) -> None:
-    from vestige.counterfactual import run_forks
+    from vestige.counterfactual import ForkRefused, run_forks
     from vestige.runs import Runs
 
+    refused = []
     for path in args.runs:
         for run in Runs.open(path):
-            for name, forked in run_forks(run, args.out, progress=not args.quiet).items():
+            try:
+                forks = run_forks(run, args.out, progress=not args.quiet)
+            except ForkRefused as why:  # the other seeds are still forked
+                print(f"{run.path}: not forked: {why}", file=sys.stderr)
+                refused.append(str(run.path))
+                continue
+            for name, forked in forks.items():
                 print(f"{run.path} -> {name}: {forked.path}")
+    if refused:
+        raise ValueError(f"{len(refused)} run(s) not forked (see above): {', '.join(refused)}")
 
 
 def cmd_study(args: argparse.Namespace) -> None:

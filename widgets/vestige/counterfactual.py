@@ -10,7 +10,9 @@ precomputes), so a notebook reopens them instead of training them:
   holding *any* neuron costs).
 
 The target is the detector's vestigial neuron, else the neuron the crutch leaned on most
-(`vestige.detect.target_neuron`). All forks keep the parent's history up to the fork.
+(`vestige.detect.target_neuron`). All forks keep the parent's history up to the fork. A run
+whose target peaks at or after its copy transition has no crutch phase to hold the target
+through: `standard_forks` refuses it (`ForkRefused`, saying why).
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ class Fork:
     description: str
 
 
+class ForkRefused(ValueError):
+    """The run's target neuron peaks at or after the copy transition: holding it "from its
+    peak until the transition" would hold it for no step of the crutch phase."""
+
+
 def standard_forks(run: Run) -> dict[str, Fork]:
     """The course's forks of `run`, by name (see the module docstring)."""
     from vestige.analysis import transition_step, unit_name
@@ -43,6 +50,12 @@ def standard_forks(run: Run) -> dict[str, Fork]:
     target = target_neuron(found)
     layer, at = int(target["layer"]), int(target["peak_step"])
     transition = transition_step(run)
+    if at >= transition:  # False when the run never learns to copy (NaN): held to the end
+        raise ForkRefused(
+            f"seed {run.seed}'s target {target['unit']} peaks at step {at}, at or after the "
+            f"copy transition (step {transition:g}), so there is no crutch phase to hold it "
+            "through; fork a seed whose target peaks earlier"
+        )
     later = [s for s in run.steps if s > at and (math.isnan(transition) or s >= transition)]
     until = later[0] if later else run.steps[-1]
     control = control_neuron(found, target)
