@@ -7,7 +7,9 @@ for a lab machine. Which runs, seeds, forks and analyses the notebooks open is d
 notebooks themselves (their parameters cells and ``vestige.ensure_run`` / ``fork`` /
 ``analyze``, which train or compute what is missing and cache it under ``runs/``), so there is
 no second list to keep in step with them: whatever a solution notebook opens is on disk
-afterwards, and a learner's session only reopens it.
+afterwards, and a learner's session only reopens it. A notebook graded on other seeds than
+its own runs once more per parameter set its checks module declares (``GRADING_SETS``,
+injected papermill-style after its parameters cell), so the grader finds those runs too.
 
 Each solution notebook (``course/solutions/NN_*.ipynb``) runs in a fresh kernel from
 ``notebooks/``, where learners open theirs, so its relative paths (``../runs``,
@@ -21,6 +23,7 @@ BINDER_ARGS=--keep-going`` uses it to measure a course that is still being writt
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -34,8 +37,9 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
     args = parser.parse_args(argv)
 
-    import nbformat
     from nbclient import NotebookClient
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
 
     # HF_HUB_OFFLINE: the image holds what the notebooks make, not hub checkpoints (the
     # Pythia cells of 50_real_models skip themselves; a learner with network can run them)
@@ -46,12 +50,15 @@ def main(argv=None) -> int:
     if not notebooks:
         raise SystemExit(f"precompute: no notebooks in {args.solutions}")
     failed: list[str] = []
-    for path in notebooks:
+    for path, parameters in [(p, s) for p in notebooks for s in [{}, *grading_sets(p.stem)]]:
         before = set(cwd.iterdir())
         known = {p for p in runs.glob("*/*") if p.is_dir()} if runs.exists() else set()
         started = time.monotonic()
-        print(f"precompute: {path.name} ...", flush=True)
-        nb = nbformat.read(path, as_version=4)
+        name = path.name + (f" {json.dumps(parameters)}" if parameters else "")
+        print(f"precompute: {name} ...", flush=True)
+        nb = load_notebook_node(str(path))  # nbformat's reader, with the tags papermill wants
+        if parameters:
+            nb = parameterize_notebook(nb, parameters)
         try:
             NotebookClient(
                 nb,
@@ -61,8 +68,8 @@ def main(argv=None) -> int:
             ).execute()
         except Exception as exc:
             last = [line for line in str(exc).strip().splitlines() if line.strip()][-1:]
-            failed.append(f"{path.name}: {type(exc).__name__}: {' '.join(last)[:300]}")
-            print(f"precompute: {path.name} FAILED: {failed[-1]}", flush=True)
+            failed.append(f"{name}: {type(exc).__name__}: {' '.join(last)[:300]}")
+            print(f"precompute: {name} FAILED: {failed[-1]}", flush=True)
         finally:
             for made in set(cwd.iterdir()) - before:  # byproducts, not part of the image
                 if made.is_file():
@@ -77,7 +84,7 @@ def main(argv=None) -> int:
             else []
         )
         print(
-            f"precompute: {path.name} done in {time.monotonic() - started:.0f} s"
+            f"precompute: {name} done in {time.monotonic() - started:.0f} s"
             + (f"; new runs: {', '.join(new)}" if new else ""),
             flush=True,
         )
@@ -87,6 +94,16 @@ def main(argv=None) -> int:
         )
         return 0 if os.environ.get("VESTIGE_PRECOMPUTE_KEEP_GOING") == "1" else 1
     return 0
+
+
+def grading_sets(notebook: str) -> list[dict]:
+    """The parameter sets `notebook`'s checks module grades submissions on (none: [])."""
+    import importlib
+
+    from vestige.course import checks
+
+    name = checks.module_name(notebook)
+    return list(getattr(importlib.import_module(name), "GRADING_SETS", ())) if name else []
 
 
 if __name__ == "__main__":

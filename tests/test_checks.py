@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -228,3 +229,53 @@ def test_a_prediction_passes_for_every_option_and_says_what_the_run_shows(
     )
     still = ex.judge(ex.options[0], broken)  # no data to compare with: recorded all the same
     assert still.passed and ("could not be read" in still.note or "not at hand" in still.note)
+
+
+# --- grading on other seeds than the notebook's -------------------------------------------------
+
+ON_SETS = [nb for nb, module in MODULES.items() if hasattr(module.module, "GRADING_SETS")]
+
+
+def own_parameters(notebook: str) -> dict:
+    """The defaults of the learner notebook's parameters cell."""
+    nb = json.loads((Path(__file__).parents[1] / "notebooks" / f"{notebook}.ipynb").read_text())
+    (cell,) = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
+    values: dict = {}
+    exec("".join(cell["source"]), {}, values)
+    return values
+
+
+def seeds_of(parameters: dict) -> set[int]:
+    return {int(parameters["seed"])} if "seed" in parameters else set(parameters.get("seeds", ()))
+
+
+def fake_precomputed(root: Path, seeds: set[int]) -> None:
+    """What `grading_parameters` looks for, for `seeds`: an analysed run and its forks."""
+    from vestige.runs import config_path, manifest_path, seed_dir
+
+    for seed in seeds:
+        for path in (
+            manifest_path(seed_dir(root / checks.COURSE_PRESET, seed)),
+            config_path(seed_dir(root / "forks" / checks.COURSE_PRESET, seed) / "hold-control"),
+        ):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("{}")
+
+
+@pytest.mark.parametrize("notebook", ON_SETS)
+def test_a_submission_is_never_graded_on_its_notebooks_own_seeds(notebook, tmp_path):
+    module = MODULES[notebook].module
+    own = seeds_of(own_parameters(notebook))
+    assert own, "the notebook's parameters name no seed"
+    declared = [seeds_of(s) for s in module.GRADING_SETS]
+    assert declared and not any(s & own for s in declared)
+    with pytest.raises(FileNotFoundError, match="make runs"):
+        module.grading_parameters(tmp_path, np.random.default_rng(0))
+    fake_precomputed(tmp_path, own)  # the notebook's own runs alone are not enough
+    with pytest.raises(FileNotFoundError, match="make runs"):
+        module.grading_parameters(tmp_path, np.random.default_rng(0))
+    fake_precomputed(tmp_path, set().union(*declared))
+    chosen = [
+        seeds_of(module.grading_parameters(tmp_path, np.random.default_rng(s))) for s in range(30)
+    ]
+    assert {frozenset(c) for c in chosen} == {frozenset(s) for s in declared}

@@ -643,3 +643,40 @@ def test_the_plans_list_every_exercise_and_their_sums_fit():
     syllabus = (REPO / "course/syllabus.md").read_text()
     assert plans.render() in syllabus  # written by `vestige course build`
 
+
+def test_precompute_runs_each_solution_with_its_defaults_and_each_grading_set(
+    python3_kernel, tmp_path, monkeypatch
+):
+    """scripts/precompute.py runs a solution notebook once as built and once per parameter set
+    its checks module grades on, so the grader's runs exist; byproducts beside it are removed."""
+    import importlib.util
+
+    (tmp_path / "probe_checks.py").write_text('GRADING_SETS = ({"seed": 7}, {"seed": 8})\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("VESTIGE_CHECKS_MODULES", json.dumps({"90_probe": "probe_checks"}))
+    nb = nbformat.v4.new_notebook()
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    parameters = nbformat.v4.new_code_cell('seed = 1\nruns_dir = "../runs"')
+    parameters.metadata.tags = ["parameters"]
+    nb.cells = [
+        parameters,
+        nbformat.v4.new_code_cell(
+            "from pathlib import Path\n"
+            "Path(runs_dir, 'made', f'seed-{seed}').mkdir(parents=True)\n"
+            "Path('byproduct.html').write_text('x')"
+        ),
+    ]
+    (tmp_path / "solutions").mkdir()
+    nbformat.write(nb, tmp_path / "solutions/90_probe.ipynb")
+    (tmp_path / "notebooks").mkdir()
+    spec = importlib.util.spec_from_file_location("precompute", REPO / "scripts/precompute.py")
+    precompute = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(precompute)
+    argv = ["--solutions", str(tmp_path / "solutions"), "--cwd", str(tmp_path / "notebooks")]
+    assert precompute.main(argv) == 0
+    assert sorted(p.name for p in (tmp_path / "runs/made").iterdir()) == [
+        "seed-1",
+        "seed-7",
+        "seed-8",
+    ]
+    assert list((tmp_path / "notebooks").iterdir()) == []

@@ -32,7 +32,7 @@ SOLUTION_EX2 = (
 
 @pytest.fixture
 def runs(course_runs):
-    """Precomputed welcome runs of seeds 0 (the learner's default), 1 and 2."""
+    """Precomputed welcome runs of seeds 0 (the learner's default), 1, 2 and 3."""
     return course_runs
 
 
@@ -170,12 +170,17 @@ def test_ex2_hidden_tables_cover_every_case():
     assert [t["description"] for t in tables] == list(welcome.CASES)
 
 
-def test_grading_parameters_prefer_another_seed(runs, tmp_path):
+def test_grading_parameters_never_pick_the_learners_seed(runs, tmp_path):
     chosen = [welcome.grading_parameters(runs, np.random.default_rng(s)) for s in range(20)]
     assert {c["preset"] for c in chosen} == {"tiny"}
-    assert {c["seed"] for c in chosen} == {1, 2}  # any precomputed seed but the learner's
+    assert {c["seed"] for c in chosen} == {1, 2, 3}  # any precomputed seed but the learner's
     with pytest.raises(FileNotFoundError, match="vestige train --preset tiny"):
         welcome.grading_parameters(tmp_path, np.random.default_rng(0))
+    only_own = tmp_path / "runs"  # the learner's seed alone is not enough
+    (only_own / "welcome-tiny").mkdir(parents=True)
+    (only_own / "welcome-tiny/seed-0").symlink_to(runs / "welcome-tiny/seed-0")
+    with pytest.raises(FileNotFoundError, match="another seed than the notebook's"):
+        welcome.grading_parameters(only_own, np.random.default_rng(0))
 
 
 # --- grading in the sandbox ------------------------------------------------------------------

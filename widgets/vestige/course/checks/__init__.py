@@ -444,6 +444,17 @@ def prediction(
     )
 
 
+def precomputed_set(sets: Sequence[dict], ready: Callable[[dict], bool], rng, missing: str) -> dict:
+    """One of a checks module's ``GRADING_SETS`` (the parameter sets a submission may be
+    graded on, none of them the notebook's defaults, which `scripts/precompute.py` runs the
+    solution notebook with) whose runs ``ready(set)`` finds on disk, at random; a
+    FileNotFoundError saying ``missing`` when none is."""
+    usable = [dict(s) for s in sets if ready(s)]
+    if not usable:
+        raise FileNotFoundError(missing)
+    return usable[int(rng.integers(len(usable)))]
+
+
 def one_line(exc: BaseException, limit: int = 300) -> str:
     """``Type: message`` on one line, shortened (no traceback wall)."""
     text = " ".join(f"{type(exc).__name__}: {exc}".split())

@@ -24,10 +24,14 @@ from . import (
     Verdict,
     as_number,
     close,
+    precomputed_set,
     prediction,
 )
 
 NOTEBOOK = "30_counterfactual"
+#: what a submission is graded on (scripts/precompute.py runs the solution with each): the
+#: first study's caught seed 1009 (its target peaks before the copy transition), not 1005
+GRADING_SETS = ({"seed": 1009},)
 
 
 class Context:
@@ -55,14 +59,16 @@ def context(params: dict, hidden=None) -> Context:
 
 
 def grading_parameters(runs_dir: Path, rng) -> dict:
-    """A precomputed reference seed whose forks are precomputed too."""
-    from vestige.runs import config_path, seed_dirs
+    """One of `GRADING_SETS` whose run and forks are precomputed under ``runs_dir``."""
+    from vestige.runs import config_path, seed_dir
 
     forks = Path(runs_dir) / "forks" / COURSE_PRESET
-    seeds = list(seed_dirs(forks, holding=lambda d: config_path(d / "hold-control")))
-    if not seeds:
-        raise FileNotFoundError(f"no precomputed forks under {forks}: make runs")
-    return {"seed": int(seeds[int(rng.integers(len(seeds)))])}
+    return precomputed_set(
+        GRADING_SETS,
+        lambda s: config_path(seed_dir(forks, s["seed"]) / "hold-control").exists(),
+        rng,
+        f"no precomputed forks of seed {GRADING_SETS[0]['seed']} under {forks}: make runs",
+    )
 
 
 # --- ex1, ex2 --------------------------------------------------------------------------------

@@ -44,10 +44,14 @@ from . import (
     close,
     items,
     kit_call,
+    precomputed_set,
     prediction,
 )
 
 NOTEBOOK = "10_vestigial"
+#: what a submission is graded on (scripts/precompute.py runs the solution with each):
+#: the first study's seeds 1009 (caught) and 1000 (not), never the notebook's 1005
+GRADING_SETS = ({"seed": 1009}, {"seed": 1000})
 KIT_FUNCTIONS = (
     "contrast_selectivity",
     "selectivity_index",
@@ -99,14 +103,18 @@ def context(params: dict, hidden=None) -> Context:
 
 
 def grading_parameters(runs_dir: Path, rng) -> dict:
-    """Another precomputed reference seed whose detector catch the notebook walks through."""
-    from vestige.runs import manifest_path, seed_dirs
+    """One of `GRADING_SETS` whose run is analysed under ``runs_dir``: a caught and an
+    uncaught seed of the first study, neither the notebook's own (1005)."""
+    from vestige.runs import manifest_path, seed_dir
 
     folder = Path(runs_dir) / COURSE_PRESET
-    seeds = list(seed_dirs(folder, holding=manifest_path))
-    if not seeds:
-        raise FileNotFoundError(f"no analysed {COURSE_PRESET} run under {folder}: make runs")
-    return {"seed": int(seeds[int(rng.integers(len(seeds)))])}
+    return precomputed_set(
+        GRADING_SETS,
+        lambda s: manifest_path(seed_dir(folder, s["seed"])).exists(),
+        rng,
+        f"no analysed {COURSE_PRESET} run of seed {' or '.join(str(s['seed']) for s in GRADING_SETS)}"
+        f" under {folder}: make runs",
+    )
 
 
 def hidden_inputs(params: dict, rng) -> dict:
