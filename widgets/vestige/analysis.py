@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from vestige.device import batch_on, model_device
 from vestige.hooks import attn_pattern, cache_activations, mlp_post, resid_post
 from vestige.metrics import (
     Ablated,
@@ -64,11 +65,12 @@ class AnalysisSpec:
 def iter_activations(
     run: Run, hook_name: str, steps: Sequence[int] | None = None
 ) -> Iterator[tuple[int, torch.Tensor]]:
-    """(step, activations on the evaluation batch) at each checkpoint, one at a time."""
+    """(step, activations on the evaluation batch, on the CPU) at each checkpoint, one at a
+    time."""
     for step in run.steps if steps is None else steps:
         model = run.model_at(step)
         _, acts = cache_activations(model, run.eval_batch.tokens, [hook_name])
-        yield step, acts[hook_name]
+        yield step, acts[hook_name].cpu()
 
 
 def analyze(
@@ -192,6 +194,14 @@ class Positions:
     focus_all: dict[str, torch.Tensor]
     same_token: dict[str, torch.Tensor]
 
+    def on(self, device: torch.device) -> Positions:
+        """These positions with every mask on `device` (itself when they are there)."""
+        if self.classes["all"].device == device:
+            return self
+        masks = (self.classes, self.focus_all, self.same_token)
+        classes, focus_all, same_token = ({k: v.to(device) for k, v in m.items()} for m in masks)
+        return Positions(classes, self.focus, focus_all, same_token)
+
     @property
     def wanted(self) -> torch.Tensor:
         """Every position an ablation effect is measured on: [batch, seq]."""
@@ -264,7 +274,8 @@ def _untrained(run: Run, n_models: int) -> pd.DataFrame:
         model = run.untrained_model(UNTRAINED_SEED + k).eval()
         _, acts = cache_activations(model, batch.tokens, [mlp_post(i) for i in range(n_layers)])
         for layer in range(n_layers):
-            measured = selectivities(acts[mlp_post(layer)], batch.labels, n_classes, positions)
+            mlp = acts[mlp_post(layer)].cpu()  # cheap statistics: on the probe's device
+            measured = selectivities(mlp, batch.labels, n_classes, positions)
             si[layer].append(measured["selectivity"])
             for name, values in measured["matched_selectivity"].items():
                 matched.setdefault((layer, name), []).append(values)
@@ -324,8 +335,9 @@ def checkpoint_tables(
 ) -> tuple[dict[str, pd.DataFrame], dict[tuple[int, str], np.ndarray]]:
     """The rows of every table for one checkpoint (not yet keyed by seed and step; the
     neurons' intervals not yet computed), and {(layer, focus class): `focus_sums`}."""
-    batch, classes = run.eval_batch, run.task.class_names
-    n_layers = run.config.model.n_layers
+    device = model_device(model)  # the batch and the masks go where the model is
+    batch, positions = batch_on(run.eval_batch, device), positions.on(device)
+    classes, n_layers = run.task.class_names, run.config.model.n_layers
     names = [mlp_post(layer) for layer in range(n_layers)]
     names += [resid_post(layer) for layer in range(n_layers)]  # for the ablations
     names += [attn_pattern(layer) for layer in range(n_layers)]
@@ -382,11 +394,12 @@ def checkpoint_tables(
                     "layer": layer,
                     "neuron": np.repeat(np.arange(mlp.shape[-1]), len(classes)),
                     "cls": list(classes) * mlp.shape[-1],
-                    "mean_act": means.reshape(-1).numpy(),
+                    "mean_act": means.reshape(-1).cpu().numpy(),
                 }
             )
         )
-        parts["attention"].append(attention_rows(acts[attn_pattern(layer)][spec.example], layer))
+        pattern = acts[attn_pattern(layer)][spec.example].cpu()
+        parts["attention"].append(attention_rows(pattern, layer))
     tables = {name: pd.concat(rows, ignore_index=True) for name, rows in parts.items()}
     return tables, focus_parts
 
@@ -422,8 +435,8 @@ def sequence_sums(ablated: Ablated, clean: Clean, classes: dict[str, torch.Tenso
     )  # [measure, neuron, batch, seq]
     weights = torch.stack(list(classes.values())).to(deltas.dtype)  # [class, batch, seq]
     # one batched product over the sequence axis for every measure and class at once
-    sums = torch.einsum("knbs,cbs->kcnb", deltas, weights).contiguous().numpy()
-    counts = weights.sum(-1).numpy()
+    sums = torch.einsum("knbs,cbs->kcnb", deltas, weights).contiguous().cpu().numpy()
+    counts = weights.sum(-1).cpu().numpy()
     per_class = [dict(zip(classes, measure)) for measure in sums]
     return SequenceSums(*per_class, counts=dict(zip(classes, counts)))
 
@@ -478,7 +491,7 @@ def neuron_rows(
             "layer": layer,
             "neuron": np.arange(d_mlp),
             "unit": [unit_name(layer, n) for n in range(d_mlp)],
-            "selectivity": measured["selectivity"].numpy(),
+            "selectivity": measured["selectivity"].cpu().numpy(),
             "preferred_class": preferred,
             "effect_all": sums.mean("loss", "all"),
             "effect_own": [sums.mean("loss", p)[n] for n, p in enumerate(own)],
@@ -495,7 +508,7 @@ def neuron_rows(
     for focus in positions.focus:
         part = table.assign(positions=focus)
         matched = measured["matched_selectivity"].get(focus)
-        part["matched_selectivity"] = np.nan if matched is None else matched.numpy()
+        part["matched_selectivity"] = np.nan if matched is None else matched.cpu().numpy()
         for measure, column in MEASURES.items():
             part[column] = sums.mean(measure, focus)
             part[f"{column}_low"] = part[f"{column}_high"] = np.nan

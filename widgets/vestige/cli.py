@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from vestige.config import PRESETS, RunConfig, preset
+from vestige.device import DEVICE_HELP, DEVICES, resolve_device
 
 THREADS_HELP = (
     "torch threads (default 1: the toy models run fastest on one, and extra threads slow "
@@ -42,7 +43,14 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     config = _config(args)
     if args.seeds is None:
-        train(config, args.seed, args.out, resume=args.resume, progress=not args.quiet)
+        train(
+            config,
+            args.seed,
+            args.out,
+            resume=args.resume,
+            progress=not args.quiet,
+            device=args.device,
+        )
         return
     for seed in args.seeds:
         train(
@@ -51,6 +59,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             seed_dir(args.out, seed),
             resume=args.resume,
             progress=not args.quiet,
+            device=args.device,
         )
 
 
@@ -59,7 +68,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
     from vestige.runs import Runs
 
     spec = AnalysisSpec(modes=tuple(args.modes.split(",")))
-    for run in Runs.open(args.dir):
+    for run in Runs.open(args.dir, device=args.device):
         tables = analyze(run, spec, progress=not args.quiet)
         print(f"{run.path}: {len(tables['neurons'])} neuron rows in {run.path / 'analysis'}")
         if args.mechanism:
@@ -77,9 +86,9 @@ def cmd_fork(args: argparse.Namespace) -> None:
 
     refused = []
     for path in args.runs:
-        for run in Runs.open(path):
+        for run in Runs.open(path, device=args.device):
             try:
-                forks = run_forks(run, args.out, progress=not args.quiet)
+                forks = run_forks(run, args.out, not args.quiet, args.device)
             except ForkRefused as why:  # the other seeds are still forked
                 print(f"{run.path}: not forked: {why}", file=sys.stderr)
                 refused.append(str(run.path))
@@ -115,11 +124,17 @@ def cmd_study(args: argparse.Namespace) -> None:
         condition_seeds=args.condition_seeds,
         perturbed_seeds=args.perturbed_seeds,
         pool=(args.pool, args.pool_seeds) if args.pool_seeds else None,
+        device=args.device,
     )
     print(
         f"vestigial neuron caught in {summary['caught']} of {summary['n_seeds']} seeds; "
         f"report in {Path(args.report or args.out) / 'report.md'}"
     )
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """`--device {auto,cpu,cuda}` on a subcommand that trains or analyses."""
+    parser.add_argument("--device", choices=DEVICES, default="cpu", help=DEVICE_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue an interrupted run")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+    add_device_argument(train)
     train.set_defaults(func=cmd_train)
 
     analyze = sub.add_parser("analyze", help="compute and cache the analysis tables of runs")
@@ -151,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("--quiet", action="store_true")
     analyze.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+    add_device_argument(analyze)
     analyze.set_defaults(func=cmd_analyze)
 
     fork = sub.add_parser(
@@ -162,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     fork.add_argument("--out", required=True, help="forks go to OUT/<preset>/seed-K/<fork>")
     fork.add_argument("--quiet", action="store_true")
     fork.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+    add_device_argument(fork)
     fork.set_defaults(func=cmd_fork)
 
     study = sub.add_parser(
@@ -225,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     study.add_argument("--search", help="the search log (JSON lines) for the report's appendix")
     study.add_argument("--quiet", action="store_true")
+    add_device_argument(study)
     study.set_defaults(func=cmd_study)
 
     from vestige.course import add_course_parser
@@ -240,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     try:
+        if getattr(args, "device", None):
+            resolve_device(args.device)  # here, not in a worker: "cuda" without one says so
         args.func(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"vestige {args.command}: error: {err}", file=sys.stderr)

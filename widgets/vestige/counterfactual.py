@@ -82,11 +82,14 @@ def fork_dir(root: str | os.PathLike, run: Run, name: str) -> Path:
     return seed_dir(Path(root) / run.config.name, run.seed) / name
 
 
-def run_forks(run: Run, root: str | os.PathLike, progress: bool = True) -> dict[str, Run]:
-    """Every standard fork of `run` under `root`, trained if missing, reopened otherwise."""
+def run_forks(
+    run: Run, root: str | os.PathLike, progress: bool = True, device: str = "cpu"
+) -> dict[str, Run]:
+    """Every standard fork of `run` under `root`, trained (on `device`) if missing, reopened
+    otherwise."""
     from vestige.training import fork
 
     return {
-        name: fork(run, f.at, f.interventions, fork_dir(root, run, name), progress=progress)
+        name: fork(run, f.at, f.interventions, fork_dir(root, run, name), progress, device)
         for name, f in standard_forks(run).items()
     }

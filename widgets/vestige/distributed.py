@@ -167,15 +167,18 @@ def seed_task(steps: Steps, config: RunConfig, seed: int, out: Path, *rest) -> d
         return steps.base(config, seed, Path(out), *rest)
 
 
-def condition_task(steps: Steps, config: RunConfig, seed: int, path: Path) -> dict[str, float]:
-    """Train (or resume, or reuse) one suppressed run and measure its outcome (on a worker)."""
+def condition_task(
+    steps: Steps, config: RunConfig, seed: int, path: Path, device: str = "cpu"
+) -> dict[str, float]:
+    """Train (or resume, or reuse) one suppressed run on `device` and measure its outcome (on
+    a worker, which resolves the device)."""
     import torch
 
     from vestige.training import ensure_run
 
     torch.set_num_threads(1)
     with _writing(Path(path)):
-        return steps.measure(ensure_run(config, seed, path, progress=False))
+        return steps.measure(ensure_run(config, seed, path, progress=False, device=device))
 
 
 # ----------------------------------------------------------------------------- executors
@@ -425,6 +428,7 @@ def _run(
 
     def done(job: tuple, condition: str | None, interventions: tuple, value: dict) -> None:
         config, seed, out, conditions = jobs[job][:4]
+        device = jobs[job][5:6]  # (device,) when the job names one (after its threads)
         if condition is not None:
             pieces[job][condition] = steps.record(value, interventions)
             bar.update(1)
@@ -441,7 +445,7 @@ def _run(
                 Task(
                     f"vestige-{name}-{config.name}-seed-{seed}-{token}",
                     condition_task,
-                    (steps, run_config, seed, path),
+                    (steps, run_config, seed, path, *device),
                     job,
                     name,
                     applied,

@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
+from vestige.device import model_device
+
 HookFn = Callable[[torch.Tensor, object], torch.Tensor]
 
 
@@ -57,6 +59,7 @@ def cache_activations(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Run `model` on `tokens` and return (logits, {hook name: activation}) for `names` only."""
     names = list(names)
+    tokens = tokens.to(model_device(model))  # the model's device (a no-op when it is there)
     logits, cache = model.run_with_cache(tokens, names_filter=names)
     return logits, {name: cache[name] for name in names}
 
@@ -67,7 +70,9 @@ def set_neurons(neurons: Sequence[int], values: torch.Tensor | float) -> HookFn:
 
     def hook(act: torch.Tensor, hook=None) -> torch.Tensor:
         act = act.clone()
-        act[..., index] = torch.as_tensor(values, dtype=act.dtype).expand(act[..., index].shape)
+        act[..., index] = torch.as_tensor(values, dtype=act.dtype, device=act.device).expand(
+            act[..., index].shape
+        )
         return act
 
     return hook
@@ -277,7 +282,9 @@ class RankOneSweep:
         self.native, self.attn = block.original_component, block.attn.original_component
         batch, seq, _ = resid.shape
         heads, last = self.attn.n_heads, self.layer == self.n_layers - 1
-        self.queries = self.rows if last else torch.arange(seq).expand(batch, -1)
+        self.queries = (
+            self.rows if last else torch.arange(seq, device=resid.device).expand(batch, -1)
+        )
         self.norm = _RankOneNorm(_leaf(self.native.ln1), resid, self.directions)
         k, v, q, o = (_leaf(getattr(self.attn, name)) for name in "kvqo")
         # keys and values together: A [2, batch, head, seq, d_head], B [n, 2, 1, head, 1,
@@ -290,8 +297,9 @@ class RankOneSweep:
         a, b, c = (x / self.attn.scale for x in self.norm.project(q.weight, q.bias, self.queries))
         self.q_a = _heads(a, heads)
         self.q_b, self.q_c = b.unflatten(-1, (heads, 1, -1)), c.view(heads, 1, -1)
-        future = torch.arange(seq)[None, None, :] > self.queries[:, :, None]
-        mask = torch.zeros(future.shape, dtype=resid.dtype).masked_fill(future, -torch.inf)
+        future = torch.arange(seq, device=resid.device)[None, None, :] > self.queries[:, :, None]
+        mask = torch.zeros(future.shape, dtype=resid.dtype, device=resid.device)
+        mask = mask.masked_fill(future, -torch.inf)
         self.mask = mask[:, None]  # [batch, 1, m, seq]: added to the attention scores
         self.w_o = o.weight
         self.resid_o = _gather_rows(resid, self.queries) + (0 if o.bias is None else o.bias)
@@ -348,5 +356,5 @@ def logit_contributions(model, vectors: torch.Tensor, scale: torch.Tensor) -> to
     centred = vectors - vectors.mean(-1, keepdim=True)
     unembed = model.unembed
     return unembed(centred / scale * model.ln_final.weight) - unembed(
-        torch.zeros(1, vectors.shape[-1])
+        torch.zeros(1, vectors.shape[-1], device=vectors.device)
     )

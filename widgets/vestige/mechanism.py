@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from vestige.analysis import Positions, cached_tables, head_name, unit_name
 from vestige.detect import Detection, target_neuron
+from vestige.device import batch_on, model_device
 from vestige.hooks import (
     FINAL_SCALE,
     attn_pattern,
@@ -107,7 +108,9 @@ def _compute(run: Run, subject: Subject, progress: bool) -> dict[str, pd.DataFra
 def checkpoint_mechanism(
     model, run: Run, positions: Positions, subject: Subject
 ) -> dict[str, pd.DataFrame]:
-    batch, config = run.eval_batch, run.config.model
+    device = model_device(model)  # the batch and the masks go where the model is
+    batch, positions = batch_on(run.eval_batch, device), positions.on(device)
+    config = run.config.model
     names = [*embedding_hooks(model).values(), FINAL_SCALE]
     names += [head_z(layer) for layer in range(config.n_layers)]
     names += [attn_pattern(layer) for layer in range(config.n_layers)]
@@ -130,7 +133,7 @@ def checkpoint_mechanism(
 
     return {
         "heads": _heads(acts, batch.tokens, focus, config, effect),
-        "stages": stage_rows(logits, run.task.stages(batch)),
+        "stages": stage_rows(logits.cpu(), run.task.stages(run.eval_batch)),
         "attribution": _attribution(model, acts, batch.tokens, focus, config),
         "neuron": _neuron(acts, subject, config, effect),
     }
@@ -180,7 +183,7 @@ def _key_positions(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For each query position: the previous position, and the induction target, the position
     after the latest earlier occurrence of the same two tokens (-1 where there is none)."""
     batch, seq = tokens.shape
-    t = torch.arange(seq)
+    t = torch.arange(seq, device=tokens.device)
     previous = (t - 1).expand(batch, seq)
     same = tokens[:, :, None] == tokens[:, None, :]  # [batch, query, key]
     prior = torch.nn.functional.pad(same[:, :-1, :-1], (1, 0, 1, 0), value=False)  # [q-1, k-1]

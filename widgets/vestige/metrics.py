@@ -13,6 +13,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from vestige.device import batch_on, model_device
 from vestige.hooks import (
     RankOneSweep,
     cache_activations,
@@ -98,7 +99,7 @@ def per_position_loss(
     target = tokens[:, 1:]
     loss = F.cross_entropy(pred.reshape(-1, pred.shape[-1]), target.reshape(-1), reduction="none")
     correct = (pred.argmax(-1) == target).to(loss.dtype)
-    pad = torch.zeros(tokens.shape[0], 1, dtype=loss.dtype)
+    pad = torch.zeros(tokens.shape[0], 1, dtype=loss.dtype, device=loss.device)
     return (
         torch.cat([loss.view_as(target), pad], dim=1),
         torch.cat([correct.view_as(target), pad], dim=1),
@@ -112,7 +113,7 @@ def ablation_values(acts: torch.Tensor, mode: str, seed: int = 0) -> torch.Tenso
     if mode == "mean":
         return acts.reshape(-1, acts.shape[-1]).mean(0)
     if mode == "zero":
-        return torch.zeros(acts.shape[-1], dtype=acts.dtype)
+        return torch.zeros(acts.shape[-1], dtype=acts.dtype, device=acts.device)
     if mode == "resample":
         gen = torch.Generator().manual_seed(seed)
         perm = torch.randperm(acts.shape[0], generator=gen)
@@ -128,7 +129,8 @@ def logit_margin(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     pred = logits[:, :-1]
     target = pred.gather(-1, tokens[:, 1:, None])[..., 0]
     margin = target - pred.mean(-1)
-    return torch.cat([margin, torch.zeros(tokens.shape[0], 1, dtype=margin.dtype)], dim=1)
+    pad = torch.zeros(tokens.shape[0], 1, dtype=margin.dtype, device=margin.device)
+    return torch.cat([margin, pad], dim=1)
 
 
 class Ablated(NamedTuple):
@@ -165,6 +167,9 @@ def ablate_neurons(
     `mlp_post(layer)` and `resid_post(layer)`).
     """
     neurons = list(neurons)
+    device = model_device(model)
+    batch = batch_on(batch, device)
+    where = None if where is None else where.to(device)
     names = [mlp_post(layer), resid_post(layer)]
     if cache is None or not all(name in cache for name in names):
         cache = cache_activations(model, batch.tokens, names)[1]
@@ -194,7 +199,7 @@ def _changes(mlp: torch.Tensor, values: torch.Tensor, neurons: list[int]) -> tor
 
 def _predicting(tokens: torch.Tensor) -> torch.Tensor:
     """Every position but the last (which predicts nothing), [batch, seq]."""
-    where = torch.ones(tokens.shape, dtype=torch.bool)
+    where = torch.ones(tokens.shape, dtype=torch.bool, device=tokens.device)
     where[:, -1] = False
     return where
 
@@ -238,7 +243,9 @@ def wanted_rows(where: torch.Tensor) -> torch.Tensor:
     """The positions marked in `where` [batch, seq], as [batch, m] indices (m: the most in
     any sequence; shorter rows are padded with unmarked positions)."""
     seq = where.shape[1]
-    order = torch.argsort((~where).to(torch.int64) * seq + torch.arange(seq), dim=1)
+    order = torch.argsort(
+        (~where).to(torch.int64) * seq + torch.arange(seq, device=where.device), dim=1
+    )
     return order[:, : max(int(where.sum(1).max()), 1)]
 
 
@@ -261,7 +268,7 @@ def outcomes_at(
     keep = where.gather(1, rows).to(loss.dtype)
     out = []
     for value in (loss, correct, margin):
-        full = torch.zeros(tokens.shape, dtype=value.dtype)
+        full = torch.zeros(tokens.shape, dtype=value.dtype, device=value.device)
         out.append(full.scatter(1, rows, value * keep))
     return tuple(out)
 

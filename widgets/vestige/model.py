@@ -42,6 +42,7 @@ from transformer_lens.model_bridge.sources.native import (
 )
 
 from vestige.config import RunConfig
+from vestige.device import resolve_device
 from vestige.task import TASKS
 
 NOISE_SEED = 7 * 10**6  # the perturbation's generator: seeds unrelated to the init's
@@ -140,8 +141,11 @@ def _fast_norms(adapter) -> None:
             block[key] = fast(block[key])
 
 
-def build_model(config: RunConfig, seed: int) -> TransformerBridge:
-    """A freshly initialised model; the same (config, seed) always gives the same weights."""
+def build_model(
+    config: RunConfig, seed: int, device: str | torch.device = "cpu"
+) -> TransformerBridge:
+    """A freshly initialised model on `device` (see `vestige.device.resolve_device`); the same
+    (config, seed) always gives the same weights, on any device (they are drawn on the CPU)."""
     cfg = copy.deepcopy(bridge_config(config, seed))
     with torch.random.fork_rng(devices=[]):  # as boot_native: seeded init, caller's RNG untouched
         model = NativeModel(cfg)
@@ -153,10 +157,12 @@ def build_model(config: RunConfig, seed: int) -> TransformerBridge:
                 param.add_(torch.randn(param.shape, generator=noise) * config.model.init_noise)
     for layer in model.layers:
         layer.attn.__class__ = _LeanCausalAttention
-    return build_bridge_from_module(
+    bridge = build_bridge_from_module(
         model,
         architecture="TransformerLensNative",
         tl_config=cfg,
         model_name="native",
         post_adapter_hook=_fast_norms,
     )
+    target = resolve_device(device)
+    return bridge if target.type == "cpu" else bridge.to(target, print_details=False)

@@ -40,6 +40,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from vestige.config import RunConfig
+from vestige.device import resolve_device
 from vestige.task import Batch, Task, make_task
 
 CHECKPOINT_RE = re.compile(r"^step-(\d+)\.safetensors$")
@@ -164,8 +165,9 @@ def shared_path(run_dir: Path, name: str) -> Path:
 
 
 def save_safetensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Write `tensors` (from any device: they are saved from the CPU) and `meta` atomically."""
     data = save_tensors(
-        {k: v.detach().contiguous() for k, v in tensors.items()},
+        {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
         metadata={"vestige": json.dumps(meta)},
     )
     atomic_write(path, data)
@@ -284,20 +286,29 @@ class RunProtocol(Protocol):
 
 
 class Run:
-    """One seed of one config, opened from its directory. Use `Run.open(path)`."""
+    """One seed of one config, opened from its directory. Use `Run.open(path)`; its models
+    are loaded onto `device` (see `vestige.device.resolve_device`)."""
 
-    def __init__(self, path: Path, config: RunConfig, seed: int, cache_size: int = 4):
+    def __init__(
+        self,
+        path: Path,
+        config: RunConfig,
+        seed: int,
+        cache_size: int = 4,
+        device: str | torch.device = "cpu",
+    ):
         self.path = Path(path)
         self.config = config
         self.seed = seed
+        self.device = resolve_device(device)
         self._models: OrderedDict[int, Any] = OrderedDict()
         self._cache_size = cache_size
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> Run:
+    def open(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> Run:
         path = Path(path)
         config, seed = read_config(path)
-        return cls(path, config, seed)
+        return cls(path, config, seed, device=device)
 
     def __repr__(self) -> str:
         return (
@@ -355,10 +366,10 @@ class Run:
     def untrained_model(self, seed: int):
         from vestige.model import build_model
 
-        return build_model(self.config, seed)
+        return build_model(self.config, seed, self.device)
 
     def model_at(self, step: int):
-        """The model as it was at checkpoint `step` (in eval mode, cached)."""
+        """The model as it was at checkpoint `step` on `self.device` (in eval mode, cached)."""
         if step in self._models:
             self._models.move_to_end(step)
             return self._models[step]
@@ -381,7 +392,7 @@ class Run:
         from vestige.model import build_model
 
         tensors, _ = load_safetensors(checkpoint_path(self.path, step), self.retrain_hint())
-        model = build_model(self.config, self.seed)
+        model = build_model(self.config, self.seed, self.device)
         try:
             model.load_state_dict(tensors)
         except RuntimeError as err:
@@ -400,12 +411,13 @@ class Runs:
         self.runs = dict(sorted(runs.items()))
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> Runs:
+    def open(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> Runs:
+        """The runs in `path` (seed-<k>/ folders, or one run directory), on `device`."""
         path = Path(path)
         dirs = list(seed_dirs(path).values())
         if not dirs:
             if config_path(path).exists():
-                run = Run.open(path)
+                run = Run.open(path, device)
                 return cls(path, {run.seed: run})
             raise RunError(
                 f"{path} holds no runs (no seed-*/config.json); "
@@ -413,7 +425,7 @@ class Runs:
             )
         runs = {}
         for d in dirs:
-            run = Run.open(d)
+            run = Run.open(d, device)
             runs[run.seed] = run
         first = next(iter(runs.values())).config
         for run in runs.values():

@@ -92,7 +92,7 @@ def mean_selectivity(run: Run) -> float:
     values = np.concatenate(
         [
             selectivities(
-                acts[mlp_post(layer)], batch.labels, len(run.task.class_names), positions
+                acts[mlp_post(layer)].cpu(), batch.labels, len(run.task.class_names), positions
             )["selectivity"].numpy()
             for layer in range(n_layers)
         ]
@@ -101,15 +101,20 @@ def mean_selectivity(run: Run) -> float:
 
 
 def study_base(
-    config: RunConfig, seed: int, out: Path, threads: int = 1, criteria: Criteria = DEFAULT
+    config: RunConfig,
+    seed: int,
+    out: Path,
+    threads: int = 1,
+    device: str = "cpu",
+    criteria: Criteria = DEFAULT,
 ) -> dict[str, Any]:
     """The seed's unchanged run: its outcome, the detector's verdict (and the verdicts of the
     threshold sweep), and the mechanism record of the neuron the conditions suppress (runs in
-    a worker process, with `threads` torch threads)."""
+    a worker process, with `threads` torch threads, on `device` as the worker resolves it)."""
     import torch
 
     torch.set_num_threads(threads)
-    base = ensure_run(config, seed, run_dir(out, "base", seed), progress=False)
+    base = ensure_run(config, seed, run_dir(out, "base", seed), progress=False, device=device)
     found = detect(base, criteria)
     target = target_neuron(found)
     result: dict[str, Any] = {
@@ -212,13 +217,15 @@ def study_seed(
     out: Path,
     conditions: tuple[str, ...],
     threads: int = 1,
+    device: str = "cpu",
     criteria: Criteria = DEFAULT,
 ) -> dict[str, Any]:
-    """Everything measured for one seed, conditions included (one process)."""
-    result = study_base(config, seed, out, threads, criteria)
+    """Everything measured for one seed, conditions included (one process, on `device`)."""
+    result = study_base(config, seed, out, threads, device, criteria)
     result["conditions"] = {
         name: condition_record(
-            outcome(ensure_run(run_config, seed, path, progress=False)), interventions
+            outcome(ensure_run(run_config, seed, path, progress=False, device=device)),
+            interventions,
         )
         for name, (run_config, path, interventions) in condition_runs(
             config, seed, out, conditions, result
@@ -381,6 +388,7 @@ def run_study(
     condition_seeds: list[int] | None = None,
     perturbed_seeds: list[int] | None = None,
     pool: tuple[int, list[int]] | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Run (or reuse) every seed, then write report.md, summary.json and figures to `report`
     (default: OUT) and return the summary. `control` = (preset, seeds) is judged by the
@@ -390,7 +398,8 @@ def run_study(
     `condition_seeds` (default: every seed) are the seeds the conditions are trained on;
     `perturbed_seeds` are retrained as each of `PERTURBATIONS` and judged again; `pool` =
     (size, seeds) trains those seeds on a finite training set of `size` sequences, unchanged
-    and under each of `POOL_CONDITIONS`."""
+    and under each of `POOL_CONDITIONS`. `device` ("auto", "cpu", "cuda") is resolved by each
+    worker: every run is trained and analysed there."""
     from vestige.report import write_report
 
     unknown = set(conditions) - set(CONDITION_NAMES)
@@ -409,22 +418,44 @@ def run_study(
             out / config.name,
             conditions if seed in with_conditions else (),
             1,
+            device,
         )
         for seed in seeds
     }
     for kind, (threads, noise) in PERTURBATIONS.items():
         perturbed = config.replace(model=dataclasses.replace(config.model, init_noise=noise))
         for seed in perturbed_seeds or ():
-            jobs[(kind, seed)] = (perturbed, seed, out / f"{config.name}-{kind}", (), threads)
+            jobs[(kind, seed)] = (
+                perturbed,
+                seed,
+                out / f"{config.name}-{kind}",
+                (),
+                threads,
+                device,
+            )
     if pool is not None:
         size, pool_seeds = pool
         pooled = config.replace(task=dataclasses.replace(config.task, train_pool=size))
         for seed in pool_seeds:
-            jobs[("pool", seed)] = (pooled, seed, out / f"{config.name}-pool", POOL_CONDITIONS, 1)
+            jobs[("pool", seed)] = (
+                pooled,
+                seed,
+                out / f"{config.name}-pool",
+                POOL_CONDITIONS,
+                1,
+                device,
+            )
     if control is not None:
         control_config = preset(control[0])
         for seed in control[1]:
-            jobs[("control", seed)] = (control_config, seed, out / control_config.name, (), 1)
+            jobs[("control", seed)] = (
+                control_config,
+                seed,
+                out / control_config.name,
+                (),
+                1,
+                device,
+            )
     results = run_jobs(jobs, workers, progress, scheduler)
 
     def part(name: str) -> list[dict]:

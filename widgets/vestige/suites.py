@@ -46,6 +46,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from vestige.device import batch_on, resolve_device
 from vestige.runs import RunError, Runs, read_metrics, seed_dir, seed_dirs
 from vestige.task import Batch, Task
 
@@ -288,6 +289,7 @@ class SuiteRun:
         log: str | os.PathLike | None = None,  # a folder holding metrics.jsonl
         tokenizer: Any = None,
         cache_size: int = 1,
+        device: str | torch.device = "cpu",
     ):
         if not revisions:
             raise SuiteError(f"{name} (seed {seed}) has no checkpoints")
@@ -299,6 +301,7 @@ class SuiteRun:
         self._tokenizer_source = tokenizer
         self._models: OrderedDict[int, Any] = OrderedDict()
         self._cache_size = max(1, int(cache_size))
+        self.device = resolve_device(device)  # where its checkpoints are booted
 
     def __repr__(self) -> str:
         first, last = self.steps[0], self.steps[-1]
@@ -378,17 +381,13 @@ class SuiteRun:
         from vestige.metrics import per_position_loss
         from vestige.training import summaries
 
-        rows = []
+        batch, rows = batch_on(self.eval_batch, self.device), []
         for step in self.steps:
             with torch.no_grad():
-                logits = self.model_at(step)(self.eval_batch.tokens)
-            loss, correct = per_position_loss(logits, self.eval_batch.tokens)
+                logits = self.model_at(step)(batch.tokens)
+            loss, correct = per_position_loss(logits, batch.tokens)
             rows.append(
-                {
-                    "split": "eval",
-                    "step": step,
-                    **summaries(loss, correct, self.eval_batch, self.task),
-                }
+                {"split": "eval", "step": step, **summaries(loss, correct, batch, self.task)}
             )
         return {"metrics": pd.DataFrame(rows)}
 
@@ -446,9 +445,8 @@ class SuiteRun:
     def _boot(self, hf_model):
         from transformer_lens.model_bridge import TransformerBridge
 
-        # device="cpu" until the kit has a --device (issue 17, part 4)
         bridge = TransformerBridge.boot_transformers(
-            self.name, hf_model=hf_model, tokenizer=self.tokenizer, device="cpu"
+            self.name, hf_model=hf_model, tokenizer=self.tokenizer, device=str(self.device)
         )
         shape, cfg = self.config.model, bridge.cfg
         got = (cfg.n_layers, cfg.n_heads, cfg.d_mlp)
@@ -609,12 +607,14 @@ def open_hub(
     probe: Probe | None = None,
     cache: str | os.PathLike | None = None,
     cache_size: int = 1,
+    device: str | torch.device = "cpu",
 ) -> Runs:
     """A hub suite as `Runs`: `names` is one model name (seed `PYTHIA_SEED`) or {seed: name};
     `steps` its checkpoints (default: Pythia's 154, `pythia_steps`), each the revision
     `revision.format(step=...)`. `probe` defaults to `induction_probe` over the tokenizer's
     tokens (read lazily). Analyses are cached under `cache` (default
-    ``runs/hub/<first name>``), one ``seed-<k>`` folder per seed. Nothing is downloaded here."""
+    ``runs/hub/<first name>``), one ``seed-<k>`` folder per seed. Checkpoints are booted on
+    `device` ("auto", "cpu", "cuda"). Nothing is downloaded here."""
     names = {PYTHIA_SEED: names} if isinstance(names, str) else dict(names)
     steps = pythia_steps() if steps is None else sorted(int(s) for s in steps)
     root = (
@@ -630,6 +630,7 @@ def open_hub(
             default,
             hub=True,
             cache_size=cache_size,
+            device=device,
         )
         for seed, name in names.items()
     }
@@ -643,13 +644,14 @@ def open_folder(
     cache: str | os.PathLike | None = None,
     tokenizer: Any = None,
     cache_size: int = 1,
+    device: str | torch.device = "cpu",
 ) -> Runs:
     """A folder of ``save_pretrained`` checkpoints as `Runs`: ``path/seed-<k>/step<N>/`` (or
     ``checkpoint-<N>/``) for several seeds, or ``path/step<N>/`` for one (seed 0). A seed's
     ``metrics.jsonl`` (the kit's format) is its training log. `probe`: default the one named
     in ``path/suite.json`` (as `vestige.tiny_suite` writes it), else `induction_probe` over
     the tokenizer's tokens. `steps`: only these checkpoints (default: every one found). Analyses are
-    cached in each seed's folder, or under `cache`."""
+    cached in each seed's folder, or under `cache`. Checkpoints are booted on `device`."""
     path = Path(path)
     if not path.is_dir():
         raise SuiteError(f"{path} is not a folder of checkpoints")
@@ -688,6 +690,7 @@ def open_folder(
             log=folder,
             tokenizer=tokenizer,
             cache_size=cache_size,
+            device=device,
         )
     return Runs(path, runs)
 

@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vestige.config import RunConfig, SelectivityPenalty, Suppress, SuppressHeads
+from vestige.device import batch_on, model_device, resolve_device
 from vestige.hooks import head_z, hold_heads, mlp_post, suppress_hook
 from vestige.metrics import class_means, per_position_loss, selectivity_index
 from vestige.model import build_model
@@ -50,17 +51,20 @@ def train(
     resume: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
+    device: str | torch.device = "cpu",
 ) -> Run:
     """Train one seed of `config` into the run directory `out` and return the opened Run.
 
     `resume=True` continues an interrupted run (and returns a finished one unchanged); without
     it an existing run in `out` is an error, so nothing saved is overwritten. `stop_after`
-    ends training early after that many steps (the run can be resumed later).
+    ends training early after that many steps (the run can be resumed later). `device`:
+    where the model, its batches, hooks and optimiser live ("auto", "cpu", "cuda"; see
+    `vestige.device`); what is saved is on the CPU, so the run opens and resumes anywhere.
     """
     out = Path(out)
     config.validate()
     start = _prepare_dir(config, seed, out, resume)
-    session = Session.begin(config, seed, out, start)
+    session = Session.begin(config, seed, out, start, resolve_device(device))
     total = config.train.steps
     end = total if stop_after is None else min(total, start + stop_after)
     bar = tqdm(
@@ -82,22 +86,34 @@ def train(
             bar.update(1)
         if end > start:
             session.save_point(end, force=True)
-    return Run.open(out)
+    return Run.open(out, device=device)
 
 
-def ensure_run(config: RunConfig, seed: int, out: str | os.PathLike, progress: bool = True) -> Run:
-    """Open the finished run in `out`, training or resuming it first if needed. A run of
-    another config or seed in `out` is an error, never silently reused."""
-    return train(config, seed, out, resume=True, progress=progress)
+def ensure_run(
+    config: RunConfig,
+    seed: int,
+    out: str | os.PathLike,
+    progress: bool = True,
+    device: str | torch.device = "cpu",
+) -> Run:
+    """Open the finished run in `out`, training or resuming it first if needed (on
+    `device`). A run of another config or seed in `out` is an error, never silently reused."""
+    return train(config, seed, out, resume=True, progress=progress, device=device)
 
 
 def fork(
-    parent: Run, at: int, interventions: tuple, out: str | os.PathLike, progress: bool = True
+    parent: Run,
+    at: int,
+    interventions: tuple,
+    out: str | os.PathLike,
+    progress: bool = True,
+    device: str | torch.device = "cpu",
 ) -> Run:
     """Continue `parent` from its checkpoint `at` with `interventions` added (each must start
     at or after `at`), into the new run directory `out`; returns the finished fork. Up to
     `at` the fork is the parent (checkpoints and metrics are copied, not recomputed), so it
-    equals training the forked config from scratch, bit for bit. Reopens a finished fork."""
+    equals training the forked config from scratch, bit for bit. Reopens a finished fork.
+    The fork trains on `device`."""
     out = Path(out)
     config = parent.config.replace(interventions=parent.config.interventions + tuple(interventions))
     early = [i for i in interventions if i.start < at]
@@ -107,7 +123,7 @@ def fork(
             f"shares the parent's history up to {at}; set start={at} or later"
         )
     if config_path(out).exists():
-        return train(config, parent.seed, out, resume=True, progress=progress)
+        return train(config, parent.seed, out, resume=True, progress=progress, device=device)
     if at not in parent.steps:
         nearest = sorted(parent.steps, key=lambda s: abs(s - at))[:3]
         raise RunError(
@@ -135,7 +151,7 @@ def fork(
             if r["step"] < at or (r["split"] == "eval" and r["step"] == at)
         ],
     )
-    return train(config, parent.seed, out, resume=True, progress=progress)
+    return train(config, parent.seed, out, resume=True, progress=progress, device=device)
 
 
 def _prepare_dir(config: RunConfig, seed: int, out: Path, resume: bool) -> int:
@@ -179,16 +195,19 @@ class Session:
     records: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def begin(cls, config: RunConfig, seed: int, out: Path, start: int) -> Session:
+    def begin(
+        cls, config: RunConfig, seed: int, out: Path, start: int, device: torch.device
+    ) -> Session:
         task = make_task(config.task.name, config.task.params, seed, config.task.train_pool)
-        model = build_model(config, seed)
+        model = build_model(config, seed, device)
         optimizer = torch.optim.AdamW(
             model.parameters(),
             lr=config.train.lr,
             betas=config.train.betas,
             weight_decay=config.train.weight_decay,
         )
-        session = cls(config, out, task, task.eval_batch(config.task.eval_size), model, optimizer)
+        eval_batch = batch_on(task.eval_batch(config.task.eval_size), device)
+        session = cls(config, out, task, eval_batch, model, optimizer)
         if start > 0:
             session.load_state(latest_state_path(out))
             session.records = [
@@ -222,6 +241,7 @@ class Session:
             seen = Batch(
                 *(t[: len(self.eval_batch)] for t in (seen.tokens, seen.loss_mask, seen.labels))
             )
+            seen = batch_on(seen, model_device(self.model))
             pool_loss, _ = per_position_loss(self.model(seen.tokens), seen.tokens)
             record["pool_loss"] = pool_loss[seen.loss_mask].mean().item()
         self.model.train()
@@ -264,7 +284,7 @@ class Session:
 def train_step(session: Session, step: int) -> dict[str, Any]:
     """One optimiser step with this step's interventions; returns its train record."""
     config, model = session.config, session.model
-    batch = session.task.train_batch(step, config.train.batch_size)
+    batch = batch_on(session.task.train_batch(step, config.train.batch_size), model_device(model))
     lr = learning_rate(config, step)
     for group in session.optimizer.param_groups:
         group["lr"] = lr
@@ -357,7 +377,8 @@ def summaries(loss_at: torch.Tensor, correct_at: torch.Tensor, batch: Batch, tas
         if where.any():
             out[f"loss_{name}"] = loss_at[where].mean().item()
     focus = [task.class_names.index(name) for name in task.focus_classes]
-    where = mask & torch.isin(batch.labels, torch.tensor(focus, dtype=batch.labels.dtype))
+    focus = torch.tensor(focus, dtype=batch.labels.dtype, device=batch.labels.device)
+    where = mask & torch.isin(batch.labels, focus)
     if task.focus_metric == "loss_focus" and where.any():  # every crutch's positions together
         out["loss_focus"] = loss_at[where].mean().item()
     return out
