@@ -27,6 +27,8 @@ _EXPORTS = {
     "ensure_run": "vestige.training",
     "fork": "vestige.training",
     "train": "vestige.training",
+    "train_seeds": "vestige.batched",
+    "resolve_device": "vestige.device",
     "analyze": "vestige.analysis",
     "Positions": "vestige.analysis",
     "transition_step": "vestige.analysis",
