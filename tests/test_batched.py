@@ -51,6 +51,13 @@ def test_batched_seeds_equal_one_seed_at_a_time(tiny_run, tmp_path):
             close(ours, theirs, skip_state)
             assert torch.equal(ours["rng"], theirs["rng"])
         pd.testing.assert_frame_equal(batched.metrics, single.metrics, rtol=1e-5, atol=1e-5)
+    # its training state is the kit's: a fork from it continues as the single-seed run
+    at, end = config.checkpoint_steps[2], config.train.steps
+    forked = vestige.fork(runs[1], at, (), tmp_path / "fork", progress=False)
+    ours, theirs = (
+        load_safetensors(checkpoint_path(r.path, end), "")[0] for r in (forked, singles[1])
+    )
+    close(ours, theirs, skip_weights)
     assert not torch.equal(
         load_safetensors(checkpoint_path(runs[0].path, 60), "")[0]["embed.weight"],
         load_safetensors(checkpoint_path(runs[1].path, 60), "")[0]["embed.weight"],
