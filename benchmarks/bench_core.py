@@ -1,16 +1,21 @@
 """Benchmark training and analysis against baselines measured in the same run.
 
     .venv/bin/python benchmarks/bench_core.py [--steps 200] [--seeds 10] [--no-rss]
+        [--device cpu] [--compile-budget 60] [--only 1 2 3 4]
+
+It prints the device first (`--device auto|cpu|cuda`: where section 1 runs).
 
 Every figure is a ratio against a baseline timed in this run (the machine may be shared, so
 absolute times drift; ratios of interleaved measurements do not), plus peak memory:
 
 1. the kit's training step against a plain PyTorch model of the same shape on the same
-   batches, interleaved rounds, median (target >= 0.9);
+   batches, interleaved rounds, median (target >= 0.9); and against stronger baselines:
+   the plain model with F.scaled_dot_product_attention (is_causal=True), that model under
+   torch.compile, and the kit's own step under torch.compile (its hooks are idle);
 2. seed batching: one batched model of K seeds (`torch.func.stack_module_state` + `vmap`
    over `functional_call` of the bridge) against K single-seed steps, per seed-step, and
    the projection for K seeds on 2 cores against two single-seed processes (issue target:
-   >= 3.3x);
+   >= 3.3x); the library's version of it is `vestige.batched.train_seeds`;
 3. the batched ablation sweep against one hooked forward pass per neuron;
 4. per-seed analysis (tables, detector, mechanism; the untrained baseline cached, as for
    every seed after a preset's first) against the seed's training time (target <= 25%), the
@@ -30,8 +35,10 @@ import time
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import vestige
 from torch.func import functional_call, grad, stack_module_state, vmap
+from vestige.device import DEVICES, batch_on, resolve_device
 from vestige.hooks import cache_activations, mlp_post, set_neurons
 from vestige.metrics import ablate_neurons, ablation_values, per_position_loss
 from vestige.model import build_model
@@ -39,8 +46,9 @@ from vestige.task import make_task
 
 
 class PlainBlock(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, d_mlp: int, n_ctx: int):
+    def __init__(self, d_model: int, n_heads: int, d_mlp: int, n_ctx: int, sdpa: bool = False):
         super().__init__()
+        self.sdpa = sdpa  # F.scaled_dot_product_attention instead of the written-out softmax
         self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.qkv, self.o = nn.Linear(d_model, 3 * d_model), nn.Linear(d_model, d_model)
         self.mlp = nn.Sequential(nn.Linear(d_model, d_mlp), nn.ReLU(), nn.Linear(d_mlp, d_model))
@@ -50,9 +58,12 @@ class PlainBlock(nn.Module):
     def forward(self, x):
         b, n, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(b, n, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
-        scores = (q @ k.transpose(-2, -1)) / q.shape[-1] ** 0.5
-        pattern = scores.masked_fill(self.mask[:n, :n], float("-inf")).softmax(-1)
-        x = x + self.o((pattern @ v).transpose(1, 2).reshape(b, n, d))
+        if self.sdpa:
+            z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            scores = (q @ k.transpose(-2, -1)) / q.shape[-1] ** 0.5
+            z = scores.masked_fill(self.mask[:n, :n], float("-inf")).softmax(-1) @ v
+        x = x + self.o(z.transpose(1, 2).reshape(b, n, d))
         return x + self.mlp(self.ln2(x))
 
 
@@ -60,17 +71,24 @@ class PlainTransformer(nn.Module):
     """The baseline: the same shape and math as the kit's model, written directly in PyTorch."""
 
     def __init__(
-        self, vocab: int, n_ctx: int, d_model: int, n_heads: int, d_mlp: int, n_layers: int
+        self,
+        vocab: int,
+        n_ctx: int,
+        d_model: int,
+        n_heads: int,
+        d_mlp: int,
+        n_layers: int,
+        sdpa: bool = False,
     ):
         super().__init__()
         self.embed, self.pos = nn.Embedding(vocab, d_model), nn.Embedding(n_ctx, d_model)
         self.blocks = nn.ModuleList(
-            PlainBlock(d_model, n_heads, d_mlp, n_ctx) for _ in range(n_layers)
+            PlainBlock(d_model, n_heads, d_mlp, n_ctx, sdpa) for _ in range(n_layers)
         )
         self.ln, self.unembed = nn.LayerNorm(d_model), nn.Linear(d_model, vocab)
 
     def forward(self, tokens):
-        x = self.embed(tokens) + self.pos(torch.arange(tokens.shape[1]))
+        x = self.embed(tokens) + self.pos(torch.arange(tokens.shape[1], device=tokens.device))
         for block in self.blocks:
             x = block(x)
         return self.unembed(self.ln(x))
@@ -94,22 +112,60 @@ def step_rate(model, batches, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def bench_step(steps: int, rounds: int = 5) -> None:
+def compiled(model, batches, budget: float) -> tuple[object | None, str]:
+    """(torch.compile(model) warmed up on two steps, how long that took) or (None, why not):
+    a model that takes longer than `budget` seconds to compile is left out."""
+    start = time.perf_counter()
+    try:
+        fast = torch.compile(model)
+        step_rate(fast, batches, 2)
+    except Exception as err:  # a backend missing here (no compiler, graph breaks on hooks)
+        return None, f"fails ({type(err).__name__}: {str(err).splitlines()[0][:80]})"
+    took = time.perf_counter() - start
+    if took > budget:
+        return None, f"skipped (compiling took {took:.0f} s > --compile-budget {budget:.0f} s)"
+    return fast, f"compiled in {took:.0f} s"
+
+
+def bench_step(steps: int, device: torch.device, budget: float, rounds: int = 5) -> None:
     config = vestige.preset("reference")
     task = make_task(config.task.name, config.task.params, 0)
-    batches = [task.train_batch(s, config.train.batch_size) for s in range(steps)]
+    batches = [batch_on(task.train_batch(s, config.train.batch_size), device) for s in range(steps)]
     m = config.model
-    kit = build_model(config, 0)
-    plain = PlainTransformer(task.vocab, task.seq_len, m.d_model, m.n_heads, m.d_mlp, m.n_layers)
-    ratios = []
-    for _ in range(rounds):
-        ratios.append(step_rate(kit, batches, steps) / step_rate(plain, batches, steps))
-    print(
-        f"1. training step, reference shape (batch {config.train.batch_size}), {rounds} "
-        f"interleaved rounds of {steps} steps: kit / plain PyTorch = "
-        f"{statistics.median(ratios):.2f} (median; range {min(ratios):.2f}-{max(ratios):.2f}; "
-        "target >= 0.9)"
+    shape = (task.vocab, task.seq_len, m.d_model, m.n_heads, m.d_mlp, m.n_layers)
+    kit = build_model(config, 0, device)
+    models = {
+        "plain PyTorch": PlainTransformer(*shape).to(device),
+        "plain + SDPA": PlainTransformer(*shape, sdpa=True).to(device),
+    }
+    notes = {}
+    sdpa, notes["compiled plain + SDPA"] = compiled(
+        PlainTransformer(*shape, sdpa=True).to(device), batches, budget
     )
+    kit_fast, notes["compiled kit"] = compiled(build_model(config, 0, device), batches, budget)
+    if sdpa is not None:
+        models["compiled plain + SDPA"] = sdpa
+    if kit_fast is not None:
+        models["compiled kit"] = kit_fast
+    ratios: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        ours = step_rate(kit, batches, steps)
+        for name, model in models.items():
+            ratios[name].append(ours / step_rate(model, batches, steps))
+    print(
+        f"1. training step on {device}, reference shape (batch {config.train.batch_size}), "
+        f"{rounds} interleaved rounds of {steps} steps, median (range):"
+    )
+    for name, values in ratios.items():
+        target = " (target >= 0.9)" if name == "plain PyTorch" else ""
+        print(
+            f"   kit / {name} = {statistics.median(values):.2f} "
+            f"({min(values):.2f}-{max(values):.2f}){target}"
+            + (f"; {notes[name]}" if name in notes else "")
+        )
+    for name, why in notes.items():
+        if name not in models:
+            print(f"   {name}: {why}")
 
 
 def bench_seed_batching(seeds: int, steps: int) -> None:
@@ -229,13 +285,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--no-rss", action="store_true", help="skip the full reference run")
+    parser.add_argument("--device", choices=DEVICES, default="cpu", help="section 1's device")
+    parser.add_argument(
+        "--compile-budget", type=float, default=60.0, help="seconds a torch.compile may take"
+    )
+    parser.add_argument("--only", type=int, nargs="+", choices=(1, 2, 3, 4), help="sections")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    bench_step(args.steps)
-    bench_seed_batching(args.seeds, max(10, args.steps // 5))
-    bench_ablation()
-    if not args.no_rss:
-        bench_run()
+    device = resolve_device(args.device)
+    print(f"device: {device} (torch {torch.__version__}, {torch.get_num_threads()} thread)")
+    sections = {
+        1: lambda: bench_step(args.steps, device, args.compile_budget),
+        2: lambda: bench_seed_batching(args.seeds, max(10, args.steps // 5)),
+        3: bench_ablation,
+        4: bench_run,
+    }
+    for number in args.only or [n for n in sections if n != 4 or not args.no_rss]:
+        sections[number]()
 
 
 if __name__ == "__main__":
