@@ -177,7 +177,7 @@ def bench_seed_batching(seeds: int, steps: int) -> None:
         step_rate(models[s], [b[s] for b in batches], steps) for s in range(min(seeds, 3))
     )
     params, buffers = stack_module_state(models)
-    base = copy.deepcopy(models[0]).to("meta")
+    base = copy.deepcopy(models[0]).to("meta", print_details=False)
 
     def loss_fn(p, b, tokens, mask):
         logits = functional_call(base, (p, b), (tokens,))
