@@ -32,8 +32,9 @@ lab: runs
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 ## runs: make (or reuse) every run, analysis and fork the notebooks open, by running each
-## solution notebook once (the notebooks decide what they open; binder/postBuild does the
-## same), and the tiny seeds grading 00_welcome and 05_training picks from
+## solution notebook once, and once more per parameter set its checks module grades on (the
+## notebooks decide what they open; binder/postBuild does the same), and the tiny seeds
+## grading 00_welcome and 05_training picks from
 runs: $(STAMP)
 	$(BIN)/python scripts/precompute.py
 	$(BIN)/vestige train --preset tiny --seeds 0-3 --out runs/welcome-tiny --resume --quiet

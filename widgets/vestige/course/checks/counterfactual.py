@@ -30,7 +30,7 @@ from . import (
 
 NOTEBOOK = "30_counterfactual"
 #: what a submission is graded on (scripts/precompute.py runs the solution with each): the
-#: first study's caught seed 1009 (its target peaks before the copy transition), not 1005
+#: first study's seed 1009 (its target peaks long before the copy transition), not 1005
 GRADING_SETS = ({"seed": 1009},)
 
 

@@ -27,7 +27,7 @@ from . import (
 
 NOTEBOOK = "20_explorer"
 #: what a submission is graded on (scripts/precompute.py runs the solution with each): a
-#: caught and an uncaught seed of the first study, neither of them the notebook's 1005 and 1000
+#: seed the first study caught and one it did not, neither of them the notebook's 1005 and 1000
 GRADING_SETS = ({"seeds": [1009, 1001]},)
 
 

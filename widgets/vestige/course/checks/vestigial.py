@@ -50,7 +50,9 @@ from . import (
 
 NOTEBOOK = "10_vestigial"
 #: what a submission is graded on (scripts/precompute.py runs the solution with each):
-#: the first study's seeds 1009 (caught) and 1000 (not), never the notebook's 1005
+#: the first study's seeds 1009 (caught there) and 1000 (not), never the notebook's 1005
+#: (a verdict can differ across CPUs: 1009 is not caught on every machine; the notebook
+#: handles both)
 GRADING_SETS = ({"seed": 1009}, {"seed": 1000})
 KIT_FUNCTIONS = (
     "contrast_selectivity",
@@ -103,8 +105,7 @@ def context(params: dict, hidden=None) -> Context:
 
 
 def grading_parameters(runs_dir: Path, rng) -> dict:
-    """One of `GRADING_SETS` whose run is analysed under ``runs_dir``: a caught and an
-    uncaught seed of the first study, neither the notebook's own (1005)."""
+    """One of `GRADING_SETS` whose run is analysed under ``runs_dir``."""
     from vestige.runs import manifest_path, seed_dir
 
     folder = Path(runs_dir) / COURSE_PRESET
