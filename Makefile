@@ -85,13 +85,15 @@ study: $(STAMP)
 
 ## suppression: the 20 reference report seeds trained again with the crutch's attention head held
 ## at its mean for [0, T) (T: the seed's copy transition) and for the whole run, and with the
-## target neuron and a never-needed control neuron held for [0, T) (vestige.conditions); report
-## in course/study/suppression/. Reuses the study's runs; 80 trainings, about 50 min on two cores
-## (measured: 64 of them in 39 min)
+## target neuron and a never-needed control neuron held for [0, T) (vestige.conditions), and the
+## first 10 trained on a finite training set of 2,000 sequences, unchanged and under the
+## selectivity regulariser at alpha -1, -0.3, +0.3; report in course/study/suppression/. Reuses
+## the study's runs; 80 + 40 trainings, about 50 + 40 min on two cores (measured: 64 of the 80 in
+## 39 min)
 .PHONY: suppression
 suppression: $(STAMP)
 	$(BIN)/vestige study --preset reference --seeds 3000-3019 \
-	  --conditions head-1T,head-whole,neuron-1T,control-1T \
+	  --conditions head-1T,head-whole,neuron-1T,control-1T --pool 2000 --pool-seeds 3000-3009 \
 	  --out runs/study --report course/study/suppression
 
 ## verify: the study's verdicts recomputed by course/study/verify.py (plain hooks and numpy,

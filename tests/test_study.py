@@ -220,3 +220,10 @@ def test_the_committed_suppression_report_renders_and_rests_on_the_studys_runs(t
     for name, entry in summary["conditions"].items():
         assert entry["seeds"] == summary["seeds"], name
         assert entry["delta_final_loss"]["n"] == len(summary["seeds"])
+    pool = summary["pool"]  # the finite training set, as pre-registered: 3000-3009, 2000
+    assert pool["size"] == 2000 and pool["seeds"] == list(range(3000, 3010))
+    assert set(pool["conditions"]) == {"alpha-1", "alpha-0.3", "alpha+0.3"}
+    for name, entry in pool["conditions"].items():
+        assert entry["seeds"] == pool["seeds"], name
+        assert entry["delta_final_loss"]["n"] == len(pool["seeds"])
+    assert pool["gap"]["n"] == len(pool["seeds"])
