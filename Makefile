@@ -88,8 +88,8 @@ study: $(STAMP)
 ## target neuron and a never-needed control neuron held for [0, T) (vestige.conditions), and the
 ## first 10 trained on a finite training set of 2,000 sequences, unchanged and under the
 ## selectivity regulariser at alpha -1, -0.3, +0.3; report in course/study/suppression/. Reuses
-## the study's runs; 80 + 40 trainings, about 50 + 40 min on two cores (measured: 64 of the 80 in
-## 39 min)
+## the study's runs; 80 + 40 trainings, about 50 + 45 min on two cores (measured: 64 of the 80 in
+## 39 min; the 40 with their 10 analyses in about 45 min beside other jobs)
 .PHONY: suppression
 suppression: $(STAMP)
 	$(BIN)/vestige study --preset reference --seeds 3000-3019 \
