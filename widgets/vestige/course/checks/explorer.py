@@ -55,7 +55,7 @@ def context(params: dict, hidden=None) -> Context:
 
 def grading_parameters(runs_dir: Path, rng) -> dict:
     """One of `GRADING_SETS` whose runs are analysed under ``runs_dir``, its seeds in a random
-    order (so the first seed is the caught one half the time)."""
+    order (so which seed comes first, as the notebook's exercises read it, varies too)."""
     from vestige.runs import manifest_path, seed_dir
 
     folder = Path(runs_dir) / COURSE_PRESET
