@@ -227,3 +227,37 @@ def test_the_committed_suppression_report_renders_and_rests_on_the_studys_runs(t
         assert entry["seeds"] == pool["seeds"], name
         assert entry["delta_final_loss"]["n"] == len(pool["seeds"])
     assert pool["gap"]["n"] == len(pool["seeds"])
+
+
+def test_replicate_compares_retrained_runs_with_the_committed_study(course_runs, tmp_path, capsys):
+    """course/study/replicate.py: the verdicts and final losses of retrained seeds against a
+    study's results.json; a seed the study never judged is left out."""
+    import importlib.util
+    from pathlib import Path
+
+    from vestige.detect import detect
+
+    script = Path(__file__).resolve().parents[1] / "course/study/replicate.py"
+    spec = importlib.util.spec_from_file_location("replicate", script)
+    replicate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(replicate)
+    runs = {s: vestige.Run.open(course_runs / "tiny" / f"seed-{s}") for s in (0, 1, 2)}
+    results = [
+        {
+            "seed": s,
+            "caught": detect(run).vestigial is not None,
+            "base": {"final_loss": replicate.final_loss(run)},
+        }
+        for s, run in runs.items()
+    ]
+    results[1]["caught"] = not results[1]["caught"]  # another machine's verdict
+    results[2]["base"]["final_loss"] += 1e-6  # and its rounding
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "summary.json").write_text("{}")
+    (study / "results.json").write_text(json.dumps(results))
+    assert replicate.main([str(course_runs / "tiny"), str(study)]) == 0
+    out = capsys.readouterr().out
+    assert "seed 3:" not in out  # tiny seed 3 is there, but the study never judged it
+    assert "verdict agrees in 2 of 3 seeds; final loss bit-identical in 2 of 3" in out
+    assert replicate.main([str(tmp_path / "nothing"), str(study)]) == 2
