@@ -300,10 +300,11 @@ for name, text in Criteria().clauses().items():
 # {{pace ex4}}
 # Write `is_vestigial(line, init_floor)`. `line` is one neuron's timeline, a table with
 # columns `step`, `effect`, `effect_low`, `effect_high` (the 95% interval), `selectivity`,
-# `untrained_p99`, `matched_selectivity`, `untrained_matched_p99` and `preferred_class`, one
-# row per checkpoint in any order; `init_floor` is the largest effect of any neuron at step
-# 0. Return True when every clause above holds (with the default thresholds; the focus
-# class is `"trigger"`). Step 0 is left out of the peak (an untrained model's effects are
+# `untrained_p99`, `matched_selectivity`, `untrained_matched_p99`, `preferred_class` and
+# `positions` (the neuron's own focus class: `"trigger"` here, one of eight crutches' in the
+# many-crutches preset), one row per checkpoint in any order; `init_floor` is the largest
+# effect of any neuron at step 0. Return True when every clause above holds (with the
+# default thresholds). Step 0 is left out of the peak (an untrained model's effects are
 # noise); "needed" asks the lower bound of the interval *at the peak step* to reach the
 # threshold; "sustained" asks that many consecutive trained checkpoints whose lower bound
 # reaches it; "faded" reads the *upper* bound at the last checkpoint. The check builds
@@ -329,7 +330,7 @@ def is_vestigial(line: pd.DataFrame, init_floor: float) -> bool:
         and longest >= c.sustained
         and end.effect_high < c.max_final_fraction * peak.effect
         and end.selectivity > end.untrained_p99
-        and end.preferred_class == "trigger"
+        and end.preferred_class == end.positions
         and end.matched_selectivity > end.untrained_matched_p99
     )
     ### END SOLUTION

@@ -140,7 +140,7 @@ def is_vestigial_right(line, floor):
         and "11" in needed
         and end.effect_high < 0.1 * peak.effect
         and end.selectivity > end.untrained_p99
-        and end.preferred_class == "trigger"
+        and end.preferred_class == end.positions
         and end.matched_selectivity > end.untrained_matched_p99
     )
 

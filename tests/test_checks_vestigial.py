@@ -146,7 +146,7 @@ def drop(clause):
             "sustained": "11" in needed,
             "faded": end.effect_high < 0.1 * peak.effect,
             "selective": end.selectivity > end.untrained_p99,
-            "prefers_focus": end.preferred_class == "trigger",
+            "prefers_focus": end.preferred_class == end.positions,
             "token_selective": end.matched_selectivity > end.untrained_matched_p99,
         }
         clauses.pop(clause)
@@ -166,6 +166,17 @@ def test_ex4_right_answer_passes(ctx):
 )
 def test_ex4_fails_when_any_clause_is_dropped(ctx, clause):
     assert not verdict("ex4", drop(clause), ctx).passed
+
+
+def test_ex4_fails_a_rule_that_hard_codes_the_trigger_class(ctx):
+    """The focus class is the line's own `positions` (one of many crutches' in the
+    reference preset), not the string "trigger"."""
+
+    def hard_coded(line, floor):
+        return is_vestigial_right(line.assign(positions="trigger"), floor)
+
+    result = verdict("ex4", hard_coded, ctx)
+    assert not result.passed and "crutch 3" in result.got
 
 
 def test_ex4_fails_constant_answers_and_non_booleans(ctx):

@@ -14,7 +14,9 @@ with a hook, the detector's clauses, and "not needed" against "not used".
   hidden (checkpoint, layer, neuron) choices of the learner's own run, each with an effect
   well away from 0 and where zero ablation or all positions give another number.
 * ``ex4`` (3): ``is_vestigial(line, init_floor)``, the detector's clauses on one neuron's
-  timeline; hidden timelines where each clause fails alone (dropping any clause fails one).
+  timeline; hidden timelines where each clause fails alone (dropping any clause fails one),
+  on the line's own focus class (`positions`: trigger_copy's or one of many crutches', so a
+  rule that hard-codes "trigger" fails).
 * ``ex5`` (1): ``is_vestigial`` again, now on every neuron of the learner's run (and on ex4's
   made-up timelines, so a constant answer cannot agree with a run that has no catch): its
   verdicts must be the detector's.
@@ -339,21 +341,26 @@ LINE_COLUMNS = (
     "matched_selectivity",
     "untrained_matched_p99",
     "preferred_class",
+    "positions",
 )
+#: the focus classes of the made-up timelines (a neuron's own: its `positions`): trigger_copy's
+#: one crutch and two of many_crutches', so a rule that hard-codes "trigger" is caught
+LINE_FOCUS = ("trigger", "trigger_3", "trigger_6")
 
 
 def make_lines(rng, ctx) -> list[dict]:
-    """A passing timeline, and one per clause failing alone (and one with a step-0 peak)."""
+    """Two passing timelines (on trigger_copy's focus class and on one of many crutches'), and
+    one per clause failing alone (and one with a step-0 peak), each on its `positions`."""
     steps = [0, 25, 48, 91, 174, 332, 633, 1209, 1500]
     base = {
         "effect": [0.02, 0.2, 0.35, 0.4, 0.3, 0.08, 0.02, 0.01, 0.002],
         "half": 0.03,
         "selectivity": 0.9,
         "matched": 0.7,
-        "preferred": "trigger",
     }
     cases = {
-        "every clause holds": {},
+        "every clause holds": {"focus": "trigger"},
+        "every clause holds, on crutch 3's positions": {"focus": "trigger_3"},
         "the peak's lower bound is under 0.15": {
             "effect": [0.02, 0.1, 0.12, 0.4, 0.2, 0.19, 0.02, 0.01, 0.002],
             "wide_at": 3,
@@ -371,7 +378,9 @@ def make_lines(rng, ctx) -> list[dict]:
         },
     }
     lines = []
-    for case, change in cases.items():
+    focus = rng.choice(LINE_FOCUS, size=len(cases))
+    for (case, change), drawn in zip(cases.items(), focus):
+        own = change.get("focus", str(drawn))
         effect = change.get("effect", base["effect"])
         half = [base["half"]] * len(steps)
         if "wide_at" in change:
@@ -393,8 +402,8 @@ def make_lines(rng, ctx) -> list[dict]:
                 "matched_selectivity": [0.1] * (len(steps) - 1)
                 + [change.get("matched", base["matched"])],
                 "untrained_matched_p99": [0.3] * len(steps),
-                "preferred_class": ["trigger"] * (len(steps) - 1)
-                + [change.get("preferred", base["preferred"])],
+                "preferred_class": [own] * (len(steps) - 1) + [change.get("preferred", own)],
+                "positions": [own] * len(steps),
             }
         )
     order = rng.permutation(len(lines))
@@ -404,14 +413,15 @@ def make_lines(rng, ctx) -> list[dict]:
 def reference_is_vestigial(line: dict, floor: float) -> bool:
     from vestige.detect import Criteria, judge
 
-    return bool(judge(_frame(line), Criteria(), init_floor=floor, focus="trigger")["vestigial"])
+    focus = line["positions"][-1]
+    return bool(judge(_frame(line), Criteria(), init_floor=floor, focus=focus)["vestigial"])
 
 
 def _frame(line: dict):
     import pandas as pd
 
     table = pd.DataFrame({k: line[k] for k in LINE_COLUMNS})
-    table["unit"], table["positions"] = "L0N0", "trigger"
+    table["unit"] = "L0N0"
     for column in ("margin_effect", "margin_effect_low", "margin_effect_high", "effect_own"):
         table[column] = table["effect"]
     return table
@@ -466,7 +476,7 @@ def run_lines(detection) -> list[tuple[str, object, float]]:
 
 
 def _sanity_lines(ctx) -> list[dict]:
-    """ex4's made-up timelines (one passes every clause, each other fails one), in the hidden
+    """ex4's made-up timelines (two pass every clause, each other fails one), in the hidden
     inputs' order, so that a function that always answers the same cannot agree with a run
     that has no catch."""
     return ctx.inputs("lines", make_lines)
@@ -504,7 +514,7 @@ def judge_ex5(got, ctx) -> Verdict:
     if verdicts[len(units) :] != sanity:
         return Verdict(
             False,
-            "True for the made-up timeline where every clause holds, False for the others",
+            "True for the made-up timelines where every clause holds, False for the others",
             "another verdict on at least one of them (ex4's timelines)",
         )
     mine = dict(zip(units, verdicts))
@@ -684,8 +694,9 @@ EXERCISES = (
             "The peak is over trained checkpoints only; 'sustained' means two consecutive checkpoints "
             "whose lower bound is at least 0.15; the final effect is the last checkpoint's.",
             "Rows may come in any order: sort by step first.",
+            "The class a neuron must prefer is its own focus class, the `positions` column.",
         ),
-        success="Every clause matters: each test timeline fails exactly one.",
+        success="Every clause matters: each failing test timeline fails exactly one.",
     ),
     Exercise(
         "ex5",
