@@ -236,7 +236,7 @@ def test_reopened_after_a_kernel_restart_the_notebook_still_shows_its_charts(ses
     _pick_seed(page, "1")  # the live state the saved snapshot must show
     live_errors = len(browser.errors)
     notebook.save()
-    notebook.restart_kernel()
+    notebook.restart_kernel(settled=browser.debugger_settled)
     notebook.save()
     notebook.close()
     reopened = harness.Notebook(page, session["lab"], NOTEBOOK).open()

@@ -182,6 +182,7 @@ class Browser:
     blocked: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     sockets: list[str] = field(default_factory=list)
+    debug_pending: int = 0  # JupyterLab's debugger requests to a kernel not yet answered
 
     def new_page(self):
         page = self.context.new_page()
@@ -197,6 +198,18 @@ class Browser:
     def _on_websocket(self, ws) -> None:
         if urlparse(ws.url).hostname not in LOCAL_HOSTS:
             self.sockets.append(ws.url)
+        ws.on("framesent", lambda frame: self._count_debug(frame, "debug_request", +1))
+        ws.on("framereceived", lambda frame: self._count_debug(frame, "debug_reply", -1))
+
+    def _count_debug(self, frame: str | bytes, msg_type: str, change: int) -> None:
+        text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+        if f'"msg_type": "{msg_type}"' in text or f'"msg_type":"{msg_type}"' in text:
+            self.debug_pending += change
+
+    def debugger_settled(self) -> bool:
+        """Every debugger request sent to a kernel has its reply. Closing a notebook before
+        then makes JupyterLab log "Could not restore the debugger state" (its own race)."""
+        return self.debug_pending <= 0
 
     def _route(self, route) -> None:
         url = urlparse(route.request.url)
@@ -288,11 +301,18 @@ class Notebook:
             "() => !document.querySelector('.jp-mod-current.jp-mod-dirty')", timeout=30000
         )
 
-    def restart_kernel(self) -> None:
+    def restart_kernel(self, settled=lambda: True, timeout: float = 60) -> None:
+        """Restart and wait until the kernel is idle and ``settled()`` holds (for example
+        `Browser.debugger_settled`: the debugger's requests on the new kernel answered)."""
         self.menu("Kernel", "Restart Kernel")
         self.page.locator(".jp-Dialog .jp-mod-accept").click()
         self.page.wait_for_timeout(1500)
         self.wait_idle()
+        deadline = time.monotonic() + timeout
+        while not settled():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the kernel did not settle {timeout:.0f} s after a restart")
+            self.page.wait_for_timeout(100)
 
     def close(self) -> None:
         self.menu("File", "Close Tab")
