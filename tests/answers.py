@@ -220,8 +220,12 @@ def counterfactual_runs(params: dict):
     return parent, forks
 
 
-def final_trigger(run) -> float:
-    return float(run.metrics.query("split == 'eval'").sort_values("step")["loss_trigger"].iloc[-1])
+def final_crutch(run, parent) -> float:
+    """The final evaluation loss on the crutch of `parent`'s target (the neuron a fork holds)."""
+    from vestige.detect import detect, target_neuron
+
+    column = f"loss_{target_neuron(detect(parent)).positions}"
+    return float(run.metrics.query("split == 'eval'").sort_values("step")[column].iloc[-1])
 
 
 def delay(params: dict) -> float:
@@ -232,8 +236,8 @@ def delay(params: dict) -> float:
 
 
 def cost(params: dict) -> float:
-    _, forks = counterfactual_runs(params)
-    return final_trigger(forks["hold-target"]) - final_trigger(forks["hold-control"])
+    parent, forks = counterfactual_runs(params)
+    return final_crutch(forks["hold-target"], parent) - final_crutch(forks["hold-control"], parent)
 
 
 # --- 40_many_seeds -------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import vestige
-from answers import final_trigger, peak_step
+from answers import final_crutch, peak_step
 from vestige.analysis import transition_step
 from vestige.counterfactual import run_forks, standard_forks
 from vestige.course import plain
@@ -54,7 +54,9 @@ def test_ex1_and_ex2_accept_the_right_numbers_in_any_type(ctx):
     delay = transition_step(ctx.fork("hold-target")) - transition_step(ctx.parent)
     for value in (delay, np.float32(delay), torch.tensor(delay)):
         assert verdict(counterfactual, "ex1", value, ctx).passed
-    cost = final_trigger(ctx.fork("hold-target")) - final_trigger(ctx.fork("hold-control"))
+    cost = final_crutch(ctx.fork("hold-target"), ctx.parent) - final_crutch(
+        ctx.fork("hold-control"), ctx.parent
+    )
     for value in (cost, np.float64(cost), round(cost, 4)):
         assert verdict(counterfactual, "ex2", value, ctx).passed
 
@@ -62,7 +64,7 @@ def test_ex1_and_ex2_accept_the_right_numbers_in_any_type(ctx):
 class FakeRun:
     """A run whose final evaluation row is given (what judge_ex2 reads)."""
 
-    def __init__(self, loss, trigger):
+    def __init__(self, loss, crutch, every_crutch):
         import pandas as pd
 
         self.metrics = pd.DataFrame(
@@ -70,17 +72,21 @@ class FakeRun:
                 "split": ["eval", "eval"],
                 "step": [0, 60],
                 "loss": [4.0, loss],
-                "loss_trigger": [4.0, trigger],
+                "loss_trigger_3": [4.0, crutch],
+                "loss_focus": [4.0, every_crutch],
             }
         )
 
 
 def test_ex2_names_typical_wrong_answers(ctx, monkeypatch):
-    runs = {"hold-target": FakeRun(1.30, 0.50), "hold-control": FakeRun(1.20, 0.35)}
+    """Graded on the held target's own crutch (here crutch 3 of many)."""
+    runs = {"hold-target": FakeRun(1.30, 0.50, 0.41), "hold-control": FakeRun(1.20, 0.35, 0.40)}
     monkeypatch.setattr(counterfactual.Context, "fork", lambda self, name: runs[name])
-    monkeypatch.setattr(counterfactual.Context, "parent", FakeRun(1.10, 0.30))
+    monkeypatch.setattr(counterfactual.Context, "parent", FakeRun(1.10, 0.30, 0.30))
+    monkeypatch.setattr(counterfactual.Context, "crutch_loss", "loss_trigger_3")
     assert verdict(counterfactual, "ex2", 0.15, ctx).passed
-    for wrong, named in ((0.20, "parent"), (-0.15, "opposite sign"), (0.10, "overall")):
+    wrongs = ((0.20, "parent"), (-0.15, "opposite sign"), (0.10, "overall"), (0.01, "every crutch"))
+    for wrong, named in wrongs:
         result = verdict(counterfactual, "ex2", wrong, ctx)
         assert not result.passed and named in result.got, (wrong, result)
     assert not verdict(counterfactual, "ex2", 0.0, ctx).passed

@@ -5,7 +5,7 @@ seeds is `40_many_seeds`'s exercise 4).
   same or later; any option passes, the feedback gives the two transition steps.
 * ``ex1`` (1): ``delay``, the copy transition of the ``hold-target`` fork minus the
   parent's, in steps (`vestige.analysis.transition_step`).
-* ``ex2`` (2): ``held_cost``, the final evaluation loss on trigger positions of the
+* ``ex2`` (2): ``held_cost``, the final evaluation loss on the target's crutch of the
   ``hold-target`` fork minus that of the ``hold-control`` fork: what holding *this* neuron
   cost beyond holding any neuron.
 """
@@ -29,9 +29,10 @@ from . import (
 )
 
 NOTEBOOK = "30_counterfactual"
-#: what a submission is graded on (scripts/precompute.py runs the solution with each): the
-#: first study's seed 1009 (its target peaks long before the copy transition), not 1005
-GRADING_SETS = ({"seed": 1009},)
+#: what a submission is graded on (scripts/precompute.py runs the solution with each): study
+#: seed 3003 (not caught; its best candidate peaks long before the copy transition, so its
+#: fork is not refused), not the notebook's 3006
+GRADING_SETS = ({"seed": 3003},)
 
 
 class Context:
@@ -52,6 +53,13 @@ class Context:
         from vestige.runs import Run
 
         return Run.open(fork_dir(self.runs_dir / "forks", self.parent, name))
+
+    @cached_property
+    def crutch_loss(self) -> str:
+        """The metrics column of the loss on the held target's crutch (its focus positions)."""
+        from vestige.detect import detect, target_neuron
+
+        return f"loss_{target_neuron(detect(self.parent)).positions}"
 
 
 def context(params: dict, hidden=None) -> Context:
@@ -93,42 +101,34 @@ def judge_ex1(got, ctx) -> Verdict:
     return Verdict(False, "transition_step(fork) - transition_step(parent)", f"{got:g}")
 
 
-def _final_trigger_loss(run) -> float:
-    evals = run.metrics.query("split == 'eval'").sort_values("step")
-    return float(evals["loss_trigger"].iloc[-1])
-
-
 def judge_ex2(got, ctx) -> Verdict:
     _number(got)
     target, control = ctx.fork("hold-target"), ctx.fork("hold-control")
-    want = _final_trigger_loss(target) - _final_trigger_loss(control)
+
+    def final(run, column=ctx.crutch_loss) -> float:
+        return float(run.metrics.query("split == 'eval'").sort_values("step")[column].iloc[-1])
+
+    want = final(target) - final(control)
     if close(got, want, 1e-3):
         return Verdict(True)
     wrong = {
-        "the target fork against the parent, not against the control fork": _final_trigger_loss(
-            target
-        )
-        - _final_trigger_loss(ctx.parent),
+        "the target fork against the parent, not against the control fork": final(target)
+        - final(ctx.parent),
         "the opposite sign": -want,
-        "the difference of the overall evaluation losses, not of the trigger-position losses": _final_eval(
-            target
+        "the difference of the overall evaluation losses, not of the crutch's": final(
+            target, "loss"
         )
-        - _final_eval(control),
+        - final(control, "loss"),
     }
+    if ctx.crutch_loss != "loss_focus" and "loss_focus" in target.metrics:
+        wrong["the loss on every crutch's focus positions, not on the target's crutch"] = final(
+            target, "loss_focus"
+        ) - final(control, "loss_focus")
+    expected = f"hold-target minus hold-control, final {ctx.crutch_loss}"
     for what, value in wrong.items():
         if close(got, value, 1e-3):
-            return Verdict(
-                False,
-                "hold-target minus hold-control, final loss on trigger positions",
-                f"{got:.4f}, {what}",
-            )
-    return Verdict(
-        False, "hold-target minus hold-control, final loss on trigger positions", f"{got:.4f}"
-    )
-
-
-def _final_eval(run) -> float:
-    return float(run.metrics.query("split == 'eval'").sort_values("step")["loss"].iloc[-1])
+            return Verdict(False, expected, f"{got:.4f}, {what}")
+    return Verdict(False, expected, f"{got:.4f}")
 
 
 def _number(got) -> None:
@@ -180,7 +180,8 @@ EXERCISES = (
         capture=capture_number,
         judge=judge_ex2,
         hints=(
-            "Read the last evaluation row of each fork's metrics, column loss_trigger.",
+            "Read the last evaluation row of each fork's metrics, in the column `crutch_loss` "
+            "names (the loss on the target's crutch).",
             "Compare the two forks with each other, not with the parent: the control fork says "
             "what holding any neuron costs.",
         ),
