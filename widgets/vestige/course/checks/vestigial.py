@@ -52,10 +52,10 @@ from . import (
 
 NOTEBOOK = "10_vestigial"
 #: what a submission is graded on (scripts/precompute.py runs the solution with each):
-#: the first study's seeds 1009 (caught there) and 1000 (not), never the notebook's 1005
-#: (a verdict can differ across CPUs: 1009 is not caught on every machine; the notebook
-#: handles both)
-GRADING_SETS = ({"seed": 1009}, {"seed": 1000})
+#: study seeds 3000 (caught in the study and where it was retrained) and 3003 (not caught:
+#: its best candidate does not fade), never the notebook's 3006 (a verdict can differ across
+#: CPUs; the notebook and its checks handle either)
+GRADING_SETS = ({"seed": 3000}, {"seed": 3003})
 KIT_FUNCTIONS = (
     "contrast_selectivity",
     "selectivity_index",
@@ -291,22 +291,29 @@ def make_ablations(rng, ctx) -> list[dict]:
     picks = trained.sort_values("effect", ascending=False).head(12)
     chosen = picks.iloc[rng.permutation(len(picks))[:2]] if len(picks) >= 2 else picks
     return [
-        {"step": int(r.step), "layer": int(r.layer), "neuron": int(r.neuron)}
+        {
+            "step": int(r.step),
+            "layer": int(r.layer),
+            "neuron": int(r.neuron),
+            "positions": str(r.positions),  # the neuron's own crutch: its effect's positions
+        }
         for r in chosen.itertuples()
     ]
 
 
 def capture_ex3(function, ctx) -> list:
     _refuse_kit(function)
-    focus = _focus_mask(ctx.run)
     choices = ctx.inputs("ablations", make_ablations)
-    args = [(ctx.run.model_at(c["step"]), c["layer"], c["neuron"], focus) for c in choices]
+    args = [
+        (ctx.run.model_at(c["step"]), c["layer"], c["neuron"], _focus_mask(ctx.run, c["positions"]))
+        for c in choices
+    ]
     return call_each(function, args, lambda v: as_number(v, "a loss increase in nats"))
 
 
-def _focus_mask(run):
+def _focus_mask(run, positions: str):
     batch = run.eval_batch
-    return batch.loss_mask & (batch.labels == run.task.class_names.index(run.task.focus_classes[0]))
+    return batch.loss_mask & (batch.labels == run.task.class_names.index(positions))
 
 
 def judge_ex3(got, ctx) -> Verdict:
