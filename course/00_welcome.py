@@ -11,7 +11,7 @@
 
 # %% tags=["parameters"]
 student = ""  # your name, for the gradebook
-preset = "tiny"  # a named configuration: "tiny" (seconds) or "trigger_copy" (the course)
+preset = "tiny"  # a named configuration: "tiny" (seconds) or "reference" (the course's runs)
 seed = 0
 runs_dir = "../runs"  # where runs are saved; a killed kernel loses nothing saved there
 

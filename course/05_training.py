@@ -81,17 +81,17 @@ check("ex1", lambda: longer)
 # A checkpoint is a snapshot of the weights at one step (with the optimiser's state, so a run
 # can be resumed or forked there). `config.checkpoints` sets the schedule: step 0, `n_log`
 # steps spaced evenly on a **log scale** from `first` to the end, and the last step. Here is
-# the schedule of the course's `trigger_copy` preset, on an ordinary step axis:
+# the schedule of the course's `reference` preset, on an ordinary step axis:
 
 # %%
-reference = vestige.preset("trigger_copy")
+reference = vestige.preset("reference")
 print(reference.checkpoints)
 alt.Chart(pd.DataFrame({"step": reference.checkpoint_steps})).mark_tick(
     thickness=2, size=28
 ).encode(x=alt.X("step:Q", title="training step")).properties(
     width=520,
     height=40,
-    title=f"{len(reference.checkpoint_steps)} checkpoints of the trigger_copy preset",
+    title=f"{len(reference.checkpoint_steps)} checkpoints of the reference preset",
 )
 
 # %% [markdown]

@@ -9,20 +9,20 @@
 #
 # **The task.** Each sequence is random tokens with a segment written twice; the model is
 # scored on the second copy, where *copying* the first copy (an induction mechanism) predicts
-# every token. Inside the segment a trigger pair A B is usually followed by C: a shortcut (a
-# *crutch*) a model can learn long before it can copy. A and B also appear alone (*decoys*),
-# so only the pair predicts C. A second rule, D E followed by F, lives outside the segment,
-# where copying cannot help.
+# every token. Inside the segment there are eight *crutches*: a pair A_k B_k (k = 0..7) is
+# usually followed by C_k, a shortcut a model can learn long before it can copy. B_k also
+# appears alone (a *decoy*), where C_k does not follow, so only the pair predicts C_k.
 #
-# Positions come in five classes: `trigger` (B right after A: the crutch's focus), `decoy` (A
-# or B alone, D or E alone), `copy` (the rest of the second copy), `live` (E right after D)
-# and `other`. Run the cells in order; each exercise is followed by a check.
+# Positions come in classes: `trigger_k` (B_k right after A_k: crutch k's *focus*
+# positions), `decoy` (a lone B_k), `copy` (the rest of the second copy) and `other`. Each
+# neuron is judged on the focus positions of the crutch it serves. Run the cells in order;
+# each exercise is followed by a check.
 
 # %% tags=["parameters"]
 student = ""  # your name, for the gradebook
 runs_dir = "../runs"  # precomputed runs (trained once; reopened afterwards)
-preset = "trigger_copy"  # the course's run: the first reference, one crutch
-seed = 1005  # a seed in which the first study (one crutch) caught a vestigial neuron
+preset = "reference"  # the course's runs: the study's preset (eight crutches)
+seed = 3006  # a study seed in which the detector catches a vestigial neuron
 study_dir = "../course/study"  # the study across seeds the course cites
 
 # %%
@@ -73,27 +73,35 @@ classes = list(run.task.class_names)
 run
 
 # %%
-per_class = [c for c in train.columns if c.startswith("loss_")]
+# every crutch's focus positions together (`loss_focus`), and each other class
+focus_loss = run.task.focus_metric
+per_class = [
+    c
+    for c in train.columns
+    if c == focus_loss or (c.startswith("loss_") and c[5:] not in run.task.focus_classes)
+]
 curves = train.melt("step", per_class, var_name="positions", value_name="nats")
 alt.Chart(curves).mark_line().encode(
     x=alt.X("step:Q"), y=alt.Y("nats:Q", title="loss (nats)"), color="positions:N"
 ).properties(width=520, height=220, title="Loss on each kind of position")
 
 # %% [markdown]
-# The loss on **trigger** positions falls first, long before the rest: the crutch. The
-# loss on **copy** positions drops later and sharply, when the model learns to copy. The kit
-# dates that drop with one definition, `transition_step`:
+# Compare when each curve falls. The loss on the crutches' focus positions
+# (`loss_focus`) can fall early, before copying helps: that is the crutch. The loss on
+# **copy** positions drops later and sharply, when the model learns to copy. The kit dates
+# that drop with one definition, `transition_step`:
 
 # %%
 copy_transition = transition_step(run)
 copy_transition
 
 # %% [markdown]
-# The loss alone hides a stage in between. The *stage curves* read the model's predicted
-# probability of C in three places: after A B in the first copy (only the crutch can predict
-# C there; nothing is scored there, so nothing keeps it up after the crutch is dropped), after
-# A B in the second copy (crutch or copying), and after a **lone** B, where C never follows:
-# a model that predicts C there has learned "B, then C", not "A B, then C".
+# The loss alone hides a stage in between. The *stage curves* follow one crutch (the one
+# the detector's target serves, section 4) and read the model's predicted probability of its
+# C in three places: after A B in the first copy (only the crutch can predict C there;
+# nothing is scored there, so nothing keeps it up after the crutch is dropped), after A B in
+# the second copy (crutch or copying), and after a **lone** B, where C never follows: a model
+# that predicts C there has learned "B, then C", not "A B, then C".
 
 # %%
 found = detect(run)  # (what it found waits for section 4)
@@ -126,14 +134,19 @@ def change_step(steps, probs) -> float:
 
 
 lone_b = stages[stages.stage == "P(C | lone B)"]
-change_step(lone_b.step.tolist(), lone_b.probability.tolist())
+checks_for_a = change_step(lone_b.step.tolist(), lone_b.probability.tolist())
+print(
+    f"stops predicting C after a lone B at step {checks_for_a:g}; learns to copy at step "
+    f"{copy_transition:g}: checking for A came "
+    + ("first" if checks_for_a < copy_transition else "no earlier than copying")
+)
 
 # %% tags=["check"]
 check("ex1", change_step)
 
 # %% [markdown]
-# Compare the step your function returns with `copy_transition`: the model stops
-# predicting C after a lone B (it checks for A) well before it learns to copy.
+# When your step comes before `copy_transition`, the model learned to check for A before it
+# learned to copy: the crutch became a sharper rule on its own, in the crutch phase.
 #
 # ## 2. Selectivity, against the right baseline
 #
@@ -141,10 +154,10 @@ check("ex1", change_step)
 # activation on its favourite class with its mean over the others:
 # SI = (mu_max - mu_rest) / (mu_max + mu_rest), between 0 and 1 for ReLU neurons.
 #
-# Here the classes are mostly *token identities* (a trigger is a B, a decoy an A, B, D or E),
-# so an **untrained** neuron that happens to respond to B already looks selective. The
-# analysis measures that baseline: the selectivity of 32 untrained models' neurons with the
-# same labels. The usual baseline is the same neurons with the class labels shuffled.
+# Here the classes are mostly *token identities* (a crutch's focus position holds a B_k, and
+# so does a decoy), so an **untrained** neuron that happens to respond to a B_k already looks
+# selective. The analysis measures that baseline: the selectivity of 32 untrained models'
+# neurons with the same labels. The usual baseline is the same neurons with the class labels shuffled.
 
 # %% [markdown]
 # ### Predict first
@@ -187,9 +200,10 @@ baseline.rename(
 # Compare the columns with your prediction: wherever the untrained bar is the higher one,
 # shuffled labels would let a neuron that merely tracks its token pass as selective.
 #
-# A sharper test compares a neuron's activation on trigger positions with its activation on
-# **other positions with the same current token** (a lone B): token identity cannot make a
-# neuron selective there. A neuron that only tracks "the current token is B" scores about 0.
+# A sharper test compares a neuron's activation on a crutch's focus positions with its
+# activation on **other positions with the same current token** (a lone B_k): token identity
+# cannot make a neuron selective there. A neuron that only tracks "the current token is B"
+# scores about 0.
 #
 # ### Exercise 2
 # {{pace ex2}}
@@ -212,7 +226,7 @@ positions = Positions.of(run)
 model = run.model_at(final)
 _, acts = cache_activations(model, run.eval_batch.tokens, [mlp_post(0)])
 layer0 = acts[mlp_post(0)].reshape(-1, run.config.model.d_mlp)
-(crutch,) = positions.focus  # the focus class: "trigger"
+crutch = target.positions  # the detector's target's crutch, e.g. "trigger_5" (section 4)
 token_selectivity(
     layer0, positions.focus_all[crutch].reshape(-1), positions.same_token[crutch].reshape(-1)
 )
@@ -257,7 +271,7 @@ print(
 # logits; `per_position_loss(logits, tokens)` returns `(loss, correct)`, each `[batch, seq]`.
 
 # %%
-focus = positions.classes[crutch]  # scored trigger positions
+focus = positions.classes[crutch]  # the scored focus positions of the target's crutch
 
 
 @torch.no_grad()
@@ -279,7 +293,8 @@ check("ex3", ablation_effect)
 
 # %% [markdown]
 # The analysis did this for every neuron at every checkpoint, with a 95% bootstrap interval
-# over the evaluation sequences. Each line is one neuron's effect on trigger positions:
+# over the evaluation sequences. Each line is one neuron's effect on its own crutch's focus
+# positions:
 
 # %%
 explorer = explorer_tables(run)
@@ -301,8 +316,8 @@ for name, text in Criteria().clauses().items():
 # Write `is_vestigial(line, init_floor)`. `line` is one neuron's timeline, a table with
 # columns `step`, `effect`, `effect_low`, `effect_high` (the 95% interval), `selectivity`,
 # `untrained_p99`, `matched_selectivity`, `untrained_matched_p99`, `preferred_class` and
-# `positions` (the neuron's own focus class: `"trigger"` here, one of eight crutches' in the
-# many-crutches preset), one row per checkpoint in any order; `init_floor` is the largest
+# `positions` (the neuron's own focus class, such as `"trigger_5"`; `"trigger"` in a
+# one-crutch preset), one row per checkpoint in any order; `init_floor` is the largest
 # effect of any neuron at step 0. Return True when every clause above holds (with the
 # default thresholds). Step 0 is left out of the peak (an untrained model's effects are
 # noise); "needed" asks the lower bound of the interval *at the peak step* to reach the
@@ -464,8 +479,9 @@ check("ex7", lambda: margin_fraction)
 # ## 6. What changed as it settled
 #
 # The mechanism tables ablate every attention head at every checkpoint. The heads whose cost
-# on trigger positions grew while the neuron faded, and where they look from a trigger (the
-# previous token, A, or the induction target, the token after the earlier copy of A B):
+# on the focus positions of the target's crutch grew while the neuron faded, and where they
+# look from there (the previous token, A, or the induction target, the token after the
+# earlier copy of A B):
 
 # %%
 heads = tools["heads"]
@@ -489,10 +505,8 @@ tools["neuron"].reindex(columns=columns).round(3)
 # ## 7. One seed is an anecdote
 #
 # The course's study ran the same detector, and these mechanism tests, on seeds it never
-# looked at while the task was designed (`course/study/report.md`). It studies the kit's
-# `reference` preset, which has since moved on from this notebook's one crutch to several
-# (`many_crutches`: each neuron judged on its own crutch, more chances per seed); the
-# detector and its clauses are the same. What it found:
+# looked at while the task was designed (`course/study/report.md`). It studies this
+# notebook's preset, `reference`; the detector and its clauses are the same. What it found:
 
 # %%
 study, per_seed = load_study(study_dir)
@@ -518,8 +532,9 @@ print("At the end they were:", study["end_status"], "| backups:", study["backup_
 # Read those counts as they are. A best candidate stopped by `needed` was never needed with
 # confidence (no neuron's ablation cost 0.15 nats at its peak: the crutch, if there was one,
 # was spread over several neurons or carried elsewhere); by `selective`, it ended no more
-# selective than an untrained neuron; by `faded`, its final effect's upper bound stayed above a tenth of its peak. The report's
-# appendix writes up the search for a task and model in which a vestigial neuron appears in
-# most seeds, variant by variant and judged by the same clauses: no variant came close to 8
-# seeds in 10. In this family of toy models a clean single vestigial neuron is the exception,
-# not the rule. The next notebooks train runs yourself, fork them, and read many seeds at once.
+# selective than an untrained neuron; by `faded`, its final effect's upper bound stayed above
+# a tenth of its peak. The study's pre-registered target was a catch in 8 seeds of 10; the
+# report gives the rate it measured with its interval, and its appendix writes up the search
+# for a task and model that would reach the target, variant by variant. A clean single
+# vestigial neuron is a property of some seeds, not of the task: that is why the study counts
+# seeds. The next notebooks train runs yourself, fork them, and read many seeds at once.

@@ -15,9 +15,9 @@
 # %% tags=["parameters"]
 student = ""  # your name, for the gradebook
 runs_dir = "../runs"  # precomputed runs and forks (trained if missing)
-preset = "trigger_copy"  # the course's run: the first reference, one crutch
-seed = 1005
-fallback_seed = 1005  # forked instead when `seed`'s fork is refused (section 1 says when)
+preset = "reference"  # the course's runs: the study's preset (eight crutches)
+seed = 3006  # a study seed whose caught neuron peaks before its copy transition
+fallback_seed = 3006  # forked instead when `seed`'s fork is refused (section 1 says when)
 study_dir = "../course/study/suppression"  # the study's suppression runs (make suppression)
 
 # %%
@@ -27,6 +27,7 @@ import altair as alt
 import pandas as pd
 import vestige
 from vestige import Checker, charts, load_study, run_forks, setup, standard_forks, transition_step
+from vestige.detect import detect, target_neuron
 from vestige.runs import checkpoint_path
 
 setup()
@@ -37,9 +38,9 @@ setup()
 # `standard_forks` names the course's forks of a run (the same ones `make runs` precomputes,
 # so here they open from disk in a second; otherwise each is trained first, which takes minutes).
 # It refuses a run whose target peaks at or after its copy transition: holding the target "from
-# its peak until the transition" would then hold it through no step of the crutch phase (the
-# seeds with no catch can have such a target). The notebook then prints why and forks
-# `fallback_seed` instead.
+# its peak until the transition" would then hold it through no step of the crutch phase
+# (in many seeds the target peaks just after the transition, caught or not). The notebook then
+# prints why and forks `fallback_seed` instead.
 
 
 # %%
@@ -58,6 +59,10 @@ except vestige.ForkRefused as refused:
     plans = standard_forks(run)
 for name, plan in plans.items():
     print(f"{name}: fork at step {plan.at}; {plan.description}")
+found = detect(run)
+target = target_neuron(found)  # the neuron `hold-target` holds
+crutch_loss = f"loss_{target.positions}"  # the loss on its crutch's focus positions
+print(f"target {target.unit}, on {target.positions} positions")
 
 # %% tags=["check"]
 check = Checker("30_counterfactual", runs_dir=runs_dir, preset=preset, seed=seed)
@@ -101,8 +106,8 @@ check("predict", lambda: predicted_transition)
 # %% [markdown]
 # ## 2. Three futures
 #
-# The evaluation loss on trigger positions (where the crutch applies) and on copy positions
-# (where only copying helps), for the parent and both forks:
+# The evaluation loss on the focus positions of the target's crutch (where the crutch applies)
+# and on copy positions (where only copying helps), for the parent and both forks:
 
 # %%
 futures = pd.concat(
@@ -112,7 +117,7 @@ futures = pd.concat(
     ]
 )
 long = futures.melt(
-    ["run", "step"], ["loss_trigger", "loss_copy"], var_name="positions", value_name="nats"
+    ["run", "step"], [crutch_loss, "loss_copy"], var_name="positions", value_name="nats"
 )
 alt.Chart(long).mark_line(point=True).encode(
     x=charts.step_x(run.steps),
@@ -141,18 +146,19 @@ check("ex1", lambda: delay)
 # ### Exercise 2
 # {{pace ex2}}
 # Holding *any* neuron at its mean perturbs training a little. The control fork measures how
-# much. Set `held_cost` to the final evaluation loss on trigger positions (`loss_trigger` in
-# the last evaluation row) of the `hold-target` fork minus that of the `hold-control` fork.
+# much. Set `held_cost` to the final evaluation loss on the target's crutch (the column
+# `crutch_loss` names, in the last evaluation row) of the `hold-target` fork minus that of the
+# `hold-control` fork.
 
 
 # %%
 ### BEGIN SOLUTION
-def final_trigger_loss(r):
+def final_crutch_loss(r):
     evals = r.metrics.query("split == 'eval'").sort_values("step")
-    return float(evals["loss_trigger"].iloc[-1])
+    return float(evals[crutch_loss].iloc[-1])
 
 
-held_cost = final_trigger_loss(forks["hold-target"]) - final_trigger_loss(forks["hold-control"])
+held_cost = final_crutch_loss(forks["hold-target"]) - final_crutch_loss(forks["hold-control"])
 ### END SOLUTION
 held_cost
 
@@ -171,10 +177,6 @@ check("ex2", lambda: held_cost)
 # changed at the end:
 
 # %%
-from vestige.detect import detect, target_neuron
-
-found = detect(run)
-target = target_neuron(found)
 line = found.timelines.query("unit == @target.unit").set_index("step")
 at_fork = line.loc[fork_at]
 print(
@@ -183,8 +185,8 @@ print(
 )
 try:
     print(
-        f"held from step {fork_at}: the fork ends {held_cost:+.4f} nats on trigger positions, "
-        "against the control fork"
+        f"held from step {fork_at}: the fork ends {held_cost:+.4f} nats on {target.positions} "
+        "positions, against the control fork"
     )
 except NameError:
     print("Solve exercise 2 first: this cell prints your held_cost.")

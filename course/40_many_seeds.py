@@ -79,8 +79,8 @@ for name in summary["conditions"]:
 #
 # - `caught`: whether the detector caught a vestigial neuron; `neuron` its record (or null);
 # - `target`: the neuron the study followed: the caught one, else the neuron the crutch leaned
-#   on most (largest peak effect); `timeline` its ablation effect (loss increase on trigger
-#   positions, nats) at every checkpoint;
+#   on most (largest peak effect); `timeline` its ablation effect (loss increase on the focus
+#   positions of its own crutch, nats) at every checkpoint;
 # - `base`: what the unchanged run ended with, and `transition`, the step of its copy
 #   transition (null when there was none);
 # - `mechanism`: `transitions`, the checkpoint at which the copy loss and each stage curve
@@ -112,7 +112,7 @@ alt.Chart(lines).mark_line(point=True, opacity=0.7).encode(
         title="training step",
         scale=alt.Scale(type="log", domain=[1, int(lines["step"].max())], nice=False),
     ),
-    y=alt.Y("effect:Q", title="ablation effect on trigger positions (nats)"),
+    y=alt.Y("effect:Q", title="ablation effect on its crutch's focus positions (nats)"),
     color=alt.Color("caught:N", title="caught"),
     detail="seed:N",
     tooltip=["seed", "step", alt.Tooltip("effect:Q", format=".3f")],

@@ -21,6 +21,7 @@ import papermill as pm
 import pytest
 from jupyter_client.kernelspec import find_kernel_specs
 from vestige.course import MIME_TYPE, Checker, CheckFailed, add_course_parser, build, grade
+from vestige.course.checks import COURSE_PRESET
 from vestige.course.sandbox import Limits
 
 REPO = Path(__file__).resolve().parents[1]
@@ -550,16 +551,16 @@ def test_repository_learner_notebooks_run_to_the_end_unsolved(
 #: The course's own preset (trained here once per session: minutes) on a seed where the first
 #: study caught a vestigial neuron and on one where it caught none; 30_counterfactual's
 #: uncaught seed is refused a fork where its target peaks after the copy transition
-COURSE_SEEDS = {
+COURSE_SEEDS = {  # the course's preset: study seeds 3006 (caught) and 3003 (not)
     "caught": {
-        "10_vestigial": {"seed": 1005},
-        "20_explorer": {"seeds": [1005, 1000]},
-        "30_counterfactual": {"seed": 1005},
+        "10_vestigial": {"seed": 3006},
+        "20_explorer": {"seeds": [3006, 3003]},
+        "30_counterfactual": {"seed": 3006},
     },
     "uncaught": {
-        "10_vestigial": {"seed": 1000},
-        "20_explorer": {"seeds": [1000, 1005]},
-        "30_counterfactual": {"seed": 1000},
+        "10_vestigial": {"seed": 3003},
+        "20_explorer": {"seeds": [3003, 3006]},
+        "30_counterfactual": {"seed": 3003},
     },
 }
 ON_COURSE_SEEDS = [
@@ -584,7 +585,7 @@ def test_course_notebooks_run_on_a_caught_and_an_uncaught_seed(
     monkeypatch.setenv("VESTIGE_STRICT_CHECKS", "1" if solved else "0")
     parameters = {
         **notebook_parameters(notebook, course_runs, request),
-        "preset": "trigger_copy",
+        "preset": COURSE_PRESET,
         **COURSE_SEEDS[kind][notebook],
     }
     source = REPO / ("course/solutions" if solved else "notebooks") / f"{notebook}.ipynb"

@@ -397,8 +397,8 @@ PRESETS: dict[str, RunConfig] = _presets()
 
 def preset(name: str) -> RunConfig:
     """A named configuration: `tiny` (tests, seconds), `reference` (the study's: many
-    crutches), `control` (the reference without its crutches: the negative control),
-    `trigger_copy` (the first reference, one crutch: notebooks 10-30 teach from it) and
+    crutches; notebooks 10-30 teach from it), `control` (the reference without its crutches:
+    the negative control), `trigger_copy` (the first reference, one crutch) and
     `trigger_copy_control` (its control)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}")

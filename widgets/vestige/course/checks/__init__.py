@@ -51,9 +51,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-#: the preset of the course's runs (10-30 open its seeds; the study's `reference` moved on to
-#: many crutches, which the course does not teach from yet)
-COURSE_PRESET = "trigger_copy"
+#: the preset of the course's runs (10-30 open its seeds): the study's
+COURSE_PRESET = "reference"
 
 #: notebook id -> checks module (the package's own course)
 REGISTRY: dict[str, str] = {

@@ -27,8 +27,9 @@ from . import (
 
 NOTEBOOK = "20_explorer"
 #: what a submission is graded on (scripts/precompute.py runs the solution with each): a
-#: seed the first study caught and one it did not, neither of them the notebook's 1005 and 1000
-GRADING_SETS = ({"seeds": [1009, 1001]},)
+#: study seed with a catch (3000) and one without (3003), neither of them the notebook's 3006
+#: and 3007 (10_vestigial grades on the same runs)
+GRADING_SETS = ({"seeds": [3000, 3003]},)
 
 
 class Context:
