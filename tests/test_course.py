@@ -548,10 +548,11 @@ def test_repository_learner_notebooks_run_to_the_end_unsolved(
     assert sum(r["points"] for r in results.values()) == 0
 
 
-#: The course's own preset (trained here once per session: minutes) on a seed where the first
-#: study caught a vestigial neuron and on one where it caught none; 30_counterfactual's
-#: uncaught seed is refused a fork where its target peaks after the copy transition
-COURSE_SEEDS = {  # the course's preset: study seeds 3006 (caught) and 3003 (not)
+#: The course's own preset (trained here once per session: minutes) on study seed 3006, where
+#: the detector catches a vestigial neuron, and 3003, where it catches none (its best
+#: candidate peaks before the copy transition, so 30_counterfactual forks it: the refusal
+#: path is tested on tiny seed 0)
+COURSE_SEEDS = {
     "caught": {
         "10_vestigial": {"seed": 3006},
         "20_explorer": {"seeds": [3006, 3003]},
