@@ -22,7 +22,7 @@ from vestige.config import RunConfig
 from vestige.device import batch_on, resolve_device
 from vestige.metrics import per_position_loss
 from vestige.runs import Runs, seed_dir
-from vestige.training import Session, _prepare_dir, learning_rate, summaries
+from vestige.training import Session, learning_rate, prepare_dir, summaries
 
 
 def train_seeds(
@@ -38,7 +38,7 @@ def train_seeds(
     config.validate()
     device, out = resolve_device(device), Path(out)
     for seed in seeds:
-        _prepare_dir(config, seed, seed_dir(out, seed), resume=False)
+        prepare_dir(config, seed, seed_dir(out, seed), resume=False)
     sessions, rngs = [], []  # each seed's session seeds the global RNG: keep each one's state
     for seed in seeds:
         sessions.append(Session.begin(config, seed, seed_dir(out, seed), 0, device))

@@ -63,7 +63,7 @@ def train(
     """
     out = Path(out)
     config.validate()
-    start = _prepare_dir(config, seed, out, resume)
+    start = prepare_dir(config, seed, out, resume)
     session = Session.begin(config, seed, out, start, resolve_device(device))
     total = config.train.steps
     end = total if stop_after is None else min(total, start + stop_after)
@@ -154,7 +154,7 @@ def fork(
     return train(config, parent.seed, out, resume=True, progress=progress, device=device)
 
 
-def _prepare_dir(config: RunConfig, seed: int, out: Path, resume: bool) -> int:
+def prepare_dir(config: RunConfig, seed: int, out: Path, resume: bool) -> int:
     """Create or check the run directory; return the step to start from."""
     if not config_path(out).exists():
         if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
