@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-#: the preset of the course's runs (10-30 open its seeds): the study's
+#: the preset of the course's runs, the study's (10-30 open its seeds)
 COURSE_PRESET = "reference"
 
 #: notebook id -> checks module (the package's own course)
