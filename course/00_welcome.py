@@ -6,8 +6,8 @@
 # look back through them, the way a biologist reads a fossil record.
 #
 # This first notebook checks that everything works: it prints versions, trains the `tiny`
-# preset (a few seconds) and plots its loss. Run the cells from top to bottom
-# (Shift+Enter).
+# preset (a few seconds), plots its loss and opens one of its checkpoints. Run the cells
+# from top to bottom (Shift+Enter).
 
 # %% tags=["parameters"]
 student = ""  # your name, for the gradebook
@@ -19,6 +19,7 @@ runs_dir = "../runs"  # where runs are saved; a killed kernel loses nothing save
 from pathlib import Path
 
 import altair as alt
+import torch
 import vestige
 from vestige import Checker, setup
 
@@ -75,21 +76,32 @@ alt.Chart(metrics[metrics.split == "train"]).mark_line().encode(
 ).properties(width=500, height=220, title=f"{preset} preset, seed {seed}")
 
 # %% [markdown]
-# ## Exercise 1: the final evaluation loss
+# ## Exercise 1: open a checkpoint
 # {{pace ex1}}
 #
-# Set `final_eval_loss` to the evaluation loss at the last checkpoint (a float), using
-# `metrics`.
+# A checkpoint is the model exactly as it was at one step: `run.model_at(0)` is the untrained
+# model, `run.model_at(run.steps[-1])` the trained one. `run.eval_batch` is the fixed
+# evaluation batch: `tokens` ([batch, seq] token ids) and `loss_mask` ([batch, seq], True at
+# position t where predicting `tokens[:, t + 1]` is scored). The model maps tokens to logits
+# ([batch, seq, vocabulary]); `logits.softmax(-1)` turns them into probabilities.
+#
+# Set `p_true` to the average probability that the **untrained** model (step 0) gives to the
+# true next token, over the scored positions of the evaluation batch (a float). Mind the
+# shift: the logits at position t are the model's bet on the token at t + 1.
 
 # %%
+model = run.model_at(0)
+batch = run.eval_batch
 ### BEGIN SOLUTION
-evals = metrics[metrics.split == "eval"]
-final_eval_loss = float(evals.loc[evals.step.idxmax(), "loss"])
+with torch.no_grad():
+    probs = model(batch.tokens).softmax(-1)
+p_next = probs[:, :-1].gather(-1, batch.tokens[:, 1:, None])[..., 0]  # P(token t + 1) at t
+p_true = float(p_next[batch.loss_mask[:, :-1]].mean())
 ### END SOLUTION
-final_eval_loss
+p_true
 
 # %% tags=["check"]
-check("ex1", lambda: final_eval_loss)
+check("ex1", lambda: p_true)
 
 # %% [markdown]
 # Each check tells you at once whether you got it. If not, it says what it expected and what

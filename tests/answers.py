@@ -44,6 +44,16 @@ def last_eval(metrics):
 # --- 00_welcome ----------------------------------------------------------------------------------
 
 
+def untrained_p_true(params: dict) -> float:
+    """The step-0 model's mean probability of the true next token at the scored positions."""
+    run = vestige.Run.open(Path(params["runs_dir"]) / "welcome-tiny" / f"seed-{params['seed']}")
+    batch = run.eval_batch
+    with torch.no_grad():
+        log_probs = run.model_at(0)(batch.tokens).log_softmax(-1)[:, :-1]
+    picked = log_probs.gather(-1, batch.tokens[:, 1:, None])[..., 0].exp()
+    return float(picked[batch.loss_mask[:, :-1]].mean())
+
+
 def last_eval_loss(metrics):
     evals = metrics[metrics.split == "eval"]
     return float(evals.loc[evals.step.idxmax(), "loss"])
@@ -303,7 +313,7 @@ CASES = {
         params=lambda runs: {"runs_dir": str(runs), "preset": "tiny", "seed": 0},
         answers={
             "predict": lambda p: lambda: "about 0",  # any option passes
-            "ex1": lambda p: lambda: last_eval_loss(run_metrics(p, "welcome-tiny", p["seed"])),
+            "ex1": lambda p: lambda: untrained_p_true(p),
             "ex2": lambda p: last_eval_loss,
         },
     ),

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 import vestige
 from answers import last_eval_loss
 from vestige.course import grade, plain
@@ -22,8 +24,10 @@ LEARNER = REPO / "notebooks/00_welcome.ipynb"
 MANIFEST = REPO / "course/solutions/manifest.json"
 STUB = 'raise NotImplementedError("Exercise: replace this line with your code")'
 SOLUTION_EX1 = (
-    'evals = metrics[metrics.split == "eval"]\n'
-    'final_eval_loss = float(evals.loc[evals.step.idxmax(), "loss"])'
+    "with torch.no_grad():\n"
+    "    probs = model(batch.tokens).softmax(-1)\n"
+    "p_next = probs[:, :-1].gather(-1, batch.tokens[:, 1:, None])[..., 0]\n"
+    "p_true = float(p_next[batch.loss_mask[:, :-1]].mean())"
 )
 SOLUTION_EX2 = (
     'evals = metrics[metrics.split == "eval"]\n    return evals.sort_values("step").loss.iloc[-1]'
@@ -46,59 +50,100 @@ def judge_ex1(value, runs, seed=0):
 
 
 def final(runs, seed=0, split="eval", position=-1, column="loss"):
-    metrics = vestige.Run.open(runs / "welcome-tiny" / f"seed-{seed}").metrics
+    metrics = open_run(runs, seed).metrics
     rows = metrics[metrics.split == split].sort_values("step")
     return float(rows[column].iloc[position])
+
+
+def open_run(runs, seed=0):
+    return vestige.Run.open(runs / "welcome-tiny" / f"seed-{seed}")
+
+
+def p_true(runs, seed=0, step=0, masked=True, shifted=True):
+    """ex1's answer, and its usual mistakes, worked out here independently of the check."""
+    run = open_run(runs, seed)
+    batch = run.eval_batch
+    with torch.no_grad():
+        probs = run.model_at(step)(batch.tokens).softmax(-1)
+    if shifted:
+        picked = probs[:, :-1].gather(-1, batch.tokens[:, 1:, None])[..., 0]
+        mask = batch.loss_mask[:, :-1]
+    else:
+        picked = probs.gather(-1, batch.tokens[..., None])[..., 0]
+        mask = batch.loss_mask
+    return float(picked[mask].mean() if masked else picked.mean())
 
 
 # --- ex1 ---------------------------------------------------------------------------------------
 
 
-def test_ex1_accepts_the_loss_in_any_numeric_type_and_small_rounding(runs):
-    want = final(runs)
+def by_cross_entropy(runs):
+    """The same mean from the loss per position: P(true token) = exp(-cross-entropy)."""
+    run = open_run(runs)
+    batch = run.eval_batch
+    with torch.no_grad():
+        logits = run.model_at(0)(batch.tokens)[:, :-1]
+    ce = F.cross_entropy(logits.transpose(1, 2), batch.tokens[:, 1:], reduction="none")
+    mask = batch.loss_mask[:, :-1].to(ce.dtype)
+    return (ce.neg().exp() * mask).sum() / mask.sum()  # a 0-d tensor
+
+
+def test_ex1_accepts_the_probability_in_any_numeric_type_method_and_small_rounding(runs):
+    want = p_true(runs)
     for value in (
         want,
         np.float32(want),
-        np.float64(want),
         torch.tensor(want),
-        torch.tensor(want, dtype=torch.float64),
-        torch.tensor([want]),
+        torch.tensor([want], dtype=torch.float64),
         np.array(want),
-        round(want, 3),
-        round(want, 4),
-        float(f"{want:.6g}"),
+        float(f"{want:.3g}"),
+        float(f"{want:.4g}"),
+        by_cross_entropy(runs),
     ):
-        assert judge_ex1(value, runs).passed, repr(value)
+        verdict = judge_ex1(value, runs)
+        assert verdict.passed, repr(value)
+    vocab = open_run(runs).task.vocab
+    assert f"1 / vocabulary size is {1 / vocab:.4f}" in verdict.message()
+    assert f"same mean is {p_true(runs, step=open_run(runs).steps[-1]):.3f}" in verdict.message()
 
 
 @pytest.mark.parametrize(
     "wrong, says",
     [
-        (lambda runs: round(final(runs, split="train"), 4), "training loss"),
-        (lambda runs: round(final(runs, position=-2), 4), "checkpoint before the last"),
-        (lambda runs: round(final(runs, position=0), 3), "step 0"),
-        (lambda runs: round(final(runs, column="accuracy"), 4), "accuracy"),
-        (lambda runs: round(final(runs, seed=1), 4), ""),  # another seed's value
-        (
-            lambda runs: final(runs) + 0.003,
-            "agrees to 2 decimals",
-        ),  # a rounded-to-display wrong value
-        (lambda runs: round(final(runs)) + 0.0, ""),
+        (lambda runs: p_true(runs, masked=False), "every position, scored or not"),
+        (lambda runs: p_true(runs, shifted=False), "the token *at* each position"),
+        (lambda runs: p_true(runs, step=open_run(runs).steps[-1]), "the last checkpoint"),
+        (lambda runs: math.exp(-final(runs, position=0)), "geometric mean"),
+        (lambda runs: 1 / open_run(runs).task.vocab, "the chance level"),
+        (lambda runs: final(runs, position=0, column="accuracy"), "accuracy at step 0"),
+        (lambda runs: p_true(runs, seed=1), ""),  # another seed's value
+        (lambda runs: p_true(runs) * 1.008, "agrees to 2 significant digits"),
+        (lambda runs: 0.0, ""),
     ],
 )
 def test_ex1_refuses_typical_wrong_answers_and_says_what_they_are(runs, wrong, says):
     verdict = judge_ex1(wrong(runs), runs)
     assert not verdict.passed
     message = verdict.message()
-    assert (
-        says in message and "the evaluation loss (split 'eval') at the last checkpoint" in message
-    )
-    want = final(runs)
-    assert f"{want:.3f}" not in message and f"{want:.4f}" not in message  # no answer given away
+    assert says in message and "the model at step 0 gives to the true next token" in message
+    want = p_true(runs)
+    assert f"{want:.3g}" not in message and f"{want:.4f}" not in message  # no answer given away
+
+
+def test_ex1_wrong_answers_are_far_enough_apart_to_be_told_apart(runs):
+    """Each named mistake is more than the tolerance away from the answer, on every seed."""
+    for seed in (0, 1, 2, 3):
+        want = p_true(runs, seed)
+        for value in (
+            p_true(runs, seed, masked=False),
+            p_true(runs, seed, shifted=False),
+            1 / open_run(runs, seed).task.vocab,
+        ):
+            assert abs(value - want) > 2 * welcome.EX1_RTOL * want, seed
 
 
 @pytest.mark.parametrize(
-    "value", ["1.5", None, True, [1.5], pd.Series([1.5]), torch.tensor([1.0, 2.0]), lambda: 1.5]
+    "value", ["0.03", None, True, [0.03], pd.Series([0.03]), torch.tensor([0.1, 0.2]), lambda: 0.03]
 )
 def test_ex1_refuses_what_is_not_one_number(runs, value):
     with pytest.raises(AnswerError):
@@ -106,7 +151,7 @@ def test_ex1_refuses_what_is_not_one_number(runs, value):
 
 
 def test_ex1_refuses_always_equal_objects(runs):
-    want = final(runs)
+    want = p_true(runs)
 
     class Sneaky(float):
         def __eq__(self, other):
@@ -120,7 +165,7 @@ def test_ex1_refuses_always_equal_objects(runs):
         __sub__ = __rsub__ = lambda self, other: 0.0
 
     for value in (Sneaky(0.0), AlwaysEqual()):
-        with pytest.raises(AnswerError, match="expected a number"):
+        with pytest.raises(AnswerError, match="expected a probability"):
             welcome.capture_ex1(value, context(runs))
 
 
@@ -214,16 +259,16 @@ def test_welcome_submissions_are_graded_in_the_sandbox(runs, tmp_path):
     honest = submission(
         {"cell-9": 'predicted_loss = "about 1"', "cell-14": SOLUTION_EX1, "cell-17": SOLUTION_EX2}
     )
-    own_seed = round(final(runs, seed=0), 4)
+    own_seed = round(p_true(runs, seed=0), 5)
     cheats = {
         "ada": honest,
         # a constant copied from the learner's own run (seed 0): wrong for the grading seed
-        "bea": submission({"cell-14": f"final_eval_loss = {own_seed}", "cell-17": SOLUTION_EX2}),
+        "bea": submission({"cell-14": f"p_true = {own_seed}", "cell-17": SOLUTION_EX2}),
         # an object that compares equal to anything
         "cy": submission(
             {
                 "cell-14": "class Loss(float):\n    __eq__ = lambda s, o: True\n"
-                "    __hash__ = float.__hash__\nfinal_eval_loss = Loss(0)",
+                "    __hash__ = float.__hash__\np_true = Loss(0)",
                 "cell-17": "return type('A', (), {'__eq__': lambda s, o: True})()",
             }
         ),

@@ -1,12 +1,14 @@
-"""Checks of ``00_welcome``: the final evaluation loss, as a value and as a function.
+"""Checks of ``00_welcome``: a checkpoint opened by hand, and the final evaluation loss of
+any run.
 
-* ``ex1`` (1 point): ``final_eval_loss``, the eval loss at the last checkpoint of the
-  learner's run. The reference is read from the run on disk (``runs_dir``, ``preset``,
-  ``seed``), so when grading, with another seed than the learner's, a constant pasted from
-  the learner's own output is wrong. Accepted: any real-number type (float32, numpy,
-  torch scalars) within 5e-4 nats, i.e. rounded to 3 decimals or better. Refused, with
-  feedback naming what was given: the training loss, the loss at another checkpoint, the
-  accuracy, a value that only agrees to 2 decimals.
+* ``ex1`` (1 point): ``p_true``, the average probability the untrained model (checkpoint 0)
+  gives to the true next token over the scored positions of the evaluation batch. The
+  reference is computed from the run on disk (``runs_dir``, ``preset``, ``seed``), so when
+  grading, with another seed than the learner's, a constant pasted from the learner's own
+  output is wrong. Accepted: any real-number type within 0.2% (3 significant digits or
+  better). Refused, with feedback naming what was given: the same mean over every position
+  (mask ignored), without the shift (the token at t, not t + 1), at the last checkpoint,
+  exp(-loss) (the geometric mean), 1 / vocabulary size, the accuracy at step 0.
 * ``predict`` (1): the learner's guess of an untrained model's loss, among options; any
   option passes, the feedback gives the run's step-0 loss against ln(vocabulary size).
 * ``ex2`` (2 points): ``last_eval_loss(metrics)`` for *any* metrics table, run on tables
@@ -18,6 +20,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import cached_property
 from pathlib import Path
 
@@ -26,13 +29,13 @@ from . import AnswerError, Exercise, Pace, Verdict, as_number, call_each, close,
 NOTEBOOK = "00_welcome"
 RUN_FOLDER = "welcome-{preset}"
 LEARNER_SEED = 0  # the notebook's default: grading uses any other seed
-EX1_TOLERANCE = 5e-4  # nats: a value rounded to 3 decimals passes, to 2 usually not
+EX1_RTOL = 2e-3  # a probability rounded to 3 significant digits passes, to 2 usually not
 EX2_TOLERANCE = 1e-5  # the tables hold 6-decimal values; float32 keeps ~7 digits
 PRACTICE_SEED = 20240
 
 
 class Context:
-    """What the checks need: the run's metrics (read-only) and the test tables of ex2."""
+    """What the checks need: the run (read-only) and the test tables of ex2."""
 
     def __init__(self, params: dict, hidden=None):
         self.runs_dir = Path(str(params.get("runs_dir", "../runs")))
@@ -47,10 +50,10 @@ class Context:
         return seed_dir(self.runs_dir / RUN_FOLDER.format(preset=self.preset), self.seed)
 
     @cached_property
-    def metrics(self):
+    def run(self):
         from vestige.runs import Run
 
-        return Run.open(self.run_dir).metrics
+        return Run.open(self.run_dir)
 
     @cached_property
     def tables(self) -> list[tuple[str, object]]:
@@ -85,52 +88,81 @@ def hidden_inputs(params: dict, rng) -> dict:
     return {"tables": make_tables(rng)}
 
 
-# --- ex1: the final evaluation loss -----------------------------------------------------------
+# --- ex1: the untrained model's probability of the true next token -----------------------------
 
 
 def capture_ex1(answer, ctx) -> float:
-    return as_number(answer, "a number (the loss, in nats)")
+    return as_number(answer, "a probability (a number from 0 to 1)")
+
+
+def true_token_probabilities(model, batch):
+    """P(true next token) at each position but the last, and the last position's row dropped
+    from the loss mask: ([batch, seq - 1], [batch, seq - 1])."""
+    import torch
+
+    from vestige.metrics import per_position_loss
+
+    with torch.no_grad():
+        loss_at, _ = per_position_loss(model(batch.tokens), batch.tokens)
+    return loss_at[:, :-1].neg().exp(), batch.loss_mask[:, :-1]
 
 
 def judge_ex1(got, ctx) -> Verdict:
     if not isinstance(got, (int, float)) or isinstance(got, bool):
         raise AnswerError("captured data is not a number")
-    metrics = ctx.metrics
-    evals = metrics[metrics.split == "eval"].sort_values("step")
-    final_step = int(evals.step.iloc[-1])
-    want = float(evals.loss.iloc[-1])
-    expected = f"the evaluation loss (split 'eval') at the last checkpoint, step {final_step}"
-    if close(got, want, EX1_TOLERANCE):
-        return Verdict(True)
-    shown = f"{got:.4f}"
-    for value, what in _wrong_answers(metrics, evals):
-        if close(got, value, EX1_TOLERANCE) and not close(value, want, EX1_TOLERANCE):
+    run, batch = ctx.run, ctx.run.eval_batch
+    p_next, scored = true_token_probabilities(run.model_at(0), batch)
+    want = float(p_next[scored].mean())
+    expected = (
+        "the mean, over the scored positions of the evaluation batch, of the probability the "
+        "model at step 0 gives to the true next token"
+    )
+    if close(got, want, 0.0, EX1_RTOL):
+        trained, _ = true_token_probabilities(run.model_at(run.steps[-1]), batch)
+        return Verdict(
+            True,
+            note=(
+                f"1 / vocabulary size is {1 / run.task.vocab:.4f}: the untrained model spreads "
+                f"its bet over every token. At the last checkpoint (step {run.steps[-1]}) the "
+                f"same mean is {float(trained[scored].mean()):.3f}."
+            ),
+        )
+    shown = f"{got:.5f}"
+    for value, what in _wrong_ex1(run, batch, p_next, scored):
+        if close(got, value, 0.0, EX1_RTOL) and not close(value, want, 0.0, EX1_RTOL):
             return Verdict(False, expected, f"{shown}, which is {what}")
-    if close(got, want, 0.005):
+    if close(got, want, 0.0, 0.02):
         return Verdict(
             False,
             expected,
             shown,
-            "It agrees to 2 decimals only: use the value in `metrics`, not a rounded "
-            "printout (3 decimals or more).",
+            "It agrees to 2 significant digits only: keep the full float, not a rounded "
+            "printout (3 significant digits or more).",
         )
     return Verdict(False, expected, shown)
 
 
-def _wrong_answers(metrics, evals):
-    train = metrics[metrics.split == "train"].sort_values("step")
-    if len(train):
-        yield (
-            float(train.loss.iloc[-1]),
-            "the training loss at the last logged step (split 'train')",
-        )
-    if len(evals) > 1:
-        yield float(evals.loss.iloc[-2]), "the evaluation loss at the checkpoint before the last"
-        yield float(evals.loss.iloc[0]), "the evaluation loss at step 0, before training"
-        yield float(evals.loss.min()), "the smallest evaluation loss, not the last one"
+def _wrong_ex1(run, batch, p_next, scored):
+    import torch
+
+    yield float(p_next.mean()), "the mean over every position, scored or not (use `loss_mask`)"
+    with torch.no_grad():
+        probs = run.model_at(0)(batch.tokens).softmax(-1)
+    unshifted = probs.gather(-1, batch.tokens[..., None])[..., 0]
+    yield (
+        float(unshifted[batch.loss_mask].mean()),
+        "the probability of the token *at* each position: the logits at t bet on token t + 1",
+    )
+    trained, _ = true_token_probabilities(run.model_at(run.steps[-1]), batch)
+    yield float(trained[scored].mean()), "the trained model's (the last checkpoint), not step 0's"
+    evals = run.metrics.query("split == 'eval'").sort_values("step")
+    yield (
+        math.exp(-float(evals.loss.iloc[0])),
+        "exp(-loss), the geometric mean of the probabilities; the exercise asks for their average",
+    )
+    yield 1 / run.task.vocab, "1 / vocabulary size, the chance level, not the model's measured bet"
     if "accuracy" in evals:
-        yield float(evals.accuracy.iloc[-1]), "the final evaluation *accuracy*, not the loss"
-    yield float(metrics.loss.iloc[-1]), "the loss in the table's last row"
+        yield float(evals.accuracy.iloc[0]), "the accuracy at step 0 (argmax), not a probability"
 
 
 # --- ex2: a function for any metrics table ----------------------------------------------------
@@ -246,11 +278,7 @@ UNTRAINED_OPTIONS = ("about 0", "about 1", "about ln(vocabulary size)")
 
 def untrained_outcome(ctx) -> tuple[str, str]:
     """The option nearest the run's evaluation loss at step 0."""
-    import math
-
-    from vestige.runs import Run
-
-    run = Run.open(ctx.run_dir)
+    run = ctx.run
     evals = run.metrics.query("split == 'eval'")
     loss = float(evals.loc[evals.step.idxmin(), "loss"])
     chance = math.log(run.task.vocab)
@@ -267,24 +295,25 @@ EXERCISES = (
     Exercise(
         "ex1",
         points=1,
-        pace=Pace(1, 3, 3),
+        pace=Pace(2, 3, 8),
         capture=capture_ex1,
         judge=judge_ex1,
         hints=(
             (
-                'Keep the rows of `metrics` whose `split` is "eval": they are measured on the '
-                "evaluation batch, at the checkpoints."
+                "Run the step-0 model on `batch.tokens` (inside `torch.no_grad()`) and apply "
+                "`.softmax(-1)` to its logits: a probability for every token at every position."
             ),
             (
-                "The last checkpoint is the eval row with the largest `step`; take its `loss` "
-                "(not the last row of the table, not the smallest loss)."
+                "At position t the model bets on `tokens[:, t + 1]`: drop the last position of "
+                "the probabilities, pick each true next token with `gather`, and keep the "
+                "positions where `loss_mask[:, :-1]` is True."
             ),
             (
-                'For example `evals = metrics[metrics.split == "eval"]`, then the `loss` in the '
-                "row `evals.step.idxmax()`, as a float."
+                "For example `probs[:, :-1].gather(-1, batch.tokens[:, 1:, None])[..., 0]`, then "
+                "its entries at `batch.loss_mask[:, :-1]`, averaged, as a float."
             ),
         ),
-        success="That is the loss the model ends with on data it never trained on.",
+        success="That is the untrained model's bet on the right answer, read from its checkpoint.",
     ),
     Exercise(
         "ex2",
