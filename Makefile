@@ -126,7 +126,8 @@ wheelhouse: | $(BIN)/python
 ## binder-check: build binder/ in a fresh environment the way repo2docker does (runtime.txt,
 ## requirements.txt, postBuild) in $(BINDER_DIR), then run every notebook, solved and unsolved,
 ## on 1 CPU under a 2 GB memory limit; fails over 2 GB, under 25% headroom, or on a 10-minute
-## silent stretch. BINDER_ARGS: e.g. --reuse (keep the built environment), --only 00_welcome
+## silent stretch. BINDER_ARGS: e.g. --reuse (keep the built environment and runs, copy the
+## repository in again), --only 00_welcome
 BINDER_DIR  ?= build/binder
 BINDER_ARGS ?=
 .PHONY: binder-check

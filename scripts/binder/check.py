@@ -68,7 +68,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--reuse",
         action="store_true",
-        help="keep an environment this script built before (skip the build)",
+        help=(
+            "keep an environment this script built before, with its precomputed runs; the "
+            "repository is copied in again and its notebooks rebuilt and signed"
+        ),
     )
     parser.add_argument("--build-only", action="store_true", help="build, do not run notebooks")
     parser.add_argument(
@@ -228,6 +231,20 @@ class Build:
             if source.is_file() and not source.is_symlink():
                 (dest / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, dest / name)
+
+    def refresh(self) -> None:
+        """Bring a reused build up to today's repository: copy it in again (the kit is an
+        editable install) and redo postBuild's steps that depend on nothing else, building
+        the notebooks and signing them. The precomputed runs are kept: after a change to a
+        preset or a notebook's seeds, build again without --reuse."""
+        self.copy_repository(self.home)
+        bin_dir = self.env_dir / "bin"
+        build = [str(bin_dir / "vestige"), "course", "build"]
+        self.step("vestige course build", build, self.home, "refresh-build.log")
+        notebooks = sorted(self.home.glob("notebooks/*.ipynb"))
+        notebooks += sorted(self.home.glob("course/solutions/*.ipynb"))
+        trust = [str(bin_dir / "jupyter"), "trust", *map(str, notebooks)]
+        self.step("trust the notebooks", trust, self.home, "refresh-trust.log")
 
     def unreachable_indexes(self, requirements: Path) -> list[str]:
         problems = []
@@ -646,6 +663,7 @@ def main(argv=None) -> int:
         and (build.env_dir / "bin/python").exists()
     ):
         print(f"binder-check: reusing the build in {build.dir}", flush=True)
+        build.refresh()
     else:
         built = build.run()
         print(
