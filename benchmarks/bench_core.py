@@ -20,13 +20,15 @@ absolute times drift; ratios of interleaved measurements do not), plus peak memo
 4. per-seed analysis (tables, detector, mechanism; the untrained baseline cached, as for
    every seed after a preset's first) against the seed's training time (target <= 25%), the
    one-time untrained baseline against it too, and peak RSS and wall time of each in fresh
-   processes (targets: 90 s and 0.8 GB to train; Binder has 2 GB).
+   processes (targets: 90 s and 0.8 GB to train; Binder has 2 GB), and the same analysis
+   with the C heap never trimmed (`vestige.memory`) as the baseline of its memory.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import shutil
 import statistics
 import subprocess
 import sys
@@ -267,8 +269,18 @@ def bench_run() -> None:
             "untrained_baseline(Run.open(sys.argv[1]), AnalysisSpec().n_untrained)",
             run,
         )
+        # the baseline of memory: the same analysis, of a copy, with the C heap never trimmed
+        shutil.copytree(f"{tmp}/reference", f"{tmp}/untrimmed/reference")
         # what each seed costs: its tables, the detector and its target's mechanism tables
         seed = in_fresh_process(*cli, "analyze", run, "--mechanism", "--quiet")
+        untrimmed = in_fresh_process(
+            "from vestige.cli import main; import vestige.runs",
+            "vestige.runs.release_free_memory = lambda: False; main(sys.argv[1:])",
+            "analyze",
+            f"{tmp}/untrimmed/reference/seed-0",
+            "--mechanism",
+            "--quiet",
+        )
     (train_s, train_mb), (base_s, base_mb), (seed_s, seed_mb) = train, baseline, seed
     print(
         f"4. one reference seed in fresh processes: training {train_s:.0f} s, peak RSS "
@@ -276,7 +288,10 @@ def bench_run() -> None:
         f"baseline cached (tables, detector, mechanism) {seed_s:.0f} s = "
         f"{seed_s / train_s:.0%} of training (target <= 25%), peak RSS {seed_mb:.0f} MB "
         f"(Binder 2 GB); the untrained baseline, once per preset: {base_s:.0f} s = "
-        f"{base_s / train_s:.0%} of training, peak RSS {base_mb:.0f} MB"
+        f"{base_s / train_s:.0%} of training, peak RSS {base_mb:.0f} MB. The same analysis "
+        f"with the C heap never trimmed (`vestige.memory`): {untrimmed[0]:.0f} s, peak RSS "
+        f"{untrimmed[1]:.0f} MB: trimming {seed_mb / untrimmed[1]:.2f}x the memory, "
+        f"{seed_s / untrimmed[0]:.2f}x the time"
     )
 
 

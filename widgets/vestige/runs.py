@@ -41,6 +41,7 @@ from safetensors.torch import save as save_tensors
 
 from vestige.config import RunConfig
 from vestige.device import resolve_device
+from vestige.memory import release_free_memory
 from vestige.task import Batch, Task, make_task
 
 CHECKPOINT_RE = re.compile(r"^step-(\d+)\.safetensors$")
@@ -369,7 +370,9 @@ class Run:
         return build_model(self.config, seed, self.device)
 
     def model_at(self, step: int):
-        """The model as it was at checkpoint `step` on `self.device` (in eval mode, cached)."""
+        """The model as it was at checkpoint `step` on `self.device` (in eval mode, cached).
+        Loading one first gives the C heap's free memory back (`vestige.memory`): loops over
+        checkpoints would otherwise grow the process by fragments of the ones before."""
         if step in self._models:
             self._models.move_to_end(step)
             return self._models[step]
@@ -382,6 +385,7 @@ class Run:
                 f"step {step} is not a checkpoint of {self.path}; nearest checkpoints: "
                 f"{sorted(nearest)} (all: run.steps)"
             )
+        release_free_memory()
         model = self._load(step)
         self._models[step] = model
         if len(self._models) > self._cache_size:
