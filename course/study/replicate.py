@@ -19,11 +19,7 @@ from vestige import Run
 from vestige.detect import detect
 from vestige.report import load
 from vestige.runs import seed_dirs
-
-
-def final_loss(run: Run) -> float:
-    evals = run.metrics.query("split == 'eval'").sort_values("step")
-    return float(evals["loss"].iloc[-1])
+from vestige.study import outcome
 
 
 def main(argv: list[str]) -> int:
@@ -40,7 +36,9 @@ def main(argv: list[str]) -> int:
         run = Run.open(path)
         caught = detect(run).vestigial is not None
         was = judged[seed]
-        rows.append((seed, was["caught"], caught, was["base"]["final_loss"], final_loss(run)))
+        rows.append(
+            (seed, was["caught"], caught, was["base"]["final_loss"], outcome(run)["final_loss"])
+        )
     if not rows:
         print(f"no run under {folder} of a seed the study in {study} judged", file=sys.stderr)
         return 2

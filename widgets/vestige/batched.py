@@ -55,12 +55,13 @@ def train_seeds(
         grad(_loss(copy.deepcopy(models[0]).to("meta", print_details=False)), has_aux=True)
     )
     for step in range(config.train.steps + 1):
-        if _saves(config, step):
+        last = step == config.train.steps
+        if last or sessions[0].saves_at(step):
             for k, session in enumerate(sessions):
                 _unstack(params, optimizer, session, k)
                 torch.set_rng_state(rngs[k])
-                session.save_point(step, force=step == config.train.steps)
-        if step == config.train.steps:
+                session.save_point(step, force=last)
+        if last:
             break
         batches = [
             batch_on(s.task.train_batch(step, config.train.batch_size), device) for s in sessions
@@ -93,15 +94,6 @@ def _loss(base):
         return total, (loss_at.detach(), correct_at.detach())
 
     return loss
-
-
-def _saves(config: RunConfig, step: int) -> bool:
-    """Whether `train` saves anything at `step` (a checkpoint, the state, or the end)."""
-    return (
-        step in config.checkpoint_steps
-        or step % config.train.state_every == 0
-        or step == config.train.steps
-    )
 
 
 @torch.no_grad()

@@ -39,7 +39,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
@@ -159,6 +159,18 @@ class Steps:
     plan: Callable
     record: Callable
     measure: Callable
+
+
+class Job(NamedTuple):
+    """One seed of a study: its config, the folder its runs go in, the conditions it trains
+    again, and the torch threads and device its runs use."""
+
+    config: RunConfig
+    seed: int
+    out: Path
+    conditions: tuple = ()
+    threads: int = 1
+    device: str = "cpu"
 
 
 def seed_task(steps: Steps, config: RunConfig, seed: int, out: Path, *rest) -> dict[str, Any]:
@@ -360,26 +372,23 @@ def connect(address: str, timeout: float | None = None):
 
 
 def run_tasks(
-    jobs: dict[tuple, tuple],
+    jobs: dict[tuple, Job],
     steps: Steps,
     workers: int = 2,
     progress: bool = True,
     scheduler=None,
     retries: int = 2,
 ) -> dict[tuple, dict[str, Any]]:
-    """What `vestige.study.study_seed(*args)` computes for every job {key: (config, seed, out,
-    conditions, ...)}, with the study's `steps`, as one task per seed and one per seed and
-    condition, on `workers` local processes or on the Dask cluster `scheduler`. Jobs whose
-    runs are the same run directory share its task."""
-    jobs = {
-        key: (args[0], args[1], Path(os.path.abspath(args[2])), *args[3:])
-        for key, args in jobs.items()
-    }
+    """What `vestige.study.study_seed(*job)` computes for every job {key: Job}, with the
+    study's `steps`, as one task per seed and one per seed and condition, on `workers` local
+    processes or on the Dask cluster `scheduler`. Jobs whose runs are the same run directory
+    share its task."""
+    jobs = {key: job._replace(out=Path(os.path.abspath(job.out))) for key, job in jobs.items()}
     executor = Dask(scheduler, retries) if scheduler is not None else Processes(workers, retries)
     token = uuid.uuid4().hex[:8]
     try:
         if isinstance(executor, Dask):
-            described = executor.check(sorted({args[2] for args in jobs.values()}))
+            described = executor.check(sorted({job.out for job in jobs.values()}))
             if progress:
                 tqdm.write(described)
         return _run(executor, jobs, steps, progress, token)
@@ -388,7 +397,7 @@ def run_tasks(
 
 
 def _run(
-    executor, jobs: dict[tuple, tuple], steps: Steps, progress: bool, token: str
+    executor, jobs: dict[tuple, Job], steps: Steps, progress: bool, token: str
 ) -> dict[tuple, dict]:
     bases: dict[tuple, dict] = {}  # job -> its seed_task result
     pieces: dict[tuple, dict] = {}  # job -> {condition: record}
@@ -396,7 +405,7 @@ def _run(
     pending: dict[Any, Task] = {}
     by_run: dict[str, Task] = {}  # run directory -> its task (shared by jobs)
     results: dict[tuple, dict] = {}
-    total = sum(1 + len(args[3]) for args in jobs.values())
+    total = sum(1 + len(job.conditions) for job in jobs.values())
     bar = tqdm(total=total, desc="runs", disable=not progress)
 
     def submit(task: Task) -> None:
@@ -428,7 +437,6 @@ def _run(
 
     def done(job: tuple, condition: str | None, interventions: tuple, value: dict) -> None:
         config, seed, out, conditions = jobs[job][:4]
-        device = jobs[job][5:6]  # (device,) when the job names one (after its threads)
         if condition is not None:
             pieces[job][condition] = steps.record(value, interventions)
             bar.update(1)
@@ -445,7 +453,7 @@ def _run(
                 Task(
                     f"vestige-{name}-{config.name}-seed-{seed}-{token}",
                     condition_task,
-                    (steps, run_config, seed, path, *device),
+                    (steps, run_config, seed, path, jobs[job].device),
                     job,
                     name,
                     applied,
@@ -457,18 +465,17 @@ def _run(
         finish(job)
 
     with bar:
-        for job, args in jobs.items():
-            config, seed, out = args[:3]
+        for key, job in jobs.items():
             schedule(
                 Task(
-                    f"vestige-base-{config.name}-seed-{seed}-{token}",
+                    f"vestige-base-{job.config.name}-seed-{job.seed}-{token}",
                     seed_task,
-                    (steps, config, seed, out, *args[4:]),
-                    job,
+                    (steps, job.config, job.seed, job.out, job.threads, job.device),
+                    key,
                 ),
-                run_dir(out, "base", seed),
-                config,
-                seed,
+                run_dir(job.out, "base", job.seed),
+                job.config,
+                job.seed,
             )
         try:
             while pending:

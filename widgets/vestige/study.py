@@ -25,7 +25,7 @@ import pandas as pd
 from vestige.conditions import CONDITION_NAMES, POOL_CONDITIONS
 from vestige.config import RunConfig, preset
 from vestige.detect import Criteria, Detection, control_neuron, detect, target_neuron
-from vestige.distributed import run_dir
+from vestige.distributed import Job, run_dir
 from vestige.mechanism import target_subject
 from vestige.runs import Run
 from vestige.stats import mean_ci
@@ -412,7 +412,7 @@ def run_study(
     started = time.perf_counter()
     with_conditions = set(seeds if condition_seeds is None else condition_seeds)
     jobs = {
-        ("study", seed): (
+        ("study", seed): Job(
             config,
             seed,
             out / config.name,
@@ -425,36 +425,21 @@ def run_study(
     for kind, (threads, noise) in PERTURBATIONS.items():
         perturbed = config.replace(model=dataclasses.replace(config.model, init_noise=noise))
         for seed in perturbed_seeds or ():
-            jobs[(kind, seed)] = (
-                perturbed,
-                seed,
-                out / f"{config.name}-{kind}",
-                (),
-                threads,
-                device,
+            jobs[(kind, seed)] = Job(
+                perturbed, seed, out / f"{config.name}-{kind}", (), threads, device
             )
     if pool is not None:
         size, pool_seeds = pool
         pooled = config.replace(task=dataclasses.replace(config.task, train_pool=size))
         for seed in pool_seeds:
-            jobs[("pool", seed)] = (
-                pooled,
-                seed,
-                out / f"{config.name}-pool",
-                POOL_CONDITIONS,
-                1,
-                device,
+            jobs[("pool", seed)] = Job(
+                pooled, seed, out / f"{config.name}-pool", POOL_CONDITIONS, 1, device
             )
     if control is not None:
         control_config = preset(control[0])
         for seed in control[1]:
-            jobs[("control", seed)] = (
-                control_config,
-                seed,
-                out / control_config.name,
-                (),
-                1,
-                device,
+            jobs[("control", seed)] = Job(
+                control_config, seed, out / control_config.name, (), 1, device
             )
     results = run_jobs(jobs, workers, progress, scheduler)
 
@@ -502,15 +487,15 @@ def study_map(results: list[dict], out: Path, folder: Path, prefix: str) -> dict
 
 
 def run_jobs(
-    jobs: dict[tuple, tuple], workers: int, progress: bool, scheduler: Any = None
+    jobs: dict[tuple, Job], workers: int, progress: bool, scheduler: Any = None
 ) -> dict[tuple, dict]:
-    """`study_seed(*args)` for every job {key: args}, cut into one task per seed and one per
+    """`study_seed(*job)` for every job {key: Job}, cut into one task per seed and one per
     seed and condition, on `workers` local processes or on the Dask cluster `scheduler`."""
     from vestige.distributed import Steps, run_tasks
 
     steps = Steps(base=study_base, plan=condition_runs, record=condition_record, measure=outcome)
     results = run_tasks(jobs, steps, workers, progress, scheduler)
-    return {key: {"preset": jobs[key][0].name, **results[key]} for key in jobs}
+    return {key: {"preset": jobs[key].config.name, **results[key]} for key in jobs}
 
 
 def summarize(

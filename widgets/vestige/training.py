@@ -219,12 +219,16 @@ class Session:
             torch.manual_seed(seed)
         return session
 
+    def saves_at(self, step: int) -> bool:
+        """Whether `save_point(step)` writes anything unforced (the last step is forced)."""
+        return step in self.config.checkpoint_steps or step % self.config.train.state_every == 0
+
     def save_point(self, step: int, force: bool = False) -> None:
         """At a checkpoint step save weights, evaluation and state; else save the state every
         `state_every` steps (and when `force`)."""
         if step in self.config.checkpoint_steps:
             self.checkpoint(step)
-        elif force or step % self.config.train.state_every == 0:
+        elif force or self.saves_at(step):
             self.save_state(step, latest_state_path(self.out))
 
     @torch.no_grad()
