@@ -83,6 +83,12 @@ study: $(STAMP)
 	  --conditions '' --perturbed-seeds 3000-3003 \
 	  --out runs/study --report course/study --search course/study/search.jsonl
 
+## study-report: course/study/report.md written again from its summary.json, results.json and
+## search log (after a search run or a change to the report's code; trains nothing, seconds)
+.PHONY: study-report
+study-report: $(STAMP)
+	$(BIN)/vestige report course/study --search course/study/search.jsonl
+
 ## suppression: the 20 reference report seeds trained again with the crutch's attention head held
 ## at its mean for [0, T) (T: the seed's copy transition) and for the whole run, and with the
 ## target neuron and a never-needed control neuron held for [0, T) (vestige.conditions), and the

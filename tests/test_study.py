@@ -261,3 +261,27 @@ def test_replicate_compares_retrained_runs_with_the_committed_study(course_runs,
     assert "seed 3:" not in out  # tiny seed 3 is there, but the study never judged it
     assert "verdict agrees in 2 of 3 seeds; final loss bit-identical in 2 of 3" in out
     assert replicate.main([str(tmp_path / "nothing"), str(study)]) == 2
+
+
+def test_vestige_report_writes_the_report_again_from_a_studys_files(tmp_path, capsys):
+    """`vestige report FOLDER` (make study-report) rewrites report.md from the folder's own
+    summary.json and results.json: the committed study comes out as committed, and a folder
+    without a summary is a clear error that writes nothing."""
+    import shutil
+    from pathlib import Path
+
+    from vestige.cli import main
+
+    study = Path(__file__).resolve().parents[1] / "course" / "study"
+    if "rates" not in load(study)[0]:
+        pytest.skip("course/study predates the current summary format: run `make study`")
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy, ignore=shutil.ignore_patterns("suppression"))
+    (copy / "report.md").write_text("stale")
+    assert main(["report", str(copy), "--search", str(study / "search.jsonl")]) == 0
+    assert (copy / "report.md").read_text() == (study / "report.md").read_text()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["report", str(empty)]) == 2
+    assert "summary.json not found" in capsys.readouterr().err
+    assert list(empty.iterdir()) == []

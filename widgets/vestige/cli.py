@@ -1,4 +1,4 @@
-"""Command line: `vestige train`, `analyze`, `fork`, `study`, `course`."""
+"""Command line: `vestige train`, `analyze`, `fork`, `study`, `report`, `course`."""
 
 from __future__ import annotations
 
@@ -132,6 +132,21 @@ def cmd_study(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    from vestige.report import load, write_report
+
+    folder = Path(args.folder)
+    if not (folder / "summary.json").is_file():
+        raise FileNotFoundError(
+            f"{folder / 'summary.json'} not found: `vestige study --report {folder}` writes it"
+        )
+    if args.search and not Path(args.search).is_file():
+        raise FileNotFoundError(f"search log {args.search} not found")
+    summary, results = load(folder)
+    write_report(summary, results, folder, args.search)
+    print(f"report in {folder / 'report.md'}")
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     """`--device {auto,cpu,cuda}` on a subcommand that trains or analyses."""
     parser.add_argument("--device", choices=DEVICES, default="cpu", help=DEVICE_HELP)
@@ -245,6 +260,15 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--quiet", action="store_true")
     add_device_argument(study)
     study.set_defaults(func=cmd_study)
+
+    report = sub.add_parser(
+        "report",
+        help="write a study's report.md and figures again from its summary.json and "
+        "results.json (after the search log or the report's code changed; trains nothing)",
+    )
+    report.add_argument("folder", help="the study's report folder (e.g. course/study)")
+    report.add_argument("--search", help="the search log (JSON lines) for the appendix")
+    report.set_defaults(func=cmd_report)
 
     from vestige.course import add_course_parser
 
