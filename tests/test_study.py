@@ -236,6 +236,7 @@ def test_replicate_compares_retrained_runs_with_the_committed_study(course_runs,
     from pathlib import Path
 
     from vestige.detect import detect
+    from vestige.study import outcome
 
     script = Path(__file__).resolve().parents[1] / "course/study/replicate.py"
     spec = importlib.util.spec_from_file_location("replicate", script)
@@ -246,7 +247,7 @@ def test_replicate_compares_retrained_runs_with_the_committed_study(course_runs,
         {
             "seed": s,
             "caught": detect(run).vestigial is not None,
-            "base": {"final_loss": replicate.final_loss(run)},
+            "base": {"final_loss": outcome(run)["final_loss"]},
         }
         for s, run in runs.items()
     ]
