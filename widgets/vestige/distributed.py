@@ -436,7 +436,7 @@ def _run(
         results[job] = result
 
     def done(job: tuple, condition: str | None, interventions: tuple, value: dict) -> None:
-        config, seed, out, conditions = jobs[job][:4]
+        config, seed, out, conditions, *_ = jobs[job]
         if condition is not None:
             pieces[job][condition] = steps.record(value, interventions)
             bar.update(1)
