@@ -201,6 +201,7 @@ def verify(run: Run, bar: dict) -> dict:
 
 
 def main(folders: list[str]) -> int:
+    torch.set_num_threads(1)  # one core per script: two at once would oversubscribe two cores
     ok = True
     for folder in folders:
         runs = [Run.open(p) for p in sorted(Path(folder).glob("seed-*"))]
