@@ -8,9 +8,11 @@ script can build: every seed's step-0 model with the same labels.
     python course/study/verify.py runs/verify/reference runs/verify/control
 
 For a run whose detector claims a neuron, every clause is recomputed for it; for a run with
-no claim, every neuron's final effect, selectivity and preference are screened and the
-clauses recomputed for any neuron that passes those. Prints one line per seed and exits 1
-when a claim does not hold up or a neuron the detector missed passes every clause.
+no claim, every neuron that is selective at the end and prefers a class with scored
+positions (two of the clauses, cheap to test) gets every other clause recomputed too. Each
+checkpoint is loaded once per run and every such neuron ablated on it. Prints one line per
+seed and exits 1 when a claim does not hold up or a neuron the detector missed passes every
+clause.
 """
 
 from __future__ import annotations
@@ -25,22 +27,26 @@ from vestige.detect import detect
 
 HOOK = "blocks.{}.mlp.out.hook_in"  # MLP activations after the nonlinearity
 RNG = np.random.default_rng(12345)
+# the strict verdict's thresholds, restated (not imported from `vestige.detect.Criteria`)
+MIN_PEAK = 0.15  # nats: the peak's 95% lower bound, and each "needed" checkpoint's
+FLOOR_RATIO = 2.0  # the peak against the init floor
+SUSTAINED = 2  # consecutive checkpoints needed
+FINAL_FRACTION = 0.10  # the final effect's upper bound against the peak
+QUANTILE = 0.99  # of untrained neurons' selectivities, to beat
 
 
 @torch.no_grad()
-def effect_sums(run: Run, step: int, layer: int, neurons: list[int], positions: str):
-    """[neurons, 2, n_sequences]: per evaluation sequence, the loss increase summed over the
-    scored positions of class `positions` when each neuron is held at its batch mean, and
-    how many such positions it has."""
-    batch = run.eval_batch
-    index = run.task.class_names.index(positions)
-    where = (batch.loss_mask & (batch.labels == index))[:, :-1]
+def loss_increases(run: Run, step: int, units: list[tuple[int, int]]) -> dict:
+    """{(layer, neuron): [n_sequences, positions - 1]} the loss increase at each predicted
+    position when the neuron is held at its batch mean, at `step`."""
+    tokens = run.eval_batch.tokens
     model = run.model_at(step)
-    name = HOOK.format(layer)
-    logits, cache = model.run_with_cache(batch.tokens, names_filter=[name])
-    clean = _loss(logits, batch.tokens)
-    out = []
-    for neuron in neurons:
+    names = sorted({HOOK.format(layer) for layer, _ in units})
+    logits, cache = model.run_with_cache(tokens, names_filter=names)
+    clean = _loss(logits, tokens)
+    out = {}
+    for layer, neuron in units:
+        name = HOOK.format(layer)
         mean = cache[name][..., neuron].mean()
 
         def hold(act, hook=None, neuron=neuron, mean=mean):
@@ -48,16 +54,28 @@ def effect_sums(run: Run, step: int, layer: int, neurons: list[int], positions: 
             act[..., neuron] = mean
             return act
 
-        delta = _loss(model.run_with_hooks(batch.tokens, fwd_hooks=[(name, hold)]), batch.tokens)
-        delta = delta - clean
-        out.append(np.stack([(delta * where).sum(1).numpy(), where.sum(1).numpy().astype(float)]))
-    return np.stack(out)
+        out[layer, neuron] = _loss(model.run_with_hooks(tokens, fwd_hooks=[(name, hold)]), tokens)
+        out[layer, neuron] -= clean
+    return out
 
 
 def _loss(logits, tokens):
     return torch.nn.functional.cross_entropy(
         logits[:, :-1].transpose(1, 2), tokens[:, 1:], reduction="none"
     )
+
+
+def scored(run: Run, positions: str) -> torch.Tensor:
+    """[n_sequences, positions - 1] the scored positions of class `positions`, aligned with
+    `loss_increases` (a label belongs to the position that predicts it)."""
+    batch = run.eval_batch
+    index = run.task.class_names.index(positions)
+    return (batch.loss_mask & (batch.labels == index))[:, :-1]
+
+
+def per_sequence(increase: torch.Tensor, where: torch.Tensor) -> np.ndarray:
+    """[2, n_sequences]: the loss increase summed over `where`, and how many positions."""
+    return np.stack([(increase * where).sum(1).numpy(), where.sum(1).numpy().astype(float)])
 
 
 def interval(sums: np.ndarray, n: int = 2000) -> tuple[float, float, float]:
@@ -99,7 +117,7 @@ def contrast(acts: np.ndarray, focus: np.ndarray, other: np.ndarray) -> np.ndarr
 
 
 def bars(runs: list[Run]) -> dict:
-    """The untrained 99th percentiles from every seed's step-0 model: of the selectivity per
+    """The untrained `QUANTILE`s from every seed's step-0 model: of the selectivity per
     layer, and of the same-token selectivity per (layer, focus class)."""
     si, matched = {}, {}
     for run in runs:
@@ -113,90 +131,93 @@ def bars(runs: list[Run]) -> dict:
                     values = contrast(acts, focus, other)
                     values = values[(acts[focus] > 0).mean(0) >= 0.1]
                     matched.setdefault((layer, name), []).append(values)
-    q = {k: float(np.nanquantile(np.concatenate(v), 0.99)) for k, v in si.items()}
-    m = {k: float(np.nanquantile(np.concatenate(v), 0.99)) for k, v in matched.items()}
+    q = {k: float(np.nanquantile(np.concatenate(v), QUANTILE)) for k, v in si.items()}
+    m = {k: float(np.nanquantile(np.concatenate(v), QUANTILE)) for k, v in matched.items()}
     return {"selective": q, "matched": m}
 
 
-def clauses(run: Run, layer: int, neuron: int, positions: str, bar: dict) -> dict:
-    """Every clause of the strict verdict for one neuron, recomputed."""
+def candidates(run: Run, bar: dict, final: list[np.ndarray]) -> list[tuple[int, int, str]]:
+    """(layer, neuron, class) of every neuron selective at the end that prefers a class with
+    scored positions and a same-token bar: every neuron that can pass all clauses."""
+    names = run.task.class_names
+    labels = run.eval_batch.labels.reshape(-1).numpy()
+    mask = run.eval_batch.loss_mask.reshape(-1).numpy()
+    out = []
+    for layer, acts in enumerate(final):
+        si, preferred = selectivity(acts, labels, len(names))
+        for neuron in np.flatnonzero(si > bar["selective"][layer]):
+            c = int(preferred[neuron])
+            if (layer, names[c]) in bar["matched"] and (mask & (labels == c)).any():
+                out.append((layer, int(neuron), names[c]))
+    return out
+
+
+def clauses(
+    run: Run, unit: tuple[int, int, str], timeline: dict, floor: float, bar: dict, final: list
+) -> dict:
+    """Every clause of the strict verdict for one neuron, from its effect at every checkpoint
+    ({step: (effect, low, high)}), its positions' init floor and the final activations."""
+    layer, neuron, positions = unit
     steps = run.steps
-    timeline = {
-        step: interval(effect_sums(run, step, layer, [neuron], positions)[0]) for step in steps
-    }
     trained = [s for s in steps if s > 0]
     peak_step = max(trained, key=lambda s: timeline[s][0])
     peak, peak_low, _ = timeline[peak_step]
-    floor = init_floor(run, positions)
-    needed = "".join("1" if timeline[s][1] >= 0.15 else "0" for s in trained)
-    acts = activations(run, steps[-1])[layer]
+    needed = "".join("1" if timeline[s][1] >= MIN_PEAK else "0" for s in trained)
     labels = run.eval_batch.labels.reshape(-1).numpy()
-    si, preferred = selectivity(acts, labels, len(run.task.class_names))
+    si, preferred = selectivity(final[layer], labels, len(run.task.class_names))
     focus, other = same_token(run, positions)
-    matched = contrast(acts, focus, other)[neuron]
+    matched = contrast(final[layer], focus, other)[neuron]
     return {
         "peak": round(float(peak), 3),
         "peak_step": peak_step,
         "init_floor": round(floor, 3),
         "final_high": round(float(timeline[steps[-1]][2]), 4),
         "si": round(float(si[neuron]), 2),
-        "needed": peak_low >= 0.15,
-        "above_init": peak >= 2 * floor,
-        "sustained": max(len(r) for r in needed.split("0")) >= 2,
-        "faded": timeline[steps[-1]][2] < 0.10 * peak,
+        "needed": peak_low >= MIN_PEAK,
+        "above_init": peak >= FLOOR_RATIO * floor,
+        "sustained": max(len(r) for r in needed.split("0")) >= SUSTAINED,
+        "faded": timeline[steps[-1]][2] < FINAL_FRACTION * peak,
         "selective": si[neuron] > bar["selective"][layer],
         "prefers_focus": run.task.class_names[preferred[neuron]] == positions,
         "token_selective": matched > bar["matched"][(layer, positions)],
     }
 
 
-def init_floor(run: Run, positions: str) -> float:
-    """The largest mean-ablation effect of any neuron at step 0 on those positions."""
-    d_mlp = run.model_at(0).cfg.d_mlp
-    return max(
-        float(s[0].sum() / s[1].sum())
-        for layer in range(run.config.model.n_layers)
-        for s in effect_sums(run, 0, layer, list(range(d_mlp)), positions)
-    )
+def judged(run: Run, units: list[tuple[int, int, str]], bar: dict, final: list) -> list[dict]:
+    """`clauses` of every unit. The init floor of a class is the largest effect of any
+    neuron at step 0 on its positions, so step 0 ablates every neuron."""
+    layers, d_mlp = run.config.model.n_layers, final[0].shape[-1]
+    every = [(layer, n) for layer in range(layers) for n in range(d_mlp)]
+    masks = {positions: scored(run, positions) for _, _, positions in units}
+    timelines = {unit: {} for unit in units}
+    floors = {}
+    for step in run.steps:
+        wanted = every if step == 0 else sorted({(layer, n) for layer, n, _ in units})
+        increases = loss_increases(run, step, wanted)
+        for unit in units:
+            sums = per_sequence(increases[unit[:2]], masks[unit[2]])
+            timelines[unit][step] = interval(sums)
+        if step == 0:
+            floors = {
+                p: max(float(per_sequence(d, m).sum(1)[0] / m.sum()) for d in increases.values())
+                for p, m in masks.items()
+            }
+    return [clauses(run, u, timelines[u], floors[u[2]], bar, final) for u in units]
 
 
-def screen(run: Run, bar: dict) -> list[tuple[int, int, str]]:
-    """Neurons that pass the cheap clauses at the end (selective, preferring a class with
-    scored positions) and were needed at their best checkpoint on it: the candidates a claim
-    of "nothing here" must survive."""
-    steps, names = run.steps, run.task.class_names
-    labels = run.eval_batch.labels.reshape(-1).numpy()
-    scored = run.eval_batch.loss_mask.reshape(-1).numpy()
-    out = []
-    for layer, acts in enumerate(activations(run, steps[-1])):
-        si, preferred = selectivity(acts, labels, len(names))
-        for neuron in np.flatnonzero(si > bar["selective"][layer]):
-            positions = names[preferred[neuron]]
-            if (layer, positions) not in bar["matched"] or not (
-                scored & (labels == preferred[neuron])
-            ).any():
-                continue
-            best = max(
-                effect_sums(run, step, layer, [int(neuron)], positions)[0][0].sum()
-                for step in steps[1:]
-            )
-            if best > 0:
-                out.append((layer, int(neuron), positions))
-    return out
+def passes(result: dict) -> bool:
+    return all(v for v in result.values() if isinstance(v, (bool, np.bool_)))
 
 
 def verify(run: Run, bar: dict) -> dict:
     found = detect(run).vestigial
+    final = activations(run, run.steps[-1])
     if found is not None:
-        layer, neuron, positions = int(found["layer"]), int(found["neuron"]), found["positions"]
-        result = clauses(run, layer, neuron, positions, bar)
-        ok = all(v for k, v in result.items() if isinstance(v, (bool, np.bool_)))
-        return {"seed": run.seed, "claimed": found["unit"], **result, "holds": bool(ok)}
-    missed = []
-    for layer, neuron, positions in screen(run, bar):
-        result = clauses(run, layer, neuron, positions, bar)
-        if all(v for v in result.values() if isinstance(v, (bool, np.bool_))):
-            missed.append(f"L{layer}N{neuron}")
+        unit = (int(found["layer"]), int(found["neuron"]), found["positions"])
+        (result,) = judged(run, [unit], bar, final)
+        return {"seed": run.seed, "claimed": found["unit"], **result, "holds": passes(result)}
+    units = candidates(run, bar, final)
+    missed = [f"L{u[0]}N{u[1]}" for u, r in zip(units, judged(run, units, bar, final)) if passes(r)]
     return {"seed": run.seed, "claimed": None, "missed": missed, "holds": not missed}
 
 
@@ -205,6 +226,12 @@ def main(folders: list[str]) -> int:
     ok = True
     for folder in folders:
         runs = [Run.open(p) for p in sorted(Path(folder).glob("seed-*"))]
+        if not runs:
+            print(
+                f"{folder}: no seed-* runs here: train them first (see the docstring)",
+                file=sys.stderr,
+            )
+            return 2
         bar = bars(runs)
         claims = 0
         for run in runs:
