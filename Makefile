@@ -40,9 +40,11 @@ runs: $(STAMP)
 	$(BIN)/vestige train --preset tiny --seeds 0-3 --out runs/welcome-tiny --resume --quiet
 	$(BIN)/vestige train --preset tiny --seeds 0-3 --out runs/training-tiny --resume --quiet
 
-## test: the whole suite, slow tests included
+## test: the whole suite, slow tests included, on TEST_WORKERS processes (pytest-xdist; each
+## test on one torch thread). It prints the slowest tests, to see what the CI time goes to.
+TEST_WORKERS ?= 2
 test: $(STAMP) sandbox-deps browser-deps lint
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra -n $(TEST_WORKERS) --durations=20
 
 ## lint: ruff's checks and formatting (pinned in the dev extra, so every machine agrees)
 .PHONY: lint
