@@ -110,6 +110,15 @@ suppression: $(STAMP)
 verify: $(STAMP)
 	$(BIN)/python course/study/verify.py runs/study/reference/base runs/study/control/base
 
+## verify-fresh: the same check on the pre-registered fresh seeds, never opened while tuning
+## (reference 5000-5009, control 6000-6009), trained first (finished runs are reused; from
+## nothing about 25 min of training on one core)
+.PHONY: verify-fresh
+verify-fresh: $(STAMP)
+	$(BIN)/vestige train --preset reference --seeds 5000-5009 --out runs/verify/reference --resume --quiet
+	$(BIN)/vestige train --preset control --seeds 6000-6009 --out runs/verify/control --resume --quiet
+	$(BIN)/python course/study/verify.py runs/verify/reference runs/verify/control
+
 ## browser-deps: Debian's chromium for the real-browser test and bench (apt; idempotent)
 browser-deps:
 	bash scripts/browser/install-chromium.sh

@@ -436,7 +436,7 @@ def _run(
         results[job] = result
 
     def done(job: tuple, condition: str | None, interventions: tuple, value: dict) -> None:
-        config, seed, out, conditions, *_ = jobs[job]
+        config, seed, out, conditions, _, device = jobs[job]
         if condition is not None:
             pieces[job][condition] = steps.record(value, interventions)
             bar.update(1)
@@ -453,7 +453,7 @@ def _run(
                 Task(
                     f"vestige-{name}-{config.name}-seed-{seed}-{token}",
                     condition_task,
-                    (steps, run_config, seed, path, jobs[job].device),
+                    (steps, run_config, seed, path, device),
                     job,
                     name,
                     applied,
