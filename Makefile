@@ -112,12 +112,14 @@ verify: $(STAMP)
 
 ## verify-fresh: the same check on the pre-registered fresh seeds, never opened while tuning
 ## (reference 5000-5009, control 6000-6009), trained first (finished runs are reused; from
-## nothing about 25 min of training on one core)
+## nothing about 25 min of training on one core), into course/study/verify.json and the report
 .PHONY: verify-fresh
 verify-fresh: $(STAMP)
 	$(BIN)/vestige train --preset reference --seeds 5000-5009 --out runs/verify/reference --resume --quiet
 	$(BIN)/vestige train --preset control --seeds 6000-6009 --out runs/verify/control --resume --quiet
-	$(BIN)/python course/study/verify.py runs/verify/reference runs/verify/control
+	$(BIN)/python course/study/verify.py runs/verify/reference runs/verify/control \
+	  --json course/study/verify.json
+	$(MAKE) study-report
 
 ## browser-deps: Debian's chromium for the real-browser test and bench (apt; idempotent)
 browser-deps:

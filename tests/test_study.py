@@ -229,6 +229,36 @@ def test_the_committed_suppression_report_renders_and_rests_on_the_studys_runs(t
     assert pool["gap"]["n"] == len(pool["seeds"])
 
 
+def test_the_report_carries_the_fresh_seeds_check_while_its_file_is_there(tmp_path):
+    """A verify.json beside the study (verify.py --json) adds the independent check to
+    summary.json and a section to report.md; without it both go (never a stale check)."""
+    import shutil
+    from pathlib import Path
+
+    from vestige.cli import main
+
+    study = Path(__file__).resolve().parents[1] / "course" / "study"
+    if "rates" not in load(study)[0]:
+        pytest.skip("course/study predates the current summary format: run `make study`")
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy, ignore=shutil.ignore_patterns("suppression", "verify.json"))
+    preset = load(copy)[0]["preset"]
+    results = [{"seed": 9000, "claimed": "L0N1", "holds": True}]
+    results += [{"seed": 9001, "claimed": None, "missed": ["L1N2"], "holds": False}]
+    (copy / "verify.json").write_text(json.dumps({preset: {"folder": "f", "results": results}}))
+    assert main(["report", str(copy)]) == 0
+    fresh = load(copy)[0]["fresh"][preset]
+    assert (fresh["rate"]["k"], fresh["rate"]["n"], fresh["caught"]) == (1, 2, [9000])
+    report = (copy / "report.md").read_text()
+    assert "## The independent check on fresh seeds" in report
+    assert f"- `{preset}` (seeds 9000-9001): a catch that holds up in 1/2 (50%" in report
+    assert "neurons the detector missed: 9001: L1N2." in report
+    (copy / "verify.json").unlink()
+    assert main(["report", str(copy)]) == 0
+    assert "fresh" not in load(copy)[0]
+    assert "independent check on fresh seeds" not in (copy / "report.md").read_text()
+
+
 def test_replicate_compares_retrained_runs_with_the_committed_study(course_runs, tmp_path, capsys):
     """course/study/replicate.py: the verdicts and final losses of retrained seeds against a
     study's results.json; a seed the study never judged is left out."""

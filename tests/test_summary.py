@@ -11,6 +11,7 @@ from vestige.summary import (
     coincidence_null,
     comparisons,
     first_copy,
+    fresh_check,
     numerics,
     one_clause_short,
     sweep_key,
@@ -196,3 +197,33 @@ def test_numerics_counts_verdicts_and_steps_kept():
     assert out["verdict"]["k"] == 2 and out["verdict"]["n"] == 3
     assert out["changed"] == [2]
     assert out["peak_step"]["k"] == 3 and out["settle_step"]["k"] == 2
+
+
+def test_fresh_check_counts_only_claims_that_hold_and_tests_against_the_study():
+    """verify.py's records: a rejected claim is no catch, a missed neuron is listed, and the
+    fresh reference seeds are tested against the study's 11/20 and pooled with them."""
+
+    def seed(n, claimed=None, holds=True, missed=()):
+        return {"seed": n, "claimed": claimed, "holds": holds, "missed": list(missed)}
+
+    reference = [seed(5000, "L0N44"), seed(5001, "L0N2", holds=False)]
+    reference += [seed(5002, missed=["L1N3"])] + [seed(n) for n in range(5003, 5010)]
+    records = {
+        "reference": {"folder": "runs/verify/reference", "results": reference},
+        "control": {
+            "folder": "runs/verify/control",
+            "results": [seed(n) for n in range(6000, 6010)],
+        },
+    }
+    summary = {"preset": "reference", "rates": {"reference": rate(11, 20)}}
+    fresh = fresh_check(records, summary)
+    ref, ctl = fresh["reference"], fresh["control"]
+    assert (ref["rate"]["k"], ref["rate"]["n"], ref["caught"]) == (1, 10, [5000])
+    assert ref["rejected"] == [5001] and ref["missed"] == {"5002": ["L1N3"]}
+    # 1/10 against 11/20, two-sided: the tables at least as unlikely as [[1, 9], [11, 9]]
+    tables = {k: math.comb(10, k) * math.comb(20, 12 - k) / math.comb(30, 12) for k in range(11)}
+    p = sum(v for v in tables.values() if v <= tables[1] * (1 + 1e-7))
+    assert ref["against_study"]["p_two_sided"] == pytest.approx(p)
+    assert (ref["pooled"]["k"], ref["pooled"]["n"]) == (12, 30)
+    assert ctl["rate"]["k"] == 0 and ctl["rate"]["high"] == pytest.approx(1 - 0.025 ** (1 / 10))
+    assert "against_study" not in ctl and ctl["missed"] == {} and ctl["rejected"] == []

@@ -5,6 +5,7 @@ finds a neuron the detector passed over."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import types
 from pathlib import Path
 
@@ -33,7 +34,9 @@ def tiny(course_runs):
 
 
 @pytest.mark.slow
-def test_verify_recomputes_the_detectors_clauses_and_confirms_no_miss(verify, tiny, capsys):
+def test_verify_recomputes_the_detectors_clauses_and_confirms_no_miss(
+    verify, tiny, capsys, tmp_path
+):
     bar = verify.bars(tiny)
     for run in tiny:
         found = detect(run)
@@ -48,9 +51,16 @@ def test_verify_recomputes_the_detectors_clauses_and_confirms_no_miss(verify, ti
         for clause in SAME_BAR_FREE:
             assert bool(mine[clause]) == bool(best[clause]), (run.seed, clause)
     caught = sum(detect(run).vestigial is not None for run in tiny)
-    folder = tiny[0].path.parent
-    assert verify.main([str(folder)]) == 0
+    folder, record = tiny[0].path.parent, tmp_path / "verify.json"
+    record.write_text(json.dumps({"other": {"folder": "elsewhere", "results": []}}))
+    assert verify.main([str(folder), "--json", str(record)]) == 0
     assert f"{folder}: {caught} of 4 seeds with a catch that holds up" in capsys.readouterr().out
+    records = json.loads(record.read_text())  # this preset's verdicts added, others kept
+    assert records["other"]["folder"] == "elsewhere"
+    mine = records[tiny[0].config.name]
+    assert mine["folder"] == str(folder)
+    assert [r["seed"] for r in mine["results"]] == [0, 1, 2, 3]
+    assert all(r["holds"] and r["missed"] == [] for r in mine["results"])
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ Uses only `Run.open`, `.steps`, `.model_at`, `.eval_batch` (tokens, loss_mask, l
 positions), plain TransformerLens hooks and numpy. The untrained baseline here is what such a
 script can build: every seed's step-0 model with the same labels.
 
-    python course/study/verify.py runs/verify/reference runs/verify/control
+    python course/study/verify.py runs/verify/reference runs/verify/control [--json FILE]
 
 For a run whose detector claims a neuron, every clause is recomputed for it; for a run with
 no claim, every neuron that is selective at the end and prefers a class with scored
@@ -17,11 +17,14 @@ clause.
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 from vestige import Run
 from vestige.detect import detect
 
@@ -221,10 +224,16 @@ def verify(run: Run, bar: dict) -> dict:
     return {"seed": run.seed, "claimed": None, "missed": missed, "holds": not missed}
 
 
-def main(folders: list[str]) -> int:
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="+", help="folders of seed-* runs, one preset each")
+    parser.add_argument(
+        "--json", help="record each folder's verdicts in this file (kept: other presets' records)"
+    )
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)  # one core per script: two at once would oversubscribe two cores
     ok = True
-    for folder in folders:
+    for folder in args.folders:
         runs = [Run.open(p) for p in sorted(Path(folder).glob("seed-*"))]
         if not runs:
             print(
@@ -233,14 +242,31 @@ def main(folders: list[str]) -> int:
             )
             return 2
         bar = bars(runs)
-        claims = 0
+        results = []
         for run in runs:
-            result = verify(run, bar)
-            claims += result["claimed"] is not None and result["holds"]
-            print(result, flush=True)
-            ok &= result["holds"]
+            results.append({k: plain(v) for k, v in verify(run, bar).items()})
+            print(results[-1], flush=True)
+            ok &= results[-1]["holds"]
+        claims = sum(r["claimed"] is not None and r["holds"] for r in results)
         print(f"{folder}: {claims} of {len(runs)} seeds with a catch that holds up", flush=True)
+        if args.json:
+            record(Path(args.json), runs[0].config.name, folder, results)
     return 0 if ok else 1
+
+
+def plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def record(path: Path, preset: str, folder: str, results: list[dict]) -> None:
+    """Put one preset's verdicts into `path` ({preset: {folder, results}}), keeping the
+    others' (two copies of this script may check two folders at once)."""
+    with FileLock(f"{path}.lock"):
+        records = json.loads(path.read_text()) if path.exists() else {}
+        records[preset] = {"folder": folder, "results": results}
+        partial = path.with_suffix(".partial")  # then renamed: never half-written
+        partial.write_text(json.dumps(records, indent=1) + "\n")
+        partial.replace(path)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,21 @@ import pandas as pd
 
 from vestige import theme
 from vestige.runs import atomic_write
+from vestige.summary import fresh_check
+
+VERIFIED = "verify.json"  # course/study/verify.py --json (make verify-fresh)
 
 
 def write_report(
     summary: dict, results: list[dict], folder: Path, search: str | os.PathLike | None = None
 ) -> None:
-    """summary.json, results.json (per seed), report.md and the figures, in `folder`."""
+    """summary.json, results.json (per seed), report.md and the figures, in `folder`; with
+    the independent check's verdicts on fresh seeds when `folder` holds them (`VERIFIED`)."""
     folder.mkdir(parents=True, exist_ok=True)
+    summary = {k: v for k, v in summary.items() if k != "fresh"}  # never a stale check
+    checked = folder / VERIFIED
+    if checked.exists():
+        summary["fresh"] = fresh_check(json.loads(checked.read_text()), summary)
     for name, data in (("summary", summary), ("results", results)):
         text = json.dumps(json_safe(data), indent=1, allow_nan=False)
         atomic_write(folder / f"{name}.json", text + "\n")
@@ -33,6 +41,7 @@ def write_report(
         figures += part.get("figures", [])
     sections = [
         _headline(summary),
+        _fresh(summary),
         _sweep(summary),
         _numerics(summary),
         _per_seed(summary, results),
@@ -127,6 +136,37 @@ def _headline(s: dict) -> str:
         "",
         "Rates are given as k/n with exact (Clopper-Pearson) 95% intervals.",
     ]
+    return "\n".join(lines)
+
+
+def _fresh(s: dict) -> str:
+    """The independent check on fresh seeds (`summary.fresh_check`)."""
+    if not s.get("fresh"):
+        return ""
+    lines = [
+        "## The independent check on fresh seeds",
+        "",
+        "`course/study/verify.py` recomputes every clause from the checkpoints with the "
+        "public API only (its own hooks, bootstrap and untrained bars, from every seed's "
+        "step-0 model) for the neuron the detector claims, or, without a claim, for every "
+        "neuron selective at the end that prefers a scored class; the seeds were fixed in "
+        "the pre-registration and never opened while tuning (`make verify-fresh`).",
+        "",
+    ]
+    for preset, f in s["fresh"].items():
+        missed = "; ".join(f"{seed}: {', '.join(units)}" for seed, units in f["missed"].items())
+        line = (
+            f"- `{preset}` (seeds {_seeds(f['seeds'])}): a catch that holds up in "
+            f"{_rate(f['rate'])} seeds ({_seeds(f['caught'])}); claims it rejected: "
+            f"{_seeds(f['rejected'])}; neurons the detector missed: {missed or 'none'}."
+        )
+        if "against_study" in f:
+            line += (
+                f" Against this study's {s['rates']['reference']['k']}/"
+                f"{s['rates']['reference']['n']}: Fisher's exact test, two-sided p = "
+                f"{_p(f['against_study']['p_two_sided'])}; both together {_rate(f['pooled'])}."
+            )
+        lines.append(line)
     return "\n".join(lines)
 
 

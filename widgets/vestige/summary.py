@@ -15,7 +15,9 @@ conditions) and returns JSON-safe dicts for `summary.json`; `vestige.report` ren
 * `first_copy`: the target's effect where only the crutch can predict (unscored first-copy
   focus positions) beside the scored ones;
 * `numerics`: the fraction of seeds whose verdict, peak step and settle step survive a
-  perturbed retraining.
+  perturbed retraining;
+* `fresh_check`: the independent check (`course/study/verify.py --json`) on fresh seeds,
+  against the study's own rate.
 """
 
 from __future__ import annotations
@@ -239,3 +241,30 @@ def numerics(results: list[dict], perturbed: dict[str, list[dict]]) -> dict[str,
 
 def _best(r: dict) -> dict:
     return r["neuron"] if r["caught"] else r["best_candidate"]
+
+
+def fresh_check(records: dict[str, dict], summary: dict) -> dict[str, Any]:
+    """The independent check's verdicts on fresh seeds ({preset: {folder, results}}, as
+    `course/study/verify.py --json` writes them), per preset: the catches that hold up (a
+    claim it rejects is no catch) with their exact interval, the claims it rejected and the
+    neurons it found that the detector missed. The study's reference preset is also tested
+    against the study's own seeds (Fisher's exact test, two-sided) and pooled with them."""
+    out = {}
+    for preset, record in records.items():
+        results = record["results"]
+        claimed = [r for r in results if r["claimed"] is not None]
+        held = [r["seed"] for r in claimed if r["holds"]]
+        out[preset] = {
+            "folder": record["folder"],
+            "seeds": [r["seed"] for r in results],
+            "rate": rate(len(held), len(results)),
+            "caught": held,
+            "rejected": [r["seed"] for r in claimed if not r["holds"]],
+            "missed": {str(r["seed"]): r["missed"] for r in results if r.get("missed")},
+        }
+    fresh, study = out.get(summary["preset"]), summary["rates"]["reference"]
+    if fresh is not None:
+        k, n = fresh["rate"]["k"], fresh["rate"]["n"]
+        fresh["against_study"] = fisher(k, n, study["k"], study["n"])
+        fresh["pooled"] = rate(k + study["k"], n + study["n"])
+    return out
