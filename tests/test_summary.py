@@ -217,6 +217,7 @@ def test_fresh_check_counts_only_claims_that_hold_and_tests_against_the_study():
     }
     summary = {"preset": "reference", "rates": {"reference": rate(11, 20)}}
     fresh = fresh_check(records, summary)
+    assert list(fresh) == ["reference", "control"]  # the study's own preset first
     ref, ctl = fresh["reference"], fresh["control"]
     assert (ref["rate"]["k"], ref["rate"]["n"], ref["caught"]) == (1, 10, [5000])
     assert ref["rejected"] == [5001] and ref["missed"] == {"5002": ["L1N3"]}

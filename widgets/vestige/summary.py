@@ -250,12 +250,12 @@ def fresh_check(records: dict[str, dict], summary: dict) -> dict[str, Any]:
     neurons it found that the detector missed. The study's reference preset is also tested
     against the study's own seeds (Fisher's exact test, two-sided) and pooled with them."""
     out = {}
-    for preset, record in records.items():
-        results = record["results"]
+    for preset in sorted(records, key=lambda p: (p != summary["preset"], p)):  # the study's first
+        results = records[preset]["results"]
         claimed = [r for r in results if r["claimed"] is not None]
         held = [r["seed"] for r in claimed if r["holds"]]
         out[preset] = {
-            "folder": record["folder"],
+            "folder": records[preset]["folder"],
             "seeds": [r["seed"] for r in results],
             "rate": rate(len(held), len(results)),
             "caught": held,
