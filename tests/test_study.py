@@ -229,9 +229,10 @@ def test_the_committed_suppression_report_renders_and_rests_on_the_studys_runs(t
     assert pool["gap"]["n"] == len(pool["seeds"])
 
 
-def test_the_report_carries_the_fresh_seeds_check_while_its_file_is_there(tmp_path):
+def test_the_report_carries_the_fresh_seeds_check_while_its_file_is_there(tmp_path, capsys):
     """A verify.json beside the study (verify.py --json) adds the independent check to
-    summary.json and a section to report.md; without it both go (never a stale check)."""
+    summary.json and a section to report.md; without it both go (never a stale check); a
+    malformed one is a clear error that writes nothing."""
     import shutil
     from pathlib import Path
 
@@ -253,6 +254,15 @@ def test_the_report_carries_the_fresh_seeds_check_while_its_file_is_there(tmp_pa
     assert "## The independent check on fresh seeds" in report
     assert f"- `{preset}` (seeds 9000-9001): a catch that holds up in 1/2 (50%" in report
     assert "neurons the detector missed: 9001: L1N2." in report
+    before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
+    for broken in ("{not json", json.dumps({preset: {"folder": "f"}}), "[1, 2]"):
+        (copy / "verify.json").write_text(broken)
+        assert main(["report", str(copy)]) == 2
+        assert "is not what course/study/verify.py --json writes" in capsys.readouterr().err
+        assert {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()} == {
+            **before,
+            "verify.json": broken.encode(),
+        }
     (copy / "verify.json").unlink()
     assert main(["report", str(copy)]) == 0
     assert "fresh" not in load(copy)[0]

@@ -31,7 +31,13 @@ def write_report(
     summary = {k: v for k, v in summary.items() if k != "fresh"}  # never a stale check
     checked = folder / VERIFIED
     if checked.exists():
-        summary["fresh"] = fresh_check(json.loads(checked.read_text()), summary)
+        try:
+            summary["fresh"] = fresh_check(json.loads(checked.read_text()), summary)
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise ValueError(
+                f"{checked} is not what course/study/verify.py --json writes ({err!r}): run "
+                "`make verify-fresh` again or remove it; nothing was written"
+            ) from err
     for name, data in (("summary", summary), ("results", results)):
         text = json.dumps(json_safe(data), indent=1, allow_nan=False)
         atomic_write(folder / f"{name}.json", text + "\n")
