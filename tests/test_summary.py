@@ -200,8 +200,9 @@ def test_numerics_counts_verdicts_and_steps_kept():
 
 
 def test_fresh_check_counts_only_claims_that_hold_and_tests_against_the_study():
-    """verify.py's records: a rejected claim is no catch, a missed neuron is listed, and the
-    fresh reference seeds are tested against the study's 11/20 and pooled with them."""
+    """verify.py's records: a rejected claim is no catch, a missed neuron is listed, the
+    fresh reference seeds are tested against the study's 11/20 and pooled with them, and
+    the control's pooled with the study's 0/20."""
 
     def seed(n, claimed=None, holds=True, missed=()):
         return {"seed": n, "claimed": claimed, "holds": holds, "missed": list(missed)}
@@ -215,7 +216,11 @@ def test_fresh_check_counts_only_claims_that_hold_and_tests_against_the_study():
             "results": [seed(n) for n in range(6000, 6010)],
         },
     }
-    summary = {"preset": "reference", "rates": {"reference": rate(11, 20)}}
+    summary = {
+        "preset": "reference",
+        "control": {"preset": "control"},
+        "rates": {"reference": rate(11, 20), "control": rate(0, 20)},
+    }
     fresh = fresh_check(records, summary)
     assert list(fresh) == ["reference", "control"]  # the study's own preset first
     ref, ctl = fresh["reference"], fresh["control"]
@@ -228,3 +233,4 @@ def test_fresh_check_counts_only_claims_that_hold_and_tests_against_the_study():
     assert (ref["pooled"]["k"], ref["pooled"]["n"]) == (12, 30)
     assert ctl["rate"]["k"] == 0 and ctl["rate"]["high"] == pytest.approx(1 - 0.025 ** (1 / 10))
     assert "against_study" not in ctl and ctl["missed"] == {} and ctl["rejected"] == []
+    assert ctl["pooled"]["high"] == pytest.approx(1 - 0.025 ** (1 / 30))  # 0 of 30

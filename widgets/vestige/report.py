@@ -170,8 +170,10 @@ def _fresh(s: dict) -> str:
             line += (
                 f" Against this study's {s['rates']['reference']['k']}/"
                 f"{s['rates']['reference']['n']}: Fisher's exact test, two-sided p = "
-                f"{_p(f['against_study']['p_two_sided'])}; both together {_rate(f['pooled'])}."
+                f"{_p(f['against_study']['p_two_sided'])}."
             )
+        if "pooled" in f:
+            line += f" With this study's own seeds: {_rate(f['pooled'])}."
         lines.append(line)
     return "\n".join(lines)
 

@@ -247,8 +247,9 @@ def fresh_check(records: dict[str, dict], summary: dict) -> dict[str, Any]:
     """The independent check's verdicts on fresh seeds ({preset: {folder, results}}, as
     `course/study/verify.py --json` writes them), per preset: the catches that hold up (a
     claim it rejects is no catch) with their exact interval, the claims it rejected and the
-    neurons it found that the detector missed. The study's reference preset is also tested
-    against the study's own seeds (Fisher's exact test, two-sided) and pooled with them."""
+    neurons it found that the detector missed. The study's reference and control presets are
+    pooled with the study's own seeds, and the reference is tested against them (Fisher's
+    exact test, two-sided)."""
     out = {}
     for preset in sorted(records, key=lambda p: (p != summary["preset"], p)):  # the study's first
         results = records[preset]["results"]
@@ -262,9 +263,12 @@ def fresh_check(records: dict[str, dict], summary: dict) -> dict[str, Any]:
             "rejected": [r["seed"] for r in claimed if not r["holds"]],
             "missed": {str(r["seed"]): r["missed"] for r in results if r.get("missed")},
         }
-    fresh, study = out.get(summary["preset"]), summary["rates"]["reference"]
-    if fresh is not None:
-        k, n = fresh["rate"]["k"], fresh["rate"]["n"]
-        fresh["against_study"] = fisher(k, n, study["k"], study["n"])
-        fresh["pooled"] = rate(k + study["k"], n + study["n"])
+    control = summary.get("control", {}).get("preset")
+    for preset, kind in ((summary["preset"], "reference"), (control, "control")):
+        if preset in out and kind in summary["rates"]:
+            k, n = out[preset]["rate"]["k"], out[preset]["rate"]["n"]
+            study = summary["rates"][kind]
+            out[preset]["pooled"] = rate(k + study["k"], n + study["n"])
+            if kind == "reference":
+                out[preset]["against_study"] = fisher(k, n, study["k"], study["n"])
     return out
