@@ -20,7 +20,7 @@ SAME_BAR_FREE = ("needed", "above_init", "sustained", "faded", "prefers_focus")
 
 
 @pytest.fixture
-def verify(monkeypatch):
+def verify():
     """verify.py as a fresh module (its thresholds can be patched per test)."""
     spec = importlib.util.spec_from_file_location("verify", SCRIPT)
     module = importlib.util.module_from_spec(spec)
