@@ -2,8 +2,9 @@
 
 Uses only `Run.open`, `.steps`, `.model_at`, `.eval_batch` (tokens, loss_mask, labels),
 `.task.class_names`, `.config.model.n_layers` and `detect(run).vestigial` (layer, neuron,
-positions), plain TransformerLens hooks and numpy. The untrained baseline here is what such a
-script can build: every seed's step-0 model with the same labels.
+positions), plain TransformerLens hooks and numpy (and the kit's `json_safe` and
+`atomic_write` to record what it found). The untrained baseline here is what such a script
+can build: every seed's step-0 model with the same labels.
 
     python course/study/verify.py runs/verify/reference runs/verify/control [--json FILE]
 
@@ -27,6 +28,8 @@ import torch
 from filelock import FileLock
 from vestige import Run
 from vestige.detect import detect
+from vestige.report import json_safe
+from vestige.runs import atomic_write
 
 HOOK = "blocks.{}.mlp.out.hook_in"  # MLP activations after the nonlinearity
 RNG = np.random.default_rng(12345)
@@ -202,7 +205,7 @@ def judged(run: Run, units: list[tuple[int, int, str]], bar: dict, final: list) 
             timelines[unit][step] = interval(sums)
         if step == 0:
             floors = {
-                p: max(float(per_sequence(d, m).sum(1)[0] / m.sum()) for d in increases.values())
+                p: max(float((d * m).sum() / m.sum()) for d in increases.values())
                 for p, m in masks.items()
             }
     return [clauses(run, u, timelines[u], floors[u[2]], bar, final) for u in units]
@@ -244,7 +247,7 @@ def main(argv: list[str]) -> int:
         bar = bars(runs)
         results = []
         for run in runs:
-            results.append({k: plain(v) for k, v in verify(run, bar).items()})
+            results.append(json_safe(verify(run, bar)))
             print(results[-1], flush=True)
             ok &= results[-1]["holds"]
         claims = sum(r["claimed"] is not None and r["holds"] for r in results)
@@ -254,19 +257,13 @@ def main(argv: list[str]) -> int:
     return 0 if ok else 1
 
 
-def plain(value):
-    return value.item() if hasattr(value, "item") else value
-
-
 def record(path: Path, preset: str, folder: str, results: list[dict]) -> None:
     """Put one preset's verdicts into `path` ({preset: {folder, results}}), keeping the
     others' (two copies of this script may check two folders at once)."""
     with FileLock(f"{path}.lock"):
         records = json.loads(path.read_text()) if path.exists() else {}
         records[preset] = {"folder": folder, "results": results}
-        partial = path.with_suffix(".partial")  # then renamed: never half-written
-        partial.write_text(json.dumps(records, indent=1) + "\n")
-        partial.replace(path)
+        atomic_write(path, json.dumps(records, indent=1) + "\n")
 
 
 if __name__ == "__main__":
