@@ -331,3 +331,23 @@ def test_vestige_report_writes_the_report_again_from_a_studys_files(tmp_path, ca
     assert main(["report", str(empty)]) == 2
     assert "summary.json not found" in capsys.readouterr().err
     assert list(empty.iterdir()) == []
+
+
+def test_the_search_appendix_gives_each_familys_ceiling_with_exact_intervals(tmp_path):
+    """The ceiling row names the variant count and the most catches (ranked as the
+    pre-registration ranks variants), with the Clopper-Pearson interval computed by hand."""
+    from vestige.report import _search_appendix
+
+    best = {"failed": [], "peak_effect": 0.3, "final_selectivity": 0.8, "selectivity_baseline": 0.7}
+    caught = {("fam+a", "fam"): 3, ("fam+b", "fam"): 1, ("other", "other"): 0}
+    lines = [
+        {"family": family, "variant": name, "seed": seed, "caught": seed < k, "best": best}
+        for (name, family), k in caught.items()
+        for seed in range(8)
+    ]
+    path = tmp_path / "search.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    text = _search_appendix(path)
+    # 3 of 8: exact 95% interval [0.0852, 0.7551]; 0 of 8: [0, 0.3694]
+    assert "| fam | 2 | 3/8 (38%, 95% 9%-76%) | `fam+a` |" in text
+    assert "| other | 1 | 0/8 (0%, 95% 0%-37%) | `other` |" in text

@@ -17,6 +17,7 @@ import pandas as pd
 
 from vestige import theme
 from vestige.runs import atomic_write
+from vestige.stats import rate
 from vestige.summary import fresh_check
 
 VERIFIED = "verify.json"  # course/study/verify.py --json (make verify-fresh)
@@ -545,6 +546,8 @@ def _search_appendix(path: Path) -> str:
         "search's families, seeds and decision rule were fixed in `preregistration.md` "
         "first. In the first search a variant is the then reference preset with the fields "
         "named changed; in the third, a family's base with them changed.",
+        "",
+        *_search_ceiling(table),
     ]
     for family, runs in table.groupby("family", sort=False):
         rows += [
@@ -577,6 +580,28 @@ def _search_appendix(path: Path) -> str:
                 f"{p99.median():.2f} | {why} |"
             )
     return "\n".join(rows)
+
+
+def _search_ceiling(table: pd.DataFrame) -> list[str]:
+    """One row per family: how many variants it ran, and its most tuning catches (as the
+    pre-registration ranks variants) with exact intervals and the variants that reached them:
+    the ceiling the search measured."""
+    rows = [
+        "The ceiling of each family: the most catches any of its variants had on the tuning seeds.",
+        "",
+        "| family | variants run | most tuning catches | variants with them |",
+        "|---|---|---|---|",
+    ]
+    for family, runs in table.groupby("family", sort=False):
+        counts = runs.groupby("variant", sort=False)["caught"].agg(["sum", "size"])
+        top = counts[counts["sum"] == counts["sum"].max()]
+        best = top.sort_values("size").iloc[0]  # the same catches on fewer seeds: the higher rate
+        names = ", ".join(f"`{name}`" for name in top.index)
+        rows.append(
+            f"| {family} | {len(counts)} | {_rate(rate(int(best['sum']), int(best['size'])))} "
+            f"| {names} |"
+        )
+    return rows
 
 
 # ----------------------------------------------------------------------------- figures
