@@ -92,3 +92,48 @@ def test_ablation_effects_from_the_ablated_block_equal_full_forwards(tiny_run):
     joint = [2, 3, 5]
     delta = full_forward([(mlp_post(0), set_neurons(joint, means[joint]))])
     assert abs(tables["neuron"].effect_joint[0] - delta[focus].mean()) < 1e-5
+
+
+def test_two_layer_effects_from_block_outputs_equal_hooked_full_forwards(tmp_path):
+    """In a two-layer model the heads and neurons of block 0 are held by adding their change
+    to the block's output (`post_with_heads`, `post_with_neurons`), and block 1 then runs with
+    any later hooks: every effect equals a full forward with the hooks on."""
+    import dataclasses
+
+    import vestige
+    from vestige.analysis import Positions
+    from vestige.hooks import mlp_post, set_neurons
+    from vestige.mechanism import _hold, _hold_all, checkpoint_mechanism
+    from vestige.metrics import per_position_loss
+
+    tiny = vestige.preset("tiny")
+    config = dataclasses.replace(tiny, model=dataclasses.replace(tiny.model, n_layers=2))
+    run = vestige.train(config, 0, tmp_path / "two-layers", progress=False)
+    model, batch, positions = run.model_at(run.steps[-1]), run.eval_batch, Positions.of(run)
+    tables = checkpoint_mechanism(model, run, positions, Subject(0, 2, joint=(3, 5)))
+    logits, acts = cache_activations(model, batch.tokens, [head_z(0), head_z(1), mlp_post(0)])
+    clean, _ = per_position_loss(logits, batch.tokens)
+    focus = positions.classes["trigger"]
+
+    def full(hooks) -> float:
+        with torch.no_grad():
+            out = model.run_with_hooks(batch.tokens, fwd_hooks=hooks)
+        return float((per_position_loss(out, batch.tokens)[0] - clean)[focus].mean())
+
+    for _, row in tables["heads"].iterrows():
+        layer, head = int(row["layer"]), int(row["head"])
+        mean = acts[head_z(layer)][..., head, :].mean(dim=(0, 1))
+        assert abs(row.effect_focus - full([(head_z(layer), _hold(head, mean))])) < 1e-5
+    assert set(tables["heads"].layer) == {0, 1}
+    means = acts[mlp_post(0)].mean(dim=(0, 1))
+    later = [(head_z(1), _hold_all(acts[head_z(1)].mean(dim=(0, 1))))]
+    neuron = tables["neuron"].iloc[0]
+    alone = [(mlp_post(0), set_neurons([2], means[2]))]
+    assert abs(neuron.effect_alone - full(alone)) < 1e-5
+    assert abs(neuron.later_attn_effect - full(later)) < 1e-5
+    assert abs(neuron.effect_later_attn_ablated - (full(later + alone) - full(later))) < 1e-5
+    group = [2, 3, 5]
+    assert abs(neuron.effect_joint - full([(mlp_post(0), set_neurons(group, means[group]))])) < 1e-5
+    others = [n for n in range(config.model.d_mlp) if n != 2]
+    rest = full([(mlp_post(0), set_neurons(others, means[others]))])
+    assert abs(neuron.effect_all_others - rest) < 1e-5

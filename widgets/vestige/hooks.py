@@ -35,6 +35,12 @@ def resid_post(layer: int) -> str:
     return f"blocks.{layer}.hook_out"
 
 
+def resid_mid(layer: int) -> str:
+    """The residual stream between block `layer`'s attention and its MLP (the input of its
+    second LayerNorm in a pre-LN block), [batch, seq, d_model]."""
+    return f"blocks.{layer}.ln2.hook_in"
+
+
 def head_z(layer: int) -> str:
     """Each head's attention-weighted values before the output matrix, [batch, seq, head, d_head]."""
     return f"blocks.{layer}.attn.o.hook_in"
@@ -163,6 +169,41 @@ def _last_block_at(block, resid: torch.Tensor, rows: torch.Tensor) -> torch.Tens
     z = torch.matmul(pattern, v).transpose(1, 2).reshape(n, m, heads * d_head)
     out = _gather_rows(resid, rows) + attn.o(z)
     return out + native.mlp(native.ln2(out))
+
+
+def post_with_heads(
+    model, layer: int, mid: torch.Tensor, z: torch.Tensor, new_z: torch.Tensor
+) -> torch.Tensor | None:
+    """Block `layer`'s output residual stream with its heads' `head_z` activations `z`
+    replaced by `new_z`, from the clean run's `resid_mid` `mid`: the attention pattern, which
+    the replacement does not change, is not recomputed. None unless the block is the kit's
+    plain block (`_plain_block`); the caller then runs it with a hook instead."""
+    block = model.blocks[layer]
+    if not _plain_block(block):
+        return None
+    w_o = _leaf(block.attn.original_component.o).weight
+    mid = mid + torch.nn.functional.linear((new_z - z).flatten(-2), w_o)
+    native = block.original_component
+    return mid + native.mlp(native.ln2(mid))
+
+
+def post_with_neurons(
+    model,
+    layer: int,
+    post: torch.Tensor,
+    mlp: torch.Tensor,
+    neurons: Sequence[int],
+    values: torch.Tensor,
+) -> torch.Tensor | None:
+    """Block `layer`'s output residual stream with `neurons` of its MLP set to `values`, from
+    the clean run's `resid_post` `post` and `mlp_post` `mlp`: what a neuron writes is linear in
+    its activation, so only the change is added. None unless the block is the kit's plain
+    block (`_plain_block`); the caller then runs it with a hook instead."""
+    if not _plain_block(model.blocks[layer]):
+        return None
+    index = torch.as_tensor(list(neurons), dtype=torch.long, device=mlp.device)
+    change = values.expand(mlp.shape[:-1] + index.shape) - mlp[..., index]
+    return post + change @ mlp_out_weight(model, layer)[:, index].T
 
 
 def _leaf(module):

@@ -37,6 +37,10 @@ from vestige.hooks import (
     logit_contributions,
     mlp_out_weight,
     mlp_post,
+    post_with_heads,
+    post_with_neurons,
+    resid_mid,
+    resid_post,
     resid_pre,
     run_from,
     set_neurons,
@@ -116,6 +120,8 @@ def checkpoint_mechanism(
     names += [attn_pattern(layer) for layer in range(config.n_layers)]
     names += [mlp_post(layer) for layer in range(config.n_layers)]
     names += [resid_pre(layer) for layer in range(config.n_layers)]
+    names += [resid_mid(layer) for layer in range(config.n_layers)]
+    names += [resid_post(layer) for layer in range(config.n_layers)]
     logits, acts = cache_activations(model, batch.tokens, names)
     clean, _ = per_position_loss(logits, batch.tokens)
     focus = positions.classes[subject.positions or positions.focus[0]]
@@ -123,19 +129,40 @@ def checkpoint_mechanism(
     wanted = where["focus"] | where["copy"]
     rows = wanted_rows(wanted)
 
-    def effect(hooks, start: int) -> dict[str, float]:
-        """Mean loss increase with `hooks` on, the blocks before `start` (which the hooks
-        do not touch) read from the clean cache and only the wanted positions' logits."""
+    def effect(hooks, start: int, resid: torch.Tensor | None = None) -> dict[str, float]:
+        """Mean loss increase with `hooks` on, from the residual stream `resid` entering
+        block `start` (the clean cache's when None: the hooks touch no earlier block), and
+        only the wanted positions' logits."""
+        resid = acts[resid_pre(start)] if resid is None else resid
         with model.hooks(fwd_hooks=hooks):
-            out = run_from(model, start, acts[resid_pre(start)], rows)
+            out = run_from(model, start, resid, rows)
         ablated, _, _ = outcomes_at(out, batch.tokens, rows, wanted)
         return {k: float((ablated - clean)[m].mean()) for k, m in where.items()}
 
+    def held_heads(layer: int, head: int, mean: torch.Tensor) -> dict[str, float]:
+        """`effect` of head `head` of `layer` held at `mean`, from the block's own output
+        where the block allows it (`post_with_heads`), else through a hook."""
+        z = acts[head_z(layer)]
+        post = post_with_heads(model, layer, acts[resid_mid(layer)], z, _hold(head, mean)(z))
+        if post is None:
+            return effect([(head_z(layer), _hold(head, mean))], layer)
+        return effect([], layer + 1, post)
+
+    def held_neurons(layer: int, neurons: list[int], values, hooks=()) -> dict[str, float]:
+        """`effect` of `neurons` of `layer` held at `values` (with later `hooks` on), from
+        the block's own output where the block allows it (`post_with_neurons`)."""
+        post = post_with_neurons(
+            model, layer, acts[resid_post(layer)], acts[mlp_post(layer)], neurons, values
+        )
+        if post is None:
+            return effect([*hooks, (mlp_post(layer), set_neurons(neurons, values))], layer)
+        return effect(list(hooks), layer + 1, post)
+
     return {
-        "heads": _heads(acts, batch.tokens, focus, config, effect),
+        "heads": _heads(acts, batch.tokens, focus, config, held_heads),
         "stages": stage_rows(logits.cpu(), run.task.stages(run.eval_batch)),
         "attribution": _attribution(model, acts, batch.tokens, focus, config),
-        "neuron": _neuron(acts, subject, config, effect),
+        "neuron": _neuron(acts, subject, config, effect, held_neurons),
     }
 
 
@@ -145,7 +172,7 @@ def stage_rows(logits: torch.Tensor, stages: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["stage", "probability"])
 
 
-def _heads(acts, tokens, focus, config, effect) -> pd.DataFrame:
+def _heads(acts, tokens, focus, config, held) -> pd.DataFrame:
     previous, induction = _key_positions(tokens)
     rows = []
     for layer in range(config.n_layers):
@@ -159,10 +186,7 @@ def _heads(acts, tokens, focus, config, effect) -> pd.DataFrame:
                     "layer": layer,
                     "head": head,
                     "unit": head_name(layer, head),
-                    **{
-                        f"effect_{k}": v
-                        for k, v in effect([(head_z(layer), _hold(head, mean))], layer).items()
-                    },
+                    **{f"effect_{k}": v for k, v in held(layer, head, mean).items()},
                     "attn_previous": _attention_to(weights, previous, focus),
                     "attn_induction": _attention_to(weights, induction, focus),
                 }
@@ -240,12 +264,12 @@ def margin_contributions(
     return picked - logits.mean(-1)
 
 
-def _neuron(acts, subject: Subject, config, effect) -> pd.DataFrame:
+def _neuron(acts, subject: Subject, config, effect, held) -> pd.DataFrame:
     """The subject's effect alone, as a backup (later attention ablated), and jointly."""
     layer, neuron = subject.layer, subject.neuron
     mlp = acts[mlp_post(layer)]
     means = mlp.mean(dim=(0, 1))
-    alone = effect([(mlp_post(layer), set_neurons([neuron], means[neuron]))], layer)
+    alone = held(layer, [neuron], means[[neuron]])
     later = [
         (head_z(lay), _hold_all(acts[head_z(lay)].mean(dim=(0, 1))))
         for lay in range(layer + 1, config.n_layers)
@@ -253,15 +277,15 @@ def _neuron(acts, subject: Subject, config, effect) -> pd.DataFrame:
     row = {"unit": subject.unit, "effect_alone": alone["focus"]}
     if later:
         without = effect(later, layer + 1)
-        both = effect(later + [(mlp_post(layer), set_neurons([neuron], means[neuron]))], layer)
+        both = held(layer, [neuron], means[[neuron]], later)
         row["effect_later_attn_ablated"] = both["focus"] - without["focus"]
         row["later_attn_effect"] = without["focus"]
     if subject.joint:
         group = sorted({neuron, *subject.joint})
-        joint = effect([(mlp_post(layer), set_neurons(group, means[group]))], layer)
+        joint = held(layer, group, means[group])
         row["effect_joint"] = joint["focus"]
         others = [n for n in range(config.d_mlp) if n != neuron]
-        rest = effect([(mlp_post(layer), set_neurons(others, means[others]))], layer)
+        rest = held(layer, others, means[others])
         row["effect_all_others"] = rest["focus"]
     return pd.DataFrame([row])
 
