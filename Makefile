@@ -121,6 +121,24 @@ verify-fresh: $(STAMP)
 	  --json course/study/verify.json
 	$(MAKE) study-report
 
+## numerics-fresh: the study's two perturbations (two torch threads; initial weights + 1e-6
+## noise) of the fresh reference seeds, judged against their unchanged runs from verify-fresh
+## (linked, not trained again), into course/study/numerics_fresh.json and the report (about
+## 30 min on two cores)
+.PHONY: numerics-fresh
+numerics-fresh: $(STAMP)
+	$(BIN)/vestige train --preset reference --seeds 5000-5009 --out runs/verify/reference --resume --quiet
+	mkdir -p runs/numerics-fresh/reference/base
+	for s in $$(seq 5000 5009); do \
+	  ln -sfn ../../../verify/reference/seed-$$s runs/numerics-fresh/reference/base/seed-$$s; done
+	$(BIN)/vestige study --preset reference --seeds 5000-5009 --conditions '' \
+	  --perturbed-seeds 5000-5009 --out runs/numerics-fresh --report runs/numerics-fresh/report --quiet
+	$(BIN)/python -c 'import json, sys; s = json.load(open(sys.argv[1])); \
+	  print(json.dumps({"seeds": s["seeds"], "numerics": s["numerics"]}, indent=1))' \
+	  runs/numerics-fresh/report/summary.json > course/study/numerics_fresh.json.partial
+	mv course/study/numerics_fresh.json.partial course/study/numerics_fresh.json
+	$(MAKE) study-report
+
 ## browser-deps: Debian's chromium for the real-browser test and bench (apt; idempotent)
 browser-deps:
 	bash scripts/browser/install-chromium.sh

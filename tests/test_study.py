@@ -187,14 +187,15 @@ def test_the_committed_study_renders_from_its_own_files(tmp_path):
     import shutil
     from pathlib import Path
 
-    from vestige.report import VERIFIED
+    from vestige.report import NUMERICS_FRESH, VERIFIED
 
     study = Path(__file__).resolve().parents[1] / "course" / "study"
     summary, results = load(study)
     if "rates" not in summary:
         pytest.skip("course/study predates the current summary format: run `make study`")
-    if (study / VERIFIED).exists():  # the fresh seeds' check, which write_report reads there
-        shutil.copy(study / VERIFIED, tmp_path / VERIFIED)
+    for name in (VERIFIED, NUMERICS_FRESH):  # the fresh seeds' files, which write_report reads
+        if (study / name).exists():
+            shutil.copy(study / name, tmp_path / name)
     write_report(summary, results, tmp_path, study / "search.jsonl")
     assert (tmp_path / "report.md").read_text() == (study / "report.md").read_text()
     for line in (study / "report.md").read_text().splitlines():
@@ -351,3 +352,65 @@ def test_the_search_appendix_gives_each_familys_ceiling_with_exact_intervals(tmp
     # 3 of 8: exact 95% interval [0.0852, 0.7551]; 0 of 8: [0, 0.3694]
     assert "| fam | 2 | 3/8 (38%, 95% 9%-76%) | `fam+a` |" in text
     assert "| other | 1 | 0/8 (0%, 95% 0%-37%) | `other` |" in text
+
+
+def test_the_report_counts_the_fresh_seeds_perturbations_while_their_file_is_there(
+    tmp_path, capsys
+):
+    """numerics_fresh.json beside the study (make numerics-fresh) adds rows for the fresh
+    seeds and rows pooling both seed sets, with exact intervals computed anew; without it the
+    rows go; a malformed one is a clear error that writes nothing."""
+    import shutil
+    from pathlib import Path
+
+    from vestige.cli import main
+    from vestige.stats import rate
+    from vestige.summary import numerics
+
+    study = Path(__file__).resolve().parents[1] / "course" / "study"
+    if "rates" not in load(study)[0]:
+        pytest.skip("course/study predates the current summary format: run `make study`")
+    copy = tmp_path / "study"
+    ignore = shutil.ignore_patterns("suppression", "verify.json", "numerics_fresh.json")
+    shutil.copytree(study, copy, ignore=ignore)
+    own = load(copy)[0]["numerics"]["threads-2"]
+
+    def record(seed, caught, peak):
+        best = {"unit": "L0N1", "peak_step": peak, "settle_step": 91}
+        return {"seed": seed, "caught": caught, "neuron": best, "best_candidate": best}
+
+    base = [record(9000, True, 73), record(9001, False, 140), record(9002, False, 140)]
+    copies = [record(9000, True, 73), record(9001, True, 140), record(9002, False, 268)]
+    fresh = numerics(base, {"threads-2": copies})
+    assert fresh["threads-2"]["verdict"] == rate(2, 3) and fresh["threads-2"]["changed"] == [9001]
+    data = {"seeds": [9000, 9001, 9002], "numerics": fresh}
+    (copy / "numerics_fresh.json").write_text(json.dumps(data))
+    assert main(["report", str(copy)]) == 0
+    assert load(copy)[0]["numerics_fresh"]["seeds"] == [9000, 9001, 9002]
+    report = (copy / "report.md").read_text()
+    assert "| threads-2 (fresh seeds) | 9000-9002 | 2 | 2/3 (67%, 95% 9%-99%) |" in report
+    k, n = own["verdict"]["k"] + 2, own["verdict"]["n"] + 3
+    assert f"| threads-2 (both) | {_seed_text(own['seeds'] + [9000, 9001, 9002])} |" in report
+    assert f"{k}/{n} ({k / n:.0%}, 95% {rate(k, n)['low']:.0%}-{rate(k, n)['high']:.0%})" in report
+    assert "noise-1e-6 (fresh seeds)" not in report  # only the perturbations the file holds
+    before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
+    for broken in (
+        "{not json",
+        json.dumps({"seeds": [1]}),
+        json.dumps({**data, "numerics": {"x": {}}}),
+    ):
+        (copy / "numerics_fresh.json").write_text(broken)
+        assert main(["report", str(copy)]) == 2
+        assert "does not hold the seeds and numerics of a study summary" in capsys.readouterr().err
+        after = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
+        assert after == {**before, "numerics_fresh.json": broken.encode()}
+    (copy / "numerics_fresh.json").unlink()
+    assert main(["report", str(copy)]) == 0
+    assert "numerics_fresh" not in load(copy)[0]
+    assert "(fresh seeds)" not in (copy / "report.md").read_text()
+
+
+def _seed_text(seeds):
+    from vestige.report import _seeds
+
+    return _seeds(sorted(seeds))

@@ -21,15 +21,20 @@ from vestige.stats import rate
 from vestige.summary import fresh_check
 
 VERIFIED = "verify.json"  # course/study/verify.py --json (make verify-fresh)
+# the seeds and numerics of the study's perturbations run on the fresh seeds (make numerics-fresh)
+NUMERICS_FRESH = "numerics_fresh.json"
 
 
 def write_report(
     summary: dict, results: list[dict], folder: Path, search: str | os.PathLike | None = None
 ) -> None:
     """summary.json, results.json (per seed), report.md and the figures, in `folder`; with
-    the independent check's verdicts on fresh seeds when `folder` holds them (`VERIFIED`)."""
+    the independent check's verdicts on fresh seeds (`VERIFIED`) and the perturbations of
+    the fresh seeds (`NUMERICS_FRESH`) when `folder` holds them."""
     folder.mkdir(parents=True, exist_ok=True)
-    summary = {k: v for k, v in summary.items() if k != "fresh"}  # never a stale check
+    stale = ("fresh", "numerics_fresh")  # never carried over: only read from their files
+    summary = {k: v for k, v in summary.items() if k not in stale}
+    summary.update(_numerics_fresh(folder / NUMERICS_FRESH))
     checked = folder / VERIFIED
     if checked.exists():
         try:
@@ -207,10 +212,30 @@ def _sweep(s: dict) -> str:
     return "\n".join(rows)
 
 
+def _numerics_fresh(path: Path) -> dict:
+    """{"numerics_fresh": {seeds, numerics}} from `path` when it exists (else nothing)."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        fresh = {"seeds": list(data["seeds"]), "numerics": dict(data["numerics"])}
+        for kind, v in fresh["numerics"].items():
+            missing = {"seeds", "caught", "verdict", "peak_step", "settle_step", "changed"} - set(v)
+            if missing:
+                raise KeyError(f"{kind} lacks {sorted(missing)}")
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(
+            f"{path} does not hold the seeds and numerics of a study summary ({err!r}): run "
+            "`make numerics-fresh` again or remove it; nothing was written"
+        ) from err
+    return {"numerics_fresh": fresh}
+
+
 def _numerics(s: dict) -> str:
     n = s.get("numerics") or {}
     if not any(v["seeds"] for v in n.values()):
         return ""
+    fresh = (s.get("numerics_fresh") or {}).get("numerics") or {}
     rows = [
         "## Robustness to numerics",
         "",
@@ -219,18 +244,46 @@ def _numerics(s: dict) -> str:
         "noise of std 1e-6. A catch that does not survive is a property of float noise, not of "
         "the seed. On one machine, a run is bit-identical to its rerun with the same thread "
         "count; across CPUs it is not.",
+        *(
+            [
+                "",
+                "The fresh seeds of the independent check were perturbed too, on the machine "
+                "their unchanged runs were trained on (`make numerics-fresh`); the last rows "
+                "count both sets of seeds.",
+            ]
+            if fresh
+            else []
+        ),
         "",
         "| perturbation | seeds | caught | same verdict (and neuron) | same peak step | "
         "same settle step | verdict changed in |",
         "|---|---|---|---|---|---|---|",
     ]
-    for kind, v in n.items():
-        rows.append(
-            f"| {kind} | {len(v['seeds'])} | {v['caught']} | {_rate(v['verdict'])} | "
-            f"{_rate(v['peak_step'])} | {_rate(v['settle_step'])} | "
-            f"{', '.join(map(str, v['changed'])) or 'none'} |"
-        )
+    parts = [("", n), (" (fresh seeds)", fresh)]
+    if fresh:
+        parts.append((" (both)", {k: _pooled(v, fresh[k]) for k, v in n.items() if k in fresh}))
+    for label, table in parts:
+        for kind, v in table.items():
+            rows.append(
+                f"| {kind}{label} | {_seeds(sorted(v['seeds']))} | {v['caught']} | "
+                f"{_rate(v['verdict'])} | {_rate(v['peak_step'])} | {_rate(v['settle_step'])} "
+                f"| {', '.join(map(str, v['changed'])) or 'none'} |"
+            )
     return "\n".join(rows)
+
+
+def _pooled(a: dict, b: dict) -> dict:
+    """Two `vestige.summary.numerics` entries of disjoint seeds as one, exact intervals anew."""
+    counts = {
+        name: rate(a[name]["k"] + b[name]["k"], a[name]["n"] + b[name]["n"])
+        for name in ("verdict", "peak_step", "settle_step")
+    }
+    return {
+        "seeds": a["seeds"] + b["seeds"],
+        "caught": a["caught"] + b["caught"],
+        **counts,
+        "changed": a["changed"] + b["changed"],
+    }
 
 
 def _per_seed(s: dict, results: list[dict]) -> str:
