@@ -123,8 +123,8 @@ verify-fresh: $(STAMP)
 
 ## numerics-fresh: the study's two perturbations (two torch threads; initial weights + 1e-6
 ## noise) of the fresh reference seeds, judged against their unchanged runs from verify-fresh
-## (linked, not trained again), into course/study/numerics_fresh.json and the report (about
-## 30 min on two cores)
+## (linked, not trained again), into course/study/numerics_fresh.json and the report (75 min
+## on two cores, measured: the two-thread copies share them)
 .PHONY: numerics-fresh
 numerics-fresh: $(STAMP)
 	$(BIN)/vestige train --preset reference --seeds 5000-5009 --out runs/verify/reference --resume --quiet
