@@ -234,3 +234,29 @@ def test_fresh_check_counts_only_claims_that_hold_and_tests_against_the_study():
     assert ctl["rate"]["k"] == 0 and ctl["rate"]["high"] == pytest.approx(1 - 0.025 ** (1 / 10))
     assert "against_study" not in ctl and ctl["missed"] == {} and ctl["rejected"] == []
     assert ctl["pooled"]["high"] == pytest.approx(1 - 0.025 ** (1 / 30))  # 0 of 30
+
+
+def test_pooled_numerics_adds_counts_and_recomputes_exact_intervals():
+    from vestige.summary import pooled_numerics
+
+    def entry(seeds, kept, caught, changed):
+        return {
+            "seeds": seeds,
+            "caught": caught,
+            "verdict": rate(kept, len(seeds)),
+            "peak_step": rate(1, len(seeds)),
+            "settle_step": rate(0, len(seeds)),
+            "changed": changed,
+        }
+
+    a = {"threads-2": entry([1, 2, 3, 4], 3, 2, [1]), "noise-1e-6": entry([1, 2, 3, 4], 4, 2, [])}
+    b = {"threads-2": entry(list(range(10, 20)), 5, 5, [11, 12, 13, 14, 15])}
+    pooled = pooled_numerics(a, b)
+    assert list(pooled) == ["threads-2"]  # only what both hold
+    p = pooled["threads-2"]
+    assert p["verdict"] == rate(8, 14) and p["peak_step"] == rate(2, 14)
+    assert p["seeds"] == [1, 2, 3, 4, *range(10, 20)] and p["caught"] == 7
+    assert p["changed"] == [1, 11, 12, 13, 14, 15]
+    # 8 of 14: exact 95% interval [0.289, 0.823], not an average of the two intervals
+    assert p["verdict"]["low"] == pytest.approx(0.2886, abs=1e-3)
+    assert p["verdict"]["high"] == pytest.approx(0.8234, abs=1e-3)

@@ -18,7 +18,7 @@ import pandas as pd
 from vestige import theme
 from vestige.runs import atomic_write
 from vestige.stats import rate
-from vestige.summary import fresh_check
+from vestige.summary import fresh_check, pooled_numerics
 
 VERIFIED = "verify.json"  # course/study/verify.py --json (make verify-fresh)
 # the seeds and numerics of the study's perturbations run on the fresh seeds (make numerics-fresh)
@@ -34,16 +34,21 @@ def write_report(
     folder.mkdir(parents=True, exist_ok=True)
     stale = ("fresh", "numerics_fresh")  # never carried over: only read from their files
     summary = {k: v for k, v in summary.items() if k not in stale}
-    summary.update(_numerics_fresh(folder / NUMERICS_FRESH))
-    checked = folder / VERIFIED
-    if checked.exists():
-        try:
-            summary["fresh"] = fresh_check(json.loads(checked.read_text()), summary)
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
-            raise ValueError(
-                f"{checked} is not what course/study/verify.py --json writes ({err!r}): run "
-                "`make verify-fresh` again or remove it; nothing was written"
-            ) from err
+    numerics_fresh = _beside(
+        folder / NUMERICS_FRESH,
+        lambda data: _numerics_fresh(data, summary),
+        "does not hold the seeds and numerics of a study summary",
+        "numerics-fresh",
+    )
+    fresh = _beside(
+        folder / VERIFIED,
+        lambda data: fresh_check(data, summary),
+        "is not what course/study/verify.py --json writes",
+        "verify-fresh",
+    )
+    for key, value in (("numerics_fresh", numerics_fresh), ("fresh", fresh)):
+        if value is not None:
+            summary[key] = value
     for name, data in (("summary", summary), ("results", results)):
         text = json.dumps(json_safe(data), indent=1, allow_nan=False)
         atomic_write(folder / f"{name}.json", text + "\n")
@@ -212,30 +217,40 @@ def _sweep(s: dict) -> str:
     return "\n".join(rows)
 
 
-def _numerics_fresh(path: Path) -> dict:
-    """{"numerics_fresh": {seeds, numerics}} from `path` when it exists (else nothing)."""
+def _beside(path: Path, parse, what: str, target: str):
+    """`parse` of the JSON file `path` beside a study, None when there is none; a malformed
+    one is a ValueError (`path` `what`, and the make target that writes it), raised before
+    `write_report` writes anything."""
     if not path.exists():
-        return {}
+        return None
     try:
-        data = json.loads(path.read_text())
-        fresh = {"seeds": list(data["seeds"]), "numerics": dict(data["numerics"])}
-        for kind, v in fresh["numerics"].items():
-            missing = {"seeds", "caught", "verdict", "peak_step", "settle_step", "changed"} - set(v)
-            if missing:
-                raise KeyError(f"{kind} lacks {sorted(missing)}")
-    except (ValueError, KeyError, TypeError) as err:
+        return parse(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(
-            f"{path} does not hold the seeds and numerics of a study summary ({err!r}): run "
-            "`make numerics-fresh` again or remove it; nothing was written"
+            f"{path} {what} ({err!r}): run `make {target}` again or remove it; nothing was written"
         ) from err
-    return {"numerics_fresh": fresh}
+
+
+def _numerics_fresh(data: dict, summary: dict) -> dict:
+    """The seeds and `numerics` of the fresh seeds' perturbations (the summary of the study
+    `make numerics-fresh` runs), and those pooled with the study's own (`pooled`)."""
+    numerics = dict(data["numerics"])
+    for kind, v in numerics.items():
+        missing = {"seeds", "caught", "verdict", "peak_step", "settle_step", "changed"} - set(v)
+        if missing:
+            raise KeyError(f"{kind} lacks {sorted(missing)}")
+    return {
+        "seeds": list(data["seeds"]),
+        "numerics": numerics,
+        "pooled": pooled_numerics(summary.get("numerics") or {}, numerics),
+    }
 
 
 def _numerics(s: dict) -> str:
     n = s.get("numerics") or {}
     if not any(v["seeds"] for v in n.values()):
         return ""
-    fresh = (s.get("numerics_fresh") or {}).get("numerics") or {}
+    fresh = s.get("numerics_fresh") or {"numerics": {}, "pooled": {}}
     rows = [
         "## Robustness to numerics",
         "",
@@ -251,7 +266,7 @@ def _numerics(s: dict) -> str:
                 "their unchanged runs were trained on (`make numerics-fresh`); the last rows "
                 "count both sets of seeds.",
             ]
-            if fresh
+            if fresh["numerics"]
             else []
         ),
         "",
@@ -259,9 +274,7 @@ def _numerics(s: dict) -> str:
         "same settle step | verdict changed in |",
         "|---|---|---|---|---|---|---|",
     ]
-    parts = [("", n), (" (fresh seeds)", fresh)]
-    if fresh:
-        parts.append((" (both)", {k: _pooled(v, fresh[k]) for k, v in n.items() if k in fresh}))
+    parts = [("", n), (" (fresh seeds)", fresh["numerics"]), (" (both)", fresh["pooled"])]
     for label, table in parts:
         for kind, v in table.items():
             rows.append(
@@ -270,20 +283,6 @@ def _numerics(s: dict) -> str:
                 f"| {', '.join(map(str, v['changed'])) or 'none'} |"
             )
     return "\n".join(rows)
-
-
-def _pooled(a: dict, b: dict) -> dict:
-    """Two `vestige.summary.numerics` entries of disjoint seeds as one, exact intervals anew."""
-    counts = {
-        name: rate(a[name]["k"] + b[name]["k"], a[name]["n"] + b[name]["n"])
-        for name in ("verdict", "peak_step", "settle_step")
-    }
-    return {
-        "seeds": a["seeds"] + b["seeds"],
-        "caught": a["caught"] + b["caught"],
-        **counts,
-        "changed": a["changed"] + b["changed"],
-    }
 
 
 def _per_seed(s: dict, results: list[dict]) -> str:

@@ -239,6 +239,24 @@ def numerics(results: list[dict], perturbed: dict[str, list[dict]]) -> dict[str,
     return out
 
 
+def pooled_numerics(a: dict[str, dict], b: dict[str, dict]) -> dict[str, Any]:
+    """Two `numerics` of disjoint seeds as one, per perturbation both hold: the counts added
+    and their exact intervals computed anew."""
+    out = {}
+    for kind in a.keys() & b.keys():
+        x, y = a[kind], b[kind]
+        out[kind] = {
+            "seeds": x["seeds"] + y["seeds"],
+            "caught": x["caught"] + y["caught"],
+            **{
+                name: rate(x[name]["k"] + y[name]["k"], x[name]["n"] + y[name]["n"])
+                for name in ("verdict", "peak_step", "settle_step")
+            },
+            "changed": x["changed"] + y["changed"],
+        }
+    return {kind: out[kind] for kind in a if kind in out}  # in `a`'s order
+
+
 def _best(r: dict) -> dict:
     return r["neuron"] if r["caught"] else r["best_candidate"]
 
