@@ -92,6 +92,33 @@ def test_condition_runs_are_study_seeds_conditions_in_order(tmp_path):
     ]
 
 
+def test_jobs_of_more_threads_run_after_the_others_on_fewer_processes(monkeypatch, tmp_path):
+    """Locally, two-thread jobs never share the cores with one-thread ones: they run in a
+    phase of their own on workers // 2 processes; a Dask cluster keeps its own workers."""
+    import vestige.distributed
+    from vestige.distributed import Job
+    from vestige.study import run_jobs
+
+    calls = []
+
+    def record(group, steps, workers, progress, scheduler):
+        calls.append((sorted(group), workers))
+        return {key: {"seed": job.seed} for key, job in group.items()}
+
+    monkeypatch.setattr(vestige.distributed, "run_tasks", record)
+    jobs = {
+        ("threads-2", 0): Job(TINY, 0, tmp_path, (), 2),
+        ("study", 0): Job(TINY, 0, tmp_path, (), 1),
+        ("study", 1): Job(TINY, 1, tmp_path, (), 1),
+    }
+    results = run_jobs(jobs, 2, False)
+    assert calls == [([("study", 0), ("study", 1)], 2), ([("threads-2", 0)], 1)]
+    assert results[("threads-2", 0)] == {"preset": "tiny", "seed": 0}
+    calls.clear()
+    run_jobs(jobs, 2, False, scheduler="tcp://cluster:8786")
+    assert [workers for _, workers in calls] == [2, 2]
+
+
 def test_scheduler_comes_from_the_flag_then_the_environment():
     env = {"DASK_SCHEDULER_ADDRESS": "tcp://dask:8786"}
     assert scheduler_from_env(None, {}) is None

@@ -490,11 +490,17 @@ def run_jobs(
     jobs: dict[tuple, Job], workers: int, progress: bool, scheduler: Any = None
 ) -> dict[tuple, dict]:
     """`study_seed(*job)` for every job {key: Job}, cut into one task per seed and one per
-    seed and condition, on `workers` local processes or on the Dask cluster `scheduler`."""
+    seed and condition, on `workers` local processes or on the Dask cluster `scheduler`.
+    Locally, jobs of T torch threads run after the others, on workers // T processes: two
+    threads beside another job on two cores would oversubscribe them."""
     from vestige.distributed import Steps, run_tasks
 
     steps = Steps(base=study_base, plan=condition_runs, record=condition_record, measure=outcome)
-    results = run_tasks(jobs, steps, workers, progress, scheduler)
+    results: dict[tuple, dict] = {}
+    for threads in sorted({job.threads for job in jobs.values()}):
+        group = {key: job for key, job in jobs.items() if job.threads == threads}
+        processes = workers if scheduler is not None else max(1, workers // threads)
+        results.update(run_tasks(group, steps, processes, progress, scheduler))
     return {key: {"preset": jobs[key].config.name, **results[key]} for key in jobs}
 
 
