@@ -187,13 +187,14 @@ def test_the_committed_study_renders_from_its_own_files(tmp_path):
     import shutil
     from pathlib import Path
 
-    from vestige.report import NUMERICS_FRESH, VERIFIED
+    from vestige.report import NUMERICS_BATCHES, VERIFIED
 
     study = Path(__file__).resolve().parents[1] / "course" / "study"
     summary, results = load(study)
     if "rates" not in summary:
         pytest.skip("course/study predates the current summary format: run `make study`")
-    for name in (VERIFIED, NUMERICS_FRESH):  # the fresh seeds' files, which write_report reads
+    # the files beside the study that write_report reads
+    for name in (VERIFIED, *(file for file, _, _ in NUMERICS_BATCHES.values())):
         if (study / name).exists():
             shutil.copy(study / name, tmp_path / name)
     write_report(summary, results, tmp_path, study / "search.jsonl")
@@ -354,12 +355,13 @@ def test_the_search_appendix_gives_each_familys_ceiling_with_exact_intervals(tmp
     assert "| other | 1 | 0/8 (0%, 95% 0%-37%) | `other` |" in text
 
 
-def test_the_report_counts_the_fresh_seeds_perturbations_while_their_file_is_there(
+def test_the_report_counts_the_batches_of_perturbations_while_their_files_are_there(
     tmp_path, capsys
 ):
-    """numerics_fresh.json beside the study (make numerics-fresh) adds rows for the fresh
-    seeds and rows pooling both seed sets, with exact intervals computed anew; without it the
-    rows go; a malformed one is a clear error that writes nothing."""
+    """numerics_report.json and numerics_fresh.json beside the study (make numerics-report,
+    make numerics-fresh) add rows for their seeds, for every report seed and for every seed,
+    with exact intervals computed anew; without them the rows go; a malformed one is a clear
+    error that writes nothing."""
     import shutil
     from pathlib import Path
 
@@ -371,7 +373,9 @@ def test_the_report_counts_the_fresh_seeds_perturbations_while_their_file_is_the
     if "rates" not in load(study)[0]:
         pytest.skip("course/study predates the current summary format: run `make study`")
     copy = tmp_path / "study"
-    ignore = shutil.ignore_patterns("suppression", "verify.json", "numerics_fresh.json")
+    ignore = shutil.ignore_patterns(
+        "suppression", "verify.json", "numerics_fresh.json", "numerics_report.json"
+    )
     shutil.copytree(study, copy, ignore=ignore)
     own = load(copy)[0]["numerics"]["threads-2"]
 
@@ -379,34 +383,56 @@ def test_the_report_counts_the_fresh_seeds_perturbations_while_their_file_is_the
         best = {"unit": "L0N1", "peak_step": peak, "settle_step": 91}
         return {"seed": seed, "caught": caught, "neuron": best, "best_candidate": best}
 
-    base = [record(9000, True, 73), record(9001, False, 140), record(9002, False, 140)]
-    copies = [record(9000, True, 73), record(9001, True, 140), record(9002, False, 268)]
-    fresh = numerics(base, {"threads-2": copies})
-    assert fresh["threads-2"]["verdict"] == rate(2, 3) and fresh["threads-2"]["changed"] == [9001]
-    data = {"seeds": [9000, 9001, 9002], "numerics": fresh}
-    (copy / "numerics_fresh.json").write_text(json.dumps(data))
+    def batch(seeds, kept):
+        base = [record(s, False, 140) for s in seeds]
+        copies = [record(s, i >= kept, 140) for i, s in enumerate(seeds)]
+        return {"seeds": seeds, "numerics": numerics(base, {"threads-2": copies})}
+
+    fresh = batch([9000, 9001, 9002], 2)
+    assert fresh["numerics"]["threads-2"]["verdict"] == rate(2, 3)
+    assert fresh["numerics"]["threads-2"]["changed"] == [9002]
+    (copy / "numerics_fresh.json").write_text(json.dumps(fresh))
     assert main(["report", str(copy)]) == 0
     assert load(copy)[0]["numerics_fresh"]["seeds"] == [9000, 9001, 9002]
     report = (copy / "report.md").read_text()
-    assert "| threads-2 (fresh seeds) | 9000-9002 | 2 | 2/3 (67%, 95% 9%-99%) |" in report
-    k, n = own["verdict"]["k"] + 2, own["verdict"]["n"] + 3
-    assert f"| threads-2 (both) | {_seed_text(own['seeds'] + [9000, 9001, 9002])} |" in report
-    assert f"{k}/{n} ({k / n:.0%}, 95% {rate(k, n)['low']:.0%}-{rate(k, n)['high']:.0%})" in report
+    assert "| threads-2 (fresh seeds) | 9000-9002 | 1 | 2/3 (67%, 95% 9%-99%) |" in report
+    assert "(report seeds)" not in report  # no batch of report seeds yet
+
+    def pooled_row(name, seeds, k, n):
+        interval = f"{k}/{n} ({k / n:.0%}, 95% {rate(k, n)['low']:.0%}-{rate(k, n)['high']:.0%})"
+        return f"| threads-2 ({name}) | {_seed_text(own['seeds'] + seeds)} | ", interval
+
+    k, n = own["verdict"]["k"], own["verdict"]["n"]
+    for part in pooled_row("every seed", [9000, 9001, 9002], k + 2, n + 3):
+        assert part in report
+    (copy / "numerics_report.json").write_text(json.dumps(batch([9100, 9101], 2)))
+    assert main(["report", str(copy)]) == 0
+    report = (copy / "report.md").read_text()
+    assert "| threads-2 (other report seeds) | 9100-9101 | 0 | 2/2 (100%" in report
+    for part in (
+        *pooled_row("report seeds", [9100, 9101], k + 2, n + 2),
+        *pooled_row("every seed", [9000, 9001, 9002, 9100, 9101], k + 4, n + 5),
+    ):
+        assert part in report
     assert "noise-1e-6 (fresh seeds)" not in report  # only the perturbations the file holds
     before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
     for broken in (
         "{not json",
         json.dumps({"seeds": [1]}),
-        json.dumps({**data, "numerics": {"x": {}}}),
+        json.dumps({**fresh, "numerics": {"x": {}}}),
     ):
         (copy / "numerics_fresh.json").write_text(broken)
         assert main(["report", str(copy)]) == 2
-        assert "does not hold the seeds and numerics of a study summary" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "does not hold the seeds and numerics of a study summary" in err
+        assert "make numerics-fresh" in err
         after = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
         assert after == {**before, "numerics_fresh.json": broken.encode()}
-    (copy / "numerics_fresh.json").unlink()
+    for name in ("numerics_fresh.json", "numerics_report.json"):
+        (copy / name).unlink()
     assert main(["report", str(copy)]) == 0
-    assert "numerics_fresh" not in load(copy)[0]
+    summary = load(copy)[0]
+    assert not {"numerics_fresh", "numerics_report", "numerics_pooled"} & set(summary)
     assert "(fresh seeds)" not in (copy / "report.md").read_text()
 
 

@@ -260,3 +260,29 @@ def test_pooled_numerics_adds_counts_and_recomputes_exact_intervals():
     # 8 of 14: exact 95% interval [0.289, 0.823], not an average of the two intervals
     assert p["verdict"]["low"] == pytest.approx(0.2886, abs=1e-3)
     assert p["verdict"]["high"] == pytest.approx(0.8234, abs=1e-3)
+
+
+def test_numerics_pools_every_report_seed_and_every_seed():
+    from vestige.summary import numerics_pools
+
+    def entry(seeds, kept):
+        return {
+            "seeds": seeds,
+            "caught": 1,
+            "verdict": rate(kept, len(seeds)),
+            "peak_step": rate(0, len(seeds)),
+            "settle_step": rate(0, len(seeds)),
+            "changed": [],
+        }
+
+    own = {"threads-2": entry([1, 2], 2)}
+    report = {"threads-2": entry([3, 4, 5], 1)}
+    fresh = {"threads-2": entry([9, 10], 0)}
+    both = numerics_pools(own, {"numerics_report": report, "numerics_fresh": fresh})
+    assert list(both) == ["report seeds", "every seed"]
+    assert both["report seeds"]["threads-2"]["verdict"] == rate(3, 5)
+    assert both["every seed"]["threads-2"]["verdict"] == rate(3, 7)
+    assert both["every seed"]["threads-2"]["seeds"] == [1, 2, 3, 4, 5, 9, 10]
+    only_fresh = numerics_pools(own, {"numerics_fresh": fresh})
+    assert list(only_fresh) == ["every seed"]  # no batch of report seeds: no such row
+    assert only_fresh["every seed"]["threads-2"]["verdict"] == rate(2, 4)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -18,37 +19,45 @@ import pandas as pd
 from vestige import theme
 from vestige.runs import atomic_write
 from vestige.stats import rate
-from vestige.summary import fresh_check, pooled_numerics
+from vestige.summary import fresh_check, numerics_pools
 
 VERIFIED = "verify.json"  # course/study/verify.py --json (make verify-fresh)
-# the seeds and numerics of the study's perturbations run on the fresh seeds (make numerics-fresh)
-NUMERICS_FRESH = "numerics_fresh.json"
+# The seeds and numerics of the study's perturbations run on more seeds, each on one machine:
+# summary key -> (file beside the study, its rows' label, the make target that writes it).
+NUMERICS_BATCHES = {
+    "numerics_report": ("numerics_report.json", "other report seeds", "numerics-report"),
+    "numerics_fresh": ("numerics_fresh.json", "fresh seeds", "numerics-fresh"),
+}
 
 
 def write_report(
     summary: dict, results: list[dict], folder: Path, search: str | os.PathLike | None = None
 ) -> None:
     """summary.json, results.json (per seed), report.md and the figures, in `folder`; with
-    the independent check's verdicts on fresh seeds (`VERIFIED`) and the perturbations of
-    the fresh seeds (`NUMERICS_FRESH`) when `folder` holds them."""
+    the independent check's verdicts on fresh seeds (`VERIFIED`) and the perturbations run
+    on more seeds (`NUMERICS_BATCHES`) when `folder` holds them."""
     folder.mkdir(parents=True, exist_ok=True)
-    stale = ("fresh", "numerics_fresh")  # never carried over: only read from their files
+    stale = ("fresh", "numerics_pooled", *NUMERICS_BATCHES)  # only ever read from their files
     summary = {k: v for k, v in summary.items() if k not in stale}
-    numerics_fresh = _beside(
-        folder / NUMERICS_FRESH,
-        lambda data: _numerics_fresh(data, summary),
-        "does not hold the seeds and numerics of a study summary",
-        "numerics-fresh",
-    )
-    fresh = _beside(
+    found = {
+        key: _beside(
+            folder / file,
+            _numerics_batch,
+            "does not hold the seeds and numerics of a study summary",
+            target,
+        )
+        for key, (file, _, target) in NUMERICS_BATCHES.items()
+    }
+    found["fresh"] = _beside(
         folder / VERIFIED,
         lambda data: fresh_check(data, summary),
         "is not what course/study/verify.py --json writes",
         "verify-fresh",
     )
-    for key, value in (("numerics_fresh", numerics_fresh), ("fresh", fresh)):
-        if value is not None:
-            summary[key] = value
+    summary.update({key: value for key, value in found.items() if value is not None})
+    batches = {key: summary[key]["numerics"] for key in NUMERICS_BATCHES if key in summary}
+    if batches:
+        summary["numerics_pooled"] = numerics_pools(summary.get("numerics") or {}, batches)
     for name, data in (("summary", summary), ("results", results)):
         text = json.dumps(json_safe(data), indent=1, allow_nan=False)
         atomic_write(folder / f"{name}.json", text + "\n")
@@ -231,26 +240,22 @@ def _beside(path: Path, parse, what: str, target: str):
         ) from err
 
 
-def _numerics_fresh(data: dict, summary: dict) -> dict:
-    """The seeds and `numerics` of the fresh seeds' perturbations (the summary of the study
-    `make numerics-fresh` runs), and those pooled with the study's own (`pooled`)."""
+def _numerics_batch(data: dict) -> dict:
+    """The seeds and `numerics` of a batch of perturbations (what the make target that runs
+    them keeps of its study's summary), checked."""
     numerics = dict(data["numerics"])
     for kind, v in numerics.items():
         missing = {"seeds", "caught", "verdict", "peak_step", "settle_step", "changed"} - set(v)
         if missing:
             raise KeyError(f"{kind} lacks {sorted(missing)}")
-    return {
-        "seeds": list(data["seeds"]),
-        "numerics": numerics,
-        "pooled": pooled_numerics(summary.get("numerics") or {}, numerics),
-    }
+    return {"seeds": list(data["seeds"]), "numerics": numerics}
 
 
 def _numerics(s: dict) -> str:
     n = s.get("numerics") or {}
     if not any(v["seeds"] for v in n.values()):
         return ""
-    fresh = s.get("numerics_fresh") or {"numerics": {}, "pooled": {}}
+    batches = [(NUMERICS_BATCHES[k], s[k]) for k in NUMERICS_BATCHES if k in s]
     rows = [
         "## Robustness to numerics",
         "",
@@ -262,11 +267,15 @@ def _numerics(s: dict) -> str:
         *(
             [
                 "",
-                "The fresh seeds of the independent check were perturbed too, on the machine "
-                "their unchanged runs were trained on (`make numerics-fresh`); the last rows "
-                "count both sets of seeds.",
+                "More seeds were perturbed beside the study's own, each batch on one machine "
+                "with its unchanged runs trained there too: "
+                + "; ".join(
+                    f"the {label} {_seeds(sorted(b['seeds']))} (`make {target}`)"
+                    for (_, label, target), b in batches
+                )
+                + ". The last rows pool them.",
             ]
-            if fresh["numerics"]
+            if batches
             else []
         ),
         "",
@@ -274,7 +283,11 @@ def _numerics(s: dict) -> str:
         "same settle step | verdict changed in |",
         "|---|---|---|---|---|---|---|",
     ]
-    parts = [("", n), (" (fresh seeds)", fresh["numerics"]), (" (both)", fresh["pooled"])]
+    parts = [
+        ("", n),
+        *((f" ({label})", b["numerics"]) for (_, label, _), b in batches),
+        *((f" ({name})", table) for name, table in (s.get("numerics_pooled") or {}).items()),
+    ]
     for label, table in parts:
         for kind, v in table.items():
             rows.append(
@@ -765,12 +778,11 @@ def _isnan(value) -> bool:
 
 
 def _seeds(seeds: list[int]) -> str:
+    """Sorted seeds with each run of consecutive ones as first-last: "3000-3003, 5000"."""
     if not seeds:
         return "none"
-    contiguous = seeds == list(range(seeds[0], seeds[-1] + 1))
-    return (
-        f"{seeds[0]}-{seeds[-1]}" if contiguous and len(seeds) > 1 else ", ".join(map(str, seeds))
-    )
+    runs = [[s for _, s in run] for _, run in groupby(enumerate(seeds), lambda x: x[1] - x[0])]
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
 
 
 def load(folder: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -15,13 +15,14 @@ conditions) and returns JSON-safe dicts for `summary.json`; `vestige.report` ren
 * `first_copy`: the target's effect where only the crutch can predict (unscored first-copy
   focus positions) beside the scored ones;
 * `numerics`: the fraction of seeds whose verdict, peak step and settle step survive a
-  perturbed retraining;
+  perturbed retraining, and `numerics_pools` those pooled with batches run on more seeds;
 * `fresh_check`: the independent check (`course/study/verify.py --json`) on fresh seeds,
   against the study's own rate.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from typing import Any
@@ -255,6 +256,17 @@ def pooled_numerics(a: dict[str, dict], b: dict[str, dict]) -> dict[str, Any]:
             "changed": x["changed"] + y["changed"],
         }
     return {kind: out[kind] for kind in a if kind in out}  # in `a`'s order
+
+
+def numerics_pools(own: dict[str, dict], batches: dict[str, dict[str, dict]]) -> dict[str, Any]:
+    """The study's own `numerics` pooled with the batches run on more seeds ({key: numerics},
+    keys as `vestige.report.NUMERICS_BATCHES`): every report seed (with `numerics_report`)
+    and every seed of all of them."""
+    out = {}
+    if "numerics_report" in batches:
+        out["report seeds"] = pooled_numerics(own, batches["numerics_report"])
+    out["every seed"] = functools.reduce(pooled_numerics, batches.values(), own)
+    return out
 
 
 def _best(r: dict) -> dict:
