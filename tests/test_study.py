@@ -440,3 +440,12 @@ def _seed_text(seeds):
     from vestige.report import _seeds
 
     return _seeds(sorted(seeds))
+
+
+def test_seed_lists_are_written_in_order_with_runs_as_first_last():
+    import pandas as pd
+    from vestige.report import _seeds
+
+    assert _seeds([5000, 3001, 3000, 3002, 5002]) == "3000-3002, 5000, 5002"
+    assert _seeds(pd.Series([7, 8])) == "7-8" and _seeds([4]) == "4"
+    assert _seeds([]) == "none" and _seeds(pd.Series([], dtype=int)) == "none"

@@ -270,7 +270,7 @@ def _numerics(s: dict) -> str:
                 "More seeds were perturbed beside the study's own, each batch on one machine "
                 "with its unchanged runs trained there too: "
                 + "; ".join(
-                    f"the {label} {_seeds(sorted(b['seeds']))} (`make {target}`)"
+                    f"the {label} {_seeds(b['seeds'])} (`make {target}`)"
                     for (_, label, target), b in batches
                 )
                 + ". The last rows pool them.",
@@ -291,7 +291,7 @@ def _numerics(s: dict) -> str:
     for label, table in parts:
         for kind, v in table.items():
             rows.append(
-                f"| {kind}{label} | {_seeds(sorted(v['seeds']))} | {v['caught']} | "
+                f"| {kind}{label} | {_seeds(v['seeds'])} | {v['caught']} | "
                 f"{_rate(v['verdict'])} | {_rate(v['peak_step'])} | {_rate(v['settle_step'])} "
                 f"| {', '.join(map(str, v['changed'])) or 'none'} |"
             )
@@ -640,7 +640,7 @@ def _search_appendix(path: Path) -> str:
                 else ""
             )
             rows.append(
-                f"| `{name}` | {_seeds(sorted(group['seed']))} | {int(group['caught'].sum())}"
+                f"| `{name}` | {_seeds(group['seed'])} | {int(group['caught'].sum())}"
                 f"/{len(group)} | {top or '-'} | {peaks.median():.3f} | {si.median():.2f} / "
                 f"{p99.median():.2f} | {why} |"
             )
@@ -777,11 +777,12 @@ def _isnan(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _seeds(seeds: list[int]) -> str:
-    """Sorted seeds with each run of consecutive ones as first-last: "3000-3003, 5000"."""
-    if not seeds:
+def _seeds(seeds) -> str:
+    """Seeds in order, each run of consecutive ones as first-last: "3000-3003, 5000"."""
+    ordered = sorted(seeds)
+    if not ordered:
         return "none"
-    runs = [[s for _, s in run] for _, run in groupby(enumerate(seeds), lambda x: x[1] - x[0])]
+    runs = [[s for _, s in run] for _, run in groupby(enumerate(ordered), lambda x: x[1] - x[0])]
     return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
 
 
