@@ -119,6 +119,49 @@ def test_jobs_of_more_threads_run_after_the_others_on_fewer_processes(monkeypatc
     assert [workers for _, workers in calls] == [2, 2]
 
 
+def _noise_of(config, seed, out, *rest):
+    return {"seed": seed, "noise": config.model.init_noise}
+
+
+def _no_conditions(config, seed, out, conditions, base):
+    return {}
+
+
+def test_runs_of_one_config_name_and_seed_get_distinct_task_keys(tmp_path):
+    """Dask hands back the future it already holds for a key: a perturbed copy (the study
+    run's config name and seed, another run directory) must not share the study run's key."""
+    import dataclasses
+    from concurrent.futures import Future
+
+    from vestige.distributed import Job, Steps, _run
+
+    keys = []
+
+    class Inline:
+        def submit(self, task):
+            keys.append(task.key)
+            future = Future()
+            future.set_result(task.fn(*task.args))
+            return future
+
+        def wait(self, futures):
+            return set(futures)
+
+        def cancel(self, futures):
+            pass
+
+    noisy = TINY.replace(model=dataclasses.replace(TINY.model, init_noise=1e-6))
+    jobs = {
+        ("study", 0): Job(TINY, 0, tmp_path / "a"),
+        ("noise-1e-6", 0): Job(noisy, 0, tmp_path / "b"),
+    }
+    steps = Steps(base=_noise_of, plan=_no_conditions, record=None, measure=None)
+    results = _run(Inline(), jobs, steps, False, "t0")
+    assert len(keys) == 2 and len(set(keys)) == 2
+    assert all(key.startswith("vestige-base-tiny-seed-0-t0-") for key in keys)
+    assert results[("noise-1e-6", 0)]["noise"] == 1e-6 and results[("study", 0)]["noise"] == 0
+
+
 def test_scheduler_comes_from_the_flag_then_the_environment():
     env = {"DASK_SCHEDULER_ADDRESS": "tcp://dask:8786"}
     assert scheduler_from_env(None, {}) is None

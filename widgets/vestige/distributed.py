@@ -25,6 +25,7 @@ with) waits for it and then reuses the finished run.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -412,10 +413,14 @@ def _run(
         pending[executor.submit(task)] = task
 
     def schedule(task: Task, path: Path, config: RunConfig, seed: int) -> None:
-        """Submit `task` unless its run directory already has one (then share it)."""
+        """Submit `task` unless its run directory already has one (then share it). Its key
+        ends with a digest of the run's identity: runs of one config name and seed (a
+        perturbed copy, a pool run) must not share a key, or Dask returns one's result for
+        the other."""
         identity = f"{path}|{seed}|{config.to_json()}|{task.args[4:]!r}"
         first = by_run.get(identity)
         if first is None:
+            task.key += "-" + hashlib.sha1(identity.encode()).hexdigest()[:12]
             by_run[identity] = task
             submit(task)
         elif first.finished:
