@@ -94,7 +94,8 @@ def test_condition_runs_are_study_seeds_conditions_in_order(tmp_path):
 
 def test_jobs_of_more_threads_run_after_the_others_on_fewer_processes(monkeypatch, tmp_path):
     """Locally, two-thread jobs never share the cores with one-thread ones: they run in a
-    phase of their own on workers // 2 processes; a Dask cluster keeps its own workers."""
+    phase of their own on workers // 2 processes (at least one); a Dask cluster gets every
+    job at once."""
     import vestige.distributed
     from vestige.distributed import Job
     from vestige.study import run_jobs
@@ -115,8 +116,11 @@ def test_jobs_of_more_threads_run_after_the_others_on_fewer_processes(monkeypatc
     assert calls == [([("study", 0), ("study", 1)], 2), ([("threads-2", 0)], 1)]
     assert results[("threads-2", 0)] == {"preset": "tiny", "seed": 0}
     calls.clear()
+    run_jobs(jobs, 1, False)
+    assert [workers for _, workers in calls] == [1, 1]
+    calls.clear()
     run_jobs(jobs, 2, False, scheduler="tcp://cluster:8786")
-    assert [workers for _, workers in calls] == [2, 2]
+    assert calls == [(sorted(jobs), 2)]
 
 
 def _noise_of(config, seed, out, *rest):

@@ -496,10 +496,16 @@ def run_jobs(
     from vestige.distributed import Steps, run_tasks
 
     steps = Steps(base=study_base, plan=condition_runs, record=condition_record, measure=outcome)
+    if scheduler is not None:
+        phases = [(jobs, workers)]
+    else:
+        threads = sorted({job.threads for job in jobs.values()})
+        phases = [
+            ({key: job for key, job in jobs.items() if job.threads == t}, max(1, workers // t))
+            for t in threads
+        ]
     results: dict[tuple, dict] = {}
-    for threads in sorted({job.threads for job in jobs.values()}):
-        group = {key: job for key, job in jobs.items() if job.threads == threads}
-        processes = workers if scheduler is not None else max(1, workers // threads)
+    for group, processes in phases:
         results.update(run_tasks(group, steps, processes, progress, scheduler))
     return {key: {"preset": jobs[key].config.name, **results[key]} for key in jobs}
 
