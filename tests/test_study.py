@@ -403,7 +403,7 @@ def test_the_report_counts_the_batches_of_perturbations_while_their_files_are_th
         return f"| threads-2 ({name}) | {_seed_text(own['seeds'] + seeds)} | ", interval
 
     k, n = own["verdict"]["k"], own["verdict"]["n"]
-    for part in pooled_row("every seed", [9000, 9001, 9002], k + 2, n + 3):
+    for part in pooled_row("all perturbed seeds", [9000, 9001, 9002], k + 2, n + 3):
         assert part in report
     (copy / "numerics_report.json").write_text(json.dumps(batch([9100, 9101], 2)))
     assert main(["report", str(copy)]) == 0
@@ -411,23 +411,36 @@ def test_the_report_counts_the_batches_of_perturbations_while_their_files_are_th
     assert "| threads-2 (other report seeds) | 9100-9101 | 0 | 2/2 (100%" in report
     for part in (
         *pooled_row("report seeds", [9100, 9101], k + 2, n + 2),
-        *pooled_row("every seed", [9000, 9001, 9002, 9100, 9101], k + 4, n + 5),
+        *pooled_row("all perturbed seeds", [9000, 9001, 9002, 9100, 9101], k + 4, n + 5),
     ):
         assert part in report
     assert "noise-1e-6 (fresh seeds)" not in report  # only the perturbations the file holds
     before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
-    for broken in (
-        "{not json",
-        json.dumps({"seeds": [1]}),
-        json.dumps({**fresh, "numerics": {"x": {}}}),
+    entry = fresh["numerics"]["threads-2"]
+    for name, target, broken in (
+        ("numerics_fresh.json", "numerics-fresh", "{not json"),
+        ("numerics_fresh.json", "numerics-fresh", json.dumps({"seeds": [1]})),
+        ("numerics_fresh.json", "numerics-fresh", json.dumps({**fresh, "numerics": {"x": {}}})),
+        (  # counts without k and n
+            "numerics_report.json",
+            "numerics-report",
+            json.dumps({**fresh, "numerics": {"threads-2": {**entry, "verdict": 0.5}}}),
+        ),
+        (  # the study's own perturbed seeds again: pooled, they would count twice
+            "numerics_report.json",
+            "numerics-report",
+            json.dumps(batch(own["seeds"][:2], 2)),
+        ),
     ):
-        (copy / "numerics_fresh.json").write_text(broken)
+        kept = (copy / name).read_bytes()
+        (copy / name).write_text(broken)
         assert main(["report", str(copy)]) == 2
         err = capsys.readouterr().err
-        assert "does not hold the seeds and numerics of a study summary" in err
-        assert "make numerics-fresh" in err
+        assert "does not hold the seeds and numerics of a study summary" in err, err
+        assert f"make {target}" in err
         after = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
-        assert after == {**before, "numerics_fresh.json": broken.encode()}
+        assert after == {**before, name: broken.encode()}
+        (copy / name).write_bytes(kept)
     for name in ("numerics_fresh.json", "numerics_report.json"):
         (copy / name).unlink()
     assert main(["report", str(copy)]) == 0

@@ -279,10 +279,12 @@ def test_numerics_pools_every_report_seed_and_every_seed():
     report = {"threads-2": entry([3, 4, 5], 1)}
     fresh = {"threads-2": entry([9, 10], 0)}
     both = numerics_pools(own, {"numerics_report": report, "numerics_fresh": fresh})
-    assert list(both) == ["report seeds", "every seed"]
+    assert list(both) == ["report seeds", "all perturbed seeds"]
     assert both["report seeds"]["threads-2"]["verdict"] == rate(3, 5)
-    assert both["every seed"]["threads-2"]["verdict"] == rate(3, 7)
-    assert both["every seed"]["threads-2"]["seeds"] == [1, 2, 3, 4, 5, 9, 10]
+    assert both["all perturbed seeds"]["threads-2"]["verdict"] == rate(3, 7)
+    assert both["all perturbed seeds"]["threads-2"]["seeds"] == [1, 2, 3, 4, 5, 9, 10]
     only_fresh = numerics_pools(own, {"numerics_fresh": fresh})
-    assert list(only_fresh) == ["every seed"]  # no batch of report seeds: no such row
-    assert only_fresh["every seed"]["threads-2"]["verdict"] == rate(2, 4)
+    assert list(only_fresh) == ["all perturbed seeds"]  # no batch of report seeds: no such row
+    assert only_fresh["all perturbed seeds"]["threads-2"]["verdict"] == rate(2, 4)
+    only_report = numerics_pools(own, {"numerics_report": report})
+    assert list(only_report) == ["report seeds"]  # not twice the same pool

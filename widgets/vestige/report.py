@@ -39,11 +39,13 @@ def write_report(
     folder.mkdir(parents=True, exist_ok=True)
     stale = ("fresh", "numerics_pooled", *NUMERICS_BATCHES)  # only ever read from their files
     summary = {k: v for k, v in summary.items() if k not in stale}
+    taken = {kind: set(v["seeds"]) for kind, v in (summary.get("numerics") or {}).items()}
     found = {
         key: _beside(
             folder / file,
-            _numerics_batch,
-            "does not hold the seeds and numerics of a study summary",
+            lambda data: _numerics_batch(data, taken),
+            "does not hold the seeds and numerics of a study summary, or perturbs seeds "
+            "already perturbed",
             target,
         )
         for key, (file, _, target) in NUMERICS_BATCHES.items()
@@ -240,15 +242,33 @@ def _beside(path: Path, parse, what: str, target: str):
         ) from err
 
 
-def _numerics_batch(data: dict) -> dict:
+def _numerics_batch(data: dict, taken: dict[str, set]) -> dict:
     """The seeds and `numerics` of a batch of perturbations (what the make target that runs
-    them keeps of its study's summary), checked."""
-    numerics = dict(data["numerics"])
+    them keeps of its study's summary), checked whole, and with none of its seeds among those
+    `taken` {perturbation: seeds} by the study or an earlier batch (pooled, they would count
+    twice); adds its seeds to `taken`."""
+    numerics = {kind: dict(v) for kind, v in data["numerics"].items()}
     for kind, v in numerics.items():
         missing = {"seeds", "caught", "verdict", "peak_step", "settle_step", "changed"} - set(v)
         if missing:
             raise KeyError(f"{kind} lacks {sorted(missing)}")
+        for name in ("verdict", "peak_step", "settle_step"):  # intervals computed anew
+            k, n = v[name]["k"], v[name]["n"]
+            if not (_is_int(k) and _is_int(n) and 0 <= k <= n == len(v["seeds"])):
+                raise ValueError(f"{kind} {name} is not k of its {len(v['seeds'])} seeds")
+            v[name] = rate(k, n)
+        if not all(map(_is_int, [*v["seeds"], *v["changed"], v["caught"]])):
+            raise TypeError(f"{kind} holds seeds or counts that are not integers")
+        again = taken.get(kind, set()) & set(v["seeds"])
+        if again:
+            raise ValueError(f"{kind} perturbs seeds {sorted(again)} already perturbed")
+    for kind, v in numerics.items():
+        taken.setdefault(kind, set()).update(v["seeds"])
     return {"seeds": list(data["seeds"]), "numerics": numerics}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _numerics(s: dict) -> str:

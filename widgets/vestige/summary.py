@@ -260,12 +260,14 @@ def pooled_numerics(a: dict[str, dict], b: dict[str, dict]) -> dict[str, Any]:
 
 def numerics_pools(own: dict[str, dict], batches: dict[str, dict[str, dict]]) -> dict[str, Any]:
     """The study's own `numerics` pooled with the batches run on more seeds ({key: numerics},
-    keys as `vestige.report.NUMERICS_BATCHES`): every report seed (with `numerics_report`)
-    and every seed of all of them."""
+    keys as `vestige.report.NUMERICS_BATCHES`, seeds disjoint): the report seeds (with
+    `numerics_report`) and, when other batches add seeds, all perturbed seeds."""
     out = {}
-    if "numerics_report" in batches:
+    report = "numerics_report" in batches
+    if report:
         out["report seeds"] = pooled_numerics(own, batches["numerics_report"])
-    out["every seed"] = functools.reduce(pooled_numerics, batches.values(), own)
+    if len(batches) > report:
+        out["all perturbed seeds"] = functools.reduce(pooled_numerics, batches.values(), own)
     return out
 
 
