@@ -75,33 +75,6 @@ for name in summary["conditions"]:
     print(f"  {name}: {CONDITION_NAMES[name].label}")
 
 # %% [markdown]
-# ### How much of one seed's verdict is float noise?
-#
-# The study also retrained some seeds with a change that should not matter: two torch threads
-# instead of one (the same sums, added in another order), or initial weights moved by noise of
-# size 1e-6. If a seed's catch were a property of the seed, it would survive both. The counts
-# below say how often it did (`summary["numerics"]`; the rows marked pooled add seeds perturbed
-# in later batches, each against its own unchanged run trained on the same machine). Where many
-# verdicts change, only the rate over seeds is worth reporting, not which seeds were caught.
-
-# %%
-tables = {"this study's seeds": summary.get("numerics") or {}}
-for name, table in (summary.get("numerics_pooled") or {}).items():
-    tables[f"pooled, {name}"] = table
-shown = 0
-for label, table in tables.items():
-    for kind, entry in table.items():
-        if entry["seeds"]:
-            kept = entry["verdict"]
-            print(
-                f"{kind:>10} ({label}): verdict kept in {kept['k']} of {kept['n']} seeds "
-                f"(95% {kept['low']:.0%}-{kept['high']:.0%})"
-            )
-            shown += 1
-if not shown:
-    print("This study perturbed no seed (its report says so).")
-
-# %% [markdown]
 # One record per seed. Its fields:
 #
 # - `caught`: whether the detector caught a vestigial neuron; `neuron` its record (or null);
@@ -558,3 +531,30 @@ if training_map is not None:
     except NotImplementedError:
         print("Solve exercise 5 first: this cell uses your detour_states.")
     print(fitted["run"]["detours"]["verdict"])
+
+# %% [markdown]
+# ## 8. How much of one seed's verdict is float noise?
+#
+# The study also retrained some seeds with a change that should not matter: two torch threads
+# instead of one (the same sums, added in another order), or initial weights moved by noise of
+# size 1e-6. If a seed's catch were a property of the seed, it would survive both. The counts
+# below say how often it did (`summary["numerics"]`; the rows marked pooled add seeds perturbed
+# in later batches, each against its own unchanged run trained on the same machine). Where many
+# verdicts change, only the rate over seeds is worth reporting, not which seeds were caught.
+
+# %%
+tables = {"this study's seeds": summary.get("numerics") or {}}
+for name, table in (summary.get("numerics_pooled") or {}).items():
+    tables[f"pooled, {name}"] = table
+shown = 0
+for label, table in tables.items():
+    for kind, entry in table.items():
+        if entry["seeds"]:
+            kept = entry["verdict"]
+            print(
+                f"{kind:>10} ({label}): verdict kept in {kept['k']} of {kept['n']} seeds "
+                f"(95% {kept['low']:.0%}-{kept['high']:.0%})"
+            )
+            shown += 1
+if not shown:
+    print("This study perturbed no seed.")
