@@ -150,6 +150,7 @@ numerics-report: $(STAMP)
 	  print(json.dumps({"seeds": s["seeds"], "numerics": s["numerics"]}, indent=1))' \
 	  runs/numerics-report/report/summary.json > course/study/numerics_report.json.partial
 	mv course/study/numerics_report.json.partial course/study/numerics_report.json
+	$(BIN)/python course/study/replicate.py runs/numerics-report/reference/base course/study
 	$(MAKE) study-report
 
 ## browser-deps: Debian's chromium for the real-browser test and bench (apt; idempotent)
