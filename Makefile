@@ -104,6 +104,14 @@ suppression: $(STAMP)
 	  --conditions head-1T,head-whole,neuron-1T,control-1T --pool 2000 --pool-seeds 3000-3009 \
 	  --out runs/study --report course/study/suppression
 
+## suppression-whole: report seeds 3004-3019 trained again with the target neuron and a control
+## neuron held at their mean for the whole run, against their unchanged runs from numerics-report
+## (trained on the same machine); report in course/study/suppression_whole/
+.PHONY: suppression-whole
+suppression-whole: $(STAMP)
+	$(BIN)/vestige study --preset reference --seeds 3004-3019 --conditions neuron-whole,control-whole \
+	  --out runs/numerics-report --report course/study/suppression_whole
+
 ## verify: the study's verdicts recomputed by course/study/verify.py (plain hooks and numpy,
 ## not the detector's code) on the study's reference and control runs
 .PHONY: verify
