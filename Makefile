@@ -132,7 +132,7 @@ verify-fresh: $(STAMP)
 ## numerics-fresh: the study's two perturbations (two torch threads; initial weights + 1e-6
 ## noise) of the fresh reference seeds, judged against their unchanged runs from verify-fresh
 ## (linked, not trained again), into course/study/numerics_fresh.json and the report (75 min
-## on two cores, measured: the two-thread copies share them)
+## on two cores, measured before two-thread jobs ran alone: they shared the cores)
 .PHONY: numerics-fresh
 numerics-fresh: $(STAMP)
 	$(BIN)/vestige train --preset reference --seeds 5000-5009 --out runs/verify/reference --resume --quiet
@@ -149,7 +149,8 @@ numerics-fresh: $(STAMP)
 
 ## numerics-report: report seeds 3004-3019 retrained on this machine, unchanged and as the
 ## study's two perturbations (the study itself perturbs 3000-3003); their seeds and numerics go
-## to course/study/numerics_report.json and the report counts all 20 report seeds
+## to course/study/numerics_report.json and the report counts all 20 report seeds (72 min on two
+## cores, measured: 48 trainings, the two-thread ones alone on the cores)
 .PHONY: numerics-report
 numerics-report: $(STAMP)
 	$(BIN)/vestige study --preset reference --seeds 3004-3019 --conditions '' \
