@@ -106,7 +106,8 @@ suppression: $(STAMP)
 
 ## suppression-whole: report seeds 3004-3019 trained again with the target neuron and a control
 ## neuron held at their mean for the whole run, against their unchanged runs from numerics-report
-## (trained on the same machine); report in course/study/suppression_whole/
+## (trained on the same machine); report in course/study/suppression_whole/ (22 min on two
+## cores, measured)
 .PHONY: suppression-whole
 suppression-whole: $(STAMP)
 	$(BIN)/vestige study --preset reference --seeds 3004-3019 --conditions neuron-whole,control-whole \

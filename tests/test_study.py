@@ -236,6 +236,27 @@ def test_the_committed_suppression_report_renders_and_rests_on_the_studys_runs(t
     assert pool["gap"]["n"] == len(pool["seeds"])
 
 
+def test_the_committed_whole_run_neuron_report_renders_and_pairs_every_seed(tmp_path):
+    """course/study/suppression_whole/ (`make suppression-whole`) is `write_report`'s rendering
+    of its own files: the pre-registered seeds 3004-3019, the target and control neurons held
+    for the whole run on every one of them, and their paired contrast in the Holm family."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "course" / "study" / "suppression_whole"
+    summary, results = load(folder)
+    write_report(summary, results, tmp_path, None)
+    assert (tmp_path / "report.md").read_text() == (folder / "report.md").read_text()
+    assert summary["seeds"] == list(range(3004, 3020))
+    assert set(summary["conditions"]) == {"neuron-whole", "control-whole"}
+    for name, entry in summary["conditions"].items():
+        assert entry["seeds"] == summary["seeds"], name
+        assert entry["delta_final_loss"]["n"] == len(summary["seeds"])
+    assert "neuron-whole - control-whole" in summary["contrasts"]
+    assert len(summary["holm_family"]) == 3
+    numerics = json.loads((folder.parent / "numerics_report.json").read_text())
+    assert numerics["seeds"] == summary["seeds"]  # the same unchanged runs, on one machine
+
+
 def test_the_report_carries_the_fresh_seeds_check_while_its_file_is_there(tmp_path, capsys):
     """A verify.json beside the study (verify.py --json) adds the independent check to
     summary.json and a section to report.md; without it both go (never a stale check); a
