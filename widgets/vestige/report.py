@@ -561,7 +561,7 @@ def _literature(s: dict) -> str:
 
     def said(name: str, table=c) -> str:
         if name not in table:
-            return "not run"
+            return "not run in this study"
         return f"{table[name]['verdict']} ({_ci(table[name]['delta_final_loss'])} nats)"
 
     return "\n".join(
