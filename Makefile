@@ -130,6 +130,14 @@ verify-fresh: $(STAMP)
 	  --json course/study/verify.json
 	$(MAKE) study-report
 
+# keep_numerics SUMMARY,FILE: the seeds and numerics of a study's summary.json, into FILE whole
+define keep_numerics
+	$(BIN)/python -c 'import json, sys; s = json.load(open(sys.argv[1])); \
+	  print(json.dumps({"seeds": s["seeds"], "numerics": s["numerics"]}, indent=1))' \
+	  $(1) > $(2).partial
+	mv $(2).partial $(2)
+endef
+
 ## numerics-fresh: the study's two perturbations (two torch threads; initial weights + 1e-6
 ## noise) of the fresh reference seeds, judged against their unchanged runs from verify-fresh
 ## (linked, not trained again), into course/study/numerics_fresh.json and the report (75 min
@@ -142,10 +150,7 @@ numerics-fresh: $(STAMP)
 	  ln -sfn ../../../verify/reference/seed-$$s runs/numerics-fresh/reference/base/seed-$$s; done
 	$(BIN)/vestige study --preset reference --seeds 5000-5009 --conditions '' \
 	  --perturbed-seeds 5000-5009 --out runs/numerics-fresh --report runs/numerics-fresh/report --quiet
-	$(BIN)/python -c 'import json, sys; s = json.load(open(sys.argv[1])); \
-	  print(json.dumps({"seeds": s["seeds"], "numerics": s["numerics"]}, indent=1))' \
-	  runs/numerics-fresh/report/summary.json > course/study/numerics_fresh.json.partial
-	mv course/study/numerics_fresh.json.partial course/study/numerics_fresh.json
+	$(call keep_numerics,runs/numerics-fresh/report/summary.json,course/study/numerics_fresh.json)
 	$(MAKE) study-report
 
 ## numerics-report: report seeds 3004-3019 retrained on this machine, unchanged and as the
@@ -156,10 +161,7 @@ numerics-fresh: $(STAMP)
 numerics-report: $(STAMP)
 	$(BIN)/vestige study --preset reference --seeds 3004-3019 --conditions '' \
 	  --perturbed-seeds 3004-3019 --out runs/numerics-report --report runs/numerics-report/report --quiet
-	$(BIN)/python -c 'import json, sys; s = json.load(open(sys.argv[1])); \
-	  print(json.dumps({"seeds": s["seeds"], "numerics": s["numerics"]}, indent=1))' \
-	  runs/numerics-report/report/summary.json > course/study/numerics_report.json.partial
-	mv course/study/numerics_report.json.partial course/study/numerics_report.json
+	$(call keep_numerics,runs/numerics-report/report/summary.json,course/study/numerics_report.json)
 	$(BIN)/python course/study/replicate.py runs/numerics-report/reference/base course/study
 	$(MAKE) study-report
 
