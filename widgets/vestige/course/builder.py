@@ -41,10 +41,6 @@ import json
 import re
 from pathlib import Path
 
-import jupytext
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
-
 from . import checks as checks_registry
 from . import plans
 from .fingerprint import code_fingerprint
@@ -68,7 +64,6 @@ _JUPYTEXT_KEYS = {
     "lines_to_next_cell",
     "lines_to_end_of_cell_marker",
 }
-_NEW_CELL = {"code": new_code_cell, "markdown": new_markdown_cell, "raw": new_raw_cell}
 _REBUILD = "run `vestige course build`"
 
 
@@ -165,6 +160,8 @@ def source_sha256(source: str) -> str:
 
 def render_source(source: Path, course_id: str = DEFAULT_COURSE_ID) -> Rendered:
     """One source as learner and solution notebook texts, exercises and manifest entry."""
+    import jupytext  # here, not at import: every `vestige` command builds a parser importing this
+
     notebook_id = source.stem
     text = source.read_text(encoding="utf-8")
     cells = jupytext.reads(text, fmt="py:percent").cells
@@ -229,6 +226,8 @@ def with_paces(cells: list, checks) -> list:
     """The cells with every ``{{pace ID}}`` in a markdown cell replaced by that exercise's
     `Pace` line from the checks module; every exercise with a pace must have its placeholder
     (one place where it is introduced) and every placeholder an exercise with a pace."""
+    import nbformat
+
     exercises = checks.exercises if checks else {}
     placed: list[str] = []
 
@@ -332,7 +331,9 @@ def render_cell(cell, index: int, role: tuple[str, list[str]] | None = None) -> 
             learner_source, solution_source = split_solution(cell.source)
         except SourceError as exc:
             raise SourceError(f"cell {index}: {exc}") from None
-    new_cell = _NEW_CELL[cell.cell_type]
+    from nbformat import v4
+
+    new_cell = getattr(v4, f"new_{cell.cell_type}_cell")
     solution = new_cell(solution_source, metadata=metadata, id=cell_id)
     if learner_source != solution_source:
         metadata = {**metadata, "tags": [*metadata.get("tags", []), "raises-exception"]}
@@ -375,7 +376,9 @@ def notebook_text(cells: list, notebook_id: str, variant: str, stamp: dict | Non
             **(stamp or {}),
         },
     }
-    return nbformat.writes(new_notebook(cells=cells, metadata=metadata)) + "\n"
+    import nbformat
+
+    return nbformat.writes(nbformat.v4.new_notebook(cells=cells, metadata=metadata)) + "\n"
 
 
 def declared_exercises(
