@@ -21,7 +21,9 @@ absolute times drift; ratios of interleaved measurements do not), plus peak memo
    every seed after a preset's first) against the seed's training time (target <= 25%), the
    one-time untrained baseline against it too, and peak RSS and wall time of each in fresh
    processes (targets: 90 s and 0.8 GB to train; Binder has 2 GB), and the same analysis
-   with the C heap never trimmed (`vestige.memory`) as the baseline of its memory.
+   with the C heap never trimmed (`vestige.memory`) as the baseline of its memory; then
+   where the analysis time goes (tables pass and its ablation sweeps, detector, mechanism
+   pass, checkpoint loads), each against the training time.
 """
 
 from __future__ import annotations
@@ -271,6 +273,7 @@ def bench_run() -> None:
         )
         # the baseline of memory: the same analysis, of a copy, with the C heap never trimmed
         shutil.copytree(f"{tmp}/reference", f"{tmp}/untrimmed/reference")
+        shutil.copytree(f"{tmp}/reference", f"{tmp}/parts/reference")
         # what each seed costs: its tables, the detector and its target's mechanism tables
         seed = in_fresh_process(*cli, "analyze", run, "--mechanism", "--quiet")
         untrimmed = in_fresh_process(
@@ -281,6 +284,7 @@ def bench_run() -> None:
             "--mechanism",
             "--quiet",
         )
+        parts = analysis_parts(f"{tmp}/parts/reference/seed-0")
     (train_s, train_mb), (base_s, base_mb), (seed_s, seed_mb) = train, baseline, seed
     print(
         f"4. one reference seed in fresh processes: training {train_s:.0f} s, peak RSS "
@@ -293,6 +297,57 @@ def bench_run() -> None:
         f"{untrimmed[1]:.0f} MB: trimming {seed_mb / untrimmed[1]:.2f}x the memory, "
         f"{seed_s / untrimmed[0]:.2f}x the time"
     )
+    share = {name: f"{value:.0f} s = {value / train_s:.0%}" for name, value in parts.items()}
+    print(
+        f"   where the analysis goes (one process, imports done; % of training): the tables "
+        f"pass {share['tables']}, of which the exact ablation sweeps (every neuron, every "
+        f"checkpoint) {share['sweeps']}; the detector {share['detector']}; the mechanism "
+        f"pass {share['mechanism']}; checkpoint loads of both passes {share['loads']}. The "
+        f"sweeps alone exceed the 25% target: they scale with the evaluation sequences"
+    )
+
+
+def analysis_parts(run_path: str) -> dict[str, float]:
+    """Seconds of each part of one seed's analysis in this process: the tables pass
+    (`analyze`) and, inside it, its ablation sweeps; the detector; the mechanism pass; and the
+    checkpoint loads of both passes."""
+    from unittest import mock
+
+    from vestige import analysis
+    from vestige.detect import detect
+    from vestige.mechanism import mechanism, target_subject
+    from vestige.runs import Run
+
+    spent = {"sweeps": 0.0, "loads": 0.0}
+
+    def timed(name: str, function):
+        def call(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - start
+
+        return call
+
+    with (
+        mock.patch.object(analysis, "ablate_neurons", timed("sweeps", analysis.ablate_neurons)),
+        mock.patch.object(Run, "_load", timed("loads", Run._load)),
+    ):
+        run = Run.open(run_path)
+        start = time.perf_counter()
+        analysis.analyze(run)
+        tables = time.perf_counter()
+        found = detect(run)
+        detected = time.perf_counter()
+        mechanism(run, target_subject(found))
+        done = time.perf_counter()
+    return {
+        "tables": tables - start,
+        "detector": detected - tables,
+        "mechanism": done - detected,
+        **spent,
+    }
 
 
 def main() -> None:

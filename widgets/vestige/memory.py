@@ -3,9 +3,9 @@
 glibc's malloc keeps freed memory in its heap for reuse. Analysing one checkpoint after
 another fragments that heap, so a process's resident memory climbs while its live tensors
 stay small. `benchmarks/bench_core.py --only 4` measures both on one reference seed's
-analysis and mechanism tables: on 2026-12-02, 1680 MB untrimmed against 975 MB with the
-heap trimmed before each checkpoint, for 1.14x the time. Binder allows 2 GB for the kernel
-and the server together.
+analysis and mechanism tables: on 2026-12-04, 1558 MB untrimmed against 948 MB with the
+heap trimmed before each checkpoint, for 1.03x the time (1.14x on 2026-12-02, on a busier
+machine). Binder allows 2 GB for the kernel and the server together.
 
 No maintained library exposes `malloc_trim`; it is one C call, reached through ctypes. Where
 the C library has none (macOS, musl, Windows) this does nothing.
