@@ -113,6 +113,14 @@ suppression-whole: $(STAMP)
 	$(BIN)/vestige study --preset reference --seeds 3004-3019 --conditions neuron-whole,control-whole \
 	  --out runs/numerics-report --report course/study/suppression_whole
 
+## suppression-half: report seeds 3004-3019 trained again with the crutch's head and the target
+## neuron held at their mean for [0, T/2) (a brief early window, as Chen et al. 2024), against
+## their unchanged runs from numerics-report; report in course/study/suppression_half/
+.PHONY: suppression-half
+suppression-half: $(STAMP)
+	$(BIN)/vestige study --preset reference --seeds 3004-3019 --conditions head-0.5T,neuron-0.5T \
+	  --out runs/numerics-report --report course/study/suppression_half
+
 ## verify: the study's verdicts recomputed by course/study/verify.py (plain hooks and numpy,
 ## not the detector's code) on the study's reference and control runs
 .PHONY: verify

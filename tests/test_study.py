@@ -236,23 +236,33 @@ def test_the_committed_suppression_report_renders_and_rests_on_the_studys_runs(t
     assert pool["gap"]["n"] == len(pool["seeds"])
 
 
-def test_the_committed_whole_run_neuron_report_renders_and_pairs_every_seed(tmp_path):
-    """course/study/suppression_whole/ (`make suppression-whole`) is `write_report`'s rendering
-    of its own files: the pre-registered seeds 3004-3019, the target and control neurons held
-    for the whole run on every one of them, and their paired contrast in the Holm family."""
+@pytest.mark.parametrize(
+    ("name", "conditions", "contrasts"),
+    [
+        ("suppression_whole", {"neuron-whole", "control-whole"}, ["neuron-whole - control-whole"]),
+        ("suppression_half", {"head-0.5T", "neuron-0.5T"}, []),  # no control neuron: none
+    ],
+)
+def test_a_committed_suppression_report_on_the_report_seeds_renders_and_pairs_every_seed(
+    tmp_path, name, conditions, contrasts
+):
+    """course/study/suppression_whole/ and suppression_half/ (`make suppression-whole`, `make
+    suppression-half`) are `write_report`'s renderings of their own files: the pre-registered
+    seeds 3004-3019, every condition paired on each of them, with the pre-registered contrasts in
+    one Holm family, against the unchanged runs numerics-report trained on one machine."""
     from pathlib import Path
 
-    folder = Path(__file__).resolve().parents[1] / "course" / "study" / "suppression_whole"
+    folder = Path(__file__).resolve().parents[1] / "course" / "study" / name
     summary, results = load(folder)
     write_report(summary, results, tmp_path, None)
     assert (tmp_path / "report.md").read_text() == (folder / "report.md").read_text()
     assert summary["seeds"] == list(range(3004, 3020))
-    assert set(summary["conditions"]) == {"neuron-whole", "control-whole"}
-    for name, entry in summary["conditions"].items():
-        assert entry["seeds"] == summary["seeds"], name
-        assert entry["delta_final_loss"]["n"] == len(summary["seeds"])
-    assert "neuron-whole - control-whole" in summary["contrasts"]
-    assert len(summary["holm_family"]) == 3
+    assert set(summary["conditions"]) == conditions
+    for condition, entry in summary["conditions"].items():
+        assert entry["seeds"] == summary["seeds"], condition
+        assert entry["delta_final_loss"]["n"] == len(summary["seeds"]), condition
+    assert list(summary["contrasts"]) == contrasts
+    assert sorted(summary["holm_family"]) == sorted(conditions | set(contrasts))
     numerics = json.loads((folder.parent / "numerics_report.json").read_text())
     assert numerics["seeds"] == summary["seeds"]  # the same unchanged runs, on one machine
 
