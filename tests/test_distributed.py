@@ -26,7 +26,7 @@ from vestige.distributed import (
 )
 from vestige.report import json_safe
 from vestige.runs import load_safetensors
-from vestige.study import CONDITION_NAMES, condition_runs, run_study, study_seed
+from vestige.study import CONDITION_NAMES, condition_runs, run_study, study_base, study_seed
 
 SEEDS = [0, 1]
 # Both apply to every seed: two condition tasks per seed that depend on the seed's task.
@@ -72,6 +72,37 @@ def test_tasks_assemble_exactly_what_study_seed_returns(single_machine, tmp_path
     written = json.loads((root / "report" / "results.json").read_text())
     assert written == json_safe(expected)
     assert [list(r["conditions"]) for r in written] == [list(CONDITIONS)] * len(SEEDS)
+
+
+def test_controls_and_perturbed_copies_skip_only_the_mechanism_pass(
+    single_machine, tmp_path, monkeypatch
+):
+    """Their summaries compare verdicts only: their records are the study's own without the
+    mechanism (and the crutch's head it finds), and `run_study` asks for no more."""
+    import vestige.study
+
+    _, root = single_machine
+    full = study_base(TINY, 0, root / "runs" / "tiny")
+    lean = study_base(TINY, 0, root / "runs" / "tiny", mechanism=False)
+    assert "mechanism" in full and "crutch_head" in full
+    assert json_safe(lean) == json_safe(
+        {k: v for k, v in full.items() if k not in ("mechanism", "crutch_head")}
+    )
+
+    class Planned(Exception):
+        pass
+
+    def plan(jobs, *args):
+        raise Planned({key: job.mechanism for key, job in jobs.items()})
+
+    monkeypatch.setattr(vestige.study, "run_jobs", plan)
+    with pytest.raises(Planned) as planned:
+        run_study("tiny", [0], tmp_path, conditions=(), control=("tiny", [1]), perturbed_seeds=[0])
+    assert planned.value.args[0] == {
+        ("study", 0): True,
+        ("control", 1): False,
+        **{(kind, 0): False for kind in vestige.study.PERTURBATIONS},
+    }
 
 
 def test_condition_runs_are_study_seeds_conditions_in_order(tmp_path):

@@ -164,7 +164,8 @@ class Steps:
 
 class Job(NamedTuple):
     """One seed of a study: its config, the folder its runs go in, the conditions it trains
-    again, and the torch threads and device its runs use."""
+    again, the torch threads and device its runs use, and whether its record needs the
+    mechanism pass (a control's or a perturbed copy's does not: only verdicts are compared)."""
 
     config: RunConfig
     seed: int
@@ -172,6 +173,7 @@ class Job(NamedTuple):
     conditions: tuple = ()
     threads: int = 1
     device: str = "cpu"
+    mechanism: bool = True
 
 
 def seed_task(steps: Steps, config: RunConfig, seed: int, out: Path, *rest) -> dict[str, Any]:
@@ -441,7 +443,7 @@ def _run(
         results[job] = result
 
     def done(job: tuple, condition: str | None, interventions: tuple, value: dict) -> None:
-        config, seed, out, conditions, _, device = jobs[job]
+        config, seed, out, conditions, _, device, _ = jobs[job]
         if condition is not None:
             pieces[job][condition] = steps.record(value, interventions)
             bar.update(1)
@@ -475,7 +477,7 @@ def _run(
                 Task(
                     f"vestige-base-{job.config.name}-seed-{job.seed}-{token}",
                     seed_task,
-                    (steps, job.config, job.seed, job.out, job.threads, job.device),
+                    (steps, job.config, job.seed, job.out, job.threads, job.device, job.mechanism),
                     key,
                 ),
                 run_dir(job.out, "base", job.seed),

@@ -106,11 +106,13 @@ def study_base(
     out: Path,
     threads: int = 1,
     device: str = "cpu",
+    mechanism: bool = True,
     criteria: Criteria = DEFAULT,
 ) -> dict[str, Any]:
     """The seed's unchanged run: its outcome, the detector's verdict (and the verdicts of the
-    threshold sweep), and the mechanism record of the neuron the conditions suppress (runs in
-    a worker process, with `threads` torch threads, on `device` as the worker resolves it)."""
+    threshold sweep), and (unless `mechanism` is False) the mechanism record of the neuron the
+    conditions suppress and the crutch's head (runs in a worker process, with `threads` torch
+    threads, on `device` as the worker resolves it)."""
     import torch
 
     torch.set_num_threads(threads)
@@ -138,8 +140,9 @@ def study_base(
     result["timeline"] = timeline_record(found, target["unit"])
     result["first_copy"] = first_copy_record(base, target)
     result["control_neuron"] = control_neuron(found, target)
-    result["mechanism"] = mechanism_record(base, found, target)
-    result["crutch_head"] = result["mechanism"].pop("crutch_head")
+    if mechanism:
+        result["mechanism"] = mechanism_record(base, found, target)
+        result["crutch_head"] = result["mechanism"].pop("crutch_head")
     return result
 
 
@@ -218,10 +221,11 @@ def study_seed(
     conditions: tuple[str, ...],
     threads: int = 1,
     device: str = "cpu",
+    mechanism: bool = True,
     criteria: Criteria = DEFAULT,
 ) -> dict[str, Any]:
     """Everything measured for one seed, conditions included (one process, on `device`)."""
-    result = study_base(config, seed, out, threads, device, criteria)
+    result = study_base(config, seed, out, threads, device, mechanism, criteria)
     result["conditions"] = {
         name: condition_record(
             outcome(ensure_run(run_config, seed, path, progress=False, device=device)),
@@ -426,7 +430,7 @@ def run_study(
         perturbed = config.replace(model=dataclasses.replace(config.model, init_noise=noise))
         for seed in perturbed_seeds or ():
             jobs[(kind, seed)] = Job(
-                perturbed, seed, out / f"{config.name}-{kind}", (), threads, device
+                perturbed, seed, out / f"{config.name}-{kind}", (), threads, device, False
             )
     if pool is not None:
         size, pool_seeds = pool
@@ -439,7 +443,7 @@ def run_study(
         control_config = preset(control[0])
         for seed in control[1]:
             jobs[("control", seed)] = Job(
-                control_config, seed, out / control_config.name, (), 1, device
+                control_config, seed, out / control_config.name, (), 1, device, False
             )
     results = run_jobs(jobs, workers, progress, scheduler)
 
