@@ -85,11 +85,14 @@ study: $(STAMP)
 	  --conditions '' --perturbed-seeds 3000-3003 \
 	  --out runs/study --report course/study --search course/study/search.jsonl
 
-## study-report: course/study/report.md written again from its summary.json, results.json and
-## search log (after a search run or a change to the report's code; trains nothing, seconds)
+## study-report: course/study/report.md written again from its summary.json, results.json,
+## search log and the reports beside it (numerics batches, verify.json, the suppression reports'
+## summaries, which its literature section cites), after any of them or the report's code
+## changes; trains nothing, seconds
 .PHONY: study-report
 study-report: $(STAMP)
-	$(BIN)/vestige report course/study --search course/study/search.jsonl
+	$(STUDY_REPORT)
+STUDY_REPORT = $(BIN)/vestige report course/study --search course/study/search.jsonl
 
 ## suppression: the 20 reference report seeds trained again with the crutch's attention head held
 ## at its mean for [0, T) (T: the seed's copy transition) and for the whole run, and with the
@@ -103,6 +106,7 @@ suppression: $(STAMP)
 	$(BIN)/vestige study --preset reference --seeds 3000-3019 \
 	  --conditions head-1T,head-whole,neuron-1T,control-1T --pool 2000 --pool-seeds 3000-3009 \
 	  --out runs/study --report course/study/suppression
+	$(STUDY_REPORT)  # the study's report cites it
 
 ## suppression-whole: report seeds 3004-3019 trained again with the target neuron and a control
 ## neuron held at their mean for the whole run, against their unchanged runs from numerics-report
@@ -112,14 +116,17 @@ suppression: $(STAMP)
 suppression-whole: $(STAMP)
 	$(BIN)/vestige study --preset reference --seeds 3004-3019 --conditions neuron-whole,control-whole \
 	  --out runs/numerics-report --report course/study/suppression_whole
+	$(STUDY_REPORT)  # the study's report cites it
 
 ## suppression-half: report seeds 3004-3019 trained again with the crutch's head and the target
 ## neuron held at their mean for [0, T/2) (a brief early window, as Chen et al. 2024), against
-## their unchanged runs from numerics-report; report in course/study/suppression_half/
+## their unchanged runs from numerics-report; report in course/study/suppression_half/ (20 min
+## on two cores, measured)
 .PHONY: suppression-half
 suppression-half: $(STAMP)
 	$(BIN)/vestige study --preset reference --seeds 3004-3019 --conditions head-0.5T,neuron-0.5T \
 	  --out runs/numerics-report --report course/study/suppression_half
+	$(STUDY_REPORT)  # the study's report cites it
 
 ## verify: the study's verdicts recomputed by course/study/verify.py (plain hooks and numpy,
 ## not the detector's code) on the study's reference and control runs

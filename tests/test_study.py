@@ -8,7 +8,7 @@ import pytest
 import vestige
 from vestige.conditions import CONDITION_NAMES
 from vestige.config import SelectivityPenalty, Suppress, SuppressHeads
-from vestige.report import load, write_report
+from vestige.report import json_safe, load, write_report
 from vestige.study import run_study, summarize
 from vestige.summary import verdict
 
@@ -165,6 +165,50 @@ def test_summary_and_report_say_what_was_measured(tmp_path):
     assert png.startswith(b"\x89PNG")
 
 
+def test_the_literature_section_cites_the_suppression_reports_beside_the_study(tmp_path):
+    """A condition the study did not run is cited from the suppression report in its folder
+    that did (named, with its seed count); the study's own result comes first; a malformed
+    report is a clear error that writes nothing; without them it reads 'not run'."""
+    results = [fake_result(s, caught=True, delta=0.01 * s) for s in range(3)]
+    summary = summarize(vestige.preset("reference"), results, ("neuron-whole",), 12.0)
+    half = summarize(vestige.preset("reference"), results, ("neuron-whole",), 12.0)
+    half["conditions"]["head-0.5T"] = half["conditions"].pop("neuron-whole")
+    half["conditions"]["neuron-whole"] = {**half["conditions"]["head-0.5T"], "verdict": "worse"}
+    (tmp_path / "suppression_half").mkdir()
+    (tmp_path / "suppression_half" / "summary.json").write_text(json.dumps(json_safe(half)))
+    write_report(summary, results, tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    ours = summary["conditions"]["neuron-whole"]["delta_final_loss"]
+    assert (
+        f"holding the crutch's head until T/2: no clear difference (+{ours['mean']:.3f} [" in report
+    )
+    assert "nats; `suppression_half/`, 3 seeds); until T: not run in this study" in report
+    assert "the whole run: no clear difference (+0.010 [" in report  # the study's own
+    assert "worse" not in report.split("## Against the literature")[1]
+    assert set(load(tmp_path)[0]["suppression_reports"]) == {"suppression_half"}
+    before = (tmp_path / "report.md").read_bytes()
+    (tmp_path / "suppression_half" / "summary.json").write_text(json.dumps({"conditions": 1}))
+    with pytest.raises(ValueError, match="make suppression-half"):
+        write_report(summary, results, tmp_path)
+    assert (tmp_path / "report.md").read_bytes() == before
+    (tmp_path / "suppression_half" / "summary.json").unlink()
+    write_report(summary, results, tmp_path)
+    assert "until T/2: not run in this study" in (tmp_path / "report.md").read_text()
+    assert "suppression_reports" not in load(tmp_path)[0]
+    bare = summarize(vestige.preset("reference"), results, (), 12.0)  # no table of nothing
+    write_report(bare, results, tmp_path)
+    assert (
+        "This study trains no seed again under a condition (`vestige study --conditions`"
+        in (tmp_path / "report.md").read_text()
+    )
+    (tmp_path / "suppression_half" / "summary.json").write_text(json.dumps(json_safe(half)))
+    write_report(bare, results, tmp_path)
+    assert (
+        "under a condition; the suppression reports beside it do (`suppression_half/`)"
+        in (tmp_path / "report.md").read_text()
+    )
+
+
 @pytest.mark.slow
 def test_the_control_preset_catches_nothing(tmp_path):
     summary = run_study(
@@ -187,7 +231,7 @@ def test_the_committed_study_renders_from_its_own_files(tmp_path):
     import shutil
     from pathlib import Path
 
-    from vestige.report import NUMERICS_BATCHES, VERIFIED
+    from vestige.report import NUMERICS_BATCHES, SUPPRESSION_REPORTS, VERIFIED
 
     study = Path(__file__).resolve().parents[1] / "course" / "study"
     summary, results = load(study)
@@ -197,6 +241,10 @@ def test_the_committed_study_renders_from_its_own_files(tmp_path):
     for name in (VERIFIED, *(file for file, _, _ in NUMERICS_BATCHES.values())):
         if (study / name).exists():
             shutil.copy(study / name, tmp_path / name)
+    for name in SUPPRESSION_REPORTS:
+        if (study / name / "summary.json").exists():
+            (tmp_path / name).mkdir()
+            shutil.copy(study / name / "summary.json", tmp_path / name / "summary.json")
     write_report(summary, results, tmp_path, study / "search.jsonl")
     assert (tmp_path / "report.md").read_text() == (study / "report.md").read_text()
     for line in (study / "report.md").read_text().splitlines():
@@ -355,7 +403,7 @@ def test_vestige_report_writes_the_report_again_from_a_studys_files(tmp_path, ca
     if "rates" not in load(study)[0]:
         pytest.skip("course/study predates the current summary format: run `make study`")
     copy = tmp_path / "study"
-    shutil.copytree(study, copy, ignore=shutil.ignore_patterns("suppression"))
+    shutil.copytree(study, copy)
     (copy / "report.md").write_text("stale")
     assert main(["report", str(copy), "--search", str(study / "search.jsonl")]) == 0
     assert (copy / "report.md").read_text() == (study / "report.md").read_text()

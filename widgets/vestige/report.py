@@ -28,6 +28,13 @@ NUMERICS_BATCHES = {
     "numerics_report": ("numerics_report.json", "other report seeds", "numerics-report"),
     "numerics_fresh": ("numerics_fresh.json", "fresh seeds", "numerics-fresh"),
 }
+# The suppression reports in the study's folder (their runs train conditions the study does
+# not): subfolder -> the make target that writes it. The study's literature section cites them.
+SUPPRESSION_REPORTS = {
+    "suppression": "suppression",
+    "suppression_whole": "suppression-whole",
+    "suppression_half": "suppression-half",
+}
 
 
 def write_report(
@@ -35,9 +42,11 @@ def write_report(
 ) -> None:
     """summary.json, results.json (per seed), report.md and the figures, in `folder`; with
     the independent check's verdicts on fresh seeds (`VERIFIED`) and the perturbations run
-    on more seeds (`NUMERICS_BATCHES`) when `folder` holds them."""
+    on more seeds (`NUMERICS_BATCHES`) and the suppression reports (`SUPPRESSION_REPORTS`)
+    when `folder` holds them."""
     folder.mkdir(parents=True, exist_ok=True)
-    stale = ("fresh", "numerics_pooled", *NUMERICS_BATCHES)  # only ever read from their files
+    # only ever read from their files
+    stale = ("fresh", "numerics_pooled", "suppression_reports", *NUMERICS_BATCHES)
     summary = {k: v for k, v in summary.items() if k not in stale}
     taken = {kind: set(v["seeds"]) for kind, v in (summary.get("numerics") or {}).items()}
     found = {
@@ -56,6 +65,16 @@ def write_report(
         "is not what course/study/verify.py --json writes",
         "verify-fresh",
     )
+    reports = {
+        name: _beside(
+            folder / name / "summary.json",
+            _suppression_verdicts,
+            "does not hold the conditions of a study summary",
+            target,
+        )
+        for name, target in SUPPRESSION_REPORTS.items()
+    }
+    found["suppression_reports"] = {k: v for k, v in reports.items() if v is not None} or None
     summary.update({key: value for key, value in found.items() if value is not None})
     batches = {key: summary[key]["numerics"] for key in NUMERICS_BATCHES if key in summary}
     if batches:
@@ -267,6 +286,21 @@ def _numerics_batch(data: dict, taken: dict[str, set]) -> dict:
     return {"seeds": list(data["seeds"]), "numerics": numerics}
 
 
+def _suppression_verdicts(data: dict) -> dict[str, dict]:
+    """{"conditions": ..., "pool": ...} of a suppression report's summary, each {condition:
+    its verdict and final-loss change}, checked whole."""
+    tables = {"conditions": data["conditions"], "pool": (data.get("pool") or {}).get("conditions")}
+    out = {}
+    for where, table in tables.items():
+        out[where] = {}
+        for name, entry in (table or {}).items():
+            change = {key: entry["delta_final_loss"][key] for key in ("n", "mean", "low", "high")}
+            if not (_is_int(change["n"]) and isinstance(entry["verdict"], str)):
+                raise TypeError(f"{name} has no verdict or no seed count")
+            out[where][name] = {"verdict": entry["verdict"], "delta_final_loss": change}
+    return out
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -452,8 +486,20 @@ def _first_copy(s: dict) -> str:
 
 
 def _suppression(s: dict) -> str:
+    heading = "## Training without the neuron, or without the crutch's head"
+    if not s["conditions"]:
+        reports = ", ".join(f"`{name}/`" for name in s.get("suppression_reports") or {})
+        told = (
+            f"; the suppression reports beside it do ({reports}), and the literature section "
+            "below cites them"
+            if reports
+            else " (`vestige study --conditions` names them)"
+        )
+        return f"{heading}\n\nThis study trains no seed again under a condition{told}." + (
+            _unchanged(s["base"])
+        )
     rows = [
-        "## Training without the neuron, or without the crutch's head",
+        heading,
         "",
         f"Each condition retrains the seed with the change below and is compared with the "
         f"unchanged run of the same seed: condition minus unchanged, mean over seeds with a "
@@ -488,14 +534,15 @@ def _suppression(s: dict) -> str:
         ]
         for name, c in s["contrasts"].items():
             rows.append(f"| {name} | {c['n']} | {_ci(c)} | {_p(c['p_holm'])} | {c['verdict']} |")
-    base = s["base"]
-    rows += [
-        "",
-        f"Unchanged runs: final loss {_ci(base['final_loss'], signed=False)}, copy "
+    return "\n".join(rows) + _unchanged(s["base"])
+
+
+def _unchanged(base: dict) -> str:
+    return (
+        f"\n\nUnchanged runs: final loss {_ci(base['final_loss'], signed=False)}, copy "
         f"transition at step {_ci(base['transition'], 0, signed=False)}, mean SI "
-        f"{_ci(base['mean_selectivity'], 2, signed=False)}.",
-    ]
-    return "\n".join(rows)
+        f"{_ci(base['mean_selectivity'], 2, signed=False)}."
+    )
 
 
 def _pool(s: dict) -> str:
@@ -555,14 +602,22 @@ def _map(s: dict) -> str:
 
 def _literature(s: dict) -> str:
     """The suppression results beside the papers they echo (their claims as stated in the
-    papers' abstracts; the numbers here are this study's)."""
+    papers' abstracts; the numbers here are this study's, or, for a condition it did not run,
+    the suppression reports' in its folder, named)."""
     c = s["conditions"]
     pool = (s.get("pool") or {}).get("conditions", {})
 
     def said(name: str, table=c) -> str:
-        if name not in table:
-            return "not run in this study"
-        return f"{table[name]['verdict']} ({_ci(table[name]['delta_final_loss'])} nats)"
+        if name in table:
+            return f"{table[name]['verdict']} ({_ci(table[name]['delta_final_loss'])} nats)"
+        where = "pool" if table is pool else "conditions"
+        cited = [
+            f"{entry['verdict']} ({_ci(entry['delta_final_loss'])} nats; `{folder}/`, "
+            f"{entry['delta_final_loss']['n']} seeds)"
+            for folder, report in (s.get("suppression_reports") or {}).items()
+            if (entry := report[where].get(name))
+        ]
+        return "; ".join(cited) or "not run in this study"
 
     return "\n".join(
         [
