@@ -133,9 +133,12 @@ def test_jobs_of_more_threads_run_after_the_others_on_fewer_processes(monkeypatc
 
     calls = []
 
-    def record(group, steps, workers, progress, scheduler):
+    def record(group, steps, workers, progress, scheduler, desc):
         calls.append((sorted(group), workers))
+        bars.append(desc)
         return {key: {"seed": job.seed} for key, job in group.items()}
+
+    bars = []
 
     monkeypatch.setattr(vestige.distributed, "run_tasks", record)
     jobs = {
@@ -145,6 +148,7 @@ def test_jobs_of_more_threads_run_after_the_others_on_fewer_processes(monkeypatc
     }
     results = run_jobs(jobs, 2, False)
     assert calls == [([("study", 0), ("study", 1)], 2), ([("threads-2", 0)], 1)]
+    assert bars == ["runs", "runs on 2 threads"]  # two bars, told apart
     assert results[("threads-2", 0)] == {"preset": "tiny", "seed": 0}
     calls.clear()
     run_jobs(jobs, 1, False)

@@ -381,11 +381,12 @@ def run_tasks(
     progress: bool = True,
     scheduler=None,
     retries: int = 2,
+    desc: str = "runs",
 ) -> dict[tuple, dict[str, Any]]:
     """What `vestige.study.study_seed(*job)` computes for every job {key: Job}, with the
     study's `steps`, as one task per seed and one per seed and condition, on `workers` local
     processes or on the Dask cluster `scheduler`. Jobs whose runs are the same run directory
-    share its task."""
+    share its task. `desc` labels the progress bar."""
     jobs = {key: job._replace(out=Path(os.path.abspath(job.out))) for key, job in jobs.items()}
     executor = Dask(scheduler, retries) if scheduler is not None else Processes(workers, retries)
     token = uuid.uuid4().hex[:8]
@@ -394,13 +395,13 @@ def run_tasks(
             described = executor.check(sorted({job.out for job in jobs.values()}))
             if progress:
                 tqdm.write(described)
-        return _run(executor, jobs, steps, progress, token)
+        return _run(executor, jobs, steps, progress, token, desc)
     finally:
         executor.close()
 
 
 def _run(
-    executor, jobs: dict[tuple, Job], steps: Steps, progress: bool, token: str
+    executor, jobs: dict[tuple, Job], steps: Steps, progress: bool, token: str, desc: str
 ) -> dict[tuple, dict]:
     bases: dict[tuple, dict] = {}  # job -> its seed_task result
     pieces: dict[tuple, dict] = {}  # job -> {condition: record}
@@ -409,7 +410,7 @@ def _run(
     by_run: dict[str, Task] = {}  # run directory -> its task (shared by jobs)
     results: dict[tuple, dict] = {}
     total = sum(1 + len(job.conditions) for job in jobs.values())
-    bar = tqdm(total=total, desc="runs", disable=not progress)
+    bar = tqdm(total=total, desc=desc, disable=not progress)
 
     def submit(task: Task) -> None:
         pending[executor.submit(task)] = task

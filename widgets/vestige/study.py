@@ -496,21 +496,26 @@ def run_jobs(
     """`study_seed(*job)` for every job {key: Job}, cut into one task per seed and one per
     seed and condition, on `workers` local processes or on the Dask cluster `scheduler`.
     Locally, jobs of T torch threads run after the others, on workers // T processes: two
-    threads beside another job on two cores would oversubscribe them."""
+    threads beside another job on two cores would oversubscribe them; each phase has its own
+    progress bar, named for its threads."""
     from vestige.distributed import Steps, run_tasks
 
     steps = Steps(base=study_base, plan=condition_runs, record=condition_record, measure=outcome)
     if scheduler is not None:
-        phases = [(jobs, workers)]
+        phases = [(jobs, workers, "runs")]
     else:
         threads = sorted({job.threads for job in jobs.values()})
         phases = [
-            ({key: job for key, job in jobs.items() if job.threads == t}, max(1, workers // t))
+            (
+                {key: job for key, job in jobs.items() if job.threads == t},
+                max(1, workers // t),
+                "runs" if t == threads[0] else f"runs on {t} threads",
+            )
             for t in threads
         ]
     results: dict[tuple, dict] = {}
-    for group, processes in phases:
-        results.update(run_tasks(group, steps, processes, progress, scheduler))
+    for group, processes, desc in phases:
+        results.update(run_tasks(group, steps, processes, progress, scheduler, desc=desc))
     return {key: {"preset": jobs[key].config.name, **results[key]} for key in jobs}
 
 
