@@ -607,10 +607,10 @@ def _literature(s: dict) -> str:
     c = s["conditions"]
     pool = (s.get("pool") or {}).get("conditions", {})
 
-    def said(name: str, table=c) -> str:
+    def said(name: str, where: str = "conditions") -> str:
+        table = c if where == "conditions" else pool
         if name in table:
             return f"{table[name]['verdict']} ({_ci(table[name]['delta_final_loss'])} nats)"
-        where = "pool" if table is pool else "conditions"
         cited = [
             f"{entry['verdict']} ({_ci(entry['delta_final_loss'])} nats; `{folder}/`, "
             f"{entry['delta_final_loss']['n']} seeds)"
@@ -628,8 +628,8 @@ def _literature(s: dict) -> str:
             "ImageNet, and increasing it lowered accuracy in every model. Here, with fresh data "
             f"every step (no train/test gap): alpha -1: {said('alpha-1')}; alpha -0.3: "
             f"{said('alpha-0.3')}; alpha +0.3: {said('alpha+0.3')}. On the finite training set "
-            f"(held-out loss): alpha -1: {said('alpha-1', pool)}; alpha -0.3: "
-            f"{said('alpha-0.3', pool)}; alpha +0.3: {said('alpha+0.3', pool)}.",
+            f"(held-out loss): alpha -1: {said('alpha-1', 'pool')}; alpha -0.3: "
+            f"{said('alpha-0.3', 'pool')}; alpha +0.3: {said('alpha+0.3', 'pool')}.",
             "- Ranadive et al. (TMLR 2023) found class-selective neurons in ResNet-50 on ImageNet "
             "to emerge in the first epochs and recede 'rapidly but not completely', mattering "
             "early rather than late. Here, holding the target neuron at its mean until T/2: "
