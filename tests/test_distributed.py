@@ -195,7 +195,7 @@ def test_runs_of_one_config_name_and_seed_get_distinct_task_keys(tmp_path):
         ("noise-1e-6", 0): Job(noisy, 0, tmp_path / "b"),
     }
     steps = Steps(base=_noise_of, plan=_no_conditions, record=None, measure=None)
-    results = _run(Inline(), jobs, steps, False, "t0")
+    results = _run(Inline(), jobs, steps, False, "t0", "runs")
     assert len(keys) == 2 and len(set(keys)) == 2
     assert all(key.startswith("vestige-base-tiny-seed-0-t0-") for key in keys)
     assert results[("noise-1e-6", 0)]["noise"] == 1e-6 and results[("study", 0)]["noise"] == 0
