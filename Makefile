@@ -78,8 +78,8 @@ bench: $(STAMP)
 ## course/study/preregistration.md (its deviations are listed there): the detector on the 20
 ## report seeds of the reference and the 20 of its control, and the first 4 reference seeds
 ## retrained with two threads and with perturbed initial weights. The suppression conditions
-## are `make suppression`'s (a second report, on the same runs). Finished runs are reused; from nothing about 75 min on two cores (estimated: ~3 min per
-## seed and core to train and analyse)
+## are `make suppression`'s (a second report, on the same runs). Finished runs are reused; from
+## nothing 54 min on two cores (measured 2026-12-04 at 35b36bd, `time make study` in a clean clone)
 study: $(STAMP)
 	$(BIN)/vestige study --preset reference --seeds 3000-3019 --control-seeds 4000-4019 \
 	  --conditions '' --perturbed-seeds 3000-3003 \
