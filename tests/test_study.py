@@ -167,8 +167,9 @@ def test_summary_and_report_say_what_was_measured(tmp_path):
 
 def test_the_literature_section_cites_the_suppression_reports_beside_the_study(tmp_path):
     """A condition the study did not run is cited from the suppression report in its folder
-    that did (named, with its seed count); the study's own result comes first; a malformed
-    report is a clear error that writes nothing; without them it reads 'not run'."""
+    that did (named, with its Holm p, family and seed count); where the study ran it, its own
+    result is the one cited; a malformed report is a clear error that writes nothing; without
+    them it reads 'not run'."""
     results = [fake_result(s, caught=True, delta=0.01 * s) for s in range(3)]
     summary = summarize(vestige.preset("reference"), results, ("neuron-whole",), 12.0)
     half = summarize(vestige.preset("reference"), results, ("neuron-whole",), 12.0)
@@ -182,15 +183,30 @@ def test_the_literature_section_cites_the_suppression_reports_beside_the_study(t
     assert (
         f"holding the crutch's head until T/2: no clear difference (+{ours['mean']:.3f} [" in report
     )
-    assert "nats; `suppression_half/`, 3 seeds); until T: not run in this study" in report
+    p_holm = f"{half['conditions']['head-0.5T']['p_holm']:.2g}"
+    assert (
+        f"nats, Holm p {p_holm} over 1 test; `suppression_half/`, 3 paired seeds); until T: "
+        "not run in this study" in report
+    )
     assert "the whole run: no clear difference (+0.010 [" in report  # the study's own
     assert "worse" not in report.split("## Against the literature")[1]
     assert set(load(tmp_path)[0]["suppression_reports"]) == {"suppression_half"}
-    before = (tmp_path / "report.md").read_bytes()
-    (tmp_path / "suppression_half" / "summary.json").write_text(json.dumps({"conditions": 1}))
-    with pytest.raises(ValueError, match="make suppression-half"):
-        write_report(summary, results, tmp_path)
-    assert (tmp_path / "report.md").read_bytes() == before
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    head = half["conditions"]["head-0.5T"]
+    for broken in (
+        {"conditions": 1},
+        {**half, "conditions": {}},  # holds nothing
+        {**half, "conditions": None},
+        {**half, "pool": [1]},
+        {**half, "seeds": ["3000"]},
+        {**half, "conditions": {"x": {**head, "p_holm": "0.5"}}},
+        {**half, "conditions": {"x": {**head, "delta_final_loss": {**ours, "mean": [1]}}}},
+        {**half, "conditions": {"x": {**head, "delta_final_loss": {**ours, "high": None}}}},
+    ):
+        (tmp_path / "suppression_half" / "summary.json").write_text(json.dumps(json_safe(broken)))
+        with pytest.raises(ValueError, match="make suppression-half"):
+            write_report(summary, results, tmp_path)
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
     (tmp_path / "suppression_half" / "summary.json").unlink()
     write_report(summary, results, tmp_path)
     assert "until T/2: not run in this study" in (tmp_path / "report.md").read_text()
@@ -357,7 +373,8 @@ def test_the_report_carries_the_fresh_seeds_check_while_its_file_is_there(tmp_pa
 
 def test_replicate_compares_retrained_runs_with_the_committed_study(course_runs, tmp_path, capsys):
     """course/study/replicate.py: the verdicts and final losses of retrained seeds against a
-    study's results.json; a seed the study never judged is left out."""
+    study's results.json, and control seeds' verdicts against its control.caught_seeds; a
+    seed the study never judged is left out; --json writes the rows and counts."""
     import importlib.util
     from pathlib import Path
 
@@ -368,26 +385,35 @@ def test_replicate_compares_retrained_runs_with_the_committed_study(course_runs,
     spec = importlib.util.spec_from_file_location("replicate", script)
     replicate = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(replicate)
-    runs = {s: vestige.Run.open(course_runs / "tiny" / f"seed-{s}") for s in (0, 1, 2)}
+    runs = {s: vestige.Run.open(course_runs / "tiny" / f"seed-{s}") for s in (0, 1, 2, 3)}
+    caught = {s: detect(run).vestigial is not None for s, run in runs.items()}
     results = [
-        {
-            "seed": s,
-            "caught": detect(run).vestigial is not None,
-            "base": {"final_loss": outcome(run)["final_loss"]},
-        }
-        for s, run in runs.items()
+        {"seed": s, "caught": caught[s], "base": {"final_loss": outcome(runs[s])["final_loss"]}}
+        for s in (0, 1)
     ]
     results[1]["caught"] = not results[1]["caught"]  # another machine's verdict
-    results[2]["base"]["final_loss"] += 1e-6  # and its rounding
+    results[0]["base"]["final_loss"] += 1e-6  # and its rounding
+    control = {"preset": "c", "seeds": [2], "caught_seeds": [] if caught[2] else [2]}
     study = tmp_path / "study"
     study.mkdir()
-    (study / "summary.json").write_text("{}")
+    (study / "summary.json").write_text(json.dumps({"preset": "r", "control": control}))
     (study / "results.json").write_text(json.dumps(results))
-    assert replicate.main([str(course_runs / "tiny"), str(study)]) == 0
+    out_json = tmp_path / "rerun.json"
+    folder = str(course_runs / "tiny")
+    assert replicate.main([folder, "--study", str(study), "--json", str(out_json)]) == 0
     out = capsys.readouterr().out
     assert "seed 3:" not in out  # tiny seed 3 is there, but the study never judged it
-    assert "verdict agrees in 2 of 3 seeds; final loss bit-identical in 2 of 3" in out
-    assert replicate.main([str(tmp_path / "nothing"), str(study)]) == 2
+    assert "seed 2: study" in out and "final loss not recorded" in out
+    assert "verdict agrees in 1 of 3 seeds; final loss bit-identical in 1 of 2" in out
+    record = json.loads(out_json.read_text())
+    assert record["counts"] == {
+        "seeds": 3,
+        "verdict_agrees": 1,
+        "with_final_loss": 2,
+        "final_loss_identical": 1,
+    }
+    assert [(r["seed"], r["preset"]) for r in record["rows"]] == [(0, "r"), (1, "r"), (2, "c")]
+    assert replicate.main([str(tmp_path / "nothing"), "--study", str(study)]) == 2
 
 
 def test_vestige_report_writes_the_report_again_from_a_studys_files(tmp_path, capsys):

@@ -287,18 +287,46 @@ def _numerics_batch(data: dict, taken: dict[str, set]) -> dict:
 
 
 def _suppression_verdicts(data: dict) -> dict[str, dict]:
-    """{"conditions": ..., "pool": ...} of a suppression report's summary, each {condition:
-    its verdict and final-loss change}, checked whole."""
-    tables = {"conditions": data["conditions"], "pool": (data.get("pool") or {}).get("conditions")}
-    out = {}
-    for where, table in tables.items():
-        out[where] = {}
-        for name, entry in (table or {}).items():
-            change = {key: entry["delta_final_loss"][key] for key in ("n", "mean", "low", "high")}
-            if not (_is_int(change["n"]) and isinstance(entry["verdict"], str)):
-                raise TypeError(f"{name} has no verdict or no seed count")
-            out[where][name] = {"verdict": entry["verdict"], "delta_final_loss": change}
+    """{"seeds", "conditions", "pool"} of a suppression report's summary: its seeds and, per
+    table, {condition: its verdict, final-loss change, Holm p and the number of tests that p
+    is adjusted over}, checked whole (a report that holds no condition is refused too)."""
+    pool = data.get("pool") or {}
+    if not isinstance(pool, dict):
+        raise TypeError("its pool is not a table")
+    tables = {
+        "conditions": (data["conditions"], data["holm_family"]),
+        "pool": (pool.get("conditions") or {}, pool.get("holm_family") or []),
+    }
+    if not all(map(_is_int, data["seeds"])):
+        raise TypeError("its seeds are not integers")
+    out: dict[str, Any] = {"seeds": list(data["seeds"])}
+    for where, (table, family) in tables.items():
+        if not isinstance(table, dict) or not isinstance(family, list):
+            raise TypeError(f"its {where} are not a table with a Holm family")
+        out[where] = {name: _verdict(name, entry, len(family)) for name, entry in table.items()}
+    if not (out["conditions"] or out["pool"]):
+        raise ValueError("it holds no condition")
     return out
+
+
+def _verdict(name: str, entry: dict, tests: int) -> dict:
+    change = {key: entry["delta_final_loss"][key] for key in ("n", "mean", "low", "high")}
+    numbers = [change[key] for key in ("mean", "low", "high")] + [entry["p_holm"]]
+    if not (_is_int(change["n"]) and isinstance(entry["verdict"], str)):
+        raise TypeError(f"{name} has no verdict or no seed count")
+    if not all(
+        v is None or isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers
+    ):
+        raise TypeError(f"{name} has a final-loss change or Holm p that is not a number")
+    if (change["low"] is None) != (change["high"] is None):
+        raise ValueError(f"{name} has one end of its interval only")
+    nan = float("nan")
+    return {
+        "verdict": entry["verdict"],
+        "delta_final_loss": {k: nan if v is None else v for k, v in change.items()},
+        "p_holm": nan if entry["p_holm"] is None else entry["p_holm"],
+        "holm_tests": tests,
+    }
 
 
 def _is_int(value) -> bool:
@@ -490,13 +518,13 @@ def _suppression(s: dict) -> str:
     if not s["conditions"]:
         reports = ", ".join(f"`{name}/`" for name in s.get("suppression_reports") or {})
         told = (
-            f"; the suppression reports beside it do ({reports}), and the literature section "
-            "below cites them"
+            f"; the suppression reports beside it do ({reports}), each against unchanged runs "
+            "of its own seeds, and the literature section below cites them"
             if reports
             else " (`vestige study --conditions` names them)"
         )
         return f"{heading}\n\nThis study trains no seed again under a condition{told}." + (
-            _unchanged(s["base"])
+            _unchanged(s["base"], "This study's unchanged runs")
         )
     rows = [
         heading,
@@ -537,9 +565,9 @@ def _suppression(s: dict) -> str:
     return "\n".join(rows) + _unchanged(s["base"])
 
 
-def _unchanged(base: dict) -> str:
+def _unchanged(base: dict, whose: str = "Unchanged runs") -> str:
     return (
-        f"\n\nUnchanged runs: final loss {_ci(base['final_loss'], signed=False)}, copy "
+        f"\n\n{whose}: final loss {_ci(base['final_loss'], signed=False)}, copy "
         f"transition at step {_ci(base['transition'], 0, signed=False)}, mean SI "
         f"{_ci(base['mean_selectivity'], 2, signed=False)}."
     )
@@ -612,8 +640,9 @@ def _literature(s: dict) -> str:
         if name in table:
             return f"{table[name]['verdict']} ({_ci(table[name]['delta_final_loss'])} nats)"
         cited = [
-            f"{entry['verdict']} ({_ci(entry['delta_final_loss'])} nats; `{folder}/`, "
-            f"{entry['delta_final_loss']['n']} seeds)"
+            f"{entry['verdict']} ({_ci(entry['delta_final_loss'])} nats, Holm p "
+            f"{_p(entry['p_holm'])} over {_tests(entry['holm_tests'])}; `{folder}/`, "
+            f"{entry['delta_final_loss']['n']} paired seeds)"
             for folder, report in (s.get("suppression_reports") or {}).items()
             if (entry := report[where].get(name))
         ]
@@ -838,6 +867,10 @@ def _p(value) -> str:
     if _isnan(value):
         return "n/a"
     return f"{value:.2g}" if value >= 0.001 else "< 0.001"
+
+
+def _tests(n: int) -> str:
+    return f"{n} test" if n == 1 else f"{n} tests"
 
 
 def _pct(value) -> str:
