@@ -78,7 +78,9 @@ bench: $(STAMP)
 ## course/study/preregistration.md (its deviations are listed there): the detector on the 20
 ## report seeds of the reference and the 20 of its control, and the first 4 reference seeds
 ## retrained with two threads and with perturbed initial weights. The suppression conditions
-## are `make suppression`'s (a second report, on the same runs). Finished runs are reused; from
+## are the suppression targets' (reports in its subfolders, each paired with unchanged runs of
+## its own seeds: `make suppression` with these runs, the whole and half windows with
+## `make numerics-report`'s). Finished runs are reused; from
 ## nothing 54 min on two cores (measured 2026-12-04 at 35b36bd, `time make study` in a clean clone)
 study: $(STAMP)
 	$(BIN)/vestige study --preset reference --seeds 3000-3019 --control-seeds 4000-4019 \
@@ -177,7 +179,7 @@ numerics-report: $(STAMP)
 	$(BIN)/vestige study --preset reference --seeds 3004-3019 --conditions '' \
 	  --perturbed-seeds 3004-3019 --out runs/numerics-report --report runs/numerics-report/report --quiet
 	$(call keep_numerics,runs/numerics-report/report/summary.json,course/study/numerics_report.json)
-	$(BIN)/python course/study/replicate.py runs/numerics-report/reference/base course/study
+	$(BIN)/python course/study/replicate.py runs/numerics-report/reference/base
 	$(MAKE) study-report
 
 ## browser-deps: Debian's chromium for the real-browser test and bench (apt; idempotent)
