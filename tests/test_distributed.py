@@ -158,8 +158,8 @@ def test_jobs_of_more_threads_run_after_the_others_on_fewer_processes(monkeypatc
     assert calls == [(sorted(jobs), 2)]
 
 
-def _noise_of(config, seed, out, *rest):
-    return {"seed": seed, "noise": config.model.init_noise}
+def _noise_of(config, seed, out, threads, device, mechanism):
+    return {"seed": seed, "noise": config.model.init_noise, "mechanism": mechanism}
 
 
 def _no_conditions(config, seed, out, conditions, base):
@@ -168,7 +168,8 @@ def _no_conditions(config, seed, out, conditions, base):
 
 def test_runs_of_one_config_name_and_seed_get_distinct_task_keys(tmp_path):
     """Dask hands back the future it already holds for a key: a perturbed copy (the study
-    run's config name and seed, another run directory) must not share the study run's key."""
+    run's config name and seed, another run directory) must not share the study run's key.
+    Each job's task asks for the mechanism pass only if its job does."""
     import dataclasses
     from concurrent.futures import Future
 
@@ -192,13 +193,14 @@ def test_runs_of_one_config_name_and_seed_get_distinct_task_keys(tmp_path):
     noisy = TINY.replace(model=dataclasses.replace(TINY.model, init_noise=1e-6))
     jobs = {
         ("study", 0): Job(TINY, 0, tmp_path / "a"),
-        ("noise-1e-6", 0): Job(noisy, 0, tmp_path / "b"),
+        ("noise-1e-6", 0): Job(noisy, 0, tmp_path / "b", mechanism=False),
     }
     steps = Steps(base=_noise_of, plan=_no_conditions, record=None, measure=None)
     results = _run(Inline(), jobs, steps, False, "t0", "runs")
     assert len(keys) == 2 and len(set(keys)) == 2
     assert all(key.startswith("vestige-base-tiny-seed-0-t0-") for key in keys)
     assert results[("noise-1e-6", 0)]["noise"] == 1e-6 and results[("study", 0)]["noise"] == 0
+    assert results[("study", 0)]["mechanism"] and not results[("noise-1e-6", 0)]["mechanism"]
 
 
 def test_scheduler_comes_from_the_flag_then_the_environment():

@@ -6,7 +6,8 @@ definition of vestigial), under the default criteria and every step of the thres
 the mechanism tables give the transitions the target's settling may coincide with, whether
 at the end it is unused or still used, and the crutch's attention head; then the seed is
 trained again under each `vestige.conditions` entry. Perturbed copies of a seed (another
-thread count, a 1e-6 perturbation of its initial weights) are judged the same way. The
+thread count, a 1e-6 perturbation of its initial weights) and control seeds are judged the
+same way, without the mechanism pass (only their verdicts are compared). The
 statistics across seeds are `vestige.summary`'s; `vestige.report` writes them up.
 """
 
@@ -497,7 +498,7 @@ def run_jobs(
     seed and condition, on `workers` local processes or on the Dask cluster `scheduler`.
     Locally, jobs of T torch threads run after the others, on workers // T processes: two
     threads beside another job on two cores would oversubscribe them; each phase has its own
-    progress bar, named for its threads."""
+    progress bar ("runs", then "runs on T threads")."""
     from vestige.distributed import Steps, run_tasks
 
     steps = Steps(base=study_base, plan=condition_runs, record=condition_record, measure=outcome)
