@@ -145,7 +145,7 @@ verify-fresh: $(STAMP)
 	$(BIN)/vestige train --preset control --seeds 6000-6009 --out runs/verify/control --resume --quiet
 	$(BIN)/python course/study/verify.py runs/verify/reference runs/verify/control \
 	  --json course/study/verify.json
-	$(MAKE) study-report
+	$(STUDY_REPORT)
 
 # keep_numerics SUMMARY,FILE: the seeds and numerics of a study's summary.json, into FILE whole
 define keep_numerics
@@ -168,7 +168,7 @@ numerics-fresh: $(STAMP)
 	$(BIN)/vestige study --preset reference --seeds 5000-5009 --conditions '' \
 	  --perturbed-seeds 5000-5009 --out runs/numerics-fresh --report runs/numerics-fresh/report --quiet
 	$(call keep_numerics,runs/numerics-fresh/report/summary.json,course/study/numerics_fresh.json)
-	$(MAKE) study-report
+	$(STUDY_REPORT)
 
 ## numerics-report: report seeds 3004-3019 retrained on this machine, unchanged and as the
 ## study's two perturbations (the study itself perturbs 3000-3003); their seeds and numerics go
@@ -180,7 +180,7 @@ numerics-report: $(STAMP)
 	  --perturbed-seeds 3004-3019 --out runs/numerics-report --report runs/numerics-report/report --quiet
 	$(call keep_numerics,runs/numerics-report/report/summary.json,course/study/numerics_report.json)
 	$(BIN)/python course/study/replicate.py runs/numerics-report/reference/base
-	$(MAKE) study-report
+	$(STUDY_REPORT)
 
 ## browser-deps: Debian's chromium for the real-browser test and bench (apt; idempotent)
 browser-deps:

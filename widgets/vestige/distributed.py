@@ -444,7 +444,8 @@ def _run(
         results[job] = result
 
     def done(job: tuple, condition: str | None, interventions: tuple, value: dict) -> None:
-        config, seed, out, conditions, _, device, _ = jobs[job]
+        j = jobs[job]
+        config, seed, out, conditions, device = j.config, j.seed, j.out, j.conditions, j.device
         if condition is not None:
             pieces[job][condition] = steps.record(value, interventions)
             bar.update(1)

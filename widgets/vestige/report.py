@@ -320,11 +320,10 @@ def _verdict(name: str, entry: dict, tests: int) -> dict:
         raise TypeError(f"{name} has a final-loss change or Holm p that is not a number")
     if (change["low"] is None) != (change["high"] is None):
         raise ValueError(f"{name} has one end of its interval only")
-    nan = float("nan")
-    return {
+    return {  # None (not computed) renders as n/a, as in the study's own tables
         "verdict": entry["verdict"],
-        "delta_final_loss": {k: nan if v is None else v for k, v in change.items()},
-        "p_holm": nan if entry["p_holm"] is None else entry["p_holm"],
+        "delta_final_loss": change,
+        "p_holm": entry["p_holm"],
         "holm_tests": tests,
     }
 

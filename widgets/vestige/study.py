@@ -431,7 +431,7 @@ def run_study(
         perturbed = config.replace(model=dataclasses.replace(config.model, init_noise=noise))
         for seed in perturbed_seeds or ():
             jobs[(kind, seed)] = Job(
-                perturbed, seed, out / f"{config.name}-{kind}", (), threads, device, False
+                perturbed, seed, out / f"{config.name}-{kind}", (), threads, device, mechanism=False
             )
     if pool is not None:
         size, pool_seeds = pool
@@ -444,7 +444,7 @@ def run_study(
         control_config = preset(control[0])
         for seed in control[1]:
             jobs[("control", seed)] = Job(
-                control_config, seed, out / control_config.name, (), 1, device, False
+                control_config, seed, out / control_config.name, (), 1, device, mechanism=False
             )
     results = run_jobs(jobs, workers, progress, scheduler)
 
